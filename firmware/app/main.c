@@ -1,0 +1,215 @@
+// fleetboard: one process is one simulated board.
+//
+//   fleetboard run SCRIPT.py [--heap N] [--flash FILE] [--max-threads N]
+//                  [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]
+//
+// `run` boots a fresh board, runs one program on it and exits when the
+// program has ended (all of its threads), printing its output like
+// `micropython SCRIPT.py` does. Exit status: the program's (0, SystemExit's
+// code, 1 after an uncaught exception), 124 when --timeout killed it, 2 for
+// bad usage.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/supervisor.h"
+
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 124
+
+typedef struct {
+  const char *script;
+  const char *flash;
+  size_t heap_bytes;
+  size_t max_threads;
+  double timeout_s;  // <= 0: none
+  const char *name;
+  int argc;  // script arguments (sys.argv[1:])
+  char **argv;
+} run_options_t;
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: fleetboard run SCRIPT.py [--heap N[k|m]] [--flash FILE] [--max-threads N]\n"
+          "                      [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]\n"
+          "\n"
+          "Runs SCRIPT.py as a program on a fresh simulated board and exits when all of\n"
+          "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n");
+}
+
+static bool parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s) return false;
+  if (*end == 'k' || *end == 'K') v *= 1024, end++;
+  else if (*end == 'm' || *end == 'M') v *= 1024 * 1024, end++;
+  if (*end) return false;
+  *out = (size_t)v;
+  return true;
+}
+
+// -X options are MicroPython's (run-tests passes them): heapsize= sets the
+// heap; the emitter choice is accepted (this board runs bytecode only).
+static bool apply_x_option(const char *opt, run_options_t *o) {
+  if (strncmp(opt, "heapsize=", 9) == 0) return parse_size(opt + 9, &o->heap_bytes);
+  return strcmp(opt, "emit=bytecode") == 0 || strncmp(opt, "emit=", 5) == 0 || strcmp(opt, "realtime") == 0;
+}
+
+static int parse_run(int argc, char **argv, run_options_t *o) {
+  sup_config_t defaults = sup_default_config();
+  *o = (run_options_t){.heap_bytes = defaults.heap_bytes, .max_threads = defaults.max_threads, .name = "board"};
+  int i = 0;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool ok = v != NULL;
+    if (strcmp(a, "--heap") == 0) ok = ok && parse_size(v, &o->heap_bytes);
+    else if (strcmp(a, "--flash") == 0) o->flash = v;
+    else if (strcmp(a, "--max-threads") == 0) ok = ok && parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--timeout") == 0) ok = ok && (o->timeout_s = atof(v)) > 0;
+    else if (strcmp(a, "--name") == 0) o->name = v;
+    else if (strcmp(a, "-X") == 0) ok = ok && apply_x_option(v, o);
+    else {
+      fprintf(stderr, "fleetboard run: unknown option %s\n", a);
+      return -1;
+    }
+    if (!ok) {
+      fprintf(stderr, "fleetboard run: bad or missing value for %s\n", a);
+      return -1;
+    }
+    i++;
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return -1;
+  }
+  if (o->heap_bytes < 16 * 1024) {
+    fprintf(stderr, "fleetboard run: --heap must be at least 16k\n");
+    return -1;
+  }
+  if (o->max_threads < 1 || o->max_threads > 32) {
+    fprintf(stderr, "fleetboard run: --max-threads must be between 1 and 32\n");
+    return -1;
+  }
+  o->script = argv[i];
+  o->argc = argc - i;
+  o->argv = argv + i;
+  return 0;
+}
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  size_t cap = 0, n = 0;
+  for (;;) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 4096;
+      char *grown = realloc(buf, cap);
+      if (!grown) break;
+      buf = grown;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  bool ok = !ferror(f);
+  fclose(f);
+  if (!ok) {
+    free(buf);
+    return NULL;
+  }
+  *len = n;
+  return buf;
+}
+
+// Program output goes straight to our stdout/stderr, unbuffered, so the two
+// interleave as the program wrote them.
+static void echo_output(uint32_t program_id, uint32_t thread_id, int stream, const char *data, size_t len,
+                        void *ctx) {
+  (void)program_id, (void)thread_id, (void)ctx;
+  int fd = stream == 2 ? STDERR_FILENO : STDOUT_FILENO;
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n <= 0) return;
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+static void mount_flash(void *ctx) {
+  (void)ctx;
+  char err[128];
+  if (!lfsdev_mount(err, sizeof(err))) fprintf(stderr, "fleetboard: %s\n", err);
+}
+
+static int run_program(const run_options_t *o) {
+  size_t source_len = 0;
+  char *source = read_file(o->script, &source_len);
+  if (!source) {
+    fprintf(stderr, "fleetboard run: can't open file '%s': %s\n", o->script, strerror(errno));
+    return EXIT_USAGE;
+  }
+  char err[160];
+  if (!lfsdev_open(o->flash, LFSDEV_DEFAULT_BYTES, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard run: %s\n", err);
+    free(source);
+    return EXIT_USAGE;
+  }
+  sup_config_t config = sup_default_config();
+  config.board_name = o->name;
+  config.heap_bytes = o->heap_bytes;
+  config.max_threads = o->max_threads;
+  config.on_vm_start = mount_flash;
+  int stack_marker;
+  if (!sup_init(&config, &stack_marker)) {
+    free(source);
+    return EXIT_FAILURE;
+  }
+  sup_set_output_observer(echo_output, NULL);
+
+  uint32_t program_id = 0, main_tid = 0;
+  sup_program_spec_t spec = {.name = o->script,
+                             .source = source,
+                             .source_len = source_len,
+                             .argv = (const char *const *)o->argv,
+                             .argc = (size_t)o->argc};
+  int status = EXIT_FAILURE;
+  if (sup_program_start(&spec, &program_id, &main_tid, err, sizeof(err)) != 0) {
+    fprintf(stderr, "fleetboard run: %s\n", err);
+  } else {
+    int64_t timeout_ms = o->timeout_s > 0 ? (int64_t)(o->timeout_s * 1000) : -1;
+    bool timed_out = sup_program_wait(program_id, timeout_ms) == -ETIMEDOUT;
+    if (timed_out) {
+      fprintf(stderr, "fleetboard run: %s still running after %gs; killing it\n", o->script, o->timeout_s);
+      sup_program_kill(program_id, -1);
+      sup_program_wait(program_id, 5000);
+    }
+    sup_program_info_t info;
+    sup_program_get(program_id, &info);
+    status = timed_out ? EXIT_TIMEOUT : info.exit_code;
+  }
+  sup_set_output_observer(NULL, NULL);
+  sup_deinit();
+  lfsdev_close();
+  free(source);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : 0;
+  }
+  if (strcmp(argv[1], "run") == 0) {
+    run_options_t options;
+    if (parse_run(argc - 2, argv + 2, &options) != 0) return EXIT_USAGE;
+    return run_program(&options);
+  }
+  fprintf(stderr, "fleetboard: unknown command '%s' (try: fleetboard run SCRIPT.py)\n", argv[1]);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,117 @@
+// MicroPython configuration of the threadfleet board.
+//
+// Threads are on, with a GIL (docs/architecture.md says why). `_thread` is
+// ours (firmware/supervisor/modthread.c), not py/modthread.c, so every thread
+// and lock is known to the supervisor.
+#include <alloca.h>
+#include <stdint.h>
+
+#define MICROPY_CONFIG_ROM_LEVEL (MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES)
+
+typedef intptr_t mp_int_t;    // must be pointer size
+typedef uintptr_t mp_uint_t;  // must be pointer size
+typedef long mp_off_t;
+
+#define MICROPY_MPHALPORT_H "firmware/runtime/mphalport.h"
+#define MICROPY_MPTHREADPORT_H "firmware/runtime/mpthreadport.h"
+
+// Core.
+#define MICROPY_ENABLE_COMPILER (1)
+#define MICROPY_ENABLE_GC (1)
+#define MICROPY_ENABLE_FINALISER (1)
+#define MICROPY_STACK_CHECK (1)
+// Native code may run this deep between two stack checks (printf, the
+// compiler's leaves, littlefs).
+#define MICROPY_STACK_CHECK_MARGIN (8 * 1024)
+#define MICROPY_ENABLE_EMERGENCY_EXCEPTION_BUF (1)
+#define MICROPY_EMERGENCY_EXCEPTION_BUF_SIZE (256)
+#define MICROPY_ENABLE_PYSTACK (0)
+#define MICROPY_LONGINT_IMPL (MICROPY_LONGINT_IMPL_MPZ)
+#define MICROPY_FLOAT_IMPL (MICROPY_FLOAT_IMPL_DOUBLE)
+#define MICROPY_ERROR_REPORTING (MICROPY_ERROR_REPORTING_DETAILED)
+#define MICROPY_WARNINGS (1)
+#define MICROPY_PY_SYS_PLATFORM "threadfleet"
+#define MICROPY_HW_BOARD_NAME "threadfleet simulated board"
+#define MICROPY_HW_MCU_NAME "host"
+#define MICROPY_PY_SYS_ARGV (1)
+#define MICROPY_PY_SYS_EXIT (1)
+#define MICROPY_PY_SYS_STDFILES (1)
+#define MICROPY_PY_SYS_STDIO_BUFFER (0)
+#define MICROPY_PY_SYS_PATH_DEFAULT ":/lib"
+#define MICROPY_USE_INTERNAL_PRINTF (0)
+#define MICROPY_USE_INTERNAL_ERRNO (0)
+#define MICROPY_ENABLE_SCHEDULER (1)
+#define MICROPY_MODULE_FROZEN_MPY (0)
+#define MICROPY_PERSISTENT_CODE_LOAD (0)
+#define MICROPY_EPOCH_IS_1970 (1)
+#define MICROPY_PY_MICROPYTHON_MEM_INFO (1)
+#define MICROPY_PY_BUILTINS_HELP (0)
+#define MICROPY_PY_BUILTINS_INPUT (0)
+#define MICROPY_REPL_INFO (0)
+#define MICROPY_HELPER_REPL (0)
+#define MICROPY_ENABLE_VM_ABORT (0)
+
+// Threads: ours, with a GIL bounced every 32 branches (the bounce is a yield
+// point; see mpthreadport.c).
+#define MICROPY_PY_THREAD (1)
+#define MICROPY_PY_THREAD_GIL (1)
+#define MICROPY_PY_THREAD_GIL_VM_DIVISOR (32)
+void rt_begin_atomic(void);
+void rt_end_atomic(void);
+#define MICROPY_BEGIN_ATOMIC_SECTION() (rt_begin_atomic(), 0)
+#define MICROPY_END_ATOMIC_SECTION(state) ((void)(state), rt_end_atomic())
+
+// Output: print() and tracebacks go to the supervisor's capture.
+extern const struct _mp_print_t rt_stderr_print;
+#define MICROPY_ERROR_PRINTER (&rt_stderr_print)
+#define MP_PLAT_PRINT_STRN(str, len) mp_hal_stdout_tx_strn(str, len)
+
+// Flash: littlefs v2 on a block device, mounted at "/".
+#define MICROPY_VFS (1)
+#define MICROPY_VFS_LFS2 (1)
+#define MICROPY_VFS_WRITABLE (1)
+#define MICROPY_READER_VFS (1)
+#define MICROPY_PY_OS (1)
+#define MICROPY_PY_OS_UNAME (1)
+#define MICROPY_PY_OS_SEP (1)
+#define MICROPY_PY_OS_STATVFS (1)
+#define MICROPY_PY_IO (1)
+
+// Modules: what a sensor/test script typically reaches for, nothing that
+// touches the host (no socket, select, ffi, machine).
+#define MICROPY_PY_TIME (1)
+#define MICROPY_PY_TIME_TIME_TIME_NS (1)
+#define MICROPY_PY_TIME_GMTIME_LOCALTIME_MKTIME (1)
+#define MICROPY_PY_TIME_INCLUDEFILE "firmware/runtime/modtime_port.h"
+#define MICROPY_PY_JSON (1)
+#define MICROPY_PY_RE (1)
+#define MICROPY_PY_RANDOM (1)
+#define MICROPY_PY_RANDOM_EXTRA_FUNCS (1)
+#define MICROPY_PY_RANDOM_SEED_INIT_FUNC (rt_random_seed())
+unsigned int rt_random_seed(void);
+#define MICROPY_PY_BINASCII (1)
+#define MICROPY_PY_HEAPQ (1)
+#define MICROPY_PY_HASHLIB (1)
+#define MICROPY_PY_HASHLIB_SHA256 (1)
+#define MICROPY_PY_HASHLIB_SHA1 (0)
+#define MICROPY_PY_HASHLIB_MD5 (0)
+#define MICROPY_PY_CRYPTOLIB (0)
+#define MICROPY_PY_SELECT (0)
+#define MICROPY_PY_ASYNCIO (0)
+#define MICROPY_PY_SOCKET (0)
+#define MICROPY_PY_MACHINE (0)
+#define MICROPY_PY_NETWORK (0)
+#define MICROPY_PY_DEFLATE (0)
+#define MICROPY_PY_FRAMEBUF (0)
+#define MICROPY_PY_BTREE (0)
+#define MICROPY_PY_UCTYPES (0)
+#define MICROPY_PY_WEBSOCKET (0)
+#define MICROPY_PY_WEBREPL (0)
+#define MICROPY_PY_OS_DUPTERM (0)
+#define MICROPY_PY_PLATFORM (1)
+#define MICROPY_PY_MARSHAL (0)
+#define MICROPY_VFS_ROM (0)
+
+#define MP_STATE_PORT MP_STATE_VM
+
+#define MICROPY_PY_SYS_PS1_PS2 (0)

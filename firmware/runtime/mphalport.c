@@ -1,0 +1,56 @@
+// threadfleet's MicroPython HAL (see mphalport.h).
+#include <time.h>
+
+#include "py/mphal.h"
+#include "py/stream.h"
+#include "py/mpprint.h"
+#include "py/runtime.h"
+
+static rt_output_sink_t output_sink;
+
+void rt_output_set_sink(rt_output_sink_t sink) { output_sink = sink; }
+
+void rt_output_write(int stream, const char *data, size_t len) {
+  if (output_sink) output_sink(stream, data, len);
+}
+
+mp_uint_t mp_hal_stdout_tx_strn(const char *str, size_t len) {
+  rt_output_write(1, str, len);
+  return len;
+}
+
+static void stderr_print_strn(void *env, const char *str, size_t len) {
+  (void)env;
+  rt_output_write(2, str, len);
+}
+
+const mp_print_t rt_stderr_print = {NULL, stderr_print_strn};
+
+// A board has no console input: programs read EOF.
+int mp_hal_stdin_rx_chr(void) { return -1; }
+
+mp_uint_t mp_hal_ticks_ms(void) { return (mp_uint_t)(rt_now_ns() / 1000000); }
+mp_uint_t mp_hal_ticks_us(void) { return (mp_uint_t)(rt_now_ns() / 1000); }
+mp_uint_t mp_hal_ticks_cpu(void) { return (mp_uint_t)rt_now_ns(); }
+
+uint64_t mp_hal_time_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// Sleeps wait on the thread's own condition variable without the GIL, so a
+// kill wakes them at once; the kill's exception is then raised here.
+static void sleep_ns(int64_t ns) {
+  if (ns > 0) rt_block(RT_BLOCK_SLEEP, NULL, rt_now_ns() + ns, NULL, NULL);
+  mp_handle_pending(true);
+}
+
+void mp_hal_delay_ms(mp_uint_t ms) { sleep_ns((int64_t)ms * 1000000); }
+void mp_hal_delay_us(mp_uint_t us) { sleep_ns((int64_t)us * 1000); }
+
+// Text written through sys.stdout: a board sends it as is (no CR insertion).
+void mp_hal_stdout_tx_strn_cooked(const char *str, size_t len) { rt_output_write(1, str, len); }
+
+// Nothing is ever readable on a board's console; it is always writable.
+uintptr_t mp_hal_stdio_poll(uintptr_t poll_flags) { return poll_flags & MP_STREAM_POLL_WR; }

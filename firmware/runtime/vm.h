@@ -1,0 +1,34 @@
+// The MicroPython VM's lifecycle on a board: one VM per process, started on
+// a host thread that then only enters it to do board work (mount flash,
+// snapshot the heap). Python code runs on supervised threads.
+#ifndef THREADFLEET_RUNTIME_VM_H
+#define THREADFLEET_RUNTIME_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+  size_t heap_bytes;  // the GC heap, like a board's RAM for Python
+} rt_vm_config_t;
+
+typedef struct {
+  size_t total, used, free, largest_free;  // bytes
+} rt_heap_stats_t;
+
+// Starts the VM on the calling host thread. `stack_top` is an address near the
+// top of the caller's stack. Returns false if the heap cannot be allocated.
+// On return the caller does not hold the GIL.
+bool rt_vm_init(const rt_vm_config_t *config, void *stack_top);
+// Tears the VM down. REQUIRES: no supervised thread alive; caller is the
+// thread that called rt_vm_init.
+void rt_vm_deinit(void);
+
+// Enter/leave the VM from a registered host thread (takes/releases the GIL).
+void rt_vm_enter(void);
+void rt_vm_leave(void);
+
+// Heap figures. REQUIRES: inside the VM (GIL held).
+void rt_vm_heap_stats(rt_heap_stats_t *out);
+size_t rt_vm_heap_size(void);
+
+#endif  // THREADFLEET_RUNTIME_VM_H

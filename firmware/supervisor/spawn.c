@@ -1,0 +1,42 @@
+// Start and end of every supervised thread (see spawn.h).
+#include "firmware/supervisor/spawn.h"
+
+void sup_spawn_created(rt_thread_t *t, void *arg) {
+  const sup_spawn_t *spawn = arg;
+  sup_thread_begin(t, spawn->program_id, spawn->name);
+  sup_program_thread_started(spawn->program_id, t->id);
+  sup_event_emit(SUP_EVENT_THREAD_STARTED, t->id, spawn->program_id, NULL, 0, "thread %u (%s) started", t->id,
+                 spawn->name);
+}
+
+void sup_spawn_finish(rt_thread_t *self, sup_thread_state_t state, int exit_code) {
+  rt_sched_lock();
+  sup_thread_t *t = sup_thread_of(self);
+  if (t->kill_phase != SUP_KILL_NONE) state = SUP_THREAD_KILLED;
+  size_t released = state == SUP_THREAD_KILLED ? sup_locks_release_owned_by(t->id) : 0;
+  uint32_t program_id = t->program_id;
+  bool was_unkillable = t->unkillable;
+  sup_thread_end(t, state);
+  switch (state) {
+    case SUP_THREAD_KILLED:
+      sup_event_emit(SUP_EVENT_THREAD_KILLED, self->id, program_id, NULL, 0,
+                     "thread %u (%s) killed%s; released %zu lock(s) it held", self->id, t->name,
+                     was_unkillable ? " late" : "", released);
+      break;
+    case SUP_THREAD_FAILED:
+      sup_event_emit(SUP_EVENT_THREAD_FAILED, self->id, program_id, NULL, 0, "thread %u (%s) failed: %s", self->id,
+                     t->name, t->exception);
+      break;
+    default:
+      sup_event_emit(SUP_EVENT_THREAD_ENDED, self->id, program_id, NULL, 0, "thread %u (%s) finished", self->id,
+                     t->name);
+      break;
+  }
+  sup_program_thread_ended(program_id, self->id, state, exit_code);
+  rt_sched_unlock();
+}
+
+void sup_spawn_unwound(rt_thread_t *self, void *arg) {
+  (void)arg;
+  sup_spawn_finish(self, SUP_THREAD_KILLED, 1);
+}

@@ -1,0 +1,241 @@
+// The supervisor's lifecycle, kill policy and health (see supervisor.h).
+//
+// A monitor thread (a plain host thread, never in the VM) escalates kills
+// whose grace period ran out, reports lock waits that became stalls, and
+// reaps the stacks of ended threads.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "firmware/runtime/mphalport.h"
+#include "firmware/runtime/vm.h"
+#include "firmware/supervisor/internal.h"
+
+#define MONITOR_PERIOD_MS 10
+
+sup_state_t sup;
+
+static pthread_t monitor_thread;
+static bool monitor_stop;  // sched
+
+sup_config_t sup_default_config(void) {
+  return (sup_config_t){
+      .board_name = "board",
+      .heap_bytes = 256 * 1024,
+      .max_threads = 16,
+      .output_buffer_bytes = 64 * 1024,
+      .stall_after_ms = 5000,
+      .kill_grace_ms = 200,
+  };
+}
+
+int64_t sup_uptime_us(int64_t mono_ns) { return (mono_ns - sup.boot_ns) / 1000; }
+
+// ---- Kill policy -----------------------------------------------------------------
+
+static void kill_request(sup_thread_t *t, int64_t grace_ms) {
+  if (t->kill_phase != SUP_KILL_NONE) return;  // already on its way
+  t->kill_grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
+  t->kill_phase = SUP_KILL_SOFT;
+  t->kill_deadline_ns = rt_now_ns() + t->kill_grace_ns;
+  rt_thread_kill(t->rt, false);
+}
+
+int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
+  rt_sched_lock();
+  sup_thread_t *t = sup_thread_rec(thread_id);
+  int rc = !t ? -ENOENT : !t->rt ? -ESRCH : 0;
+  if (rc == 0) kill_request(t, grace_ms);
+  rt_sched_unlock();
+  return rc;
+}
+
+int sup_program_kill(uint32_t program_id, int64_t grace_ms) {
+  rt_sched_lock();
+  int rc = sup_program_rec(program_id) ? 0 : -ENOENT;
+  for (size_t i = 0; rc == 0 && i < SUP_MAX_THREAD_RECORDS; i++) {
+    sup_thread_t *t = &sup.threads[i];
+    if (t->in_use && t->rt && t->program_id == program_id) kill_request(t, grace_ms);
+  }
+  rt_sched_unlock();
+  return rc;
+}
+
+// REQUIRES: sched lock held.
+static void escalate_kills(int64_t now) {
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    sup_thread_t *t = &sup.threads[i];
+    if (!t->in_use || !t->rt || now < t->kill_deadline_ns) continue;
+    if (t->kill_phase == SUP_KILL_SOFT) {
+      // It swallowed ThreadKilled or is stuck: unwind it, skipping handlers.
+      t->kill_phase = SUP_KILL_HARD;
+      t->kill_deadline_ns = now + t->kill_grace_ns;
+      rt_thread_kill(t->rt, true);
+    } else if (t->kill_phase == SUP_KILL_HARD) {
+      t->kill_phase = SUP_KILL_GAVE_UP;
+      t->unkillable = true;
+      sup_event_emit(SUP_EVENT_THREAD_UNKILLABLE, t->id, t->program_id, NULL, 0,
+                     "thread %u (%s) is still alive %lld ms after a kill (stuck in native code?)", t->id, t->name,
+                     (long long)(2 * t->kill_grace_ns / 1000000));
+    }
+  }
+}
+
+// REQUIRES: sched lock held.
+static void report_stalls(int64_t now) {
+  int64_t stall_ns = sup.config.stall_after_ms * 1000000;
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    sup_thread_t *t = &sup.threads[i];
+    if (!t->in_use || !t->rt || t->rt->block_kind != RT_BLOCK_LOCK) continue;
+    int64_t since = t->rt->block_since_ns;
+    if (now - since < stall_ns || t->stall_reported_for == since) continue;
+    t->stall_reported_for = since;
+    sup_event_emit(SUP_EVENT_STALL, t->id, t->program_id, NULL, 0,
+                   "stall: thread %u (%s) has waited %lld ms for lock %u held by thread %u", t->id, t->name,
+                   (long long)((now - since) / 1000000), sup_lock_id(t->rt->block_obj),
+                   sup_lock_owner(t->rt->block_obj));
+  }
+}
+
+static void *monitor_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    rt_sched_lock();
+    bool stop = monitor_stop;
+    if (!stop) {
+      int64_t now = rt_now_ns();
+      escalate_kills(now);
+      report_stalls(now);
+    }
+    rt_sched_unlock();
+    if (stop) return NULL;
+    rt_threads_reap();
+    struct timespec ts = {0, MONITOR_PERIOD_MS * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+// ---- Lifecycle -------------------------------------------------------------------
+
+static bool vm_start(void *stack_top) {
+  rt_vm_config_t vm = {.heap_bytes = sup.config.heap_bytes};
+  if (!rt_vm_init(&vm, stack_top)) {
+    fprintf(stderr, "supervisor: cannot allocate a %zu-byte heap\n", sup.config.heap_bytes);
+    return false;
+  }
+  if (sup.config.on_vm_start) {
+    rt_vm_enter();
+    sup.config.on_vm_start(sup.config.on_vm_start_ctx);
+    rt_vm_leave();
+  }
+  return true;
+}
+
+static void *vm_stack_top;
+
+bool sup_init(const sup_config_t *config, void *stack_top) {
+  memset(&sup, 0, sizeof(sup));
+  sup.config = *config;
+  sup.boot_ns = rt_now_ns();
+  sup.next_program_id = 1;
+  pthread_cond_init(&sup.changed, NULL);
+  rt_output_set_sink(sup_output_capture);
+  rt_gc_set_hook(sup_locks_mark);
+  rt_threads_set_limit(config->max_threads);
+  vm_stack_top = stack_top;
+  if (!vm_start(stack_top)) return false;
+  monitor_stop = false;
+  pthread_create(&monitor_thread, NULL, monitor_main, NULL);
+  return true;
+}
+
+// Kills every live thread and waits for them. Returns how many survived.
+static int kill_all_and_wait(void) {
+  int64_t grace_ms = sup.config.kill_grace_ms;
+  rt_sched_lock();
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    sup_thread_t *t = &sup.threads[i];
+    if (t->in_use && t->rt) kill_request(t, grace_ms);
+  }
+  rt_sched_unlock();
+  int64_t deadline = rt_now_ns() + (3 * grace_ms + 500) * 1000000;
+  size_t live;
+  while ((live = rt_threads_reap()) > 0 && rt_now_ns() < deadline) {
+    struct timespec ts = {0, 2 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return (int)live;
+}
+
+void sup_deinit(void) {
+  kill_all_and_wait();
+  rt_sched_lock();
+  monitor_stop = true;
+  rt_sched_unlock();
+  pthread_join(monitor_thread, NULL);
+  rt_vm_deinit();
+  sup_locks_forget();
+  sup_programs_clear();
+  rt_output_set_sink(NULL);
+  pthread_cond_destroy(&sup.changed);
+}
+
+int sup_reset(void) {
+  int survivors = kill_all_and_wait();
+  if (survivors > 0) {
+    rt_sched_lock();
+    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "reset refused: %d thread(s) could not be killed", survivors);
+    rt_sched_unlock();
+    return survivors;
+  }
+  rt_vm_deinit();
+  sup_locks_forget();
+  sup_modthread_reset();
+  rt_sched_lock();
+  sup.metric_count = 0;
+  rt_sched_unlock();
+  vm_start(vm_stack_top);
+  rt_sched_lock();
+  sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "soft reset: fresh VM, files kept");
+  rt_sched_unlock();
+  return 0;
+}
+
+// ---- Health ----------------------------------------------------------------------
+
+void sup_health(sup_health_t *out) {
+  memset(out, 0, sizeof(*out));
+  rt_heap_stats_t heap;
+  rt_vm_enter();
+  rt_vm_heap_stats(&heap);
+  rt_vm_leave();
+  out->heap_total = heap.total;
+  out->heap_used = heap.used;
+  out->heap_free = heap.free;
+  out->heap_largest_free = heap.largest_free;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  out->process_cpu_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+                        (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+
+  rt_sched_lock();
+  int64_t now = rt_now_ns();
+  out->uptime_us = sup_uptime_us(now);
+  out->max_threads = (uint32_t)rt_threads_limit();
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    const sup_thread_t *t = &sup.threads[i];
+    if (!t->in_use) continue;
+    sup_thread_info_t info;
+    sup_thread_fill_info(t, &info);
+    out->threads_by_state[info.state]++;
+    if (t->rt) out->live_threads++;
+    if (info.unkillable && t->rt) out->unkillable_threads++;
+    if (info.deadlocked) out->deadlocked_threads++;
+    if (info.waiting_lock_id && info.wait_us >= sup.config.stall_after_ms * 1000) out->stalled_threads++;
+  }
+  memcpy(out->metrics, sup.metrics, sup.metric_count * sizeof(sup_metric_t));
+  out->metric_count = sup.metric_count;
+  rt_sched_unlock();
+}

@@ -1,0 +1,225 @@
+// The thread supervisor: every MicroPython thread on the board, known,
+// measured and killable, grouped into programs whose output is captured.
+//
+// Example:
+//   sup_config_t cfg = sup_default_config();
+//   sup_init(&cfg, &stack_marker);
+//   uint32_t prog, main_tid;
+//   char err[128];
+//   sup_program_start(&(sup_program_spec_t){.name = "app.py", .source = src,
+//                     .source_len = n}, &prog, &main_tid, err, sizeof err);
+//   sup_thread_kill(main_tid + 1, 500);      // kill a thread it spawned
+//   sup_program_wait(prog, -1);
+//
+// Threading: every function here may be called from any host thread that is
+// not itself running Python code, unless stated otherwise. All state lives in
+// fixed-size tables (MCU style); limits are in sup_config_t.
+#ifndef THREADFLEET_SUPERVISOR_SUPERVISOR_H
+#define THREADFLEET_SUPERVISOR_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SUP_NAME_MAX 32
+#define SUP_PATH_MAX 128
+#define SUP_EXC_MAX 256
+#define SUP_TRACEBACK_MAX 1024
+#define SUP_MAX_PROGRAMS 16
+#define SUP_MAX_THREAD_RECORDS 128  // live threads plus the most recent ended
+#define SUP_MAX_CYCLE 16
+#define SUP_MAX_METRICS 32
+
+typedef enum {
+  SUP_THREAD_RUNNING = 1,
+  SUP_THREAD_SLEEPING,
+  SUP_THREAD_WAITING_LOCK,
+  SUP_THREAD_FINISHED,
+  SUP_THREAD_FAILED,
+  SUP_THREAD_KILLED,
+} sup_thread_state_t;
+
+typedef enum {
+  SUP_PROGRAM_RUNNING = 1,
+  SUP_PROGRAM_FINISHED,
+  SUP_PROGRAM_FAILED,
+  SUP_PROGRAM_KILLED,
+} sup_program_state_t;
+
+typedef struct {
+  const char *board_name;
+  size_t heap_bytes;           // MicroPython GC heap
+  size_t max_threads;          // live user threads, at most RT_MAX_THREADS - 4
+  size_t output_buffer_bytes;  // per program ring buffer
+  int64_t stall_after_ms;      // a lock wait longer than this is a stall
+  int64_t kill_grace_ms;       // default grace before a kill escalates
+  // Called on the VM host thread, inside the VM, after every (re)start of the
+  // VM: mount flash and the like. May be NULL.
+  void (*on_vm_start)(void *ctx);
+  void *on_vm_start_ctx;
+} sup_config_t;
+
+sup_config_t sup_default_config(void);
+
+// Starts the VM and the supervisor's monitor. `stack_top`: an address near the
+// top of the calling thread's stack (it becomes the VM host thread).
+// Returns false with a message on stderr if the heap cannot be had.
+bool sup_init(const sup_config_t *config, void *stack_top);
+// Kills everything and stops the VM. REQUIRES: called on the VM host thread.
+void sup_deinit(void);
+// Soft reset, like Ctrl-D on a board: kills every thread (soft, then hard),
+// restarts the VM with a fresh heap; files on flash are kept.
+// REQUIRES: called on the VM host thread. Returns the number of threads that
+// could not be killed (they are abandoned; 0 is the normal case).
+int sup_reset(void);
+
+// ---- Programs ----------------------------------------------------------------
+
+typedef struct {
+  const char *name;    // file name shown in tracebacks, e.g. "app.py"
+  const char *source;  // Python source text
+  size_t source_len;
+  const char *const *argv;  // sys.argv (argv[0] is usually the name); may be NULL
+  size_t argc;
+} sup_program_spec_t;
+
+typedef struct {
+  uint32_t id;
+  char name[SUP_PATH_MAX];
+  sup_program_state_t state;
+  uint32_t main_thread_id;
+  uint32_t threads_started;
+  uint32_t threads_live;
+  int64_t start_us, end_us;  // board uptime
+  uint64_t output_bytes;     // ever written (the ring keeps the newest)
+  int exit_code;             // 0, SystemExit's code, 1 after an exception
+} sup_program_info_t;
+
+// Starts a program: compiles and runs `spec->source` on a new main thread.
+// Returns 0, or -EAGAIN (thread limit) / -ENOMEM / -ENOSPC (program table
+// full of running programs) with a message in err.
+int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint32_t *main_thread_id,
+                      char *err, size_t err_len);
+// Waits until the program has ended (all its threads). timeout_ms < 0: no
+// limit. Returns 0, -ETIMEDOUT or -ENOENT.
+int sup_program_wait(uint32_t program_id, int64_t timeout_ms);
+// Kills every thread of a program. Returns 0 or -ENOENT.
+int sup_program_kill(uint32_t program_id, int64_t grace_ms);
+bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
+size_t sup_programs_list(sup_program_info_t *out, size_t max);
+
+// ---- Threads -------------------------------------------------------------------
+
+typedef struct {
+  uint32_t id;
+  uint32_t program_id;
+  char name[SUP_NAME_MAX];
+  sup_thread_state_t state;
+  bool unkillable;       // still alive after a kill's hard phase
+  bool deadlocked;       // part of a lock wait-for cycle
+  int64_t start_us, end_us;
+  int64_t cpu_us;
+  uint32_t stack_size, stack_used, stack_peak;  // bytes
+  uint32_t waiting_lock_id;                     // 0: not waiting
+  int64_t wait_us;                              // in the current block
+  char exception[SUP_EXC_MAX];                  // "ValueError: bad" or ""
+  char traceback[SUP_TRACEBACK_MAX];
+  uint64_t output_bytes;
+} sup_thread_info_t;
+
+// Copies live threads and, with include_ended, remembered ended ones, oldest
+// id first. program_id 0: all programs. Returns how many were written.
+size_t sup_threads_list(sup_thread_info_t *out, size_t max, uint32_t program_id, bool include_ended);
+bool sup_thread_get(uint32_t thread_id, sup_thread_info_t *out);
+
+// Kills one thread: fleet.ThreadKilled is raised in it (a BaseException, so
+// `except Exception:` does not catch it) and it is woken from any sleep or
+// lock wait. After grace_ms (<0: the configured default) a thread still alive
+// is unwound without running its handlers; after another grace_ms it is
+// reported unkillable. Returns 0, -ENOENT (no such thread) or -ESRCH
+// (already ended; nothing to do).
+int sup_thread_kill(uint32_t thread_id, int64_t grace_ms);
+
+// ---- Events --------------------------------------------------------------------
+
+typedef enum {
+  SUP_EVENT_THREAD_STARTED = 1,
+  SUP_EVENT_THREAD_ENDED,
+  SUP_EVENT_THREAD_FAILED,
+  SUP_EVENT_THREAD_KILLED,
+  SUP_EVENT_THREAD_UNKILLABLE,
+  SUP_EVENT_DEADLOCK,
+  SUP_EVENT_STALL,
+  SUP_EVENT_PROGRAM_ENDED,
+  SUP_EVENT_RESET,
+} sup_event_kind_t;
+
+typedef struct {
+  uint64_t seq;  // 1, 2, ... for the board's uptime
+  int64_t time_us;
+  sup_event_kind_t kind;
+  uint32_t thread_id, program_id;
+  char message[128];
+  uint32_t cycle[SUP_MAX_CYCLE];  // deadlock: the threads in the cycle
+  uint32_t cycle_len;
+} sup_event_t;
+
+// Copies events with seq > after_seq, oldest first, waiting up to timeout_ms
+// for the first one (0: do not wait). Returns how many were written.
+size_t sup_events_read(uint64_t after_seq, sup_event_t *out, size_t max, int64_t timeout_ms);
+
+// ---- Output --------------------------------------------------------------------
+
+typedef struct {
+  uint64_t offset;  // position of data[0] in the program's output stream
+  uint32_t thread_id;
+  uint8_t stream;  // 1 stdout, 2 stderr
+  const char *data;
+  size_t len;
+} sup_output_chunk_t;
+
+// Copies a program's captured output from `offset` (older bytes may have been
+// dropped: *first_kept says where the ring starts) into buf, described by
+// chunks. Returns the number of chunks, or -ENOENT.
+int sup_output_read(uint32_t program_id, uint64_t offset, sup_output_chunk_t *chunks, size_t max_chunks,
+                    char *buf, size_t buf_len, uint64_t *first_kept);
+
+// Receives every byte of program output as it is produced (e.g. to echo it).
+// Called on the producing thread with the GIL held: must not block.
+typedef void (*sup_output_observer_t)(uint32_t program_id, uint32_t thread_id, int stream, const char *data,
+                                      size_t len, void *ctx);
+void sup_set_output_observer(sup_output_observer_t fn, void *ctx);
+
+// ---- Health --------------------------------------------------------------------
+
+typedef struct {
+  char key[SUP_NAME_MAX];
+  uint32_t thread_id;
+  double value;
+} sup_metric_t;
+
+typedef struct {
+  int64_t uptime_us;
+  size_t heap_total, heap_used, heap_free, heap_largest_free;
+  uint32_t threads_by_state[SUP_THREAD_KILLED + 1];  // indexed by sup_thread_state_t
+  uint32_t live_threads, max_threads;
+  uint32_t unkillable_threads;
+  uint32_t deadlocked_threads, stalled_threads;
+  int64_t process_cpu_us;
+  sup_metric_t metrics[SUP_MAX_METRICS];
+  size_t metric_count;
+} sup_health_t;
+
+// Takes a health snapshot. Enters the VM briefly for the heap figures:
+// REQUIRES: called on the VM host thread or a registered system thread.
+void sup_health(sup_health_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // THREADFLEET_SUPERVISOR_SUPERVISOR_H
