@@ -10,9 +10,10 @@
 # Build output goes to stderr and OUTDIR/build.log.
 set -euo pipefail
 
-readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly REPO="$(cd "$HERE/../.." && pwd)"
-readonly SCRIPT="$HERE/$(basename "${BASH_SOURCE[0]}")"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+SCRIPT="$HERE/$(basename "${BASH_SOURCE[0]}")"
+readonly HERE REPO SCRIPT
 readonly MANIFEST_SRC="$HERE/manifest.py"
 
 log() { echo "stock-micropython: $*" >&2; }

@@ -50,6 +50,7 @@ typedef long mp_off_t;
 #define MICROPY_REPL_INFO (0)
 #define MICROPY_HELPER_REPL (0)
 #define MICROPY_ENABLE_VM_ABORT (0)
+#define MICROPY_OPT_COMPUTED_GOTO (1)
 
 // Threads: ours, with a GIL bounced every 32 branches (the bounce is a yield
 // point; see mpthreadport.c).
@@ -96,7 +97,8 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_HASHLIB_SHA1 (0)
 #define MICROPY_PY_HASHLIB_MD5 (0)
 #define MICROPY_PY_CRYPTOLIB (0)
-#define MICROPY_PY_SELECT (0)
+#define MICROPY_PY_SELECT (1)
+#define MICROPY_PY_SELECT_SELECT (0)
 #define MICROPY_PY_ASYNCIO (0)
 #define MICROPY_PY_SOCKET (0)
 #define MICROPY_PY_MACHINE (0)
@@ -111,6 +113,11 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_PLATFORM (1)
 #define MICROPY_PY_MARSHAL (0)
 #define MICROPY_VFS_ROM (0)
+
+// select.poll waits like a sleep: without the GIL, woken by a kill, and in
+// short steps so it re-checks the polled objects.
+void rt_event_wait_ms(mp_uint_t timeout_ms);
+#define MICROPY_INTERNAL_WFE(TIMEOUT_MS) rt_event_wait_ms(TIMEOUT_MS)
 
 #define MP_STATE_PORT MP_STATE_VM
 

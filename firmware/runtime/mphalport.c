@@ -47,6 +47,11 @@ static void sleep_ns(int64_t ns) {
 }
 
 void mp_hal_delay_ms(mp_uint_t ms) { sleep_ns((int64_t)ms * 1000000); }
+
+void rt_event_wait_ms(mp_uint_t timeout_ms) {
+  const mp_uint_t step_ms = 10;
+  sleep_ns((int64_t)(timeout_ms < step_ms ? timeout_ms : step_ms) * 1000000);
+}
 void mp_hal_delay_us(mp_uint_t us) { sleep_ns((int64_t)us * 1000); }
 
 // Text written through sys.stdout: a board sends it as is (no CR insertion).

@@ -14,6 +14,7 @@ typedef struct _sup_lock_t {
   uint32_t id;     // for health: "thread 3 waits on lock 7"
   uint32_t owner;  // thread id of the last acquirer while locked, else 0
   bool locked;
+  uint16_t waiters;  // threads blocked in acquire (sched)
   struct _sup_lock_t *next_held;  // chain of locked locks (sched)
 } sup_lock_t;
 
@@ -66,7 +67,7 @@ static void lock_give_back(sup_lock_t *l) {
   l->locked = false;
   l->owner = 0;
   held_remove(l);
-  rt_threads_foreach(wake_waiter, l);
+  if (l->waiters) rt_threads_foreach(wake_waiter, l);
 }
 
 uint32_t sup_lock_id(const void *lock) { return lock ? ((const sup_lock_t *)lock)->id : 0; }
@@ -107,6 +108,7 @@ static mp_obj_t lock_make(void) {
   rt_sched_unlock();
   l->owner = 0;
   l->locked = false;
+  l->waiters = 0;
   l->next_held = NULL;
   return MP_OBJ_FROM_PTR(l);
 }
@@ -143,12 +145,18 @@ static mp_obj_t lock_acquire(size_t n_args, const mp_obj_t *args) {
   rt_sched_lock();
   bool taken = lock_try_take(l);
   rt_thread_t *self = rt_self();
-  if (!taken && wait) report_deadlock_if_any(self, l);
+  if (!taken && wait) {
+    report_deadlock_if_any(self, l);
+    l->waiters++;
+  }
   rt_sched_unlock();
   if (taken || !wait) return mp_obj_new_bool(taken);
 
   int64_t deadline = timeout < 0 ? -1 : rt_now_ns() + (int64_t)(timeout * 1e9);
   rt_wake_t why = rt_block(RT_BLOCK_LOCK, l, deadline, lock_try_take, l);
+  rt_sched_lock();
+  l->waiters--;
+  rt_sched_unlock();
   if (why == RT_WAKE_KILLED) mp_handle_pending(true);
   return mp_obj_new_bool(why == RT_WAKE_READY);
 }

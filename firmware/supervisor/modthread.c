@@ -95,14 +95,13 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mod_thread_start_new_thread_obj, 2, 3
 static mp_obj_t mod_thread_get_ident(void) { return mp_obj_new_int_from_uint(mp_thread_get_id()); }
 static MP_DEFINE_CONST_FUN_OBJ_0(mod_thread_get_ident_obj, mod_thread_get_ident);
 
-// stack_size([size]): returns the previous setting; 0 means the default.
+// stack_size([size]): returns the previous setting and sets a new one; no
+// argument means 0, the default (as in MicroPython).
 static mp_obj_t mod_thread_stack_size(size_t n_args, const mp_obj_t *args) {
   mp_obj_t previous = mp_obj_new_int_from_uint(thread_stack_size);
-  if (n_args == 1) {
-    mp_int_t size = mp_obj_get_int(args[0]);
-    if (size < 0) mp_raise_ValueError(MP_ERROR_TEXT("size must be 0 or positive"));
-    thread_stack_size = (size_t)size;
-  }
+  mp_int_t size = n_args ? mp_obj_get_int(args[0]) : 0;
+  if (size < 0) mp_raise_ValueError(MP_ERROR_TEXT("size must be 0 or positive"));
+  thread_stack_size = (size_t)size;
   return previous;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mod_thread_stack_size_obj, 0, 1, mod_thread_stack_size);

@@ -16,7 +16,8 @@
 # test counts as failing on ours, whatever ours does in its re-runs.
 set -euo pipefail
 
-readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly HERE
 readonly RUN="$HERE/run-thread-suite.sh"
 
 [[ $# -eq 3 ]] || { echo "usage: $0 OURS_BINARY STOCK_BINARY OUTDIR" >&2; exit 2; }

@@ -28,8 +28,9 @@
 #      thread/ directory; a file may be repeated to run it several times).
 set -euo pipefail
 
-readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly REPO="$(cd "$HERE/../.." && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+readonly HERE REPO
 readonly CPYTHON=/usr/bin/python3
 
 log() { echo "thread-suite: $*" >&2; }
@@ -71,11 +72,11 @@ if [[ -n "${THREAD_SUITE_TESTS:-}" ]]; then
 else
   selection=(-d thread)
 fi
-# shellcheck disable=SC2086  # THREAD_SUITE_ARGS is a word list on purpose
+read -r -a extra_args <<<"${THREAD_SUITE_ARGS:-}"
 set +e
 (cd "$OUT/tests" &&
   "$CPYTHON" -B run-tests.py -j "$jobs" --result-dir "$OUT/results" \
-    ${THREAD_SUITE_ARGS:-} "${selection[@]}") 2>&1 | tee "$OUT/run.log"
+    "${extra_args[@]}" "${selection[@]}") 2>&1 | tee "$OUT/run.log"
 rc=${PIPESTATUS[0]}
 set -e
 

@@ -1,0 +1,962 @@
+// The supervisor as a board user sees it: kills land wherever a thread is,
+// bad programs leave the board usable, deadlocks and stalls are reported,
+// output is captured per thread, and flash outlives resets and restarts.
+//
+// Every test boots its own board and runs Python programs on it. There is one
+// VM per process, so ctest runs each test in a process of its own
+// (gtest_discover_tests in firmware/CMakeLists.txt).
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/supervisor.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, the board's uptime clock
+using std::chrono::milliseconds;
+
+// Every wait in these tests gives up after this long.
+constexpr milliseconds kDeadline{5000};
+
+const char *StateName(sup_thread_state_t state) {
+  switch (state) {
+    case SUP_THREAD_RUNNING:
+      return "running";
+    case SUP_THREAD_SLEEPING:
+      return "sleeping";
+    case SUP_THREAD_WAITING_LOCK:
+      return "waiting_lock";
+    case SUP_THREAD_FINISHED:
+      return "finished";
+    case SUP_THREAD_FAILED:
+      return "failed";
+    case SUP_THREAD_KILLED:
+      return "killed";
+  }
+  return "?";
+}
+
+const char *ProgramStateName(sup_program_state_t state) {
+  switch (state) {
+    case SUP_PROGRAM_RUNNING:
+      return "running";
+    case SUP_PROGRAM_FINISHED:
+      return "finished";
+    case SUP_PROGRAM_FAILED:
+      return "failed";
+    case SUP_PROGRAM_KILLED:
+      return "killed";
+  }
+  return "?";
+}
+
+// The top of the calling thread's stack. The VM host thread's GC scan and
+// stack check measure from there, and the host enters the VM from several
+// frames (SetUp, test bodies), so a local's address would not do.
+void *StackTop() {
+  pthread_attr_t attr;
+  void *addr = nullptr;
+  size_t size = 0;
+  pthread_getattr_np(pthread_self(), &attr);
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  return static_cast<char *>(addr) + size;
+}
+
+bool PollUntil(const std::function<bool()> &done, milliseconds timeout = kDeadline) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+bool Contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+
+// A program that ran to its end (or was given up on).
+struct ProgramRun {
+  uint32_t program_id = 0;
+  uint32_t main_thread_id = 0;
+  bool ended = false;
+  sup_program_info_t info{};
+  std::string output;  // stdout and stderr, as the output observer saw them
+};
+
+class BoardTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Boot(nullptr)); }
+
+  void TearDown() override {
+    if (booted_) Shutdown();
+    if (!flash_path_.empty()) unlink(flash_path_.c_str());
+  }
+
+  // Tests that need another board configuration override this.
+  virtual void Configure(sup_config_t *config) {}
+
+  // Boots a board on the flash image at `flash_path` (nullptr: anonymous).
+  void Boot(const char *flash_path) {
+    char err[160] = "";
+    ASSERT_TRUE(lfsdev_open(flash_path, LFSDEV_DEFAULT_BYTES, err, sizeof(err))) << err;
+    config_ = sup_default_config();
+    config_.board_name = "testboard";
+    config_.on_vm_start = &BoardTest::MountFlash;
+    config_.on_vm_start_ctx = this;
+    Configure(&config_);
+    mount_error_.clear();
+    ASSERT_TRUE(sup_init(&config_, StackTop()));
+    booted_ = true;
+    ASSERT_EQ(mount_error_, "");
+    sup_set_output_observer(&BoardTest::Observe, this);
+    // The board's uptime zero on our clock, to put a kill's time on the
+    // same scale as a thread's end_us (to within a few microseconds).
+    sup_health_t health;
+    sup_health(&health);
+    boot_time_ = Clock::now() - std::chrono::microseconds(health.uptime_us);
+  }
+
+  void Shutdown() {
+    sup_set_output_observer(nullptr, nullptr);
+    sup_deinit();
+    lfsdev_close();
+    booted_ = false;
+  }
+
+  // A path for a flash image file, removed after the test.
+  const char *FlashPath() {
+    if (flash_path_.empty()) {
+      char tmpl[] = "/tmp/supervisor-test-flash-XXXXXX";
+      int fd = mkstemp(tmpl);
+      EXPECT_GE(fd, 0);
+      if (fd >= 0) close(fd);
+      flash_path_ = tmpl;
+    }
+    return flash_path_.c_str();
+  }
+
+  // Starts `source` as a program; returns its id (0 if the board refused).
+  uint32_t Start(const std::string &source, uint32_t *main_thread_id = nullptr, const char *name = "app.py") {
+    sup_program_spec_t spec{};
+    spec.name = name;
+    spec.source = source.data();
+    spec.source_len = source.size();
+    uint32_t program_id = 0, main_tid = 0;
+    char err[160] = "";
+    int rc = sup_program_start(&spec, &program_id, &main_tid, err, sizeof(err));
+    EXPECT_EQ(rc, 0) << "sup_program_start: " << err;
+    if (main_thread_id) *main_thread_id = main_tid;
+    return rc == 0 ? program_id : 0;
+  }
+
+  bool WaitForEnd(uint32_t program_id, milliseconds timeout = kDeadline) {
+    return sup_program_wait(program_id, timeout.count()) == 0;
+  }
+
+  ProgramRun Finish(uint32_t program_id, uint32_t main_thread_id) {
+    ProgramRun run;
+    run.program_id = program_id;
+    run.main_thread_id = main_thread_id;
+    run.ended = WaitForEnd(program_id);
+    EXPECT_TRUE(run.ended) << "program " << program_id << " still running after " << kDeadline.count() << " ms";
+    EXPECT_TRUE(sup_program_get(program_id, &run.info));
+    run.output = Output(program_id);
+    return run;
+  }
+
+  // Runs `source` as a program to its end.
+  ProgramRun RunProgram(const std::string &source, const char *name = "app.py") {
+    uint32_t main_tid = 0;
+    uint32_t program_id = Start(source, &main_tid, name);
+    return Finish(program_id, main_tid);
+  }
+
+  // The board still takes programs: a trivial one runs and exits 0.
+  void ExpectBoardStillRunsPrograms(const std::string &source = "print('ok')\n") {
+    ProgramRun run = RunProgram(source);
+    EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state) << "\n" << run.output;
+    EXPECT_EQ(run.info.exit_code, 0);
+    EXPECT_EQ(run.output, "ok\n");
+  }
+
+  std::string Output(uint32_t program_id) {
+    std::lock_guard<std::mutex> lock(output_mutex_);
+    return output_[program_id];
+  }
+
+  bool WaitForOutput(uint32_t program_id, const std::string &part) {
+    return PollUntil([&] { return Contains(Output(program_id), part); });
+  }
+
+  sup_thread_info_t Thread(uint32_t thread_id) {
+    sup_thread_info_t info{};
+    EXPECT_TRUE(sup_thread_get(thread_id, &info)) << "no thread " << thread_id;
+    return info;
+  }
+
+  bool WaitForState(uint32_t thread_id, sup_thread_state_t state) {
+    return PollUntil([&] {
+      sup_thread_info_t info;
+      return sup_thread_get(thread_id, &info) && info.state == state;
+    });
+  }
+
+  std::vector<sup_thread_info_t> Threads(uint32_t program_id, bool include_ended = true) {
+    std::vector<sup_thread_info_t> out(SUP_MAX_THREAD_RECORDS);
+    out.resize(sup_threads_list(out.data(), out.size(), program_id, include_ended));
+    return out;
+  }
+
+  // The id of the program's thread called `name` (its function's name unless
+  // renamed), waiting for it to start; 0 if it never shows.
+  uint32_t FindThread(uint32_t program_id, const std::string &name) {
+    uint32_t id = 0;
+    PollUntil([&] {
+      for (const sup_thread_info_t &t : Threads(program_id)) {
+        if (name == t.name) id = t.id;
+      }
+      return id != 0;
+    });
+    EXPECT_NE(id, 0u) << "no thread named " << name << " in program " << program_id;
+    return id;
+  }
+
+  int64_t UptimeUs() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - boot_time_).count();
+  }
+
+  // Kills a thread and expects it to end KILLED; reports the kill latency
+  // (kill request to the thread's end, in board uptime) without judging it.
+  void KillAndExpectKilled(uint32_t thread_id, const std::string &what, int64_t grace_ms = -1) {
+    const int64_t kill_at_us = UptimeUs();
+    ASSERT_EQ(sup_thread_kill(thread_id, grace_ms), 0);
+    EXPECT_TRUE(WaitForState(thread_id, SUP_THREAD_KILLED))
+        << "thread " << thread_id << " is " << StateName(Thread(thread_id).state) << " after " << kDeadline.count()
+        << " ms";
+    sup_thread_info_t info = Thread(thread_id);
+    EXPECT_FALSE(info.unkillable);
+    if (info.state != SUP_THREAD_KILLED) return;
+    const int64_t latency_us = info.end_us - kill_at_us;
+    RecordProperty("kill_latency_us", std::to_string(latency_us));
+    std::cout << "kill latency us=" << latency_us << " case=" << what << std::endl;
+  }
+
+  // Events after `*cursor` until one of `kind` arrives (advancing the cursor).
+  bool WaitForEvent(sup_event_kind_t kind, uint64_t *cursor, sup_event_t *found) {
+    const auto deadline = Clock::now() + kDeadline;
+    sup_event_t events[32];
+    while (Clock::now() < deadline) {
+      size_t n = sup_events_read(*cursor, events, 32, 50);
+      for (size_t i = 0; i < n; i++) {
+        *cursor = events[i].seq;
+        if (events[i].kind == kind) {
+          *found = events[i];
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  sup_config_t config_{};
+
+ private:
+  static void MountFlash(void *ctx) {
+    char err[128];
+    if (!lfsdev_mount(err, sizeof(err))) static_cast<BoardTest *>(ctx)->mount_error_ = err;
+  }
+
+  // Runs on the producing thread with the GIL held.
+  static void Observe(uint32_t program_id, uint32_t thread_id, int stream, const char *data, size_t len,
+                      void *ctx) {
+    auto *self = static_cast<BoardTest *>(ctx);
+    std::lock_guard<std::mutex> lock(self->output_mutex_);
+    self->output_[program_id].append(data, len);
+  }
+
+  bool booted_ = false;
+  std::string mount_error_;
+  std::string flash_path_;
+  Clock::time_point boot_time_;
+  std::mutex output_mutex_;
+  std::map<uint32_t, std::string> output_;
+};
+
+// ---- Kill ----------------------------------------------------------------------------
+
+// The main thread ticks every 50 ms for a second and then says so; a kill of
+// another thread must not disturb it.
+constexpr char kTicker[] = R"(
+for i in range(20):
+    print("tick", i)
+    time.sleep(0.05)
+print("main done")
+)";
+
+// Expects the program's main thread to tick on after `output_at_kill` bytes
+// and finish normally.
+void ExpectMainCarriedOn(const ProgramRun &run, size_t output_at_kill) {
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
+  EXPECT_EQ(run.info.exit_code, 0);
+  EXPECT_TRUE(Contains(run.output.substr(output_at_kill), "tick")) << "no tick after the kill:\n" << run.output;
+  EXPECT_TRUE(Contains(run.output, "main done\n")) << run.output;
+}
+
+TEST_F(BoardTest, KillStopsThreadSpinningInBusyLoop) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(std::string(R"(
+import _thread, time
+def spin():
+    x = 0
+    while True:
+        x += 1
+_thread.start_new_thread(spin, ())
+)") + kTicker,
+                        &main_tid);
+  uint32_t spin = FindThread(prog, "spin");
+  ASSERT_TRUE(WaitForOutput(prog, "tick 2"));
+  EXPECT_EQ(Thread(spin).state, SUP_THREAD_RUNNING);
+
+  size_t output_at_kill = Output(prog).size();
+  KillAndExpectKilled(spin, "busy_loop");
+
+  ExpectMainCarriedOn(Finish(prog, main_tid), output_at_kill);
+}
+
+TEST_F(BoardTest, KillWakesThreadBlockedInSleep) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(std::string(R"(
+import _thread, time
+def sleeper():
+    time.sleep(3600)
+    print("sleeper woke up by itself")
+_thread.start_new_thread(sleeper, ())
+)") + kTicker,
+                        &main_tid);
+  uint32_t sleeper = FindThread(prog, "sleeper");
+  ASSERT_TRUE(WaitForState(sleeper, SUP_THREAD_SLEEPING));
+
+  size_t output_at_kill = Output(prog).size();
+  KillAndExpectKilled(sleeper, "sleep");
+
+  ProgramRun run = Finish(prog, main_tid);
+  ExpectMainCarriedOn(run, output_at_kill);
+  EXPECT_FALSE(Contains(run.output, "woke up")) << run.output;
+}
+
+TEST_F(BoardTest, KillWakesThreadBlockedOnLockHeldForever) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(std::string(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+def holder():
+    lock.acquire()
+    time.sleep(3600)
+def waiter():
+    lock.acquire()
+    print("waiter got the lock")
+_thread.start_new_thread(holder, ())
+while not lock.locked():
+    time.sleep(0.01)
+_thread.start_new_thread(waiter, ())
+)") + kTicker,
+                        &main_tid);
+  uint32_t holder = FindThread(prog, "holder");
+  uint32_t waiter = FindThread(prog, "waiter");
+  ASSERT_TRUE(WaitForState(waiter, SUP_THREAD_WAITING_LOCK));
+  EXPECT_NE(Thread(waiter).waiting_lock_id, 0u);
+
+  size_t output_at_kill = Output(prog).size();
+  KillAndExpectKilled(waiter, "lock_acquire");
+
+  // The main thread finishes; the holder still sleeps with the lock.
+  EXPECT_TRUE(WaitForState(main_tid, SUP_THREAD_FINISHED));
+  EXPECT_EQ(Thread(holder).state, SUP_THREAD_SLEEPING);
+  EXPECT_EQ(sup_thread_kill(holder, -1), 0);
+  ProgramRun run = Finish(prog, main_tid);
+  ExpectMainCarriedOn(run, output_at_kill);
+  EXPECT_FALSE(Contains(run.output, "waiter got the lock")) << run.output;
+}
+
+TEST_F(BoardTest, KillPassesThroughExceptExceptionAroundSleep) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(std::string(R"(
+import _thread, time
+def guarded():
+    while True:
+        try:
+            time.sleep(3600)
+        except Exception:
+            print("caught by except Exception")
+_thread.start_new_thread(guarded, ())
+)") + kTicker,
+                        &main_tid);
+  uint32_t guarded = FindThread(prog, "guarded");
+  ASSERT_TRUE(WaitForState(guarded, SUP_THREAD_SLEEPING));
+
+  size_t output_at_kill = Output(prog).size();
+  KillAndExpectKilled(guarded, "except_exception");
+
+  ProgramRun run = Finish(prog, main_tid);
+  ExpectMainCarriedOn(run, output_at_kill);
+  EXPECT_FALSE(Contains(run.output, "caught by except Exception")) << run.output;
+}
+
+TEST_F(BoardTest, ThreadSwallowingKillIsStoppedAfterGraceAndItsLockReleased) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+def stubborn():
+    lock.acquire()
+    while True:
+        try:
+            while True:
+                time.sleep(0.01)
+        except BaseException:
+            print("swallowed")
+def waiter():
+    lock.acquire()
+    print("waiter got the lock")
+    lock.release()
+_thread.start_new_thread(stubborn, ())
+while not lock.locked():
+    time.sleep(0.01)
+_thread.start_new_thread(waiter, ())
+)",
+                        &main_tid);
+  uint32_t stubborn = FindThread(prog, "stubborn");
+  uint32_t waiter = FindThread(prog, "waiter");
+  ASSERT_TRUE(WaitForState(waiter, SUP_THREAD_WAITING_LOCK));
+
+  KillAndExpectKilled(stubborn, "swallowed_grace_100ms", 100);
+
+  EXPECT_TRUE(WaitForState(waiter, SUP_THREAD_FINISHED)) << StateName(Thread(waiter).state);
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_TRUE(Contains(run.output, "swallowed")) << "the soft kill never reached the thread:\n" << run.output;
+  EXPECT_TRUE(Contains(run.output, "waiter got the lock")) << run.output;
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
+}
+
+TEST_F(BoardTest, ProgramKillEndsEveryThreadOfTheProgram) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+lock.acquire()
+def spin():
+    x = 0
+    while True:
+        x += 1
+def sleeper():
+    time.sleep(3600)
+def waiter():
+    lock.acquire()
+for f in (spin, sleeper, waiter):
+    _thread.start_new_thread(f, ())
+while True:
+    time.sleep(0.05)
+)",
+                        &main_tid);
+  ASSERT_TRUE(PollUntil([&] { return Threads(prog, false).size() == 4; }));
+
+  const int64_t kill_at_us = UptimeUs();
+  ASSERT_EQ(sup_program_kill(prog, 200), 0);
+  ASSERT_TRUE(WaitForEnd(prog));
+
+  sup_program_info_t info;
+  ASSERT_TRUE(sup_program_get(prog, &info));
+  EXPECT_EQ(info.state, SUP_PROGRAM_KILLED) << ProgramStateName(info.state);
+  EXPECT_EQ(info.threads_started, 4u);
+  EXPECT_EQ(info.threads_live, 0u);
+  for (const sup_thread_info_t &t : Threads(prog)) {
+    EXPECT_EQ(t.state, SUP_THREAD_KILLED) << t.name << " is " << StateName(t.state);
+  }
+  std::cout << "kill latency us=" << info.end_us - kill_at_us << " case=program_kill_4_threads" << std::endl;
+}
+
+TEST_F(BoardTest, KillingUnknownIdsReturnsEnoent) {
+  EXPECT_EQ(sup_thread_kill(987654, -1), -ENOENT);
+  EXPECT_EQ(sup_program_kill(987654, -1), -ENOENT);
+}
+
+TEST_F(BoardTest, KillingEndedThreadReturnsEsrch) {
+  ProgramRun run = RunProgram("print('done')\n");
+  ASSERT_TRUE(run.ended);
+  EXPECT_EQ(sup_thread_kill(run.main_thread_id, -1), -ESRCH);
+}
+
+// ---- Stack -----------------------------------------------------------------------
+
+TEST_F(BoardTest, StackPeakGrowsWithRecursionDepth) {
+  // 200 levels need more than the default 64 KiB thread stack.
+  ProgramRun run = RunProgram(R"(
+import _thread, time
+_thread.stack_size(256 * 1024)
+def rec(n):
+    if n == 0:
+        return 0
+    return rec(n - 1) + 1
+def depth10():
+    print("depth", rec(10))
+def depth200():
+    print("depth", rec(200))
+_thread.start_new_thread(depth10, ())
+_thread.start_new_thread(depth200, ())
+time.sleep(0.2)
+)");
+  ASSERT_TRUE(run.ended);
+  EXPECT_TRUE(Contains(run.output, "depth 10\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "depth 200\n")) << run.output;
+
+  sup_thread_info_t shallow = Thread(FindThread(run.program_id, "depth10"));
+  sup_thread_info_t deep = Thread(FindThread(run.program_id, "depth200"));
+  EXPECT_EQ(shallow.state, SUP_THREAD_FINISHED) << StateName(shallow.state);
+  EXPECT_EQ(deep.state, SUP_THREAD_FINISHED) << StateName(deep.state);
+  EXPECT_EQ(deep.stack_size, 256u * 1024);
+  EXPECT_GT(shallow.stack_peak, 0u);
+  EXPECT_GT(deep.stack_peak, shallow.stack_peak);
+  EXPECT_LE(shallow.stack_peak, shallow.stack_size);
+  EXPECT_LE(deep.stack_peak, deep.stack_size);
+  std::cout << "stack_peak depth10=" << shallow.stack_peak << " depth200=" << deep.stack_peak << std::endl;
+}
+
+// ---- Deadlock and stall ----------------------------------------------------------------
+
+TEST_F(BoardTest, OpposingLockOrderIsReportedAsDeadlock) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+a = _thread.allocate_lock()
+b = _thread.allocate_lock()
+def first():
+    a.acquire()
+    time.sleep(0.1)
+    b.acquire()
+    print("first got both")
+def second():
+    b.acquire()
+    time.sleep(0.1)
+    a.acquire()
+    print("second got both")
+_thread.start_new_thread(first, ())
+_thread.start_new_thread(second, ())
+)",
+                        &main_tid);
+  uint32_t first = FindThread(prog, "first");
+  uint32_t second = FindThread(prog, "second");
+
+  uint64_t cursor = 0;
+  sup_event_t event{};
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_DEADLOCK, &cursor, &event));
+  std::vector<uint32_t> cycle(event.cycle, event.cycle + event.cycle_len);
+  EXPECT_EQ(cycle.size(), 2u);
+  EXPECT_NE(std::find(cycle.begin(), cycle.end(), first), cycle.end());
+  EXPECT_NE(std::find(cycle.begin(), cycle.end(), second), cycle.end());
+  EXPECT_EQ(event.program_id, prog);
+
+  for (uint32_t id : {first, second}) {
+    EXPECT_TRUE(PollUntil([&] {
+      sup_thread_info_t t;
+      return sup_thread_get(id, &t) && t.state == SUP_THREAD_WAITING_LOCK && t.deadlocked;
+    }));
+    sup_thread_info_t t = Thread(id);
+    EXPECT_EQ(t.state, SUP_THREAD_WAITING_LOCK) << StateName(t.state);
+    EXPECT_TRUE(t.deadlocked);
+  }
+  sup_health_t health;
+  sup_health(&health);
+  EXPECT_EQ(health.deadlocked_threads, 2u);
+
+  EXPECT_EQ(sup_thread_kill(first, -1), 0);
+  EXPECT_EQ(sup_thread_kill(second, -1), 0);
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_EQ(Thread(first).state, SUP_THREAD_KILLED) << StateName(Thread(first).state);
+  EXPECT_EQ(Thread(second).state, SUP_THREAD_KILLED) << StateName(Thread(second).state);
+  EXPECT_FALSE(Contains(run.output, "got both")) << run.output;
+}
+
+class BoardWithShortStallTest : public BoardTest {
+ protected:
+  void Configure(sup_config_t *config) override { config->stall_after_ms = 200; }
+};
+
+TEST_F(BoardWithShortStallTest, LockWaitLongerThanThresholdIsReportedAsStall) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+def holder():
+    lock.acquire()
+    time.sleep(1)
+    lock.release()
+def waiter():
+    lock.acquire()
+    lock.release()
+    print("waiter done")
+_thread.start_new_thread(holder, ())
+while not lock.locked():
+    time.sleep(0.01)
+_thread.start_new_thread(waiter, ())
+)",
+                        &main_tid);
+  uint32_t waiter = FindThread(prog, "waiter");
+  uint32_t holder = FindThread(prog, "holder");
+
+  uint64_t cursor = 0;
+  sup_event_t event{};
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_STALL, &cursor, &event));
+  EXPECT_EQ(event.thread_id, waiter) << event.message;
+  EXPECT_EQ(event.program_id, prog);
+  EXPECT_TRUE(Contains(event.message, "held by thread " + std::to_string(holder))) << event.message;
+
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_TRUE(Contains(run.output, "waiter done")) << run.output;
+}
+
+// ---- Bad input -------------------------------------------------------------------------
+
+TEST_F(BoardTest, SyntaxErrorFailsProgramAndBoardStaysUsable) {
+  ProgramRun run = RunProgram("print('before')\ndef broken(:\n    pass\n");
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FAILED) << ProgramStateName(run.info.state);
+  EXPECT_EQ(run.info.exit_code, 1);
+  EXPECT_TRUE(Contains(run.output, "SyntaxError")) << run.output;
+  EXPECT_FALSE(Contains(run.output, "before")) << "a program that does not compile must not run:\n" << run.output;
+
+  ExpectBoardStillRunsPrograms();
+}
+
+TEST_F(BoardTest, ImportOfMissingModuleFailsProgramAndBoardStaysUsable) {
+  ProgramRun run = RunProgram("import nosuchmodule\n");
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FAILED) << ProgramStateName(run.info.state);
+  EXPECT_EQ(run.info.exit_code, 1);
+  EXPECT_TRUE(Contains(run.output, "ImportError")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "nosuchmodule")) << run.output;
+
+  ExpectBoardStillRunsPrograms();
+}
+
+TEST_F(BoardTest, StartingThreadsBeyondTheLimitRaisesOSErrorAndBoardStaysUsable) {
+  ProgramRun run = RunProgram(R"(
+import _thread
+gate = _thread.allocate_lock()
+gate.acquire()
+def parked():
+    gate.acquire()
+    gate.release()
+started = 0
+try:
+    for i in range(1000):
+        _thread.start_new_thread(parked, ())
+        started += 1
+except OSError as e:
+    print("OSError:", e)
+print("started", started)
+gate.release()
+)");
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state) << "\n" << run.output;
+  EXPECT_EQ(run.info.exit_code, 0);
+  // The limit counts live user threads, the program's main thread included.
+  EXPECT_TRUE(Contains(run.output, "started " + std::to_string(config_.max_threads - 1) + "\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "limit of " + std::to_string(config_.max_threads) + " threads")) << run.output;
+  EXPECT_EQ(run.info.threads_started, config_.max_threads);
+
+  ExpectBoardStillRunsPrograms();
+}
+
+TEST_F(BoardTest, MemoryErrorFailsProgramAndItsHeapIsReclaimed) {
+  ProgramRun run = RunProgram(R"(
+x = []
+while True:
+    x.append(bytearray(10000))
+)");
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FAILED) << ProgramStateName(run.info.state);
+  EXPECT_EQ(run.info.exit_code, 1);
+  EXPECT_TRUE(Contains(run.output, "MemoryError")) << run.output;
+
+  // Half the heap in one piece: the failed program's garbage is gone.
+  ExpectBoardStillRunsPrograms("b = bytearray(" + std::to_string(config_.heap_bytes / 2) + ")\nprint('ok')\n");
+}
+
+TEST_F(BoardTest, EndlessOutputIsKilledAndRingKeepsTheNewestBytes) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+i = 0
+while True:
+    print("spam spam spam spam spam spam spam spam", i)
+    i += 1
+)",
+                        &main_tid);
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_KILLED) << ProgramStateName(run.info.state);
+  EXPECT_GT(run.info.output_bytes, config_.output_buffer_bytes);
+  EXPECT_EQ(run.info.output_bytes, run.output.size());
+
+  std::vector<sup_output_chunk_t> chunks(4096);
+  std::vector<char> buf(4 * config_.output_buffer_bytes);
+  uint64_t first_kept = 0;
+  int n = sup_output_read(prog, 0, chunks.data(), chunks.size(), buf.data(), buf.size(), &first_kept);
+  ASSERT_GT(n, 0);
+  std::string kept;
+  for (int i = 0; i < n; i++) {
+    EXPECT_EQ(chunks[i].offset, first_kept + kept.size());
+    EXPECT_EQ(chunks[i].thread_id, main_tid);
+    kept.append(chunks[i].data, chunks[i].len);
+  }
+  EXPECT_LE(kept.size(), config_.output_buffer_bytes);
+  EXPECT_GT(first_kept, 0u);
+  EXPECT_EQ(first_kept + kept.size(), run.info.output_bytes);
+  ASSERT_LE(kept.size(), run.output.size());
+  EXPECT_TRUE(run.output.compare(run.output.size() - kept.size(), kept.size(), kept) == 0)
+      << "the ring does not hold the newest output";
+
+  ExpectBoardStillRunsPrograms();
+}
+
+// ---- Failing threads and output --------------------------------------------------------
+
+TEST_F(BoardTest, UncaughtExceptionMarksThreadFailedWithTraceback) {
+  ProgramRun run = RunProgram(R"(import _thread, time
+def worker():
+    value = 1
+    raise ValueError("boom")
+_thread.start_new_thread(worker, ())
+time.sleep(0.2)
+print("main done")
+)");
+  sup_thread_info_t worker = Thread(FindThread(run.program_id, "worker"));
+  EXPECT_EQ(worker.state, SUP_THREAD_FAILED) << StateName(worker.state);
+  EXPECT_STREQ(worker.exception, "ValueError: boom");
+  EXPECT_TRUE(Contains(worker.traceback, "File \"app.py\", line 4")) << worker.traceback;
+  EXPECT_TRUE(Contains(run.output, "Unhandled exception in thread started by")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "ValueError: boom")) << run.output;
+  // Another thread's failure is not the program's.
+  EXPECT_TRUE(Contains(run.output, "main done")) << run.output;
+  EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
+  EXPECT_EQ(run.info.exit_code, 0);
+}
+
+TEST_F(BoardTest, OutputChunksAreTaggedWithTheWritingThread) {
+  ProgramRun run = RunProgram(R"(
+import _thread, time
+def alpha():
+    for i in range(5):
+        print("alpha", i)
+        time.sleep(0.01)
+def beta():
+    for i in range(5):
+        print("beta", i)
+        time.sleep(0.01)
+_thread.start_new_thread(alpha, ())
+_thread.start_new_thread(beta, ())
+time.sleep(0.3)
+print("main done")
+)");
+  ASSERT_TRUE(run.ended);
+  uint32_t alpha = FindThread(run.program_id, "alpha");
+  uint32_t beta = FindThread(run.program_id, "beta");
+
+  std::vector<sup_output_chunk_t> chunks(256);
+  std::vector<char> buf(64 * 1024);
+  uint64_t first_kept = 0;
+  int n = sup_output_read(run.program_id, 0, chunks.data(), chunks.size(), buf.data(), buf.size(), &first_kept);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(first_kept, 0u);
+  std::map<uint32_t, std::string> by_thread;
+  for (int i = 0; i < n; i++) {
+    EXPECT_EQ(chunks[i].stream, 1);
+    by_thread[chunks[i].thread_id].append(chunks[i].data, chunks[i].len);
+  }
+  EXPECT_EQ(by_thread[alpha], "alpha 0\nalpha 1\nalpha 2\nalpha 3\nalpha 4\n");
+  EXPECT_EQ(by_thread[beta], "beta 0\nbeta 1\nbeta 2\nbeta 3\nbeta 4\n");
+  EXPECT_EQ(by_thread[run.main_thread_id], "main done\n");
+  EXPECT_EQ(by_thread.size(), 3u);
+  EXPECT_EQ(Thread(alpha).output_bytes, by_thread[alpha].size());
+}
+
+// ---- The fleet module ------------------------------------------------------------------
+
+TEST_F(BoardTest, FleetModuleNamesBoardAndThreadsAndReportsMetrics) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import fleet, _thread, time
+print("board", fleet.name())
+def worker():
+    fleet.thread_name("sensor")
+    print("named", fleet.thread_name())
+    fleet.report(temp=21.5)
+    time.sleep(0.5)
+_thread.start_new_thread(worker, ())
+try:
+    fleet.report("x")
+except TypeError:
+    print("positional report: TypeError")
+print("ThreadKilled is an Exception:", issubclass(fleet.ThreadKilled, Exception))
+print("ThreadKilled is a BaseException:", issubclass(fleet.ThreadKilled, BaseException))
+try:
+    try:
+        raise fleet.ThreadKilled()
+    except Exception:
+        print("except Exception caught ThreadKilled")
+except BaseException:
+    print("except Exception let ThreadKilled through")
+)",
+                        &main_tid);
+  uint32_t sensor = FindThread(prog, "sensor");
+  ASSERT_TRUE(WaitForState(sensor, SUP_THREAD_SLEEPING));
+  for (const sup_thread_info_t &t : Threads(prog, false)) EXPECT_STRNE(t.name, "worker");
+
+  sup_health_t health;
+  sup_health(&health);
+  bool reported = false;
+  for (size_t i = 0; i < health.metric_count; i++) {
+    if (std::string(health.metrics[i].key) != "temp") continue;
+    reported = true;
+    EXPECT_EQ(health.metrics[i].thread_id, sensor);
+    EXPECT_DOUBLE_EQ(health.metrics[i].value, 21.5);
+  }
+  EXPECT_TRUE(reported) << "fleet.report(temp=21.5) not in health metrics";
+
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_EQ(run.info.exit_code, 0) << run.output;
+  EXPECT_TRUE(Contains(run.output, "board testboard\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "named sensor\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "positional report: TypeError\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "ThreadKilled is an Exception: False\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "ThreadKilled is a BaseException: True\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "except Exception let ThreadKilled through\n")) << run.output;
+}
+
+// ---- Reset and flash ------------------------------------------------------------------
+
+TEST_F(BoardTest, SoftResetKillsProgramsClearsVmStateAndKeepsFlash) {
+  ProgramRun first_boot = RunProgram(R"(
+open('/data.txt', 'w').write('kept')
+open('/counter.py', 'w').write('value = 0\n')
+import counter
+counter.value = 42
+print('ok')
+)");
+  ASSERT_EQ(first_boot.info.exit_code, 0) << first_boot.output;
+  // Without a reset, imported modules (and their state) stay loaded.
+  ProgramRun before = RunProgram("import counter\nprint('value', counter.value)\n");
+  EXPECT_EQ(before.output, "value 42\n");
+
+  uint32_t main_tid = 0;
+  uint32_t busy = Start(R"(
+import _thread, time
+def sleeper():
+    time.sleep(3600)
+_thread.start_new_thread(sleeper, ())
+time.sleep(3600)
+)",
+                        &main_tid);
+  uint32_t sleeper = FindThread(busy, "sleeper");
+  ASSERT_TRUE(WaitForState(sleeper, SUP_THREAD_SLEEPING));
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+
+  EXPECT_EQ(sup_reset(), 0);
+
+  sup_program_info_t info;
+  ASSERT_TRUE(sup_program_get(busy, &info));
+  EXPECT_EQ(info.state, SUP_PROGRAM_KILLED) << ProgramStateName(info.state);
+  EXPECT_EQ(Thread(sleeper).state, SUP_THREAD_KILLED) << StateName(Thread(sleeper).state);
+  EXPECT_EQ(Thread(main_tid).state, SUP_THREAD_KILLED) << StateName(Thread(main_tid).state);
+
+  ProgramRun after = RunProgram("import counter\nprint('value', counter.value)\nprint(open('/data.txt').read())\n");
+  EXPECT_EQ(after.info.exit_code, 0) << after.output;
+  EXPECT_EQ(after.output, "value 0\nkept\n");
+}
+
+TEST_F(BoardTest, FlashSurvivesBoardRestart) {
+  Shutdown();
+  ASSERT_NO_FATAL_FAILURE(Boot(FlashPath()));
+  ProgramRun first_boot = RunProgram(R"(
+open('/data.txt', 'w').write('kept')
+open('/mymod.py', 'w').write('def hello():\n    return "hello from flash"\n')
+print('ok')
+)");
+  ASSERT_EQ(first_boot.output, "ok\n");
+  Shutdown();
+
+  ASSERT_NO_FATAL_FAILURE(Boot(FlashPath()));
+  ProgramRun second_boot = RunProgram("import mymod\nprint(open('/data.txt').read())\nprint(mymod.hello())\n");
+  EXPECT_EQ(second_boot.info.exit_code, 0) << second_boot.output;
+  EXPECT_EQ(second_boot.output, "kept\nhello from flash\n");
+}
+
+// ---- Health ----------------------------------------------------------------------------
+
+TEST_F(BoardTest, HealthReportsHeapAndThreadCountsByState) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+lock.acquire()
+def spin():
+    x = 0
+    while True:
+        x += 1
+def sleeper():
+    time.sleep(3600)
+def waiter():
+    lock.acquire()
+def quick():
+    pass
+def failing():
+    raise RuntimeError("expected")
+for f in (spin, sleeper, sleeper, waiter, quick, failing):
+    _thread.start_new_thread(f, ())
+time.sleep(3600)
+)",
+                        &main_tid);
+  // main + 2 sleepers sleep, spin runs, waiter waits, quick finished, failing failed.
+  sup_health_t health{};
+  auto settled = [&] {
+    sup_health(&health);
+    const uint32_t *by = health.threads_by_state;
+    return by[SUP_THREAD_RUNNING] == 1 && by[SUP_THREAD_SLEEPING] == 3 && by[SUP_THREAD_WAITING_LOCK] == 1 &&
+           by[SUP_THREAD_FINISHED] == 1 && by[SUP_THREAD_FAILED] == 1 && by[SUP_THREAD_KILLED] == 0;
+  };
+  EXPECT_TRUE(PollUntil(settled)) << "running=" << health.threads_by_state[SUP_THREAD_RUNNING]
+                                  << " sleeping=" << health.threads_by_state[SUP_THREAD_SLEEPING]
+                                  << " waiting_lock=" << health.threads_by_state[SUP_THREAD_WAITING_LOCK]
+                                  << " finished=" << health.threads_by_state[SUP_THREAD_FINISHED]
+                                  << " failed=" << health.threads_by_state[SUP_THREAD_FAILED]
+                                  << " killed=" << health.threads_by_state[SUP_THREAD_KILLED];
+  EXPECT_EQ(health.live_threads, 5u);
+  EXPECT_EQ(health.max_threads, config_.max_threads);
+  EXPECT_EQ(health.unkillable_threads, 0u);
+  EXPECT_GT(health.uptime_us, 0);
+  EXPECT_LE(health.heap_total, config_.heap_bytes);
+  EXPECT_GE(health.heap_total, config_.heap_bytes * 9 / 10);
+  EXPECT_EQ(health.heap_used + health.heap_free, health.heap_total);
+  EXPECT_GT(health.heap_used, 0u);
+  EXPECT_LE(health.heap_largest_free, health.heap_free);
+
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  ASSERT_TRUE(WaitForEnd(prog));
+  sup_health(&health);
+  EXPECT_EQ(health.live_threads, 0u);
+  EXPECT_EQ(health.threads_by_state[SUP_THREAD_KILLED], 5u);
+  EXPECT_EQ(health.threads_by_state[SUP_THREAD_FINISHED], 1u);
+  EXPECT_EQ(health.threads_by_state[SUP_THREAD_FAILED], 1u);
+}
+
+}  // namespace
