@@ -386,7 +386,11 @@ size_t rt_threads_reap(void) {
   size_t n = 0;
   rt_sched_lock();
   for (size_t i = 0; i < RT_MAX_THREADS; i++) {
-    if (threads[i].in_use && threads[i].ended) done[n++] = &threads[i];
+    rt_thread_t *t = &threads[i];
+    if (t->in_use && t->ended && !t->reaping) {
+      t->reaping = true;  // ours to join: another reaper may run concurrently
+      done[n++] = t;
+    }
   }
   rt_sched_unlock();
   for (size_t i = 0; i < n; i++) {

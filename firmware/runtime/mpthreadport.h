@@ -55,6 +55,7 @@ typedef struct {
 struct rt_thread {
   bool in_use;   // the slot holds a thread (live, or ended and not yet reaped)
   bool ended;    // the thread has finished; its stack awaits reaping
+  bool reaping;  // a reaper is joining it
   uint32_t id;   // small, stable for the board's uptime; 0 for system threads
   bool system;   // a host thread registered to use the VM (not user code)
   const rt_thread_ops_t *ops;
