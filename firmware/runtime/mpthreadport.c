@@ -407,17 +407,27 @@ size_t rt_threads_reap(void) {
 
 void rt_thread_signal(rt_thread_t *t) { pthread_cond_signal(&t->cond); }
 
+void rt_block_announce(rt_block_kind_t kind, void *obj) {
+  rt_thread_t *self = tls_self;
+  if (self->block_kind == kind && self->block_obj == obj) return;
+  self->block_kind = kind;
+  self->block_obj = obj;
+  self->block_since_ns = rt_now_ns();
+}
+
 rt_wake_t rt_block(rt_block_kind_t kind, void *obj, int64_t deadline_ns, bool (*ready)(void *ctx),
                    void *ctx) {
   rt_thread_t *self = tls_self;
   rt_gil_release();
   rt_sched_lock();
-  self->block_kind = kind;
-  self->block_obj = obj;
-  self->block_since_ns = rt_now_ns();
+  rt_block_announce(kind, obj);
   rt_wake_t why;
   for (;;) {
-    if (self->kill_soft || self->kill_hard) {
+    // A soft kill wakes the wait only while its exception is undelivered:
+    // cleanup code (finally, with) of a killed thread may still sleep and
+    // take locks.
+    bool kill_pending = self->kill_soft && self->ts && self->ts->mp_pending_exception != MP_OBJ_NULL;
+    if (kill_pending || self->kill_hard) {
       why = RT_WAKE_KILLED;
       break;
     }

@@ -135,6 +135,9 @@ void rt_threads_foreach(void (*fn)(rt_thread_t *t, void *ctx), void *ctx);
 // released while blocked and held again on return.
 rt_wake_t rt_block(rt_block_kind_t kind, void *obj, int64_t deadline_ns,
                    bool (*ready)(void *ctx), void *ctx);
+// Marks the calling thread as about to block on `obj`, so others see the wait
+// (the wait-for graph) before rt_block is entered. REQUIRES: sched lock held.
+void rt_block_announce(rt_block_kind_t kind, void *obj);
 // Wakes `t` to re-check its wait. REQUIRES: sched lock held.
 void rt_thread_signal(rt_thread_t *t);
 

@@ -7,6 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LFSDEV_BLOCK_SIZE 4096
 #define LFSDEV_DEFAULT_BYTES (1024 * 1024)
 
@@ -20,5 +24,9 @@ size_t lfsdev_size(void);
 // Mounts the flash at "/" (formatting a blank image first) and makes "/" the
 // current directory. REQUIRES: inside the VM. Returns false with a message.
 bool lfsdev_mount(char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif  // THREADFLEET_STORAGE_LFSDEV_H

@@ -39,7 +39,8 @@ typedef struct {
 typedef struct {
   bool in_use;
   sup_program_info_t info;
-  bool main_failed;
+  sup_thread_state_t main_outcome;  // how its main thread ended
+  bool killing;                     // a kill covers threads it starts later too
   // Output ring: bytes [written - kept, written) are in data.
   char *data;
   size_t capacity;
@@ -59,6 +60,7 @@ typedef struct {
   void *observer_ctx;
   sup_metric_t metrics[SUP_MAX_METRICS];
   size_t metric_count;
+  bool killing_all;  // reset/shutdown: every thread, even new ones, is killed
 } sup_state_t;
 
 extern sup_state_t sup;
@@ -81,6 +83,10 @@ bool sup_thread_prepare(rt_thread_t *self);
 // line when `fun` is given). REQUIRES: GIL held.
 sup_thread_state_t sup_thread_outcome(rt_thread_t *self, mp_obj_t exc, mp_obj_t fun, int *exit_code);
 uint32_t sup_current_program(void);
+
+// supervisor.c
+// Starts the kill of `t` (no-op if already under way). REQUIRES: sched lock.
+void sup_kill_request(sup_thread_t *t, int64_t grace_ms);
 
 // program.c
 sup_program_t *sup_program_rec(uint32_t id);

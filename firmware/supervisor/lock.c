@@ -146,6 +146,9 @@ static mp_obj_t lock_acquire(size_t n_args, const mp_obj_t *args) {
   bool taken = lock_try_take(l);
   rt_thread_t *self = rt_self();
   if (!taken && wait) {
+    // Announce the wait and look for a cycle in one critical section: the
+    // last thread to join a cycle always sees all the others waiting.
+    rt_block_announce(RT_BLOCK_LOCK, l);
     report_deadlock_if_any(self, l);
     l->waiters++;
   }
@@ -153,11 +156,21 @@ static mp_obj_t lock_acquire(size_t n_args, const mp_obj_t *args) {
   if (taken || !wait) return mp_obj_new_bool(taken);
 
   int64_t deadline = timeout < 0 ? -1 : rt_now_ns() + (int64_t)(timeout * 1e9);
-  rt_wake_t why = rt_block(RT_BLOCK_LOCK, l, deadline, lock_try_take, l);
+  rt_wake_t why;
+  while ((why = rt_block(RT_BLOCK_LOCK, l, deadline, lock_try_take, l)) == RT_WAKE_KILLED) {
+    rt_sched_lock();
+    l->waiters--;
+    rt_sched_unlock();
+    // Raises fleet.ThreadKilled while the kill is pending (always, but for a
+    // race with its delivery elsewhere); then there is nothing to do but wait.
+    mp_handle_pending(true);
+    rt_sched_lock();
+    l->waiters++;
+    rt_sched_unlock();
+  }
   rt_sched_lock();
   l->waiters--;
   rt_sched_unlock();
-  if (why == RT_WAKE_KILLED) mp_handle_pending(true);
   return mp_obj_new_bool(why == RT_WAKE_READY);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(lock_acquire_obj, 1, 3, lock_acquire);

@@ -65,14 +65,16 @@ void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_threa
   if (!p) return;
   if (thread_id == p->info.main_thread_id) {
     p->info.exit_code = exit_code;
-    p->main_failed = state == SUP_THREAD_FAILED;
-    if (state == SUP_THREAD_KILLED) p->info.state = SUP_PROGRAM_KILLED;
+    p->main_outcome = state;
   }
   if (--p->info.threads_live > 0) {
     pthread_cond_broadcast(&sup.changed);
     return;
   }
-  if (p->info.state == SUP_PROGRAM_RUNNING) p->info.state = p->main_failed ? SUP_PROGRAM_FAILED : SUP_PROGRAM_FINISHED;
+  // The program ends with its last thread; its state says how the main did.
+  p->info.state = p->main_outcome == SUP_THREAD_KILLED   ? SUP_PROGRAM_KILLED
+                  : p->main_outcome == SUP_THREAD_FAILED ? SUP_PROGRAM_FAILED
+                                                         : SUP_PROGRAM_FINISHED;
   p->info.end_us = sup_uptime_us(rt_now_ns());
   static const char *const names[] = {"", "running", "finished", "failed", "killed"};
   sup_event_emit(SUP_EVENT_PROGRAM_ENDED, thread_id, program_id, NULL, 0, "program %u (%s) %s, exit code %d",

@@ -3,8 +3,12 @@
 
 void sup_spawn_created(rt_thread_t *t, void *arg) {
   const sup_spawn_t *spawn = arg;
-  sup_thread_begin(t, spawn->program_id, spawn->name);
+  sup_thread_t *rec = sup_thread_begin(t, spawn->program_id, spawn->name);
   sup_program_thread_started(spawn->program_id, t->id);
+  // A thread started while its program (or the board) is being killed is
+  // killed at birth: it never runs user code.
+  sup_program_t *p = sup_program_rec(spawn->program_id);
+  if (sup.killing_all || (p && p->killing)) sup_kill_request(rec, -1);
   sup_event_emit(SUP_EVENT_THREAD_STARTED, t->id, spawn->program_id, NULL, 0, "thread %u (%s) started", t->id,
                  spawn->name);
 }

@@ -35,7 +35,7 @@ int64_t sup_uptime_us(int64_t mono_ns) { return (mono_ns - sup.boot_ns) / 1000; 
 
 // ---- Kill policy -----------------------------------------------------------------
 
-static void kill_request(sup_thread_t *t, int64_t grace_ms) {
+void sup_kill_request(sup_thread_t *t, int64_t grace_ms) {
   if (t->kill_phase != SUP_KILL_NONE) return;  // already on its way
   t->kill_grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
   t->kill_phase = SUP_KILL_SOFT;
@@ -47,17 +47,19 @@ int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
   rt_sched_lock();
   sup_thread_t *t = sup_thread_rec(thread_id);
   int rc = !t ? -ENOENT : !t->rt ? -ESRCH : 0;
-  if (rc == 0) kill_request(t, grace_ms);
+  if (rc == 0) sup_kill_request(t, grace_ms);
   rt_sched_unlock();
   return rc;
 }
 
 int sup_program_kill(uint32_t program_id, int64_t grace_ms) {
   rt_sched_lock();
-  int rc = sup_program_rec(program_id) ? 0 : -ENOENT;
+  sup_program_t *p = sup_program_rec(program_id);
+  int rc = p ? 0 : -ENOENT;
+  if (p && p->info.state == SUP_PROGRAM_RUNNING) p->killing = true;
   for (size_t i = 0; rc == 0 && i < SUP_MAX_THREAD_RECORDS; i++) {
     sup_thread_t *t = &sup.threads[i];
-    if (t->in_use && t->rt && t->program_id == program_id) kill_request(t, grace_ms);
+    if (t->in_use && t->rt && t->program_id == program_id) sup_kill_request(t, grace_ms);
   }
   rt_sched_unlock();
   return rc;
@@ -155,9 +157,10 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
 static int kill_all_and_wait(void) {
   int64_t grace_ms = sup.config.kill_grace_ms;
   rt_sched_lock();
+  sup.killing_all = true;
   for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
     sup_thread_t *t = &sup.threads[i];
-    if (t->in_use && t->rt) kill_request(t, grace_ms);
+    if (t->in_use && t->rt) sup_kill_request(t, grace_ms);
   }
   rt_sched_unlock();
   int64_t deadline = rt_now_ns() + (3 * grace_ms + 500) * 1000000;
@@ -166,6 +169,9 @@ static int kill_all_and_wait(void) {
     struct timespec ts = {0, 2 * 1000000};
     nanosleep(&ts, NULL);
   }
+  rt_sched_lock();
+  sup.killing_all = false;
+  rt_sched_unlock();
   return (int)live;
 }
 

@@ -23,10 +23,7 @@
 
 #include "firmware/supervisor/supervisor.h"
 
-// lfsdev.h has no extern "C" guard of its own.
-extern "C" {
 #include "firmware/storage/lfsdev.h"
-}
 
 namespace {
 
@@ -491,10 +488,82 @@ while True:
   EXPECT_EQ(info.state, SUP_PROGRAM_KILLED) << ProgramStateName(info.state);
   EXPECT_EQ(info.threads_started, 4u);
   EXPECT_EQ(info.threads_live, 0u);
+  int64_t last_end_us = 0;
   for (const sup_thread_info_t &t : Threads(prog)) {
     EXPECT_EQ(t.state, SUP_THREAD_KILLED) << t.name << " is " << StateName(t.state);
+    last_end_us = std::max(last_end_us, t.end_us);
   }
-  std::cout << "kill latency us=" << info.end_us - kill_at_us << " case=program_kill_4_threads" << std::endl;
+  if (info.threads_live == 0) {
+    std::cout << "kill latency us=" << last_end_us - kill_at_us << " case=program_kill_4_threads" << std::endl;
+  }
+}
+
+// A common embedded pattern: restart the work whatever went wrong (a bare
+// `except:` also catches the kill). What it starts while dying is still the
+// program's, and the program kill must end it too.
+TEST_F(BoardTest, ProgramKillAlsoEndsThreadsStartedWhileDying) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+def orphan():
+    while True:
+        time.sleep(0.05)
+def watchdog():
+    try:
+        time.sleep(3600)
+    except:
+        _thread.start_new_thread(orphan, ())
+        raise
+_thread.start_new_thread(watchdog, ())
+time.sleep(3600)
+)",
+                        &main_tid);
+  uint32_t watchdog = FindThread(prog, "watchdog");
+  ASSERT_TRUE(WaitForState(watchdog, SUP_THREAD_SLEEPING));
+
+  ASSERT_EQ(sup_program_kill(prog, 200), 0);
+  uint32_t orphan = FindThread(prog, "orphan");
+  sup_program_info_t info;
+  EXPECT_TRUE(PollUntil([&] { return sup_program_get(prog, &info) && info.threads_live == 0; }))
+      << info.threads_live << " thread(s) of the killed program still live";
+  EXPECT_EQ(info.state, SUP_PROGRAM_KILLED) << ProgramStateName(info.state);
+  EXPECT_EQ(Thread(watchdog).state, SUP_THREAD_KILLED) << StateName(Thread(watchdog).state);
+  EXPECT_EQ(Thread(orphan).state, SUP_THREAD_KILLED) << StateName(Thread(orphan).state);
+}
+
+// Handlers run during the grace period. A blocking acquire() there either
+// gets the lock or raises; it never returns False without taking it (that
+// would let `with lock:` run its body unprotected).
+TEST_F(BoardTest, BlockingAcquireInKilledThreadsCleanupNeverReturnsFalse) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import _thread, time
+lock = _thread.allocate_lock()
+def holder():
+    lock.acquire()
+    time.sleep(0.3)
+    lock.release()
+def victim():
+    try:
+        time.sleep(3600)
+    finally:
+        got = lock.acquire()
+        print("cleanup acquire returned", got)
+        if got:
+            lock.release()
+_thread.start_new_thread(holder, ())
+while not lock.locked():
+    time.sleep(0.01)
+_thread.start_new_thread(victim, ())
+)",
+                        &main_tid);
+  uint32_t victim = FindThread(prog, "victim");
+  ASSERT_TRUE(WaitForState(victim, SUP_THREAD_SLEEPING));
+
+  KillAndExpectKilled(victim, "cleanup_waits_for_lock_grace_2s", 2000);
+
+  ProgramRun run = Finish(prog, main_tid);
+  EXPECT_FALSE(Contains(run.output, "cleanup acquire returned False")) << run.output;
 }
 
 TEST_F(BoardTest, ProgramWhoseMainThreadIsKilledRunsUntilItsOtherThreadsEnd) {
@@ -502,7 +571,7 @@ TEST_F(BoardTest, ProgramWhoseMainThreadIsKilledRunsUntilItsOtherThreadsEnd) {
   uint32_t prog = Start(R"(
 import _thread, time
 def worker():
-    time.sleep(0.3)
+    time.sleep(1.0)
     print("worker done")
 _thread.start_new_thread(worker, ())
 time.sleep(3600)
@@ -601,12 +670,15 @@ _thread.start_new_thread(second, ())
 
   uint64_t cursor = 0;
   sup_event_t event{};
-  ASSERT_TRUE(WaitForEvent(SUP_EVENT_DEADLOCK, &cursor, &event));
+  const bool reported = WaitForEvent(SUP_EVENT_DEADLOCK, &cursor, &event);
+  EXPECT_TRUE(reported) << "no deadlock event";
   std::vector<uint32_t> cycle(event.cycle, event.cycle + event.cycle_len);
-  EXPECT_EQ(cycle.size(), 2u);
-  EXPECT_NE(std::find(cycle.begin(), cycle.end(), first), cycle.end());
-  EXPECT_NE(std::find(cycle.begin(), cycle.end(), second), cycle.end());
-  EXPECT_EQ(event.program_id, prog);
+  if (reported) {
+    EXPECT_EQ(cycle.size(), 2u);
+    EXPECT_NE(std::find(cycle.begin(), cycle.end(), first), cycle.end());
+    EXPECT_NE(std::find(cycle.begin(), cycle.end(), second), cycle.end());
+    EXPECT_EQ(event.program_id, prog);
+  }
 
   for (uint32_t id : {first, second}) {
     EXPECT_TRUE(PollUntil([&] {
