@@ -25,8 +25,9 @@ const Case kCases[] = {
     {"busy loop", "    x = 0\n    while True:\n        x += 1\n"},
     {"sleep(3600)", "    time.sleep(3600)\n"},
     {"lock held forever", "    held.acquire()\n"},
-    {"except Exception", "    while True:\n        try:\n            time.sleep(3600)\n"
-                         "        except Exception:\n            pass\n"},
+    {"except Exception",
+     "    while True:\n        try:\n            time.sleep(3600)\n"
+     "        except Exception:\n            pass\n"},
 };
 
 std::string Program(const Case &c) {
@@ -71,7 +72,7 @@ int main(int argc, char **argv) {
         return 1;
       }
       uint32_t victim = main_tid + 1;
-      sup_thread_state_t running = c.body[4] == 'x' ? SUP_THREAD_RUNNING
+      sup_thread_state_t running = c.body[4] == 'x'   ? SUP_THREAD_RUNNING
                                    : c.body[4] == 'h' ? SUP_THREAD_WAITING_LOCK
                                                       : SUP_THREAD_SLEEPING;
       if (!WaitState(victim, running, 5000)) {

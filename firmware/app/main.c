@@ -45,8 +45,10 @@ static bool parse_size(const char *s, size_t *out) {
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
   if (errno || end == s) return false;
-  if (*end == 'k' || *end == 'K') v *= 1024, end++;
-  else if (*end == 'm' || *end == 'M') v *= 1024 * 1024, end++;
+  if (*end == 'k' || *end == 'K')
+    v *= 1024, end++;
+  else if (*end == 'm' || *end == 'M')
+    v *= 1024 * 1024, end++;
   if (*end) return false;
   *out = (size_t)v;
   return true;
@@ -61,18 +63,25 @@ static bool apply_x_option(const char *opt, run_options_t *o) {
 
 static int parse_run(int argc, char **argv, run_options_t *o) {
   sup_config_t defaults = sup_default_config();
-  *o = (run_options_t){.heap_bytes = defaults.heap_bytes, .max_threads = defaults.max_threads, .name = "board"};
+  *o = (run_options_t){
+      .heap_bytes = defaults.heap_bytes, .max_threads = defaults.max_threads, .name = "board"};
   int i = 0;
   for (; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
-    if (strcmp(a, "--heap") == 0) ok = ok && parse_size(v, &o->heap_bytes);
-    else if (strcmp(a, "--flash") == 0) o->flash = v;
-    else if (strcmp(a, "--max-threads") == 0) ok = ok && parse_size(v, &o->max_threads);
-    else if (strcmp(a, "--timeout") == 0) ok = ok && (o->timeout_s = atof(v)) > 0;
-    else if (strcmp(a, "--name") == 0) o->name = v;
-    else if (strcmp(a, "-X") == 0) ok = ok && apply_x_option(v, o);
+    if (strcmp(a, "--heap") == 0)
+      ok = ok && parse_size(v, &o->heap_bytes);
+    else if (strcmp(a, "--flash") == 0)
+      o->flash = v;
+    else if (strcmp(a, "--max-threads") == 0)
+      ok = ok && parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--timeout") == 0)
+      ok = ok && (o->timeout_s = atof(v)) > 0;
+    else if (strcmp(a, "--name") == 0)
+      o->name = v;
+    else if (strcmp(a, "-X") == 0)
+      ok = ok && apply_x_option(v, o);
     else {
       fprintf(stderr, "fleetboard run: unknown option %s\n", a);
       return -1;

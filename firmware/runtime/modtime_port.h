@@ -16,9 +16,8 @@ static mp_obj_t mp_time_localtime_get(void) {
   struct tm tm;
   localtime_r(&now, &tm);
   mp_obj_t tuple[8] = {
-      mp_obj_new_int(tm.tm_year + 1900), mp_obj_new_int(tm.tm_mon + 1),
-      mp_obj_new_int(tm.tm_mday),        mp_obj_new_int(tm.tm_hour),
-      mp_obj_new_int(tm.tm_min),         mp_obj_new_int(tm.tm_sec),
+      mp_obj_new_int(tm.tm_year + 1900),    mp_obj_new_int(tm.tm_mon + 1),  mp_obj_new_int(tm.tm_mday),
+      mp_obj_new_int(tm.tm_hour),           mp_obj_new_int(tm.tm_min),      mp_obj_new_int(tm.tm_sec),
       mp_obj_new_int((tm.tm_wday + 6) % 7), mp_obj_new_int(tm.tm_yday + 1),
   };
   return mp_obj_new_tuple(8, tuple);

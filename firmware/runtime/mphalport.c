@@ -2,9 +2,9 @@
 #include <time.h>
 
 #include "py/mphal.h"
-#include "py/stream.h"
 #include "py/mpprint.h"
 #include "py/runtime.h"
+#include "py/stream.h"
 
 static rt_output_sink_t output_sink;
 

@@ -23,9 +23,9 @@
 
 static rt_thread_t threads[RT_MAX_THREADS];  // fixed table, no heap (sched)
 static pthread_mutex_t sched_mutex = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t next_id = 1;       // ids are never reused within an uptime
-static size_t user_live;           // live user threads (sched)
-static size_t user_limit = 16;     // max live user threads (sched)
+static uint32_t next_id = 1;    // ids are never reused within an uptime
+static size_t user_live;        // live user threads (sched)
+static size_t user_limit = 16;  // max live user threads (sched)
 static size_t page_size;
 
 static __thread rt_thread_t *tls_self;  // the calling thread's record
@@ -37,8 +37,8 @@ static __thread mp_state_thread_t *tls_state;
 // time would cost a context switch per few microseconds of work). A waiter
 // with a pending kill is served first so kills land at once.
 static _Atomic(rt_thread_t *) gil_owner;
-static atomic_int gil_nwait;   // threads queued for the GIL
-static atomic_int gil_hurry;   // a queued thread has a kill pending
+static atomic_int gil_nwait;  // threads queued for the GIL
+static atomic_int gil_hurry;  // a queued thread has a kill pending
 static pthread_mutex_t gil_mutex = PTHREAD_MUTEX_INITIALIZER;
 static rt_thread_t *gil_head;  // FIFO of waiters (gil_mutex)
 
@@ -85,8 +85,7 @@ static void gil_took(rt_thread_t *t) {
 void rt_gil_acquire(void) {
   rt_thread_t *self = tls_self;
   rt_thread_t *expected = NULL;
-  if (atomic_load(&gil_nwait) == 0 &&
-      atomic_compare_exchange_strong(&gil_owner, &expected, self)) {
+  if (atomic_load(&gil_nwait) == 0 && atomic_compare_exchange_strong(&gil_owner, &expected, self)) {
     gil_took(self);
     return;
   }
@@ -327,8 +326,8 @@ static void *thread_trampoline(void *arg) {
 static uint8_t *stack_alloc(size_t size) {
   // One guard page below the stack turns an overflow into a fault, not
   // silent corruption of a neighbour.
-  uint8_t *mem = mmap(NULL, size + page_size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  uint8_t *mem =
+      mmap(NULL, size + page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (mem == MAP_FAILED) return NULL;
   mprotect(mem, page_size, PROT_NONE);
   uint8_t *base = mem + page_size;

@@ -101,8 +101,7 @@ void rt_threads_deinit(void);
 
 // Creates a VM thread with a painted stack of `stack_size` bytes (0: default).
 // Returns its id, or 0 with *err set (EAGAIN: limit reached; ENOMEM).
-uint32_t rt_thread_create(const rt_thread_ops_t *ops, void *arg,
-                          size_t stack_size, int *err);
+uint32_t rt_thread_create(const rt_thread_ops_t *ops, void *arg, size_t stack_size, int *err);
 // Joins and frees the stacks of ended threads. Returns how many are live.
 size_t rt_threads_reap(void);
 // Sets the max number of live user threads (system threads do not count).
@@ -133,8 +132,7 @@ void rt_threads_foreach(void (*fn)(rt_thread_t *t, void *ctx), void *ctx);
 // returns true (checked under the sched lock; NULL means never), the absolute
 // monotonic deadline passes (<0: none) or a kill is requested. The GIL is
 // released while blocked and held again on return.
-rt_wake_t rt_block(rt_block_kind_t kind, void *obj, int64_t deadline_ns,
-                   bool (*ready)(void *ctx), void *ctx);
+rt_wake_t rt_block(rt_block_kind_t kind, void *obj, int64_t deadline_ns, bool (*ready)(void *ctx), void *ctx);
 // Marks the calling thread as about to block on `obj`, so others see the wait
 // (the wait-for graph) before rt_block is entered. REQUIRES: sched lock held.
 void rt_block_announce(rt_block_kind_t kind, void *obj);

@@ -80,10 +80,14 @@ static mp_obj_t transfer(size_t n_args, const mp_obj_t *args, bool write) {
   return mp_const_none;
 }
 
-static mp_obj_t lfsdev_readblocks(size_t n_args, const mp_obj_t *args) { return transfer(n_args, args, false); }
+static mp_obj_t lfsdev_readblocks(size_t n_args, const mp_obj_t *args) {
+  return transfer(n_args, args, false);
+}
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(lfsdev_readblocks_obj, 3, 4, lfsdev_readblocks);
 
-static mp_obj_t lfsdev_writeblocks(size_t n_args, const mp_obj_t *args) { return transfer(n_args, args, true); }
+static mp_obj_t lfsdev_writeblocks(size_t n_args, const mp_obj_t *args) {
+  return transfer(n_args, args, true);
+}
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(lfsdev_writeblocks_obj, 3, 4, lfsdev_writeblocks);
 
 static mp_obj_t lfsdev_ioctl(mp_obj_t self, mp_obj_t op_in, mp_obj_t arg) {

@@ -91,7 +91,8 @@ void sup_kill_request(sup_thread_t *t, int64_t grace_ms);
 // program.c
 sup_program_t *sup_program_rec(uint32_t id);
 void sup_program_thread_started(uint32_t program_id, uint32_t thread_id);
-void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state, int exit_code);
+void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
+                              int exit_code);
 void sup_output_capture(int stream, const char *data, size_t len);
 void sup_programs_clear(void);
 

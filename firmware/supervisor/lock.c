@@ -14,7 +14,7 @@ typedef struct _sup_lock_t {
   uint32_t id;     // for health: "thread 3 waits on lock 7"
   uint32_t owner;  // thread id of the last acquirer while locked, else 0
   bool locked;
-  uint16_t waiters;  // threads blocked in acquire (sched)
+  uint16_t waiters;               // threads blocked in acquire (sched)
   struct _sup_lock_t *next_held;  // chain of locked locks (sched)
 } sup_lock_t;
 
@@ -140,7 +140,8 @@ static mp_obj_t lock_acquire(size_t n_args, const mp_obj_t *args) {
   sup_lock_t *l = MP_OBJ_TO_PTR(args[0]);
   bool wait = n_args < 2 || mp_obj_is_true(args[1]);
   mp_float_t timeout = n_args < 3 ? -1 : mp_obj_get_float(args[2]);
-  if (!wait && timeout >= 0) mp_raise_ValueError(MP_ERROR_TEXT("can't specify a timeout for a non-blocking call"));
+  if (!wait && timeout >= 0)
+    mp_raise_ValueError(MP_ERROR_TEXT("can't specify a timeout for a non-blocking call"));
 
   rt_sched_lock();
   bool taken = lock_try_take(l);

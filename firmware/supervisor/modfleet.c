@@ -12,8 +12,8 @@
 #include "py/runtime.h"
 
 MP_DEFINE_CONST_OBJ_TYPE(sup_type_ThreadKilled, MP_QSTR_ThreadKilled, MP_TYPE_FLAG_NONE, make_new,
-                         mp_obj_exception_make_new, print, mp_obj_exception_print, attr, mp_obj_exception_attr,
-                         parent, &mp_type_BaseException);
+                         mp_obj_exception_make_new, print, mp_obj_exception_print, attr,
+                         mp_obj_exception_attr, parent, &mp_type_BaseException);
 
 static mp_obj_t fleet_name(void) {
   const char *name = sup.config.board_name ? sup.config.board_name : "";
@@ -46,7 +46,8 @@ void sup_metric_set(uint32_t thread_id, const char *key, double value) {
 }
 
 static mp_obj_t fleet_report(size_t n_args, const mp_obj_t *args, mp_map_t *kwargs) {
-  if (n_args) mp_raise_TypeError(MP_ERROR_TEXT("report() takes keyword arguments only, e.g. report(temp=21.5)"));
+  if (n_args)
+    mp_raise_TypeError(MP_ERROR_TEXT("report() takes keyword arguments only, e.g. report(temp=21.5)"));
   for (size_t i = 0; i < kwargs->alloc; i++) {
     if (!mp_map_slot_is_filled(kwargs, i)) continue;
     mp_obj_t v = kwargs->table[i].value;

@@ -25,7 +25,7 @@ static void callable_name(mp_obj_t fun, char *out, size_t len) {
   mp_obj_t dest[2];
   mp_load_method_maybe(fun, MP_QSTR___name__, dest);
   const char *name = dest[0] != MP_OBJ_NULL && mp_obj_is_str(dest[0]) ? mp_obj_str_get_str(dest[0])
-                                                                     : mp_obj_get_type_str(fun);
+                                                                      : mp_obj_get_type_str(fun);
   strncpy(out, name, len - 1);
   out[len - 1] = '\0';
 }
@@ -62,7 +62,8 @@ static mp_obj_t mod_thread_start_new_thread(size_t n_args, const mp_obj_t *args)
   mp_obj_get_array(args[1], &pos_len, &pos);
   mp_map_t *kw = NULL;
   if (n_args == 3) {
-    if (!mp_obj_is_type(args[2], &mp_type_dict)) mp_raise_TypeError(MP_ERROR_TEXT("expecting a dict for keyword args"));
+    if (!mp_obj_is_type(args[2], &mp_type_dict))
+      mp_raise_TypeError(MP_ERROR_TEXT("expecting a dict for keyword args"));
     kw = &((mp_obj_dict_t *)MP_OBJ_TO_PTR(args[2]))->map;
   }
   size_t n_kw = kw ? kw->used : 0;
@@ -84,13 +85,16 @@ static mp_obj_t mod_thread_start_new_thread(size_t n_args, const mp_obj_t *args)
   int err = 0;
   uint32_t id = rt_thread_create(&thread_ops, a, thread_stack_size, &err);
   if (id == 0 && err == EAGAIN) {
-    mp_raise_msg_varg(&mp_type_OSError, MP_ERROR_TEXT("can't start thread: board limit of %d threads reached"),
+    mp_raise_msg_varg(&mp_type_OSError,
+                      MP_ERROR_TEXT("can't start thread: board limit of %d threads reached"),
                       (int)rt_threads_limit());
   }
-  if (id == 0) mp_raise_msg(&mp_type_OSError, MP_ERROR_TEXT("can't start thread: out of memory for its stack"));
+  if (id == 0)
+    mp_raise_msg(&mp_type_OSError, MP_ERROR_TEXT("can't start thread: out of memory for its stack"));
   return mp_obj_new_int_from_uint(id);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mod_thread_start_new_thread_obj, 2, 3, mod_thread_start_new_thread);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mod_thread_start_new_thread_obj, 2, 3,
+                                           mod_thread_start_new_thread);
 
 static mp_obj_t mod_thread_get_ident(void) { return mp_obj_new_int_from_uint(mp_thread_get_id()); }
 static MP_DEFINE_CONST_FUN_OBJ_0(mod_thread_get_ident_obj, mod_thread_get_ident);

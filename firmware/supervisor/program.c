@@ -60,7 +60,8 @@ void sup_program_thread_started(uint32_t program_id, uint32_t thread_id) {
   p->info.threads_live++;
 }
 
-void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state, int exit_code) {
+void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
+                              int exit_code) {
   sup_program_t *p = sup_program_rec(program_id);
   if (!p) return;
   if (thread_id == p->info.main_thread_id) {
@@ -96,7 +97,8 @@ static void program_run(rt_thread_t *self, void *arg) {
   program_start_t *ps = arg;
   // Every program gets its own globals, like a fresh `__main__`.
   mp_obj_dict_t *globals = mp_obj_new_dict(4);
-  mp_obj_dict_store(MP_OBJ_FROM_PTR(globals), MP_OBJ_NEW_QSTR(MP_QSTR___name__), MP_OBJ_NEW_QSTR(MP_QSTR___main__));
+  mp_obj_dict_store(MP_OBJ_FROM_PTR(globals), MP_OBJ_NEW_QSTR(MP_QSTR___name__),
+                    MP_OBJ_NEW_QSTR(MP_QSTR___main__));
   mp_obj_dict_store(MP_OBJ_FROM_PTR(globals), MP_OBJ_NEW_QSTR(MP_QSTR___file__),
                     mp_obj_new_str(ps->file, strlen(ps->file)));
   mp_globals_set(globals);
@@ -165,8 +167,8 @@ static program_start_t *program_start_new(const sup_program_spec_t *spec) {
   return ps;
 }
 
-int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint32_t *main_thread_id, char *err,
-                      size_t err_len) {
+int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint32_t *main_thread_id,
+                      char *err, size_t err_len) {
   program_start_t *ps = program_start_new(spec);
   char *ring = malloc(sup.config.output_buffer_bytes);
   if (!ps || !ring) {
@@ -273,12 +275,12 @@ void sup_set_output_observer(sup_output_observer_t fn, void *ctx) {
 
 static void ring_append(sup_program_t *p, uint32_t thread_id, int stream, const char *data, size_t len) {
   sup_chunk_t *last = p->chunk_head ? &p->chunks[(p->chunk_head - 1) % SUP_OUTPUT_CHUNKS] : NULL;
-  if (last && last->thread_id == thread_id && last->stream == stream && last->offset + last->len == p->written &&
-      last->len + len < UINT32_MAX) {
+  if (last && last->thread_id == thread_id && last->stream == stream &&
+      last->offset + last->len == p->written && last->len + len < UINT32_MAX) {
     last->len += (uint32_t)len;
   } else {
-    p->chunks[p->chunk_head % SUP_OUTPUT_CHUNKS] =
-        (sup_chunk_t){.offset = p->written, .len = (uint32_t)len, .thread_id = thread_id, .stream = (uint8_t)stream};
+    p->chunks[p->chunk_head % SUP_OUTPUT_CHUNKS] = (sup_chunk_t){
+        .offset = p->written, .len = (uint32_t)len, .thread_id = thread_id, .stream = (uint8_t)stream};
     p->chunk_head++;
   }
   // Only the newest `capacity` bytes stay.
@@ -302,8 +304,8 @@ void sup_output_capture(int stream, const char *data, size_t len) {
   if (observer) observer(program_id, thread_id, stream, data, len, ctx);
 }
 
-int sup_output_read(uint32_t program_id, uint64_t offset, sup_output_chunk_t *chunks, size_t max_chunks, char *buf,
-                    size_t buf_len, uint64_t *first_kept) {
+int sup_output_read(uint32_t program_id, uint64_t offset, sup_output_chunk_t *chunks, size_t max_chunks,
+                    char *buf, size_t buf_len, uint64_t *first_kept) {
   rt_sched_lock();
   sup_program_t *p = sup_program_rec(program_id);
   if (!p) {

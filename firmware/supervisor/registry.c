@@ -15,7 +15,9 @@ sup_thread_t *sup_thread_rec(uint32_t id) {
   return NULL;
 }
 
-sup_thread_t *sup_thread_of(const rt_thread_t *rt) { return rt && !rt->system ? sup_thread_rec(rt->id) : NULL; }
+sup_thread_t *sup_thread_of(const rt_thread_t *rt) {
+  return rt && !rt->system ? sup_thread_rec(rt->id) : NULL;
+}
 
 static sup_thread_t *record_alloc(void) {
   sup_thread_t *oldest = NULL;
@@ -167,7 +169,8 @@ bool sup_thread_prepare(rt_thread_t *self) {
 }
 
 static bool is_kill(mp_obj_t exc) {
-  return mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&sup_type_ThreadKilled));
+  return mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)),
+                                 MP_OBJ_FROM_PTR(&sup_type_ThreadKilled));
 }
 
 sup_thread_state_t sup_thread_outcome(rt_thread_t *self, mp_obj_t exc, mp_obj_t fun, int *exit_code) {

@@ -28,12 +28,12 @@ void sup_spawn_finish(rt_thread_t *self, sup_thread_state_t state, int exit_code
                      was_unkillable ? " late" : "", released);
       break;
     case SUP_THREAD_FAILED:
-      sup_event_emit(SUP_EVENT_THREAD_FAILED, self->id, program_id, NULL, 0, "thread %u (%s) failed: %s", self->id,
-                     t->name, t->exception);
+      sup_event_emit(SUP_EVENT_THREAD_FAILED, self->id, program_id, NULL, 0, "thread %u (%s) failed: %s",
+                     self->id, t->name, t->exception);
       break;
     default:
-      sup_event_emit(SUP_EVENT_THREAD_ENDED, self->id, program_id, NULL, 0, "thread %u (%s) finished", self->id,
-                     t->name);
+      sup_event_emit(SUP_EVENT_THREAD_ENDED, self->id, program_id, NULL, 0, "thread %u (%s) finished",
+                     self->id, t->name);
       break;
   }
   sup_program_thread_ended(program_id, self->id, state, exit_code);

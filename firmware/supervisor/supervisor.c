@@ -79,8 +79,8 @@ static void escalate_kills(int64_t now) {
       t->kill_phase = SUP_KILL_GAVE_UP;
       t->unkillable = true;
       sup_event_emit(SUP_EVENT_THREAD_UNKILLABLE, t->id, t->program_id, NULL, 0,
-                     "thread %u (%s) is still alive %lld ms after a kill (stuck in native code?)", t->id, t->name,
-                     (long long)(2 * t->kill_grace_ns / 1000000));
+                     "thread %u (%s) is still alive %lld ms after a kill (stuck in native code?)", t->id,
+                     t->name, (long long)(2 * t->kill_grace_ns / 1000000));
     }
   }
 }
@@ -192,7 +192,8 @@ int sup_reset(void) {
   int survivors = kill_all_and_wait();
   if (survivors > 0) {
     rt_sched_lock();
-    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "reset refused: %d thread(s) could not be killed", survivors);
+    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "reset refused: %d thread(s) could not be killed",
+                   survivors);
     rt_sched_unlock();
     return survivors;
   }

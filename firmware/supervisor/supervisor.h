@@ -119,8 +119,8 @@ typedef struct {
   uint32_t program_id;
   char name[SUP_NAME_MAX];
   sup_thread_state_t state;
-  bool unkillable;       // still alive after a kill's hard phase
-  bool deadlocked;       // part of a lock wait-for cycle
+  bool unkillable;  // still alive after a kill's hard phase
+  bool deadlocked;  // part of a lock wait-for cycle
   int64_t start_us, end_us;
   int64_t cpu_us;
   uint32_t stack_size, stack_used, stack_peak;  // bytes

@@ -5,6 +5,8 @@
 // Every test boots its own board and runs Python programs on it. There is one
 // VM per process, so ctest runs each test in a process of its own
 // (gtest_discover_tests in firmware/CMakeLists.txt).
+#include "firmware/supervisor/supervisor.h"
+
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -20,8 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "firmware/supervisor/supervisor.h"
 
 #include "firmware/storage/lfsdev.h"
 
@@ -87,7 +87,9 @@ bool PollUntil(const std::function<bool()> &done, milliseconds timeout = kDeadli
   return true;
 }
 
-bool Contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+bool Contains(const std::string &text, const std::string &part) {
+  return text.find(part) != std::string::npos;
+}
 
 // A program that ran to its end (or was given up on).
 struct ProgramRun {
@@ -177,7 +179,8 @@ class BoardTest : public ::testing::Test {
     run.program_id = program_id;
     run.main_thread_id = main_thread_id;
     run.ended = WaitForEnd(program_id);
-    EXPECT_TRUE(run.ended) << "program " << program_id << " still running after " << kDeadline.count() << " ms";
+    EXPECT_TRUE(run.ended) << "program " << program_id << " still running after " << kDeadline.count()
+                           << " ms";
     EXPECT_TRUE(sup_program_get(program_id, &run.info));
     run.output = Output(program_id);
     return run;
@@ -250,8 +253,8 @@ class BoardTest : public ::testing::Test {
     const int64_t kill_at_us = UptimeUs();
     ASSERT_EQ(sup_thread_kill(thread_id, grace_ms), 0);
     EXPECT_TRUE(WaitForState(thread_id, SUP_THREAD_KILLED))
-        << "thread " << thread_id << " is " << StateName(Thread(thread_id).state) << " after " << kDeadline.count()
-        << " ms";
+        << "thread " << thread_id << " is " << StateName(Thread(thread_id).state) << " after "
+        << kDeadline.count() << " ms";
     sup_thread_info_t info = Thread(thread_id);
     EXPECT_FALSE(info.unkillable);
     if (info.state != SUP_THREAD_KILLED) return;
@@ -317,7 +320,8 @@ print("main done")
 void ExpectMainCarriedOn(const ProgramRun &run, size_t output_at_kill) {
   EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
   EXPECT_EQ(run.info.exit_code, 0);
-  EXPECT_TRUE(Contains(run.output.substr(output_at_kill), "tick")) << "no tick after the kill:\n" << run.output;
+  EXPECT_TRUE(Contains(run.output.substr(output_at_kill), "tick")) << "no tick after the kill:\n"
+                                                                   << run.output;
   EXPECT_TRUE(Contains(run.output, "main done\n")) << run.output;
 }
 
@@ -494,7 +498,8 @@ while True:
     last_end_us = std::max(last_end_us, t.end_us);
   }
   if (info.threads_live == 0) {
-    std::cout << "kill latency us=" << last_end_us - kill_at_us << " case=program_kill_4_threads" << std::endl;
+    std::cout << "kill latency us=" << last_end_us - kill_at_us << " case=program_kill_4_threads"
+              << std::endl;
   }
 }
 
@@ -748,7 +753,8 @@ TEST_F(BoardTest, SyntaxErrorFailsProgramAndBoardStaysUsable) {
   EXPECT_EQ(run.info.state, SUP_PROGRAM_FAILED) << ProgramStateName(run.info.state);
   EXPECT_EQ(run.info.exit_code, 1);
   EXPECT_TRUE(Contains(run.output, "SyntaxError")) << run.output;
-  EXPECT_FALSE(Contains(run.output, "before")) << "a program that does not compile must not run:\n" << run.output;
+  EXPECT_FALSE(Contains(run.output, "before")) << "a program that does not compile must not run:\n"
+                                               << run.output;
 
   ExpectBoardStillRunsPrograms();
 }
@@ -784,8 +790,10 @@ gate.release()
   EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state) << "\n" << run.output;
   EXPECT_EQ(run.info.exit_code, 0);
   // The limit counts live user threads, the program's main thread included.
-  EXPECT_TRUE(Contains(run.output, "started " + std::to_string(config_.max_threads - 1) + "\n")) << run.output;
-  EXPECT_TRUE(Contains(run.output, "limit of " + std::to_string(config_.max_threads) + " threads")) << run.output;
+  EXPECT_TRUE(Contains(run.output, "started " + std::to_string(config_.max_threads - 1) + "\n"))
+      << run.output;
+  EXPECT_TRUE(Contains(run.output, "limit of " + std::to_string(config_.max_threads) + " threads"))
+      << run.output;
   EXPECT_EQ(run.info.threads_started, config_.max_threads);
 
   ExpectBoardStillRunsPrograms();
@@ -802,7 +810,8 @@ while True:
   EXPECT_TRUE(Contains(run.output, "MemoryError")) << run.output;
 
   // Half the heap in one piece: the failed program's garbage is gone.
-  ExpectBoardStillRunsPrograms("b = bytearray(" + std::to_string(config_.heap_bytes / 2) + ")\nprint('ok')\n");
+  ExpectBoardStillRunsPrograms("b = bytearray(" + std::to_string(config_.heap_bytes / 2) +
+                               ")\nprint('ok')\n");
 }
 
 TEST_F(BoardTest, EndlessOutputIsKilledAndRingKeepsTheNewestBytes) {
@@ -888,7 +897,8 @@ print("main done")
   std::vector<sup_output_chunk_t> chunks(256);
   std::vector<char> buf(64 * 1024);
   uint64_t first_kept = 0;
-  int n = sup_output_read(run.program_id, 0, chunks.data(), chunks.size(), buf.data(), buf.size(), &first_kept);
+  int n =
+      sup_output_read(run.program_id, 0, chunks.data(), chunks.size(), buf.data(), buf.size(), &first_kept);
   ASSERT_GT(n, 0);
   EXPECT_EQ(first_kept, 0u);
   std::map<uint32_t, std::string> by_thread;
@@ -992,7 +1002,8 @@ time.sleep(3600)
   EXPECT_EQ(Thread(sleeper).state, SUP_THREAD_KILLED) << StateName(Thread(sleeper).state);
   EXPECT_EQ(Thread(main_tid).state, SUP_THREAD_KILLED) << StateName(Thread(main_tid).state);
 
-  ProgramRun after = RunProgram("import counter\nprint('value', counter.value)\nprint(open('/data.txt').read())\n");
+  ProgramRun after =
+      RunProgram("import counter\nprint('value', counter.value)\nprint(open('/data.txt').read())\n");
   EXPECT_EQ(after.info.exit_code, 0) << after.output;
   EXPECT_EQ(after.output, "value 0\nkept\n");
 }
@@ -1009,7 +1020,8 @@ print('ok')
   Shutdown();
 
   ASSERT_NO_FATAL_FAILURE(Boot(FlashPath()));
-  ProgramRun second_boot = RunProgram("import mymod\nprint(open('/data.txt').read())\nprint(mymod.hello())\n");
+  ProgramRun second_boot =
+      RunProgram("import mymod\nprint(open('/data.txt').read())\nprint(mymod.hello())\n");
   EXPECT_EQ(second_boot.info.exit_code, 0) << second_boot.output;
   EXPECT_EQ(second_boot.output, "kept\nhello from flash\n");
 }
