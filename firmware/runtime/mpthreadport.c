@@ -190,7 +190,16 @@ void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
 
 void rt_sched_lock(void) { pthread_mutex_lock(&sched_mutex); }
 void rt_sched_unlock(void) { pthread_mutex_unlock(&sched_mutex); }
-pthread_mutex_t *rt_sched_mutex(void) { return &sched_mutex; }
+void rt_sched_wait_until(pthread_cond_t *cond, int64_t deadline_ns) {
+  // Condition variables time out on CLOCK_REALTIME: convert the time left.
+  int64_t left = deadline_ns - rt_now_ns();
+  struct timespec abs;
+  clock_gettime(CLOCK_REALTIME, &abs);
+  int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + (left > 0 ? left : 0);
+  abs.tv_sec = at / 1000000000;
+  abs.tv_nsec = at % 1000000000;
+  pthread_cond_timedwait(cond, &sched_mutex, &abs);
+}
 
 rt_thread_t *rt_self(void) { return tls_self; }
 
@@ -439,14 +448,7 @@ rt_wake_t rt_block(rt_block_kind_t kind, void *obj, int64_t deadline_ns, bool (*
         why = RT_WAKE_TIMEOUT;
         break;
       }
-      struct timespec abs;
-      // The condvar uses CLOCK_REALTIME; convert the remaining time.
-      int64_t left = deadline_ns - rt_now_ns();
-      clock_gettime(CLOCK_REALTIME, &abs);
-      int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + (left > 0 ? left : 0);
-      abs.tv_sec = at / 1000000000;
-      abs.tv_nsec = at % 1000000000;
-      pthread_cond_timedwait(&self->cond, &sched_mutex, &abs);
+      rt_sched_wait_until(&self->cond, deadline_ns);
     } else {
       pthread_cond_wait(&self->cond, &sched_mutex);
     }

@@ -121,8 +121,9 @@ void rt_thread_unregister_system(rt_thread_t *t);
 
 void rt_sched_lock(void);
 void rt_sched_unlock(void);
-// The sched mutex itself, to wait on a condition variable with it.
-pthread_mutex_t *rt_sched_mutex(void);
+// Waits on `cond` with the sched mutex until signalled or the monotonic
+// deadline passes (spurious wake-ups possible: re-check). REQUIRES: sched lock.
+void rt_sched_wait_until(pthread_cond_t *cond, int64_t deadline_ns);
 // Looks up a live thread by id. REQUIRES: sched lock held.
 rt_thread_t *rt_thread_find(uint32_t id);
 // Calls fn for every live thread. REQUIRES: sched lock held.

@@ -3,7 +3,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "firmware/supervisor/internal.h"
 
@@ -35,12 +34,7 @@ size_t sup_events_read(uint64_t after_seq, sup_event_t *out, size_t max, int64_t
   int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
   rt_sched_lock();
   while (last_seq <= after_seq && timeout_ms > 0 && rt_now_ns() < deadline) {
-    struct timespec abs;
-    clock_gettime(CLOCK_REALTIME, &abs);
-    int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + (deadline - rt_now_ns());
-    abs.tv_sec = at / 1000000000;
-    abs.tv_nsec = at % 1000000000;
-    pthread_cond_timedwait(&sup.changed, rt_sched_mutex(), &abs);
+    rt_sched_wait_until(&sup.changed, deadline);
   }
   uint64_t first = last_seq > EVENT_RING ? last_seq - EVENT_RING + 1 : 1;
   if (after_seq + 1 > first) first = after_seq + 1;

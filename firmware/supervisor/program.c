@@ -234,13 +234,7 @@ int sup_program_wait(uint32_t program_id, int64_t timeout_ms) {
       rc = -ETIMEDOUT;
       break;
     }
-    struct timespec abs;
-    clock_gettime(CLOCK_REALTIME, &abs);
-    int64_t wait_ns = 50 * 1000000;  // re-check periodically
-    int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + wait_ns;
-    abs.tv_sec = at / 1000000000;
-    abs.tv_nsec = at % 1000000000;
-    pthread_cond_timedwait(&sup.changed, rt_sched_mutex(), &abs);
+    rt_sched_wait_until(&sup.changed, rt_now_ns() + 50 * 1000000);  // re-check periodically
   }
   rt_sched_unlock();
   return rc;
