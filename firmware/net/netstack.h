@@ -1,0 +1,42 @@
+// The board's TCP/IP stack: lwIP (its own tcpip thread, sockets API lwip_*)
+// over a libslirp virtual NIC, like QEMU user networking. Guest 10.0.2.15/24,
+// gateway 10.0.2.2; a host port forward 127.0.0.1:PORT -> 10.0.2.15:PORT makes
+// a board listening on lwIP reachable from the host. slirp runs restricted:
+// the board cannot open connections to the host or anywhere else.
+//
+// lwIP socket numbers are not OS file descriptors: never pass them to libc.
+#ifndef THREADFLEET_NET_NETSTACK_H
+#define THREADFLEET_NET_NETSTACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NET_GUEST_IP "10.0.2.15"
+
+typedef struct {
+  const char *host_ip;  // where the forward listens, e.g. "127.0.0.1"
+  uint16_t port;        // host port == guest port
+} net_config_t;
+
+// Starts lwIP, the slirp NIC and its thread, and the port forward. Returns
+// false with a message in err (e.g. the host port is taken).
+bool net_start(const net_config_t *config, char *err, size_t err_len);
+// Stops the slirp thread (lwIP's own thread lives until the process ends).
+void net_stop(void);
+
+typedef struct {
+  uint64_t rx_frames, tx_frames, rx_bytes, tx_bytes, dropped_frames;
+  uint32_t tcp_active;  // lwIP TCP PCBs in use
+} net_stats_t;
+void net_stats(net_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // THREADFLEET_NET_NETSTACK_H
