@@ -212,12 +212,13 @@ int sup_reset(void) {
 
 // ---- Health ----------------------------------------------------------------------
 
+static void heap_stats(void *ctx) { rt_vm_heap_stats(ctx); }
+
 void sup_health(sup_health_t *out) {
   memset(out, 0, sizeof(*out));
-  rt_heap_stats_t heap;
-  rt_vm_enter();
-  rt_vm_heap_stats(&heap);
-  rt_vm_leave();
+  rt_heap_stats_t heap = {0};
+  char err[64];
+  sup_vm_run(heap_stats, &heap, err, sizeof(err));
   out->heap_total = heap.total;
   out->heap_used = heap.used;
   out->heap_free = heap.free;

@@ -77,6 +77,24 @@ void sup_deinit(void);
 // could not be killed (they are abandoned; 0 is the normal case).
 int sup_reset(void);
 
+// ---- Host threads inside the VM ----------------------------------------------
+
+// Runs fn(ctx) inside the VM on the calling host thread (a thread of the
+// control channel, say): it takes the GIL and a VM thread state of its own for
+// the duration, so fn may use MicroPython's C API (files on flash, objects).
+// An exception escaping fn is caught: returns false with its text in err.
+// fn must not block for long: Python threads wait while it runs.
+bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len);
+// Releases the calling host thread's VM registration (before it exits).
+void sup_vm_detach(void);
+
+// Serves work that must run on the VM host thread (soft reset) until *stop
+// becomes non-zero. REQUIRES: called on the VM host thread.
+int sup_host_serve(volatile int *stop);
+// From any thread: has the VM host thread (in sup_host_serve) soft-reset the
+// board and returns sup_reset's result, or -ETIMEDOUT.
+int sup_reset_request(int64_t timeout_ms);
+
 // ---- Programs ----------------------------------------------------------------
 
 typedef struct {
@@ -214,8 +232,8 @@ typedef struct {
   size_t metric_count;
 } sup_health_t;
 
-// Takes a health snapshot. Enters the VM briefly for the heap figures:
-// REQUIRES: called on the VM host thread or a registered system thread.
+// Takes a health snapshot (enters the VM briefly, via sup_vm_run, for the
+// heap figures).
 void sup_health(sup_health_t *out);
 
 #ifdef __cplusplus

@@ -25,6 +25,10 @@
 
 #include "firmware/storage/lfsdev.h"
 
+extern "C" {
+#include "py/runtime.h"
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, the board's uptime clock
@@ -1025,6 +1029,63 @@ print('ok')
       RunProgram("import mymod\nprint(open('/data.txt').read())\nprint(mymod.hello())\n");
   EXPECT_EQ(second_boot.info.exit_code, 0) << second_boot.output;
   EXPECT_EQ(second_boot.output, "kept\nhello from flash\n");
+}
+
+// ---- Host threads ------------------------------------------------------------------
+
+// What a control-channel thread does: enter the VM to touch Python objects
+// while a program keeps a thread busy.
+void AllocateListInVm(void *ctx) {
+  mp_obj_t list = mp_obj_new_list(0, nullptr);
+  for (int i = 0; i < 1000; i++) mp_obj_list_append(list, mp_obj_new_int(i));
+  size_t len;
+  mp_obj_t *items;
+  mp_obj_list_get(list, &len, &items);
+  *static_cast<size_t *>(ctx) = len;
+}
+
+void RaiseInVm(void *) { mp_raise_ValueError(MP_ERROR_TEXT("bad file name")); }
+
+TEST_F(BoardTest, HostThreadsEnterTheVmWhileProgramsRun) {
+  uint32_t prog = Start("x = 0\nwhile True:\n    x += 1\n");
+  std::vector<std::thread> hosts;
+  std::vector<size_t> lengths(4, 0);
+  for (int i = 0; i < 4; i++) {
+    hosts.emplace_back([&, i] {
+      char err[64];
+      for (int round = 0; round < 20; round++)
+        EXPECT_TRUE(sup_vm_run(AllocateListInVm, &lengths[i], err, sizeof err));
+      sup_vm_detach();
+    });
+  }
+  for (auto &h : hosts) h.join();
+  for (size_t len : lengths) EXPECT_EQ(len, 1000u);
+  char err[64];
+  std::thread raiser([&] {
+    EXPECT_FALSE(sup_vm_run(RaiseInVm, nullptr, err, sizeof err));
+    sup_vm_detach();
+  });
+  raiser.join();
+  EXPECT_STREQ(err, "ValueError: bad file name");
+  EXPECT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_EQ(sup_program_wait(prog, 5000), 0);
+}
+
+TEST_F(BoardTest, ResetRequestedFromAnotherThreadRunsOnTheHostThread) {
+  uint32_t prog = Start("import time\ntime.sleep(3600)\n");
+  volatile int stop = 0;
+  int result = -1;
+  std::thread control([&] {
+    result = sup_reset_request(10000);
+    stop = 1;
+  });
+  sup_host_serve(&stop);  // this test's thread is the VM host thread
+  control.join();
+  EXPECT_EQ(result, 0);
+  sup_program_info_t info;
+  ASSERT_TRUE(sup_program_get(prog, &info));
+  EXPECT_EQ(info.state, SUP_PROGRAM_KILLED);
+  EXPECT_EQ(RunProgram("print('ok')\n").output, "ok\n");
 }
 
 // ---- Health ----------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+// Host threads entering the VM (see supervisor.h: sup_vm_run) and the VM host
+// thread's service loop for work that must run there (soft reset).
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "firmware/supervisor/internal.h"
+#include "py/runtime.h"
+
+// The VM thread state a host thread uses while inside sup_vm_run.
+#define HOST_VM_STACK_LIMIT (128 * 1024)
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} text_t;
+
+static void text_strn(void *env, const char *str, size_t len) {
+  text_t *t = env;
+  size_t room = t->cap - 1 - t->len;
+  if (len > room) len = room;
+  memcpy(t->buf + t->len, str, len);
+  t->len += len;
+  t->buf[t->len] = '\0';
+}
+
+bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
+  rt_thread_t *self = rt_self();
+  if (!self) self = rt_thread_register_system();
+  if (!self) {
+    snprintf(err, err_len, "too many threads use the VM");
+    return false;
+  }
+  // The VM host thread has its state already; other host threads get one on
+  // this frame for the duration of the call.
+  bool own_state = mp_thread_get_state() == NULL;
+  mp_state_thread_t ts;
+  if (own_state) {
+    mp_thread_init_state(&ts, HOST_VM_STACK_LIMIT, NULL, NULL);
+    ts.nlr_top = NULL;
+    self->stack_top = &ts + 1;
+  }
+  rt_gil_acquire();
+  bool ok = true;
+  nlr_buf_t nlr;
+  if (nlr_push(&nlr) == 0) {
+    fn(ctx);
+    nlr_pop();
+  } else {
+    ok = false;
+    text_t text = {err, 0, err_len};
+    err[0] = '\0';
+    mp_print_t print = {&text, text_strn};
+    mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
+  }
+  rt_gil_release();
+  if (own_state) {
+    rt_sched_lock();
+    mp_thread_set_state(NULL);
+    rt_sched_unlock();
+  }
+  return ok;
+}
+
+void sup_vm_detach(void) {
+  rt_thread_t *self = rt_self();
+  if (self && self->system && self->ts == NULL) rt_thread_unregister_system(self);
+}
+
+// ---- The VM host thread's service loop --------------------------------------------
+
+static uint64_t reset_asked, reset_done;  // sched
+static int reset_result;                  // sched
+
+int sup_host_serve(volatile int *stop) {
+  rt_sched_lock();
+  while (!*stop) {
+    if (reset_asked > reset_done) {
+      uint64_t ticket = reset_asked;
+      rt_sched_unlock();
+      int result = sup_reset();
+      rt_sched_lock();
+      reset_result = result;
+      reset_done = ticket;
+      pthread_cond_broadcast(&sup.changed);
+      continue;
+    }
+    rt_sched_wait_until(&sup.changed, rt_now_ns() + 100 * 1000000);
+  }
+  rt_sched_unlock();
+  return 0;
+}
+
+int sup_reset_request(int64_t timeout_ms) {
+  int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
+  rt_sched_lock();
+  uint64_t ticket = ++reset_asked;
+  pthread_cond_broadcast(&sup.changed);
+  while (reset_done < ticket && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
+  int rc = reset_done >= ticket ? reset_result : -ETIMEDOUT;
+  rt_sched_unlock();
+  return rc;
+}
