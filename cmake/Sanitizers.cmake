@@ -4,3 +4,19 @@ if(THREADFLEET_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# THREADFLEET_FUZZ=ON (clang only, the `fuzz` preset) instruments every
+# library for libFuzzer's coverage; fuzzer executables add libFuzzer's main
+# through threadfleet_fuzzer(target).
+option(THREADFLEET_FUZZ "Build libFuzzer fuzzers (needs clang)" OFF)
+if(THREADFLEET_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "THREADFLEET_FUZZ needs clang and clang++ (use the `fuzz` preset)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
+function(threadfleet_fuzzer target)
+  target_compile_options(${target} PRIVATE -fsanitize=fuzzer)
+  target_link_options(${target} PRIVATE -fsanitize=fuzzer)
+endfunction()

@@ -1,5 +1,6 @@
 // fleetboard: one process is one simulated board.
 //
+//   fleetboard serve --name b01 --listen 127.0.0.1:PORT ...   (serve.c)
 //   fleetboard run SCRIPT.py [--heap N] [--flash FILE] [--max-threads N]
 //                  [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]
 //
@@ -14,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "firmware/app/board_common.h"
 #include "firmware/storage/lfsdev.h"
 #include "firmware/supervisor/supervisor.h"
 
-#define EXIT_USAGE 2
 #define EXIT_TIMEOUT 124
 
 typedef struct {
@@ -32,32 +33,21 @@ typedef struct {
 } run_options_t;
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: fleetboard run SCRIPT.py [--heap N[k|m]] [--flash FILE] [--max-threads N]\n"
-          "                      [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]\n"
-          "\n"
-          "Runs SCRIPT.py as a program on a fresh simulated board and exits when all of\n"
-          "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n");
-}
-
-static bool parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s) return false;
-  if (*end == 'k' || *end == 'K')
-    v *= 1024, end++;
-  else if (*end == 'm' || *end == 'M')
-    v *= 1024 * 1024, end++;
-  if (*end) return false;
-  *out = (size_t)v;
-  return true;
+  fprintf(
+      out,
+      "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE --cert C --key K --ca CA\n"
+      "                        [--heap N[k|m]] [--max-threads N]\n"
+      "       fleetboard run SCRIPT.py [--heap N[k|m]] [--flash FILE] [--max-threads N]\n"
+      "                      [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]\n"
+      "\n"
+      "Runs SCRIPT.py as a program on a fresh simulated board and exits when all of\n"
+      "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n");
 }
 
 // -X options are MicroPython's (run-tests passes them): heapsize= sets the
 // heap; the emitter choice is accepted (this board runs bytecode only).
 static bool apply_x_option(const char *opt, run_options_t *o) {
-  if (strncmp(opt, "heapsize=", 9) == 0) return parse_size(opt + 9, &o->heap_bytes);
+  if (strncmp(opt, "heapsize=", 9) == 0) return board_parse_size(opt + 9, &o->heap_bytes);
   return strcmp(opt, "emit=bytecode") == 0 || strncmp(opt, "emit=", 5) == 0 || strcmp(opt, "realtime") == 0;
 }
 
@@ -71,11 +61,11 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
     if (strcmp(a, "--heap") == 0)
-      ok = ok && parse_size(v, &o->heap_bytes);
+      ok = ok && board_parse_size(v, &o->heap_bytes);
     else if (strcmp(a, "--flash") == 0)
       o->flash = v;
     else if (strcmp(a, "--max-threads") == 0)
-      ok = ok && parse_size(v, &o->max_threads);
+      ok = ok && board_parse_size(v, &o->max_threads);
     else if (strcmp(a, "--timeout") == 0)
       ok = ok && (o->timeout_s = atof(v)) > 0;
     else if (strcmp(a, "--name") == 0)
@@ -150,12 +140,6 @@ static void echo_output(uint32_t program_id, uint32_t thread_id, int stream, con
   }
 }
 
-static void mount_flash(void *ctx) {
-  (void)ctx;
-  char err[128];
-  if (!lfsdev_mount(err, sizeof(err))) fprintf(stderr, "fleetboard: %s\n", err);
-}
-
 static int run_program(const run_options_t *o) {
   size_t source_len = 0;
   char *source = read_file(o->script, &source_len);
@@ -173,7 +157,7 @@ static int run_program(const run_options_t *o) {
   config.board_name = o->name;
   config.heap_bytes = o->heap_bytes;
   config.max_threads = o->max_threads;
-  config.on_vm_start = mount_flash;
+  config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
     free(source);
@@ -219,6 +203,9 @@ int main(int argc, char **argv) {
     if (parse_run(argc - 2, argv + 2, &options) != 0) return EXIT_USAGE;
     return run_program(&options);
   }
-  fprintf(stderr, "fleetboard: unknown command '%s' (try: fleetboard run SCRIPT.py)\n", argv[1]);
+  if (strcmp(argv[1], "serve") == 0) return board_serve(argc - 2, argv + 2);
+  fprintf(stderr,
+          "fleetboard: unknown command '%s' (try: fleetboard run SCRIPT.py | fleetboard serve --help)\n",
+          argv[1]);
   return EXIT_USAGE;
 }

@@ -17,6 +17,9 @@ extern "C" {
 #endif
 
 #define NET_GUEST_IP "10.0.2.15"
+#define NET_NETMASK "255.255.255.0"
+// slirp's virtual host. Restricted slirp refuses the board's connections to it.
+#define NET_GATEWAY_IP "10.0.2.2"
 
 typedef struct {
   const char *host_ip;  // where the forward listens, e.g. "127.0.0.1"
@@ -24,15 +27,20 @@ typedef struct {
 } net_config_t;
 
 // Starts lwIP, the slirp NIC and its thread, and the port forward. Returns
-// false with a message in err (e.g. the host port is taken).
+// false with a message in err (e.g. the host port is taken, or the network is
+// already started). lwIP itself is started on the first call only; net_stop
+// followed by net_start gives a fresh slirp (new connections only).
 bool net_start(const net_config_t *config, char *err, size_t err_len);
 // Stops the slirp thread (lwIP's own thread lives until the process ends).
 void net_stop(void);
 
 typedef struct {
   uint64_t rx_frames, tx_frames, rx_bytes, tx_bytes, dropped_frames;
-  uint32_t tcp_active;  // lwIP TCP PCBs in use
+  uint32_t tcp_active;  // lwIP TCP connections (tcp_active_pcbs: not listening, not TIME_WAIT)
 } net_stats_t;
+// Counters since the process started (frames and bytes as Ethernet frames
+// crossing the NIC: rx = slirp -> lwIP, tx = lwIP -> slirp). All zero before
+// the first net_start. Safe from any thread; takes the lwIP core lock briefly.
 void net_stats(net_stats_t *out);
 
 #ifdef __cplusplus

@@ -17,6 +17,7 @@ typedef struct rpc_h2_conn rpc_h2_conn_t;
 
 // Creates a connection serving `service` on `io`. `peer` (copied) names the
 // authenticated client for rpc_call_peer. Returns NULL on out of memory.
+// `io` may be all zero for a connection only driven by rpc_h2_conn_feed.
 rpc_h2_conn_t *rpc_h2_conn_new(const rpc_service_t *service, rpc_transport_t io, const char *peer);
 // Runs the connection until the peer goes away, an unrecoverable protocol
 // error, or rpc_h2_conn_stop. Blocks the calling thread (the connection's I/O

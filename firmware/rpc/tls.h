@@ -24,10 +24,14 @@ void rpc_tls_config_free(rpc_tls_config_t *config);
 
 // Runs the handshake over `lower` (blocking, at most timeout_ms). Returns
 // NULL with a reason in err on failure. One config serves many connections,
-// each on its own thread.
+// each on its own thread. `lower` stays the caller's (close it after a
+// failed accept or after rpc_tls_close).
 rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, int timeout_ms, char *err,
                                size_t err_len);
-// The decrypted stream (valid until rpc_tls_close).
+// The decrypted stream (valid until rpc_tls_close); one thread at a time.
+// recv: RPC_IO_WOULD_BLOCK when nothing came within timeout_ms, RPC_IO_CLOSED
+// on close_notify or EOF. send: after RPC_IO_WOULD_BLOCK, call again with the
+// same bytes (mbedTLS has already encrypted them).
 rpc_transport_t rpc_tls_transport(rpc_tls_conn_t *conn);
 // The client certificate's subject CN.
 const char *rpc_tls_peer_cn(const rpc_tls_conn_t *conn);

@@ -1,0 +1,17 @@
+// What fleetboard's commands share.
+#ifndef THREADFLEET_APP_BOARD_COMMON_H
+#define THREADFLEET_APP_BOARD_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define EXIT_USAGE 2
+
+// "256k", "2m", "65536" -> bytes. Returns false if malformed.
+bool board_parse_size(const char *s, size_t *out);
+// sup_config_t.on_vm_start: mounts the flash at "/" (complains on stderr).
+void board_mount_flash(void *ctx);
+// `fleetboard serve ARGS...`; returns the exit status.
+int board_serve(int argc, char **argv);
+
+#endif  // THREADFLEET_APP_BOARD_COMMON_H

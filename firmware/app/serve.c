@@ -1,0 +1,182 @@
+// `fleetboard serve`: a board that runs until SIGTERM, serving BoardControl
+// over gRPC + mutual TLS from its own lwIP stack.
+//
+//   fleetboard serve --name b01 --listen 127.0.0.1:7001 --flash b01.lfs
+//                    --cert b01.pem --key b01.key --ca ca.pem
+//                    [--heap 256k] [--max-threads 16] [--flash-size 1m]
+//
+// On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
+// sync and close the flash, exit 0.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "firmware/app/board_common.h"
+#include "firmware/net/netstack.h"
+#include "firmware/rpc/board_service.h"
+#include "firmware/rpc/server.h"
+#include "firmware/rpc/tls.h"
+#include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/supervisor.h"
+
+typedef struct {
+  const char *name, *listen, *flash, *cert, *key, *ca;
+  size_t heap_bytes, max_threads, flash_bytes;
+  char host_ip[64];
+  uint16_t port;
+} serve_options_t;
+
+static volatile int stop_requested;
+
+static void on_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+// Health's network figures: the lwIP/slirp counters and live TLS sessions.
+static void board_net_stats(board_net_stats_t *out, void *ctx) {
+  (void)ctx;
+  net_stats_t net;
+  net_stats(&net);
+  *out = (board_net_stats_t){.tcp_connections = net.tcp_active,
+                             .tx_bytes = net.tx_bytes,
+                             .rx_bytes = net.rx_bytes,
+                             .tls_sessions = (uint32_t)rpc_tls_sessions()};
+}
+
+static bool parse_listen(serve_options_t *o) {
+  const char *colon = o->listen ? strrchr(o->listen, ':') : NULL;
+  if (!colon || colon == o->listen || (size_t)(colon - o->listen) >= sizeof(o->host_ip)) return false;
+  memcpy(o->host_ip, o->listen, (size_t)(colon - o->listen));
+  o->host_ip[colon - o->listen] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 1 || port > 65535) return false;
+  o->port = (uint16_t)port;
+  return true;
+}
+
+static void serve_usage(FILE *out) {
+  fprintf(out,
+          "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE\n"
+          "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
+          "                        [--heap N[k|m]] [--max-threads N] [--flash-size N[k|m]]\n"
+          "\n"
+          "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
+          "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n");
+}
+
+static int parse_serve(int argc, char **argv, serve_options_t *o) {
+  if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    serve_usage(stdout);
+    return 1;
+  }
+  sup_config_t defaults = sup_default_config();
+  *o = (serve_options_t){.heap_bytes = defaults.heap_bytes,
+                         .max_threads = defaults.max_threads,
+                         .flash_bytes = LFSDEV_DEFAULT_BYTES};
+  for (int i = 0; i < argc; i += 2) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool ok = v != NULL;
+    if (strcmp(a, "--name") == 0)
+      o->name = v;
+    else if (strcmp(a, "--listen") == 0)
+      o->listen = v;
+    else if (strcmp(a, "--flash") == 0)
+      o->flash = v;
+    else if (strcmp(a, "--cert") == 0)
+      o->cert = v;
+    else if (strcmp(a, "--key") == 0)
+      o->key = v;
+    else if (strcmp(a, "--ca") == 0)
+      o->ca = v;
+    else if (strcmp(a, "--heap") == 0)
+      ok = ok && board_parse_size(v, &o->heap_bytes);
+    else if (strcmp(a, "--max-threads") == 0)
+      ok = ok && board_parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--flash-size") == 0)
+      ok = ok && board_parse_size(v, &o->flash_bytes);
+    else {
+      fprintf(stderr, "fleetboard serve: unknown option %s\n", a);
+      return -1;
+    }
+    if (!ok) {
+      fprintf(stderr, "fleetboard serve: bad or missing value for %s\n", a);
+      return -1;
+    }
+  }
+  const char *missing = !o->name     ? "--name"
+                        : !o->listen ? "--listen"
+                        : !o->flash  ? "--flash"
+                        : !o->cert   ? "--cert"
+                        : !o->key    ? "--key"
+                        : !o->ca     ? "--ca"
+                                     : NULL;
+  if (missing) {
+    fprintf(stderr, "fleetboard serve: %s is required (see fleetboard --help)\n", missing);
+    return -1;
+  }
+  if (!parse_listen(o)) {
+    fprintf(stderr, "fleetboard serve: --listen wants HOST:PORT, e.g. 127.0.0.1:7001 (got %s)\n", o->listen);
+    return -1;
+  }
+  if (o->max_threads < 1 || o->max_threads > 32 || o->heap_bytes < 16 * 1024) {
+    fprintf(stderr, "fleetboard serve: --max-threads must be 1..32 and --heap at least 16k\n");
+    return -1;
+  }
+  return 0;
+}
+
+int board_serve(int argc, char **argv) {
+  serve_options_t o;
+  int parsed = parse_serve(argc, argv, &o);
+  if (parsed != 0) return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+  char err[200];
+  rpc_tls_config_t *tls = rpc_tls_config_new(o.cert, o.key, o.ca, err, sizeof(err));
+  if (!tls) {
+    fprintf(stderr, "fleetboard serve: %s\n", err);
+    return EXIT_USAGE;
+  }
+  if (!lfsdev_open(o.flash, o.flash_bytes, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard serve: %s\n", err);
+    rpc_tls_config_free(tls);
+    return EXIT_USAGE;
+  }
+  sup_config_t config = sup_default_config();
+  config.board_name = o.name;
+  config.heap_bytes = o.heap_bytes;
+  config.max_threads = o.max_threads;
+  config.on_vm_start = board_mount_flash;
+  int stack_marker;
+  if (!sup_init(&config, &stack_marker)) {
+    lfsdev_close();
+    rpc_tls_config_free(tls);
+    return EXIT_FAILURE;
+  }
+  board_service_configure(&(board_service_config_t){.board = &config, .net_stats = board_net_stats});
+  int status = EXIT_FAILURE;
+  net_config_t net = {.host_ip = o.host_ip, .port = o.port};
+  rpc_server_config_t server = {.port = o.port, .tls = tls, .service = &board_service};
+  if (!net_start(&net, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard serve: %s\n", err);
+  } else if (!rpc_server_start(&server, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard serve: %s\n", err);
+    net_stop();
+  } else {
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "fleetboard: serving %s on %s:%u\n", o.name, o.host_ip, o.port);
+    sup_host_serve(&stop_requested);  // until SIGTERM
+    fprintf(stderr, "fleetboard: stopping %s\n", o.name);
+    rpc_server_stop();
+    net_stop();
+    status = EXIT_SUCCESS;
+  }
+  sup_deinit();
+  lfsdev_close();
+  rpc_tls_config_free(tls);
+  return status;
+}
