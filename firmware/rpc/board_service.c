@@ -148,19 +148,34 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
 
 // ---- Reset ---------------------------------------------------------------------------------
 
+// The VM host thread (in sup_host_serve) does the reset; this I/O thread goes
+// on serving and answers once the VM is back, so a client's next call lands
+// on the fresh VM. The call's user pointer holds the reset's ticket.
 static void reset(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(ResetRequest) req;
   if (!board_decode(call, msg, len, BOARD_PB(ResetRequest_fields), &req)) return;
+  rpc_call_set_user(call, (void *)(uintptr_t)sup_reset_begin());
+  rpc_call_poll_in(call, 5);
+}
+
+static void reset_poll(rpc_call_t *call) {
+  int survivors = 0;
+  if (!sup_reset_finished((uint64_t)(uintptr_t)rpc_call_user(call), &survivors)) {
+    rpc_call_poll_in(call, 5);
+    return;
+  }
+  if (survivors > 0) {
+    char message[96];
+    snprintf(message, sizeof(message),
+             "reset refused: %d thread(s) could not be killed (stuck in native code)", survivors);
+    rpc_call_finish(call, RPC_STATUS_FAILED_PRECONDITION, message);
+    return;
+  }
   BOARD_PB(ResetResponse) resp = {0};
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(ResetResponse_fields), &resp);
   board_scratch_give(s);
-  if (!sent) return;
-  rpc_call_finish(call, RPC_STATUS_OK, NULL);
-  // The response is queued before the reset begins. A zero timeout only asks:
-  // the VM host thread (in sup_host_serve) does the reset while this I/O
-  // thread goes on serving.
-  sup_reset_request(0);
+  if (sent) rpc_call_finish(call, RPC_STATUS_OK, NULL);
 }
 
 // ---- The method table, in board.proto's order -----------------------------------------------
@@ -204,7 +219,7 @@ static const rpc_method_t methods[] = {
      .poll = board_stream_output_poll,
      .on_done = board_free_user},
     {.name = "Exec", .on_message = board_exec_message, .poll = board_exec_poll, .on_done = board_exec_done},
-    {.name = "Reset", .on_message = reset},
+    {.name = "Reset", .on_message = reset, .poll = reset_poll},
 };
 
 const rpc_service_t board_service = {

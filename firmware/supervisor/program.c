@@ -65,7 +65,9 @@ void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_threa
   sup_program_t *p = sup_program_rec(program_id);
   if (!p) return;
   if (thread_id == p->info.main_thread_id) {
-    p->info.exit_code = exit_code;
+    // A killed main thread has no exit code of its own: report 1, like a
+    // failure.
+    p->info.exit_code = state == SUP_THREAD_KILLED && exit_code == 0 ? 1 : exit_code;
     p->main_outcome = state;
   }
   if (--p->info.threads_live > 0) {

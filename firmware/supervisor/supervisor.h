@@ -94,6 +94,11 @@ int sup_host_serve(volatile int *stop);
 // From any thread: has the VM host thread (in sup_host_serve) soft-reset the
 // board and returns sup_reset's result, or -ETIMEDOUT.
 int sup_reset_request(int64_t timeout_ms);
+// The same without waiting: sup_reset_begin asks for a reset and returns a
+// ticket; sup_reset_finished tells whether that reset is done, with
+// sup_reset's result.
+uint64_t sup_reset_begin(void);
+bool sup_reset_finished(uint64_t ticket, int *result);
 
 // ---- Programs ----------------------------------------------------------------
 

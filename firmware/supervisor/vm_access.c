@@ -91,11 +91,26 @@ int sup_host_serve(volatile int *stop) {
   return 0;
 }
 
-int sup_reset_request(int64_t timeout_ms) {
-  int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
+uint64_t sup_reset_begin(void) {
   rt_sched_lock();
   uint64_t ticket = ++reset_asked;
   pthread_cond_broadcast(&sup.changed);
+  rt_sched_unlock();
+  return ticket;
+}
+
+bool sup_reset_finished(uint64_t ticket, int *result) {
+  rt_sched_lock();
+  bool done = reset_done >= ticket;
+  if (done) *result = reset_result;
+  rt_sched_unlock();
+  return done;
+}
+
+int sup_reset_request(int64_t timeout_ms) {
+  int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
+  uint64_t ticket = sup_reset_begin();
+  rt_sched_lock();
   while (reset_done < ticket && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
   int rc = reset_done >= ticket ? reset_result : -ETIMEDOUT;
   rt_sched_unlock();
