@@ -11,6 +11,7 @@
 #include "firmware/rpc/board_flash.h"
 #include "firmware/rpc/board_internal.h"
 #include "firmware/rpc/board_literal.h"
+#include "firmware/runtime/text_print.h"
 #include "py/compile.h"
 #include "py/runtime.h"
 
@@ -38,20 +39,6 @@ typedef struct {
   size_t cap;
 } syntax_check_t;
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} text_sink_t;
-
-static void text_sink_strn(void *env, const char *str, size_t len) {
-  text_sink_t *t = env;
-  size_t room = t->cap - 1 - t->len;
-  if (len > room) len = room;
-  memcpy(t->buf + t->len, str, len);
-  t->len += len;
-  t->buf[t->len] = '\0';
-}
-
 static void syntax_check_run(void *ctx) {
   syntax_check_t *c = ctx;
   nlr_buf_t nlr;
@@ -67,8 +54,8 @@ static void syntax_check_run(void *ctx) {
   // Only a SyntaxError is the script's fault; a full heap shows when it runs.
   if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_SyntaxError)))
     return;
-  text_sink_t sink = {c->message, 0, c->cap};
-  mp_print_t print = {&sink, text_sink_strn};
+  rt_text_t text;
+  mp_print_t print = rt_text_printer(&text, c->message, c->cap);
   mp_obj_print_helper(&print, exc, PRINT_EXC);
   size_t n = 0, *values = NULL;
   mp_obj_exception_get_traceback(exc, &n, &values);

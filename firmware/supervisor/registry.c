@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "firmware/runtime/text_print.h"
 #include "firmware/supervisor/internal.h"
 #include "py/objstr.h"
 #include "py/runtime.h"
@@ -134,24 +135,9 @@ uint32_t sup_current_program(void) {
 
 // ---- How a thread ended ----------------------------------------------------------
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} text_sink_t;
-
-static void text_sink_strn(void *env, const char *str, size_t len) {
-  text_sink_t *s = env;
-  size_t room = s->cap - 1 - s->len;
-  if (len > room) len = room;
-  memcpy(s->buf + s->len, str, len);
-  s->len += len;
-  s->buf[s->len] = '\0';
-}
-
 static void exception_text(mp_obj_t exc, char *out, size_t cap, bool traceback) {
-  text_sink_t sink = {out, 0, cap};
-  out[0] = '\0';
-  mp_print_t print = {&sink, text_sink_strn};
+  rt_text_t text;
+  mp_print_t print = rt_text_printer(&text, out, cap);
   if (traceback) {
     mp_obj_print_exception(&print, exc);
   } else {

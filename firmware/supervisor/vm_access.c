@@ -4,25 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "firmware/runtime/text_print.h"
 #include "firmware/supervisor/internal.h"
 #include "py/runtime.h"
 
 // The VM thread state a host thread uses while inside sup_vm_run.
 #define HOST_VM_STACK_LIMIT (128 * 1024)
-
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} text_t;
-
-static void text_strn(void *env, const char *str, size_t len) {
-  text_t *t = env;
-  size_t room = t->cap - 1 - t->len;
-  if (len > room) len = room;
-  memcpy(t->buf + t->len, str, len);
-  t->len += len;
-  t->buf[t->len] = '\0';
-}
 
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
   rt_thread_t *self = rt_self();
@@ -48,9 +35,8 @@ bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
     nlr_pop();
   } else {
     ok = false;
-    text_t text = {err, 0, err_len};
-    err[0] = '\0';
-    mp_print_t print = {&text, text_strn};
+    rt_text_t text;
+    mp_print_t print = rt_text_printer(&text, err, err_len);
     mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
   }
   rt_gil_release();
