@@ -1,0 +1,635 @@
+#include "server/fleetd/board_link.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/fleetd/health.h"
+
+namespace threadfleet::fleetd {
+namespace {
+
+namespace pb = threadfleet::board::v1;
+
+// The board takes at most this many content bytes per WriteFile message
+// (board.options: WriteFileRequest.data max_size).
+constexpr size_t kWriteChunkBytes = 4096;
+
+int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(absl::ToChronoNanoseconds(d));
+}
+
+void SetTimeout(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+std::string CodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
+// The board's status and message, under the board's and the method's name.
+absl::Status BoardError(absl::string_view board, absl::string_view method, const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("board ", board, ": ", method, ": ", status.error_message()));
+}
+
+// Why a health stream ended, for LinkStatus::message. gRPC reports a failed
+// TLS handshake as a plain UNAVAILABLE; say what it means and what to check.
+std::string WatchEndText(const grpc::Status& status) {
+  if (status.ok()) return "the board ended its health stream";
+  const std::string& m = status.error_message();
+  const bool tls = absl::StrContains(m, "SSL") || absl::StrContains(m, "ssl") ||
+                   absl::StrContains(m, "andshake") || absl::StrContains(m, "CERTIFICATE");
+  if (tls) {
+    return absl::StrCat(
+        "TLS handshake with the board failed (check that its certificate is issued by the lab CA "
+        "and fleetd's by the CA the board trusts): ",
+        CodeName(status.error_code()), ": ", m);
+  }
+  return absl::StrCat("health stream failed: ", CodeName(status.error_code()), ": ", m);
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    return absl::Status(err == EACCES ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kNotFound,
+                        absl::StrCat("cannot read the ", what, " ", path, ": ", std::strerror(err)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().empty())
+    return absl::InvalidArgumentError(absl::StrCat("the ", what, " ", path, " is empty"));
+  return text.str();
+}
+
+// Runs one unary call with a deadline; `call(context, response)` returns its
+// grpc::Status.
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(absl::string_view board, absl::string_view method, absl::Duration timeout,
+                               Call call) {
+  grpc::ClientContext context;
+  SetTimeout(context, timeout);
+  Response response;
+  const grpc::Status status = call(&context, &response);
+  if (!status.ok()) return BoardError(board, method, status);
+  return response;
+}
+
+// A StreamOutput call's handle: cancels through the call's context while the
+// call lives.
+class OutputStreamHandle : public OutputStream {
+ public:
+  void Cancel() override {
+    absl::MutexLock lock(&mu_);
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  void Attach(grpc::ClientContext* context) {
+    absl::MutexLock lock(&mu_);
+    context_ = context;
+  }
+  void Detach() { Attach(nullptr); }
+
+ private:
+  absl::Mutex mu_;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace
+
+namespace internal {
+
+// The health stream of one link: one WatchHealth call. Done, it hands itself
+// to the link, which deletes it (see board_link.h: Threads). The link outlives
+// it: ~BoardLink waits for OnDone.
+class HealthWatch : public grpc::ClientReadReactor<pb::WatchHealthResponse> {
+ public:
+  HealthWatch(BoardLink* link, uint64_t generation, absl::Duration period)
+      : link_(link), generation_(generation) {
+    request_.set_period_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(period)));
+  }
+
+  void Start(pb::BoardControl::Stub* stub) {
+    stub->async()->WatchHealth(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  // Ends the call soon; OnDone follows on a gRPC thread.
+  void Cancel() { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended; OnDone follows
+    link_->OnWatchMessage(generation_, response_);
+    StartRead(&response_);
+  }
+
+  // gRPC's last use of this object. Nothing touches it after OnWatchDone,
+  // from which on the link may delete it.
+  void OnDone(const grpc::Status& status) override { link_->OnWatchDone(this, generation_, status); }
+
+ private:
+  BoardLink* const link_;
+  const uint64_t generation_;
+  grpc::ClientContext context_;
+  pb::WatchHealthRequest request_;
+  pb::WatchHealthResponse response_;
+};
+
+// One StreamOutput call. Done, it hands itself to the link like HealthWatch.
+class OutputCall : public grpc::ClientReadReactor<pb::StreamOutputResponse> {
+ public:
+  OutputCall(BoardLink* link, std::shared_ptr<OutputStreamHandle> handle,
+             const pb::StreamOutputRequest& request, BoardClient::OutputChunkFn on_chunk,
+             BoardClient::StreamDoneFn on_done)
+      : link_(link),
+        handle_(std::move(handle)),
+        request_(request),
+        on_chunk_(std::move(on_chunk)),
+        on_done_(std::move(on_done)) {}
+
+  void Start(pb::BoardControl::Stub* stub, std::optional<absl::Duration> timeout) {
+    if (timeout) SetTimeout(context_, *timeout);
+    handle_->Attach(&context_);
+    stub->async()->StreamOutput(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void Cancel() { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended; OnDone follows
+    if (on_chunk_) on_chunk_(response_.chunk());
+    StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    handle_->Detach();
+    if (on_done_)
+      on_done_(status.ok() ? absl::OkStatus() : BoardError(link_->name(), "StreamOutput", status));
+    link_->OnOutputCallDone(this);
+  }
+
+ private:
+  BoardLink* const link_;
+  const std::shared_ptr<OutputStreamHandle> handle_;
+  grpc::ClientContext context_;
+  const pb::StreamOutputRequest request_;
+  pb::StreamOutputResponse response_;
+  const BoardClient::OutputChunkFn on_chunk_;
+  const BoardClient::StreamDoneFn on_done_;
+};
+
+}  // namespace internal
+
+absl::string_view BoardStateName(BoardState state) {
+  switch (state) {
+    case BoardState::kOffline:
+      return "offline";
+    case BoardState::kOnline:
+      return "online";
+    case BoardState::kDegraded:
+      return "degraded";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<LinkCredentials> LinkCredentials::FromFiles(const std::string& ca_path,
+                                                           const std::string& cert_path,
+                                                           const std::string& key_path) {
+  LinkCredentials c;
+  absl::StatusOr<std::string> ca = ReadPem(ca_path, "lab CA certificate");
+  if (!ca.ok()) return ca.status();
+  absl::StatusOr<std::string> cert = ReadPem(cert_path, "client certificate");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem(key_path, "client key");
+  if (!key.ok()) return key.status();
+  c.ca_pem = *std::move(ca);
+  c.cert_pem = *std::move(cert);
+  c.key_pem = *std::move(key);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// BoardLink
+
+std::shared_ptr<BoardLink> BoardLink::Create(std::string name, std::string address,
+                                             const LinkCredentials& credentials, const LinkOptions& options,
+                                             LinkListener* listener) {
+  return std::shared_ptr<BoardLink>(
+      new BoardLink(std::move(name), std::move(address), credentials, options, listener));
+}
+
+BoardLink::BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
+                     const LinkOptions& options, LinkListener* listener)
+    : name_(std::move(name)), address_(std::move(address)), options_(options), listener_(listener) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = credentials.ca_pem;
+  tls.pem_cert_chain = credentials.cert_pem;
+  tls.pem_private_key = credentials.key_pem;
+  grpc::ChannelArguments args;
+  // Keepalive notices a board that vanished without closing its connection.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options_.keepalive_timeout));
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // The channel's own reconnect backoff matches the link's, so a restarted
+  // board is reached as soon as the link retries. The minimum is also the
+  // connect timeout floor: enough for a TLS handshake on a loaded machine.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, Millis(options_.initial_backoff));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              Millis(std::max(options_.initial_backoff, absl::Seconds(2))));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options_.max_backoff));
+  // One connection per link, never shared with another channel.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(tls), args);
+  stub_ = pb::BoardControl::NewStub(channel_);
+
+  status_.message = "connecting";
+  status_.since = absl::Now();
+  backoff_ = options_.initial_backoff;
+}
+
+BoardLink::~BoardLink() {
+  Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    for (internal::OutputCall* call : output_calls_) call->Cancel();
+    mu_.Await(absl::Condition(this, &BoardLink::OutputCallsEnded));
+  }
+  DeleteFinishedCalls();
+}
+
+LinkStatus BoardLink::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+void BoardLink::Start() {
+  absl::MutexLock lock(&mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  StartWatchLocked();
+}
+
+void BoardLink::StartWatchLocked() {
+  ++generation_;
+  watch_abandoned_ = false;
+  watch_got_snapshot_ = false;
+  watch_activity_ = Clock::now();
+  // Its callbacks take mu_, so none runs before this returns.
+  watch_ = new internal::HealthWatch(this, generation_, options_.snapshot_period);
+  watch_->Start(stub_.get());
+}
+
+void BoardLink::Tick() {
+  DeleteFinishedCalls();
+  absl::MutexLock notify(&notify_mu_);
+  Change change;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!started_ || stopping_) return;
+    const Clock::time_point now = Clock::now();
+    if (watch_ != nullptr) {
+      if (!watch_abandoned_ && now - watch_activity_ > ToSteady(options_.offline_after)) {
+        watch_abandoned_ = true;
+        change = SetStateLocked(
+            BoardState::kOffline,
+            absl::StrCat(watch_got_snapshot_ ? "no health snapshot for " : "no health snapshot within ",
+                         absl::FormatDuration(options_.offline_after),
+                         watch_got_snapshot_ ? "" : " of connecting"));
+        watch_->Cancel();
+      }
+    } else if (now >= next_attempt_ ||
+               (retry_when_ready_ && channel_->GetState(false) == GRPC_CHANNEL_READY)) {
+      // The channel reconnected on its own: no reason to wait out the backoff.
+      StartWatchLocked();
+    }
+  }
+  Deliver(change);
+}
+
+void BoardLink::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (watch_ != nullptr) watch_->Cancel();
+    mu_.Await(absl::Condition(this, &BoardLink::WatchEnded));
+  }
+  {
+    // A Tick() may still be delivering a state change; wait for it.
+    absl::MutexLock flush(&notify_mu_);
+  }
+  DeleteFinishedCalls();
+}
+
+void BoardLink::OnWatchMessage(uint64_t generation, const pb::WatchHealthResponse& message) {
+  absl::MutexLock notify(&notify_mu_);
+  Change change;
+  {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_ || watch_abandoned_ || stopping_) return;
+    if (message.has_snapshot()) {
+      watch_activity_ = Clock::now();
+      status_.last_snapshot = absl::Now();
+      if (!watch_got_snapshot_) {
+        watch_got_snapshot_ = true;
+        ++status_.connections;
+        backoff_ = options_.initial_backoff;
+      }
+      std::optional<std::string> degraded = DegradedReason(message.snapshot());
+      change = degraded ? SetStateLocked(BoardState::kDegraded, *std::move(degraded))
+                        : SetStateLocked(BoardState::kOnline, "");
+    }
+  }
+  Deliver(change);
+  if (listener_ == nullptr) return;
+  if (message.has_snapshot()) listener_->OnSnapshot(name_, message.snapshot());
+  if (message.has_event()) listener_->OnEvent(name_, message.event());
+}
+
+void BoardLink::OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const grpc::Status& status) {
+  absl::MutexLock notify(&notify_mu_);
+  Change change;
+  {
+    absl::MutexLock lock(&mu_);
+    finished_watches_.emplace_back(watch);
+    if (generation != generation_) return;
+    watch_ = nullptr;
+    if (stopping_) return;
+    next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
+    retry_when_ready_ = channel_->GetState(false) != GRPC_CHANNEL_READY;
+    // After the watchdog's cancel, its message says more than CANCELLED.
+    if (!watch_abandoned_) change = SetStateLocked(BoardState::kOffline, WatchEndText(status));
+  }
+  Deliver(change);
+}
+
+void BoardLink::OnOutputCallDone(internal::OutputCall* call) {
+  absl::MutexLock lock(&mu_);
+  output_calls_.erase(call);
+  finished_output_calls_.emplace_back(call);
+}
+
+void BoardLink::DeleteFinishedCalls() {
+  std::vector<std::unique_ptr<internal::HealthWatch>> watches;
+  std::vector<std::unique_ptr<internal::OutputCall>> output_calls;
+  absl::MutexLock lock(&mu_);
+  watches.swap(finished_watches_);
+  output_calls.swap(finished_output_calls_);
+  // Deleted here, after mu_ is released: destroying a call's context may
+  // destroy gRPC objects, which must not happen under the link's lock.
+}
+
+absl::Duration BoardLink::NextBackoffLocked() {
+  const double jitter = absl::Uniform(rng_, 1.0 - options_.backoff_jitter, 1.0 + options_.backoff_jitter);
+  const absl::Duration delay = backoff_ * jitter;
+  backoff_ = std::min(backoff_ * options_.backoff_multiplier, options_.max_backoff);
+  return delay;
+}
+
+BoardLink::Change BoardLink::SetStateLocked(BoardState state, std::string message) {
+  if (state == status_.state && message == status_.message) return {};
+  if (state != status_.state) status_.since = absl::Now();
+  status_.state = state;
+  status_.message = std::move(message);
+  return {true, status_};
+}
+
+void BoardLink::Deliver(const Change& change) {
+  if (change.changed && listener_ != nullptr) listener_->OnStateChange(name_, change.status);
+}
+
+// ---- BoardClient
+
+absl::StatusOr<pb::BoardInfo> BoardLink::GetInfo() {
+  absl::StatusOr<pb::GetInfoResponse> r = Unary<pb::GetInfoResponse>(
+      name_, "GetInfo", options_.rpc_timeout,
+      [&](grpc::ClientContext* c, pb::GetInfoResponse* out) { return stub_->GetInfo(c, {}, out); });
+  if (!r.ok()) return r.status();
+  return r->info();
+}
+
+absl::StatusOr<pb::ListFilesResponse> BoardLink::ListFiles(absl::string_view dir) {
+  pb::ListFilesRequest request;
+  request.set_path(std::string(dir));
+  return Unary<pb::ListFilesResponse>(
+      name_, "ListFiles", options_.rpc_timeout,
+      [&](grpc::ClientContext* c, pb::ListFilesResponse* out) { return stub_->ListFiles(c, request, out); });
+}
+
+absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view path,
+                                                           absl::string_view content) {
+  grpc::ClientContext context;
+  // Flash writes are slow: a second more per 64 KiB.
+  SetTimeout(context, options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16)));
+  pb::WriteFileResponse response;
+  std::unique_ptr<grpc::ClientWriter<pb::WriteFileRequest>> writer = stub_->WriteFile(&context, &response);
+  pb::WriteFileRequest request;
+  request.mutable_header()->set_path(std::string(path));
+  request.mutable_header()->set_expected_size_bytes(content.size());
+  // A refused write means the board ended the call; Finish() says why.
+  bool ok = writer->Write(request);
+  for (size_t offset = 0; ok && offset < content.size(); offset += kWriteChunkBytes) {
+    request.set_data(std::string(content.substr(offset, kWriteChunkBytes)));
+    ok = writer->Write(request);
+  }
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  if (!status.ok()) return BoardError(name_, "WriteFile", status);
+  return response;
+}
+
+absl::StatusOr<std::string> BoardLink::ReadFile(absl::string_view path) {
+  grpc::ClientContext context;
+  SetTimeout(context, options_.rpc_timeout);
+  pb::ReadFileRequest request;
+  request.set_path(std::string(path));
+  std::unique_ptr<grpc::ClientReader<pb::ReadFileResponse>> reader = stub_->ReadFile(&context, request);
+  std::string content;
+  pb::ReadFileResponse chunk;
+  while (reader->Read(&chunk)) content += chunk.data();
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) return BoardError(name_, "ReadFile", status);
+  return content;
+}
+
+absl::Status BoardLink::DeleteFile(absl::string_view path) {
+  pb::DeleteFileRequest request;
+  request.set_path(std::string(path));
+  return Unary<pb::DeleteFileResponse>(name_, "DeleteFile", options_.rpc_timeout,
+                                       [&](grpc::ClientContext* c, pb::DeleteFileResponse* out) {
+                                         return stub_->DeleteFile(c, request, out);
+                                       })
+      .status();
+}
+
+absl::StatusOr<pb::StartProgramResponse> BoardLink::StartProgram(const pb::StartProgramRequest& request) {
+  return Unary<pb::StartProgramResponse>(name_, "StartProgram", options_.rpc_timeout,
+                                         [&](grpc::ClientContext* c, pb::StartProgramResponse* out) {
+                                           return stub_->StartProgram(c, request, out);
+                                         });
+}
+
+absl::StatusOr<pb::StartThreadResponse> BoardLink::StartThread(const pb::StartThreadRequest& request) {
+  return Unary<pb::StartThreadResponse>(name_, "StartThread", options_.rpc_timeout,
+                                        [&](grpc::ClientContext* c, pb::StartThreadResponse* out) {
+                                          return stub_->StartThread(c, request, out);
+                                        });
+}
+
+absl::StatusOr<pb::ThreadInfo> BoardLink::KillThread(uint32_t thread_id, absl::Duration grace) {
+  pb::KillThreadRequest request;
+  request.set_thread_id(thread_id);
+  request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
+  // The board waits up to two grace periods (soft, then hard kill).
+  absl::StatusOr<pb::KillThreadResponse> r =
+      Unary<pb::KillThreadResponse>(name_, "KillThread", options_.rpc_timeout + 2 * grace,
+                                    [&](grpc::ClientContext* c, pb::KillThreadResponse* out) {
+                                      return stub_->KillThread(c, request, out);
+                                    });
+  if (!r.ok()) return r.status();
+  return r->thread();
+}
+
+absl::StatusOr<pb::KillProgramResponse> BoardLink::KillProgram(uint32_t program_id, absl::Duration grace) {
+  pb::KillProgramRequest request;
+  request.set_program_id(program_id);
+  request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
+  return Unary<pb::KillProgramResponse>(name_, "KillProgram", options_.rpc_timeout + 2 * grace,
+                                        [&](grpc::ClientContext* c, pb::KillProgramResponse* out) {
+                                          return stub_->KillProgram(c, request, out);
+                                        });
+}
+
+absl::StatusOr<pb::ListThreadsResponse> BoardLink::ListThreads(const pb::ListThreadsRequest& request) {
+  return Unary<pb::ListThreadsResponse>(name_, "ListThreads", options_.rpc_timeout,
+                                        [&](grpc::ClientContext* c, pb::ListThreadsResponse* out) {
+                                          return stub_->ListThreads(c, request, out);
+                                        });
+}
+
+absl::StatusOr<pb::ExecResponse> BoardLink::Exec(absl::string_view source, absl::Duration timeout) {
+  pb::ExecRequest request;
+  request.set_source(std::string(source));
+  return Unary<pb::ExecResponse>(name_, "Exec", timeout, [&](grpc::ClientContext* c, pb::ExecResponse* out) {
+    return stub_->Exec(c, request, out);
+  });
+}
+
+absl::Status BoardLink::Reset() {
+  return Unary<pb::ResetResponse>(
+             name_, "Reset", options_.rpc_timeout,
+             [&](grpc::ClientContext* c, pb::ResetResponse* out) { return stub_->Reset(c, {}, out); })
+      .status();
+}
+
+std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequest& request,
+                                                      OutputChunkFn on_chunk, StreamDoneFn on_done) {
+  auto handle = std::make_shared<OutputStreamHandle>();
+  auto* call = new internal::OutputCall(this, handle, request, std::move(on_chunk), std::move(on_done));
+  absl::MutexLock lock(&mu_);  // OnDone, which takes mu_, cannot run before the call is listed
+  output_calls_.insert(call);
+  call->Start(stub_.get(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout));
+  return handle;
+}
+
+// ---------------------------------------------------------------------------
+// LinkManager
+
+LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkListener* listener)
+    : credentials_(std::move(credentials)), options_(options), listener_(listener) {
+  timer_ = std::thread([this] { RunTimer(); });
+}
+
+LinkManager::~LinkManager() {
+  std::map<std::string, std::shared_ptr<BoardLink>, std::less<>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    links.swap(links_);
+  }
+  timer_.join();
+  for (auto& [name, link] : links) link->Stop();
+}
+
+absl::Status LinkManager::Add(std::string name, std::string address) {
+  if (name.empty()) return absl::InvalidArgumentError("a board needs a name");
+  if (address.empty()) return absl::InvalidArgumentError(absl::StrCat("board ", name, " needs an address"));
+  std::shared_ptr<BoardLink> link;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::FailedPreconditionError("the link manager is shutting down");
+    if (links_.contains(name)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("board ", name, " already has a link (", links_.find(name)->second->address(), ")"));
+    }
+    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_);
+    links_.emplace(std::move(name), link);
+  }
+  link->Start();
+  return absl::OkStatus();
+}
+
+absl::Status LinkManager::Remove(absl::string_view name) {
+  std::shared_ptr<BoardLink> link;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = links_.find(name);
+    if (it == links_.end()) return absl::NotFoundError(absl::StrCat("no board named ", name));
+    link = std::move(it->second);
+    links_.erase(it);
+  }
+  link->Stop();
+  return absl::OkStatus();
+}
+
+std::shared_ptr<BoardLink> LinkManager::Get(absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = links_.find(name);
+  return it == links_.end() ? nullptr : it->second;
+}
+
+std::optional<LinkStatus> LinkManager::Status(absl::string_view name) const {
+  std::shared_ptr<BoardLink> link = Get(name);
+  if (link == nullptr) return std::nullopt;
+  return link->status();
+}
+
+std::map<std::string, LinkStatus> LinkManager::Statuses() const {
+  std::vector<std::shared_ptr<BoardLink>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, link] : links_) links.push_back(link);
+  }
+  std::map<std::string, LinkStatus> out;
+  for (const auto& link : links) out.emplace(link->name(), link->status());
+  return out;
+}
+
+void LinkManager::RunTimer() {
+  for (;;) {
+    std::vector<std::shared_ptr<BoardLink>> links;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
+      if (stopping_) return;
+      for (const auto& [name, link] : links_) links.push_back(link);
+    }
+    for (const auto& link : links) link->Tick();
+  }
+}
+
+}  // namespace threadfleet::fleetd

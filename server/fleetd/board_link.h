@@ -1,0 +1,301 @@
+// Board links: how fleetd talks to its boards. One BoardLink per board keeps
+// one long-lived mutual-TLS gRPC channel to it, watches its health stream
+// (WatchHealth, every 500 ms) and derives the board's state from it; the
+// LinkManager owns every link and one timer thread for all of them.
+//
+// Example:
+//
+//   LinkManager links(*LinkCredentials::FromFiles(ca, cert, key), LinkOptions{}, &listener);
+//   links.Add("b01", "127.0.0.1:7001");            // connects in the background
+//   std::shared_ptr<BoardLink> b01 = links.Get("b01");
+//   absl::StatusOr<pb::BoardInfo> info = b01->GetInfo();
+//   LinkStatus s = b01->status();                  // ONLINE once snapshots arrive
+//
+// Board state, from the health stream only:
+// - ONLINE:   snapshots arrive;
+// - DEGRADED: snapshots arrive but report unkillable threads or free heap
+//             below 10 % (health.h: DegradedReason);
+// - OFFLINE:  not connected yet, the stream failed (board killed, TLS refused,
+//             ...), or no snapshot for LinkOptions::offline_after (3 s: a board
+//             that hangs without closing its connection).
+// An offline board is reconnected with exponential backoff (100 ms doubling to
+// 5 s, ±20 % jitter), forever, until its link is removed.
+//
+// Threads: no thread per board. The health streams are gRPC callback
+// reactors; the LinkManager's single timer thread runs the watchdog and the
+// reconnects of every link. A reactor ends its own call, but the link deletes
+// it, never a gRPC thread: deleting it there could drop the last reference to
+// the channel on a gRPC callback thread, which gRPC 1.51 does not survive
+// (grpc/grpc#32584).
+#ifndef THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
+#define THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/fleetd/board_client.h"
+#include "threadfleet/board/v1/board.grpc.pb.h"
+#include "threadfleet/board/v1/board.pb.h"
+
+namespace threadfleet::fleetd {
+
+namespace internal {
+class HealthWatch;
+class OutputCall;
+}  // namespace internal
+
+enum class BoardState { kOffline, kOnline, kDegraded };
+
+// "offline", "online", "degraded".
+absl::string_view BoardStateName(BoardState state);
+
+struct LinkStatus {
+  BoardState state = BoardState::kOffline;
+  // Why the board is offline or degraded, one line, e.g. "health stream
+  // failed: UNAVAILABLE: Connection refused"; empty when online.
+  std::string message;
+  // When the state last changed.
+  absl::Time since = absl::InfinitePast();
+  // When the latest snapshot arrived; InfinitePast before the first.
+  absl::Time last_snapshot = absl::InfinitePast();
+  // Health streams that delivered a snapshot: 1 after the first connection,
+  // +1 after each reconnection.
+  uint64_t connections = 0;
+};
+
+// What fleetd presents to boards and trusts: PEM text.
+struct LinkCredentials {
+  std::string ca_pem;    // the lab CA: board certificates must chain to it
+  std::string cert_pem;  // fleetd's client certificate
+  std::string key_pem;   // its private key
+
+  // Reads the three PEM files. NOT_FOUND / PERMISSION_DENIED naming the file
+  // that cannot be read; INVALID_ARGUMENT for an empty one.
+  [[nodiscard]] static absl::StatusOr<LinkCredentials> FromFiles(const std::string& ca_path,
+                                                                 const std::string& cert_path,
+                                                                 const std::string& key_path);
+};
+
+struct LinkOptions {
+  // Period asked of each board's health stream.
+  absl::Duration snapshot_period = absl::Milliseconds(500);
+  // A board with no snapshot for this long is OFFLINE (and its stream is
+  // restarted).
+  absl::Duration offline_after = absl::Seconds(3);
+  // Reconnect backoff: initial delay, multiplied by backoff_multiplier after
+  // each failed attempt up to max_backoff, each delay varied by ±jitter.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  double backoff_multiplier = 2.0;
+  double backoff_jitter = 0.2;
+  // HTTP/2 keepalive pings, also while no call is open.
+  absl::Duration keepalive_time = absl::Seconds(1);
+  absl::Duration keepalive_timeout = absl::Seconds(1);
+  // Deadline of unary calls (KillThread/KillProgram add their grace period).
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // How often the LinkManager's timer checks every link (watchdog, reconnect).
+  absl::Duration tick = absl::Milliseconds(50);
+};
+
+// What a link reports. Calls for one board never overlap and arrive in order
+// (a snapshot that makes a board ONLINE comes after that state change); calls
+// for different boards may run concurrently. They run on gRPC threads or on
+// the LinkManager's timer thread: they must not block for long, and must not
+// call LinkManager::Remove(), BoardLink::Stop() or destroy the manager (that
+// waits for the very callback that is running).
+class LinkListener {
+ public:
+  virtual ~LinkListener() = default;
+  // A snapshot of the board's health stream. Valid during the call only.
+  virtual void OnSnapshot(absl::string_view board, const threadfleet::board::v1::HealthSnapshot& snapshot) {}
+  // An event of the board's health stream (thread started/ended/failed,
+  // deadlock, stall, ...). Valid during the call only.
+  virtual void OnEvent(absl::string_view board, const threadfleet::board::v1::Event& event) {}
+  // The board's state or its message changed.
+  virtual void OnStateChange(absl::string_view board, const LinkStatus& status) {}
+};
+
+// The link to one board. Created and driven by LinkManager; other code gets
+// it from LinkManager::Get() and uses its BoardClient calls. Never drop the last
+// reference to a link in a LinkListener or StreamOutput callback: its
+// destructor waits for those calls to end.
+class BoardLink : public BoardClient {
+ public:
+  // Opens the channel (lazily: nothing connects before Start() or a call).
+  // `listener` may be null; it must outlive the link's Stop().
+  [[nodiscard]] static std::shared_ptr<BoardLink> Create(std::string name, std::string address,
+                                                         const LinkCredentials& credentials,
+                                                         const LinkOptions& options, LinkListener* listener);
+  // Stops the link, cancels its StreamOutput calls and waits for them to end.
+  ~BoardLink() override;
+
+  BoardLink(const BoardLink&) = delete;
+  BoardLink& operator=(const BoardLink&) = delete;
+
+  const std::string& name() const override { return name_; }
+  // "host:port" of the board.
+  const std::string& address() const { return address_; }
+  // Current state; safe from any thread.
+  LinkStatus status() const;
+
+  // Starts watching the board's health. Idempotent.
+  void Start();
+  // Watchdog and reconnect: marks the board OFFLINE when its stream has been
+  // silent for offline_after, and restarts the stream once its backoff has
+  // passed; deletes the reactors of finished calls. LinkManager's timer calls
+  // it every LinkOptions::tick.
+  void Tick();
+  // Stops watching: cancels the health stream and waits until it has ended,
+  // so no listener call follows. Idempotent; the BoardClient calls keep
+  // working. REQUIRES: not called from a LinkListener callback.
+  void Stop();
+
+  // BoardClient
+  absl::StatusOr<threadfleet::board::v1::BoardInfo> GetInfo() override;
+  absl::StatusOr<threadfleet::board::v1::ListFilesResponse> ListFiles(absl::string_view dir) override;
+  absl::StatusOr<threadfleet::board::v1::WriteFileResponse> WriteFile(absl::string_view path,
+                                                                      absl::string_view content) override;
+  absl::StatusOr<std::string> ReadFile(absl::string_view path) override;
+  absl::Status DeleteFile(absl::string_view path) override;
+  absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
+      const threadfleet::board::v1::StartProgramRequest& request) override;
+  absl::StatusOr<threadfleet::board::v1::StartThreadResponse> StartThread(
+      const threadfleet::board::v1::StartThreadRequest& request) override;
+  absl::StatusOr<threadfleet::board::v1::ThreadInfo> KillThread(uint32_t thread_id,
+                                                                absl::Duration grace) override;
+  absl::StatusOr<threadfleet::board::v1::KillProgramResponse> KillProgram(uint32_t program_id,
+                                                                          absl::Duration grace) override;
+  absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(
+      const threadfleet::board::v1::ListThreadsRequest& request) override;
+  absl::StatusOr<threadfleet::board::v1::ExecResponse> Exec(absl::string_view source,
+                                                            absl::Duration timeout) override;
+  absl::Status Reset() override;
+  std::shared_ptr<OutputStream> StreamOutput(const threadfleet::board::v1::StreamOutputRequest& request,
+                                             OutputChunkFn on_chunk, StreamDoneFn on_done) override;
+
+ private:
+  friend class internal::HealthWatch;
+  friend class internal::OutputCall;
+  using Clock = std::chrono::steady_clock;
+
+  BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
+            const LinkOptions& options, LinkListener* listener);
+
+  // A pending state change, delivered outside mu_ (but inside notify_mu_).
+  struct Change {
+    bool changed = false;
+    LinkStatus status;
+  };
+
+  void StartWatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Change SetStateLocked(BoardState state, std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Deliver(const Change& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
+  absl::Duration NextBackoffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // From the health watch (a gRPC thread).
+  void OnWatchMessage(uint64_t generation, const threadfleet::board::v1::WatchHealthResponse& message);
+  // `watch` is done: the link deletes it later, on its own thread.
+  void OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const grpc::Status& status);
+  // From a StreamOutput call that is done (a gRPC thread).
+  void OnOutputCallDone(internal::OutputCall* call);
+  // Deletes the reactors whose calls are done.
+  void DeleteFinishedCalls() ABSL_LOCKS_EXCLUDED(mu_);
+  bool WatchEnded() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return watch_ == nullptr; }
+  bool OutputCallsEnded() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return output_calls_.empty(); }
+
+  const std::string name_;
+  const std::string address_;
+  const LinkOptions options_;
+  LinkListener* const listener_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<threadfleet::board::v1::BoardControl::Stub> stub_;
+
+  // Serialises listener calls of this link, in order. Taken before mu_.
+  absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable absl::Mutex mu_;
+  LinkStatus status_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The running health stream, or null. It deletes itself in OnDone, after
+  // OnWatchDone() has cleared this under mu_.
+  internal::HealthWatch* watch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Identifies watch_; messages of an older (cancelled) watch are ignored.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // The watchdog cancelled watch_: its messages no longer count.
+  bool watch_abandoned_ ABSL_GUARDED_BY(mu_) = false;
+  bool watch_got_snapshot_ ABSL_GUARDED_BY(mu_) = false;
+  Clock::time_point watch_activity_ ABSL_GUARDED_BY(mu_);  // stream start or latest snapshot
+  Clock::time_point next_attempt_ ABSL_GUARDED_BY(mu_);
+  // The last stream ended while the channel was not connected: once it is
+  // again, retry without waiting out the backoff.
+  bool retry_when_ready_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  // Running StreamOutput calls.
+  std::set<internal::OutputCall*> output_calls_ ABSL_GUARDED_BY(mu_);
+  // Reactors whose calls are done, to delete outside gRPC's threads.
+  std::vector<std::unique_ptr<internal::HealthWatch>> finished_watches_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<internal::OutputCall>> finished_output_calls_ ABSL_GUARDED_BY(mu_);
+};
+
+// Owns the links of every board fleetd knows and one timer thread that drives
+// their watchdogs and reconnects. Boards are added and removed at run time.
+// Thread-safe.
+class LinkManager {
+ public:
+  // `listener` may be null; it must outlive the manager.
+  LinkManager(LinkCredentials credentials, LinkOptions options, LinkListener* listener);
+  // Stops every link (no listener call after it returns) and the timer.
+  ~LinkManager();
+
+  LinkManager(const LinkManager&) = delete;
+  LinkManager& operator=(const LinkManager&) = delete;
+
+  // Adds a board and starts connecting to it in the background; it is
+  // OFFLINE ("connecting") until its first snapshot. INVALID_ARGUMENT for an
+  // empty name or address; ALREADY_EXISTS if the name is taken.
+  [[nodiscard]] absl::Status Add(std::string name, std::string address);
+
+  // Stops the board's link and forgets it; returns once no listener call for
+  // it can follow. NOT_FOUND if unknown. REQUIRES: not called from a
+  // LinkListener callback.
+  [[nodiscard]] absl::Status Remove(absl::string_view name);
+
+  // The board's link; null if unknown. The link stays usable for calls after
+  // a Remove() while the caller holds it.
+  std::shared_ptr<BoardLink> Get(absl::string_view name) const;
+
+  // The board's state; nullopt if unknown.
+  std::optional<LinkStatus> Status(absl::string_view name) const;
+
+  // The state of every board, by name.
+  std::map<std::string, LinkStatus> Statuses() const;
+
+ private:
+  void RunTimer();
+
+  const LinkCredentials credentials_;
+  const LinkOptions options_;
+  LinkListener* const listener_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<BoardLink>, std::less<>> links_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread timer_;
+};
+
+}  // namespace threadfleet::fleetd
+
+#endif  // THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
