@@ -398,7 +398,7 @@ _thread.start_new_thread(waiter, ())
 
   // The main thread finishes; the holder still sleeps with the lock.
   EXPECT_TRUE(WaitForState(main_tid, SUP_THREAD_FINISHED));
-  EXPECT_EQ(Thread(holder).state, SUP_THREAD_SLEEPING);
+  EXPECT_TRUE(WaitForState(holder, SUP_THREAD_SLEEPING));
   EXPECT_EQ(sup_thread_kill(holder, -1), 0);
   ProgramRun run = Finish(prog, main_tid);
   ExpectMainCarriedOn(run, output_at_kill);
@@ -580,7 +580,7 @@ TEST_F(BoardTest, ProgramWhoseMainThreadIsKilledRunsUntilItsOtherThreadsEnd) {
   uint32_t prog = Start(R"(
 import _thread, time
 def worker():
-    time.sleep(1.0)
+    time.sleep(2.0)
     print("worker done")
 _thread.start_new_thread(worker, ())
 time.sleep(3600)
@@ -588,6 +588,8 @@ time.sleep(3600)
                         &main_tid);
   uint32_t worker = FindThread(prog, "worker");
   ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  // The worker may still be on its way into sleep() on a loaded machine.
+  ASSERT_TRUE(WaitForState(worker, SUP_THREAD_SLEEPING));
 
   KillAndExpectKilled(main_tid, "main_thread_sleep");
 
