@@ -13,12 +13,17 @@
 #include "firmware/runtime/vm.h"
 #include "firmware/supervisor/internal.h"
 
-#define MONITOR_PERIOD_MS 10
+// The monitor wakes often only while a kill is on its way (grace periods are
+// short); otherwise it only has stalls to judge, which take seconds, and an
+// idle board should not wake 100 times a second (a lab runs many boards).
+#define MONITOR_BUSY_PERIOD_MS 10
+#define MONITOR_IDLE_PERIOD_MS 100
 
 sup_state_t sup;
 
 static pthread_t monitor_thread;
-static bool monitor_stop;  // sched
+static bool monitor_stop;            // sched
+static pthread_cond_t monitor_wake;  // signalled (sched held) on a kill request or stop
 
 sup_config_t sup_default_config(void) {
   return (sup_config_t){
@@ -41,6 +46,7 @@ void sup_kill_request(sup_thread_t *t, int64_t grace_ms) {
   t->kill_phase = SUP_KILL_SOFT;
   t->kill_deadline_ns = rt_now_ns() + t->kill_grace_ns;
   rt_thread_kill(t->rt, false);
+  pthread_cond_signal(&monitor_wake);
 }
 
 int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
@@ -101,22 +107,32 @@ static void report_stalls(int64_t now) {
   }
 }
 
+// REQUIRES: sched lock held.
+static bool kills_in_progress(void) {
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    const sup_thread_t *t = &sup.threads[i];
+    if (t->in_use && t->rt && (t->kill_phase == SUP_KILL_SOFT || t->kill_phase == SUP_KILL_HARD)) return true;
+  }
+  return false;
+}
+
 static void *monitor_main(void *arg) {
   (void)arg;
-  for (;;) {
-    rt_sched_lock();
-    bool stop = monitor_stop;
-    if (!stop) {
-      int64_t now = rt_now_ns();
-      escalate_kills(now);
-      report_stalls(now);
-    }
+  rt_sched_lock();
+  while (!monitor_stop) {
+    int64_t now = rt_now_ns();
+    escalate_kills(now);
+    report_stalls(now);
     rt_sched_unlock();
-    if (stop) return NULL;
     rt_threads_reap();
-    struct timespec ts = {0, MONITOR_PERIOD_MS * 1000000};
-    nanosleep(&ts, NULL);
+    rt_sched_lock();
+    if (monitor_stop) break;
+    // Decided under the lock a kill request takes, so none is missed.
+    int64_t period_ms = kills_in_progress() ? MONITOR_BUSY_PERIOD_MS : MONITOR_IDLE_PERIOD_MS;
+    rt_sched_wait_until(&monitor_wake, rt_now_ns() + period_ms * 1000000);
   }
+  rt_sched_unlock();
+  return NULL;
 }
 
 // ---- Lifecycle -------------------------------------------------------------------
@@ -143,6 +159,7 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
   sup.boot_ns = rt_now_ns();
   sup.next_program_id = 1;
   pthread_cond_init(&sup.changed, NULL);
+  pthread_cond_init(&monitor_wake, NULL);
   rt_output_set_sink(sup_output_capture);
   rt_gc_set_hook(sup_locks_mark);
   rt_threads_set_limit(config->max_threads);
@@ -179,8 +196,10 @@ void sup_deinit(void) {
   kill_all_and_wait();
   rt_sched_lock();
   monitor_stop = true;
+  pthread_cond_signal(&monitor_wake);
   rt_sched_unlock();
   pthread_join(monitor_thread, NULL);
+  pthread_cond_destroy(&monitor_wake);
   rt_vm_deinit();
   sup_locks_forget();
   sup_programs_clear();
