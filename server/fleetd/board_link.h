@@ -102,9 +102,13 @@ struct LinkOptions {
   absl::Duration max_backoff = absl::Seconds(5);
   double backoff_multiplier = 2.0;
   double backoff_jitter = 0.2;
-  // HTTP/2 keepalive pings, also while no call is open.
-  absl::Duration keepalive_time = absl::Seconds(1);
-  absl::Duration keepalive_timeout = absl::Seconds(1);
+  // HTTP/2 keepalive pings, also while no call is open. They only catch a
+  // connection that died silently while no health stream runs; a hung board
+  // is caught by offline_after. A short timeout would tear down healthy
+  // connections whenever the machine is busy (seen with 200+ boards on 2
+  // cores: "keepalive watchdog timeout" and a reconnect storm).
+  absl::Duration keepalive_time = absl::Seconds(5);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
   // Deadline of unary calls (KillThread/KillProgram add their grace period).
   absl::Duration rpc_timeout = absl::Seconds(10);
   // How often the LinkManager's timer checks every link (watchdog, reconnect).

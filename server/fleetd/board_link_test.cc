@@ -340,7 +340,7 @@ TEST_F(BoardLinkTest, FrozenBoardIsOfflineWithinThreeSecondsAndOnlineWhenItResum
   ASSERT_TRUE(WaitOnline("b01", 2s));
 
   // SIGSTOP: the connection stays open, nothing answers; the watchdog (no
-  // snapshot for 3 s) or keepalive (1 s + 1 s) notices.
+  // snapshot for 3 s) notices.
   const auto frozen = Clock::now();
   b01.Signal(SIGSTOP);
   ASSERT_TRUE(

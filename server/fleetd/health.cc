@@ -17,6 +17,37 @@ bool IsLive(pb::ThreadState state) {
          state == pb::THREAD_STATE_WAITING_LOCK;
 }
 
+// Adds `delta` (+1 or -1) to the counters of `thread` in `counts`, never
+// below zero.
+void CountThread(const pb::ThreadInfo& thread, int delta, pb::ThreadCounts& counts) {
+  auto add = [delta](uint32_t value) {
+    return delta < 0 && value == 0 ? 0u : static_cast<uint32_t>(static_cast<int64_t>(value) + delta);
+  };
+  switch (thread.state()) {
+    case pb::THREAD_STATE_RUNNING:
+      counts.set_running(add(counts.running()));
+      break;
+    case pb::THREAD_STATE_SLEEPING:
+      counts.set_sleeping(add(counts.sleeping()));
+      break;
+    case pb::THREAD_STATE_WAITING_LOCK:
+      counts.set_waiting_lock(add(counts.waiting_lock()));
+      break;
+    case pb::THREAD_STATE_FINISHED:
+      counts.set_finished(add(counts.finished()));
+      break;
+    case pb::THREAD_STATE_FAILED:
+      counts.set_failed(add(counts.failed()));
+      break;
+    case pb::THREAD_STATE_KILLED:
+      counts.set_killed(add(counts.killed()));
+      break;
+    default:
+      break;
+  }
+  if (thread.unkillable() && IsLive(thread.state())) counts.set_unkillable(add(counts.unkillable()));
+}
+
 bool HeapBelow(const pb::HeapStats& heap, double fraction) {
   return heap.total_bytes() > 0 && heap.free_bytes() < fraction * heap.total_bytes();
 }
@@ -350,6 +381,40 @@ void HealthAggregator::AppendHistory(BoardHealth& b, const pb::HealthSnapshot& s
   }
   if (b.history.size() == options_.history_capacity) b.history.pop_front();
   b.history.push_back(std::move(p));
+}
+
+void HealthAggregator::UpdateThread(absl::string_view board, const pb::ThreadInfo& thread) {
+  absl::MutexLock lock(&mu_);
+  auto it = boards_.find(board);
+  if (it == boards_.end() || !it->second.latest.has_value()) return;
+  BoardHealth& b = it->second;
+  pb::HealthSnapshot& latest = *b.latest;
+  pb::ThreadInfo* listed = nullptr;
+  for (pb::ThreadInfo& t : *latest.mutable_threads()) {
+    if (t.id() == thread.id()) listed = &t;
+  }
+  if (listed == nullptr) {
+    listed = latest.add_threads();
+  } else {
+    CountThread(*listed, -1, *latest.mutable_thread_counts());
+  }
+  *listed = thread;
+  CountThread(thread, +1, *latest.mutable_thread_counts());
+  b.threads[thread.id()] = thread;
+}
+
+void HealthAggregator::UpdateProgram(absl::string_view board, const pb::ProgramInfo& program) {
+  absl::MutexLock lock(&mu_);
+  auto it = boards_.find(board);
+  if (it == boards_.end() || !it->second.latest.has_value()) return;
+  pb::HealthSnapshot& latest = *it->second.latest;
+  for (pb::ProgramInfo& p : *latest.mutable_programs()) {
+    if (p.id() == program.id()) {
+      p = program;
+      return;
+    }
+  }
+  *latest.add_programs() = program;
 }
 
 std::optional<pb::HealthSnapshot> HealthAggregator::Latest(absl::string_view board) const {

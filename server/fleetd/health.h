@@ -160,6 +160,20 @@ class HealthAggregator {
   // nothing.
   void RemoveBoard(absl::string_view board);
 
+  // Replaces the record of `thread` (by id) in the board's latest snapshot
+  // with this newer one, e.g. what a KillThread returned, so that readers see
+  // it before the board's next snapshot. A thread the snapshot does not list
+  // yet is appended. The snapshot's thread counts follow the thread's new
+  // state; Thread() returns the new record. Anomalies and history are left
+  // alone (the next snapshot applies the rules). Does nothing when no
+  // snapshot of the board arrived yet. The board's next snapshot replaces
+  // the whole record again.
+  void UpdateThread(absl::string_view board, const threadfleet::board::v1::ThreadInfo& thread);
+
+  // As UpdateThread, for a program's record (e.g. what a KillProgram
+  // returned) in the board's latest snapshot.
+  void UpdateProgram(absl::string_view board, const threadfleet::board::v1::ProgramInfo& program);
+
   // The latest snapshot of the board; nullopt if none arrived yet.
   std::optional<threadfleet::board::v1::HealthSnapshot> Latest(absl::string_view board) const;
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -294,6 +295,94 @@ TEST_F(HealthAggregatorTest, RemovedBoardIsForgotten) {
   EXPECT_FALSE(health_.Latest(kBoard).has_value());
   EXPECT_THAT(health_.ActiveAnomalies(), IsEmpty());
   EXPECT_THAT(health_.Boards(), IsEmpty());
+}
+
+TEST_F(HealthAggregatorTest, UpdatedThreadReplacesItsRecordAndCountsInTheLatestSnapshotAtOnce) {
+  pb::HealthSnapshot s = Snapshot(1, {Thread(1, pb::THREAD_STATE_SLEEPING), Running(2)});
+  s.mutable_thread_counts()->set_sleeping(1);
+  s.mutable_thread_counts()->set_running(1);
+  Feed(s);
+
+  pb::ThreadInfo killed = Thread(1, pb::THREAD_STATE_KILLED);
+  killed.set_end_time_us(1500000);
+  health_.UpdateThread(kBoard, killed);
+
+  const std::optional<pb::HealthSnapshot> latest = health_.Latest(kBoard);
+  ASSERT_TRUE(latest.has_value());
+  ASSERT_EQ(latest->threads_size(), 2);
+  EXPECT_EQ(latest->threads(0).id(), 1u);
+  EXPECT_EQ(latest->threads(0).state(), pb::THREAD_STATE_KILLED);
+  EXPECT_EQ(latest->threads(0).end_time_us(), 1500000u);
+  EXPECT_EQ(latest->threads(1).state(), pb::THREAD_STATE_RUNNING);
+  EXPECT_EQ(latest->thread_counts().sleeping(), 0u);
+  EXPECT_EQ(latest->thread_counts().killed(), 1u);
+  EXPECT_EQ(latest->thread_counts().running(), 1u);
+  EXPECT_EQ(latest->uptime_us(), 1000000u) << "the rest of the snapshot stays";
+  ASSERT_TRUE(health_.Thread(kBoard, 1).has_value());
+  EXPECT_EQ(health_.Thread(kBoard, 1)->state(), pb::THREAD_STATE_KILLED);
+
+  // The board's next snapshot is the truth again.
+  Feed(Snapshot(2, {Running(2)}));
+  EXPECT_EQ(health_.Latest(kBoard)->threads_size(), 1);
+}
+
+TEST_F(HealthAggregatorTest, UpdatedThreadUnknownToTheSnapshotIsAppendedAndNeedsASnapshotFirst) {
+  health_.UpdateThread(kBoard, Thread(7, pb::THREAD_STATE_KILLED));
+  EXPECT_FALSE(health_.Latest(kBoard).has_value());
+  EXPECT_FALSE(health_.Thread(kBoard, 7).has_value());
+  EXPECT_THAT(health_.Boards(), IsEmpty());
+
+  Feed(Snapshot(1, {Running(2)}));
+  health_.UpdateThread(kBoard, Thread(7, pb::THREAD_STATE_KILLED));
+  const std::optional<pb::HealthSnapshot> latest = health_.Latest(kBoard);
+  ASSERT_TRUE(latest.has_value());
+  ASSERT_EQ(latest->threads_size(), 2);
+  EXPECT_EQ(latest->threads(1).id(), 7u);
+  EXPECT_EQ(latest->thread_counts().killed(), 1u);
+  ASSERT_TRUE(health_.Thread(kBoard, 7).has_value());
+}
+
+TEST_F(HealthAggregatorTest, UpdatedThreadLeavesAnomaliesAndHistoryAlone) {
+  Feed(Snapshot(1, {Running(3)}));
+  Feed(Snapshot(2, {Failed(3), Running(4)}));
+  ASSERT_THAT(health_.ActiveAnomalies(kBoard), ElementsAre(Raised(AnomalyKind::kThreadFailed, 3)));
+
+  health_.UpdateThread(kBoard, Thread(3, pb::THREAD_STATE_KILLED));
+  health_.UpdateThread(kBoard, Thread(4, pb::THREAD_STATE_KILLED));
+
+  EXPECT_THAT(health_.ActiveAnomalies(kBoard), ElementsAre(Raised(AnomalyKind::kThreadFailed, 3)));
+  const std::vector<HealthPoint> history = health_.History(kBoard);
+  ASSERT_THAT(history, SizeIs(2));
+  ASSERT_THAT(history.back().threads, SizeIs(1));
+  EXPECT_EQ(history.back().threads[0].id, 4u);
+  EXPECT_EQ(history.back().threads[0].state, pb::THREAD_STATE_RUNNING);
+}
+
+TEST_F(HealthAggregatorTest, UpdatedProgramReplacesItsRecordOrIsAppended) {
+  pb::HealthSnapshot s = Snapshot(1, {Running(2)});
+  pb::ProgramInfo* running = s.add_programs();
+  running->set_id(1);
+  running->set_name("loop.py");
+  running->set_state(pb::PROGRAM_STATE_RUNNING);
+  Feed(s);
+
+  pb::ProgramInfo killed = *running;
+  killed.set_state(pb::PROGRAM_STATE_KILLED);
+  killed.set_exit_code(1);
+  health_.UpdateProgram(kBoard, killed);
+  pb::ProgramInfo other;
+  other.set_id(5);
+  other.set_state(pb::PROGRAM_STATE_FINISHED);
+  health_.UpdateProgram(kBoard, other);
+
+  const std::optional<pb::HealthSnapshot> latest = health_.Latest(kBoard);
+  ASSERT_TRUE(latest.has_value());
+  ASSERT_EQ(latest->programs_size(), 2);
+  EXPECT_EQ(latest->programs(0).name(), "loop.py");
+  EXPECT_EQ(latest->programs(0).state(), pb::PROGRAM_STATE_KILLED);
+  EXPECT_EQ(latest->programs(0).exit_code(), 1);
+  EXPECT_EQ(latest->programs(1).id(), 5u);
+  EXPECT_EQ(latest->threads_size(), 1);
 }
 
 TEST(DegradedReasonTest, NamesUnkillableThreadsAndLowHeapAndNothingForAHealthyBoard) {

@@ -1,0 +1,65 @@
+# The Fleet API (fleet_service.h) and what it is built from: the event hub,
+# the per-call authorization and audit, and the worker pool that runs board
+# calls off gRPC's threads. Included from CMakeLists.txt here.
+pkg_check_modules(API_GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+
+add_library(fleetd_api STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/call_auth.cc
+  ${CMAKE_CURRENT_LIST_DIR}/event_hub.cc
+  ${CMAKE_CURRENT_LIST_DIR}/fan_out.cc
+  ${CMAKE_CURRENT_LIST_DIR}/fleet_service.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/api_values.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/output_stream_proxy.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/push_file_stream.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/service_call.cc
+  ${CMAKE_CURRENT_LIST_DIR}/internal/watch_streams.cc)
+target_include_directories(fleetd_api PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(fleetd_api PUBLIC
+  fleetd_core
+  fleetd_links
+  fleet_proto_cpp
+  PkgConfig::API_GRPCPP
+  absl::status
+  absl::statusor
+  absl::strings
+  absl::str_format
+  absl::synchronization
+  absl::time)
+threadfleet_warnings(fleetd_api)
+
+# Unit tests: real SQLite in a temporary directory, no sockets.
+foreach(test event_hub_test call_auth_test fan_out_test)
+  add_executable(${test} ${CMAKE_CURRENT_LIST_DIR}/${test}.cc)
+  target_link_libraries(${test} PRIVATE fleetd_api GTest::gmock GTest::gtest_main)
+  threadfleet_warnings(${test})
+  gtest_discover_tests(${test} TEST_PREFIX "${test}." DISCOVERY_MODE PRE_TEST PROPERTIES TIMEOUT 60)
+endforeach()
+
+# The service over gRPC with TLS, a real store, real links and two real
+# `fleetboard serve` processes with a fresh lab PKI. FLEETD_TEST_FLEETBOARD
+# names a fleetboard binary built elsewhere (e.g. build/default/bin/fleetboard)
+# so a build dir for fleetd alone need not build the board.
+set(FLEETD_TEST_FLEETBOARD "" CACHE FILEPATH "fleetboard binary for fleetd's integration tests")
+if(FLEETD_TEST_FLEETBOARD)
+  set(FLEETD_TEST_FLEETBOARD_PATH "${FLEETD_TEST_FLEETBOARD}")
+elseif(TARGET fleetboard)
+  set(FLEETD_TEST_FLEETBOARD_PATH "$<TARGET_FILE:fleetboard>")
+endif()
+if(FLEETD_TEST_FLEETBOARD_PATH)
+  add_library(fleetd_testing_lab STATIC ${CMAKE_CURRENT_LIST_DIR}/testing/lab_processes.cc)
+  target_include_directories(fleetd_testing_lab PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(fleetd_testing_lab PUBLIC absl::synchronization absl::time GTest::gtest)
+  target_compile_definitions(fleetd_testing_lab PRIVATE
+    THREADFLEET_FLEETBOARD="${FLEETD_TEST_FLEETBOARD_PATH}"
+    THREADFLEET_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  if(NOT FLEETD_TEST_FLEETBOARD)
+    add_dependencies(fleetd_testing_lab fleetboard)
+  endif()
+  threadfleet_warnings(fleetd_testing_lab)
+
+  add_executable(fleet_service_test ${CMAKE_CURRENT_LIST_DIR}/fleet_service_test.cc)
+  target_link_libraries(fleet_service_test PRIVATE fleetd_api fleetd_monitor fleetd_testing_lab GTest::gmock GTest::gtest_main)
+  threadfleet_warnings(fleet_service_test)
+  gtest_discover_tests(fleet_service_test TEST_PREFIX "fleet_service_test." DISCOVERY_MODE PRE_TEST
+    PROPERTIES TIMEOUT 120 LABELS integration)
+endif()

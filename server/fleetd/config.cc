@@ -1,0 +1,230 @@
+#include "server/fleetd/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/fleetd/inventory.h"
+
+namespace threadfleet::fleetd {
+namespace {
+
+// Line numbers of yaml-cpp marks are 0-based; people count from 1.
+std::string Where(absl::string_view file_name, const YAML::Node& node) {
+  if (node.Mark().is_null()) return std::string(file_name);
+  return absl::StrCat(file_name, ":", node.Mark().line + 1);
+}
+
+absl::Status Invalid(absl::string_view file_name, const YAML::Node& node, absl::string_view key,
+                     absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(Where(file_name, node), ": ", key, ": ", what));
+}
+
+// One YAML map whose keys are checked against a fixed set: unknown and
+// repeated keys are errors, and each value is looked up by key.
+class Section {
+ public:
+  Section(absl::string_view file_name, const YAML::Node& node, std::string path)
+      : file_name_(file_name), node_(node), path_(std::move(path)) {}
+
+  // Checks that the node is a map whose keys are all in `allowed`.
+  absl::Status Check(const std::vector<std::string>& allowed) {
+    const std::string name = path_.empty() ? "top level" : path_;
+    if (!node_.IsMap()) return Invalid(file_name_, node_, name, "must be a map of keys to values");
+    for (const auto& entry : node_) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) return Invalid(file_name_, key, name, "keys must be plain names");
+      const std::string& text = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), text) == allowed.end()) {
+        return Invalid(file_name_, key, Key(text),
+                       absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
+      }
+      if (!seen_.insert(text).second) return Invalid(file_name_, key, Key(text), "defined twice");
+      values_.emplace(text, std::pair<YAML::Node, YAML::Node>(key, entry.second));
+    }
+    return absl::OkStatus();
+  }
+
+  // The value of `key`, or a missing node.
+  const YAML::Node* Find(const std::string& key) const {
+    auto it = values_.find(key);
+    return it == values_.end() ? nullptr : &it->second.second;
+  }
+
+  // The value of a required key.
+  absl::StatusOr<YAML::Node> Required(const std::string& key) const {
+    const YAML::Node* value = Find(key);
+    if (value == nullptr) return Invalid(file_name_, node_, Key(key), "missing (required)");
+    return *value;
+  }
+
+  // A required (or, with `optional`, possibly absent: then "") non-empty
+  // string.
+  absl::StatusOr<std::string> String(const std::string& key, bool optional = false) const {
+    const YAML::Node* value = Find(key);
+    if (value == nullptr) {
+      if (optional) return std::string();
+      return Invalid(file_name_, node_, Key(key), "missing (required)");
+    }
+    if (!value->IsScalar() || value->Scalar().empty()) {
+      return Invalid(file_name_, KeyNode(key), Key(key), "must be a non-empty string");
+    }
+    return value->Scalar();
+  }
+
+  // The key node of a present key.
+  const YAML::Node& KeyNode(const std::string& key) const { return values_.at(key).first; }
+
+  std::string Key(absl::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+ private:
+  absl::string_view file_name_;
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> seen_;
+  // Key -> (key node, value node): messages about a value name the key's
+  // line (an empty value has no line of its own).
+  std::map<std::string, std::pair<YAML::Node, YAML::Node>> values_;
+};
+
+// `path` made absolute against `base` (itself absolute).
+std::string Resolve(const std::filesystem::path& base, const std::string& path) {
+  return (base / std::filesystem::path(path)).lexically_normal().string();
+}
+
+}  // namespace
+
+absl::Status ValidateListenAddress(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\" has no port; write host:port"));
+  }
+  absl::string_view port = address.substr(colon + 1);
+  int port_number = -1;
+  if (port.empty() || !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port, &port_number) || port_number > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\": port \"", port,
+                                                   "\" must be a number from 0 (any free port) to 65535"));
+  }
+  // The host rules are the boards' (inventory.h); only the port differs.
+  return ValidateAddress(absl::StrCat(address.substr(0, colon), ":1"));
+}
+
+absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::string_view file_name,
+                                               absl::string_view base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_name, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  std::error_code error;
+  std::filesystem::path base = std::filesystem::absolute(std::filesystem::path(std::string(base_dir)), error);
+  if (error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_name, ": cannot resolve directory ", base_dir, ": ", error.message()));
+  }
+
+  FleetdConfig config;
+  Section top(file_name, root, "");
+  if (root.IsNull()) return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
+  if (absl::Status s = top.Check({"api", "http", "boards", "database"}); !s.ok()) return s;
+
+  // api
+  absl::StatusOr<YAML::Node> api_node = top.Required("api");
+  if (!api_node.ok()) return api_node.status();
+  Section api(file_name, *api_node, "api");
+  if (absl::Status s = api.Check({"listen", "cert", "key"}); !s.ok()) return s;
+  absl::StatusOr<std::string> api_listen = api.String("listen");
+  if (!api_listen.ok()) return api_listen.status();
+  if (absl::Status s = ValidateListenAddress(*api_listen); !s.ok()) {
+    return Invalid(file_name, api.KeyNode("listen"), "api.listen", s.message());
+  }
+  absl::StatusOr<std::string> api_cert = api.String("cert");
+  if (!api_cert.ok()) return api_cert.status();
+  absl::StatusOr<std::string> api_key = api.String("key");
+  if (!api_key.ok()) return api_key.status();
+  config.api_listen = *api_listen;
+  config.api_cert = Resolve(base, *api_cert);
+  config.api_key = Resolve(base, *api_key);
+
+  // http
+  absl::StatusOr<YAML::Node> http_node = top.Required("http");
+  if (!http_node.ok()) return http_node.status();
+  Section http(file_name, *http_node, "http");
+  if (absl::Status s = http.Check({"listen"}); !s.ok()) return s;
+  absl::StatusOr<std::string> http_listen = http.String("listen");
+  if (!http_listen.ok()) return http_listen.status();
+  if (absl::Status s = ValidateListenAddress(*http_listen); !s.ok()) {
+    return Invalid(file_name, http.KeyNode("listen"), "http.listen", s.message());
+  }
+  config.http_listen = *http_listen;
+
+  // boards
+  absl::StatusOr<YAML::Node> boards_node = top.Required("boards");
+  if (!boards_node.ok()) return boards_node.status();
+  Section boards(file_name, *boards_node, "boards");
+  if (absl::Status s = boards.Check({"ca", "cert", "key", "lab", "health_period_ms"}); !s.ok()) return s;
+  absl::StatusOr<std::string> ca = boards.String("ca");
+  if (!ca.ok()) return ca.status();
+  absl::StatusOr<std::string> cert = boards.String("cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = boards.String("key");
+  if (!key.ok()) return key.status();
+  absl::StatusOr<std::string> lab = boards.String("lab", /*optional=*/true);
+  if (!lab.ok()) return lab.status();
+  config.boards_ca = Resolve(base, *ca);
+  config.boards_cert = Resolve(base, *cert);
+  config.boards_key = Resolve(base, *key);
+  if (!lab->empty()) config.lab_file = Resolve(base, *lab);
+  if (const YAML::Node* period = boards.Find("health_period_ms"); period != nullptr) {
+    int ms = 0;
+    if (!period->IsScalar() || !absl::SimpleAtoi(period->Scalar(), &ms) || ms < kMinHealthPeriodMs ||
+        ms > kMaxHealthPeriodMs) {
+      return Invalid(
+          file_name, *period, "boards.health_period_ms",
+          absl::StrCat("must be an integer from ", kMinHealthPeriodMs, " to ", kMaxHealthPeriodMs));
+    }
+    config.health_period = absl::Milliseconds(ms);
+  }
+
+  // database
+  absl::StatusOr<std::string> database = top.String("database");
+  if (!database.ok()) return database.status();
+  config.database = Resolve(base, *database);
+  return config;
+}
+
+absl::StatusOr<FleetdConfig> ReadFleetdConfig(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) {
+    return absl::NotFoundError(absl::StrCat("config file ", path, " does not exist"));
+  }
+  std::ifstream file(path);
+  if (!file) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open config file ", path, "; check that fleetd may read it"));
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) return absl::FailedPreconditionError(absl::StrCat("cannot read config file ", path));
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  return ParseFleetdConfig(text.str(), path, dir);
+}
+
+}  // namespace threadfleet::fleetd

@@ -1,0 +1,95 @@
+// fleetd's configuration file, fleetd.yaml: where the Fleet API and the HTTP
+// endpoint listen, the TLS material for callers and boards, the lab file and
+// the database. Parsing only: nothing here opens a socket or reads a
+// certificate (fleetd_main does, and reports those failures on its own).
+//
+//   api:
+//     listen: 127.0.0.1:7443   # port 0: pick a free one
+//     cert: pki/fleetd-api.pem
+//     key: pki/fleetd-api.key
+//   http:
+//     listen: 127.0.0.1:7480
+//   boards:
+//     ca: pki/ca.pem
+//     cert: pki/fleetd.pem
+//     key: pki/fleetd.key
+//     lab: lab.yaml            # optional
+//     health_period_ms: 500    # optional
+//   database: fleetd.db
+//
+// Example:
+//
+//   absl::StatusOr<FleetdConfig> config = ReadFleetdConfig("/etc/fleetd/fleetd.yaml");
+//   if (!config.ok()) {  // "/etc/fleetd/fleetd.yaml:3: api.listen: ..."
+//     std::cerr << "fleetd: error: " << config.status().message() << "\n";
+//     return 2;
+//   }
+//   SqliteStore::Open(config->database);  // an absolute path
+//
+// Every path in the result is absolute: a relative one in the file is taken
+// relative to the directory of the file itself, so fleetd may be started from
+// anywhere.
+
+#ifndef THREADFLEET_SERVER_FLEETD_CONFIG_H_
+#define THREADFLEET_SERVER_FLEETD_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace threadfleet::fleetd {
+
+// The health period used when the file does not set boards.health_period_ms.
+inline constexpr absl::Duration kDefaultHealthPeriod = absl::Milliseconds(500);
+// Bounds of boards.health_period_ms: faster floods the links, slower makes
+// a board look offline (board_link.h: offline after 3 s without a snapshot).
+inline constexpr int kMinHealthPeriodMs = 50;
+inline constexpr int kMaxHealthPeriodMs = 2500;
+
+struct FleetdConfig {
+  // The Fleet API: gRPC over TLS with server authentication only.
+  std::string api_listen;  // "host:port"; port 0 picks a free port
+  std::string api_cert;    // PEM certificate chain presented to callers
+  std::string api_key;     // its private key
+  // Plain HTTP: /metrics, /healthz.
+  std::string http_listen;  // "host:port"; port 0 picks a free port
+  // Mutual TLS to the boards.
+  std::string boards_ca;    // the lab CA boards' certificates chain to
+  std::string boards_cert;  // fleetd's client certificate
+  std::string boards_key;   // its private key
+  // The lab file (inventory.h); empty when the config names none.
+  std::string lab_file;
+  // The WatchHealth period asked of every board.
+  absl::Duration health_period = kDefaultHealthPeriod;
+  // The SQLite database, created if absent.
+  std::string database;
+};
+
+// OK if `address` is "host:port" a server can listen on: a host name, IPv4
+// address or [IPv6] address, and a port 0-65535 (0: any free port).
+// INVALID_ARGUMENT saying what is wrong otherwise.
+[[nodiscard]] absl::Status ValidateListenAddress(absl::string_view address);
+
+// Parses fleetd.yaml's text. `file_name` labels the messages; relative paths
+// are resolved against `base_dir` (made absolute against the working
+// directory if it is relative). INVALID_ARGUMENT, as
+// "<file_name>:<line>: <key>: <what>" (key dotted, e.g. "api.listen"), for
+// YAML syntax errors, a top level or section that is not a map, unknown keys,
+// missing required keys (the line of the enclosing map), values that are not
+// non-empty strings, bad listen addresses, and a health_period_ms that is not
+// an integer from kMinHealthPeriodMs to kMaxHealthPeriodMs.
+[[nodiscard]] absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text,
+                                                             absl::string_view file_name,
+                                                             absl::string_view base_dir);
+
+// Reads and parses the config file at `path` (its directory is the base of
+// relative paths). NOT_FOUND if it does not exist, FAILED_PRECONDITION if it
+// cannot be read, then as ParseFleetdConfig.
+[[nodiscard]] absl::StatusOr<FleetdConfig> ReadFleetdConfig(const std::string& path);
+
+}  // namespace threadfleet::fleetd
+
+#endif  // THREADFLEET_SERVER_FLEETD_CONFIG_H_

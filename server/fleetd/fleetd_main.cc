@@ -1,0 +1,271 @@
+// fleetd: the fleet server. Wires the store, inventory, board links, health,
+// events, the Fleet API (gRPC over TLS) and the HTTP endpoint together, then
+// waits for SIGTERM/SIGINT.
+//
+//   fleetd --config fleetd.yaml
+//       runs in the foreground; once serving, prints one line on stderr:
+//       fleetd: ready grpc=127.0.0.1:PORT http=127.0.0.1:PORT boards=N
+//   fleetd token create --config fleetd.yaml --name ci --role operator
+//       creates a bearer token in the store (fleetd may be running) and
+//       prints only its secret on stdout.
+//
+// Exit codes: 0 after a clean stop; 1 when something fails at start (store,
+// TLS material, a port); 2 for bad flags or a bad config (`fleetd: error: ...`).
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/fleetd/board_link.h"
+#include "server/fleetd/config.h"
+#include "server/fleetd/event_hub.h"
+#include "server/fleetd/fleet_service.h"
+#include "server/fleetd/health.h"
+#include "server/fleetd/http_server.h"
+#include "server/fleetd/inventory.h"
+#include "server/fleetd/lab_monitor.h"
+#include "server/fleetd/metrics.h"
+#include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/token.h"
+
+namespace threadfleet::fleetd {
+namespace {
+
+constexpr int kExitStartFailure = 1;
+constexpr int kExitUsage = 2;
+// How long open calls get to finish once a stop is asked for.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+// How long the lab monitor gets to store what it has queued.
+constexpr absl::Duration kMonitorDrain = absl::Seconds(3);
+
+int Fail(int code, absl::string_view message) {
+  std::cerr << "fleetd: error: " << message << "\n";
+  return code;
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (text.str().empty()) return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is empty"));
+  return text.str();
+}
+
+// "host:port" with the port replaced by `port`.
+std::string WithPort(const std::string& listen, int port) {
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+}
+
+int CreateToken(const FleetdConfig& config, const std::string& name, const std::string& role_name) {
+  absl::StatusOr<threadfleet::fleet::v1::Role> role = ParseRole(role_name);
+  if (!role.ok()) return Fail(kExitUsage, role.status().message());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
+  if (!store.ok()) return Fail(kExitStartFailure, store.status().ToString());
+  TokenAuthority tokens(**store);
+  const absl::Time now = absl::Now();
+  absl::StatusOr<IssuedToken> issued = tokens.Create(name, *role, "local", now);
+  AuditRecord audit{.time = now,
+                    .actor = "local",
+                    .action = "Fleet.CreateToken",
+                    .target = absl::StrCat("token ", name),
+                    .result_code = issued.status().code(),
+                    .result_message = std::string(issued.status().message())};
+  absl::StatusOr<int64_t> audited = (*store)->AppendAudit(audit);
+  if (!issued.ok()) {
+    return Fail(issued.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitStartFailure,
+                issued.status().ToString());
+  }
+  if (!audited.ok()) {
+    // The token exists; say so rather than hide the secret.
+    std::cerr << "fleetd: warning: token created but not audited: " << audited.status() << "\n";
+  }
+  std::cout << issued->secret << "\n" << std::flush;
+  return 0;
+}
+
+// Blocks SIGTERM and SIGINT in this thread and every thread started after,
+// so that only Serve's sigwait sees them.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int Serve(const FleetdConfig& config) {
+  const sigset_t stop_signals = BlockStopSignals();
+
+  // What fleetd knows.
+  std::vector<BoardRecord> lab_boards;
+  if (!config.lab_file.empty()) {
+    absl::StatusOr<std::vector<BoardRecord>> lab = ReadLabFile(config.lab_file);
+    if (!lab.ok()) return Fail(kExitUsage, lab.status().message());
+    lab_boards = *std::move(lab);
+  }
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
+  if (!store.ok()) return Fail(kExitStartFailure, store.status().ToString());
+  absl::StatusOr<std::unique_ptr<Inventory>> inventory = Inventory::Open(**store, lab_boards, absl::Now());
+  if (!inventory.ok()) return Fail(kExitStartFailure, inventory.status().ToString());
+  TokenAuthority tokens(**store);
+  EventHub hub(**store);
+  HealthAggregator health;
+  MetricCounters counters;
+  const uint64_t event_counter = hub.SubscribeEvents(
+      [&counters](const threadfleet::fleet::v1::Event& event) { counters.CountEvent(event.severity()); });
+  LabMonitor monitor(**store, health, hub);
+
+  // TLS material, before anything connects or listens.
+  absl::StatusOr<LinkCredentials> link_credentials =
+      LinkCredentials::FromFiles(config.boards_ca, config.boards_cert, config.boards_key);
+  if (!link_credentials.ok()) return Fail(kExitStartFailure, link_credentials.status().ToString());
+  absl::StatusOr<std::string> api_cert = ReadPem(config.api_cert, "API certificate");
+  if (!api_cert.ok()) return Fail(kExitStartFailure, api_cert.status().message());
+  absl::StatusOr<std::string> api_key = ReadPem(config.api_key, "API private key");
+  if (!api_key.ok()) return Fail(kExitStartFailure, api_key.status().message());
+
+  // The boards.
+  LinkOptions link_options;
+  link_options.snapshot_period = config.health_period;
+  auto links = std::make_unique<LinkManager>(*std::move(link_credentials), link_options, &monitor);
+  absl::StatusOr<std::vector<BoardRecord>> boards = (*inventory)->Select({});
+  if (!boards.ok()) return Fail(kExitStartFailure, boards.status().ToString());
+  for (const BoardRecord& board : *boards) {
+    if (absl::Status s = links->Add(board.name, board.address); !s.ok()) {
+      return Fail(kExitStartFailure, s.ToString());
+    }
+  }
+
+  // The Fleet API.
+  auto service = std::make_unique<FleetService>(FleetServiceDeps{.store = store->get(),
+                                                                 .inventory = inventory->get(),
+                                                                 .links = links.get(),
+                                                                 .health = &health,
+                                                                 .tokens = &tokens,
+                                                                 .hub = &hub});
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::SslServerCredentialsOptions tls(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  tls.pem_key_cert_pairs.push_back({*api_key, *api_cert});
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(config.api_listen, grpc::SslServerCredentials(tls), &grpc_port);
+  builder.RegisterService(service.get());
+  builder.experimental().SetInterceptorCreators(RpcCountingInterceptors(counters));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    return Fail(kExitStartFailure,
+                absl::StrCat("cannot serve the Fleet API on ", config.api_listen,
+                             " (port in use, address not local, or bad certificate/key in ", config.api_cert,
+                             " / ", config.api_key, ")"));
+  }
+
+  // /healthz and /metrics.
+  SqliteStore* const sqlite = store->get();
+  HttpServer::Handlers handlers{
+      .health = [sqlite]() { return sqlite->SchemaVersion().status(); },
+      .metrics =
+          [&]() {
+            MetricsView view{.boards = links->Statuses(),
+                             .health = &health,
+                             .health_snapshots_total = monitor.snapshots_total(),
+                             .counters = &counters,
+                             .process = std::nullopt};
+            if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok())
+              view.process = *process;
+            return RenderMetrics(view);
+          },
+  };
+  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(config.http_listen, handlers);
+  if (!http.ok()) {
+    service->Shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+    return Fail(kExitStartFailure, http.status().ToString());
+  }
+
+  std::cerr << "fleetd: ready grpc=" << WithPort(config.api_listen, grpc_port)
+            << " http=" << WithPort(config.http_listen, (*http)->port()) << " boards=" << boards->size()
+            << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::cerr << "fleetd: stopping signal=" << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") << std::endl;
+
+  // Streams first (they would hold Shutdown up), then the server with a
+  // deadline for unary calls, then what the service used.
+  service->Shutdown();
+  if (grpc::HealthCheckServiceInterface* health_check = server->GetHealthCheckService()) {
+    health_check->SetServingStatus(false);
+  }
+  server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  server->Wait();
+  (*http)->Stop();
+  service.reset();
+  links.reset();  // no listener call after this
+  if (!monitor.Flush(kMonitorDrain)) std::cerr << "fleetd: warning: lab monitor did not drain in time\n";
+  hub.Unsubscribe(event_counter);
+  std::cerr << "fleetd: stopped" << std::endl;
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("fleetd: the threadfleet server", "fleetd");
+  std::string config_path;
+  app.add_option("--config", config_path, "fleetd.yaml");
+  app.require_subcommand(0, 1);
+  CLI::App* token = app.add_subcommand("token", "Manage bearer tokens in the store");
+  token->require_subcommand(1);
+  CLI::App* create = token->add_subcommand("create", "Create a token and print its secret");
+  std::string token_config;
+  std::string token_name;
+  std::string token_role;
+  create->add_option("--config", token_config, "fleetd.yaml")->required();
+  create->add_option("--name", token_name, "who the token is for")->required();
+  create->add_option("--role", token_role, "viewer, operator or admin")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    return Fail(kExitUsage, e.what());
+  }
+
+  if (create->parsed()) {
+    absl::StatusOr<FleetdConfig> config = ReadFleetdConfig(token_config);
+    if (!config.ok()) return Fail(kExitUsage, config.status().message());
+    return CreateToken(*config, token_name, token_role);
+  }
+  if (config_path.empty()) return Fail(kExitUsage, "--config FILE is required (see --help)");
+  absl::StatusOr<FleetdConfig> config = ReadFleetdConfig(config_path);
+  if (!config.ok()) return Fail(kExitUsage, config.status().message());
+  return Serve(*config);
+}
+
+}  // namespace
+}  // namespace threadfleet::fleetd
+
+int main(int argc, char** argv) {
+  // Debian's Abseil checks every mutex acquisition for lock-order cycles;
+  // that was fleetd's top symbol with hundreds of boards. fleetd skips it; the
+  // unit tests of every component keep the check on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return threadfleet::fleetd::Main(argc, argv);
+}

@@ -1,0 +1,20 @@
+#include "server/fleetd/internal/service_call.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace threadfleet::fleetd::internal {
+
+std::string FanOutSummary(size_t boards, const std::vector<std::pair<std::string, absl::Status>>& failures) {
+  if (failures.empty()) return absl::StrCat(boards, " boards ok");
+  std::vector<std::string> parts;
+  for (const auto& [board, status] : failures) parts.push_back(absl::StrCat(board, ": ", status.ToString()));
+  return absl::StrCat(boards - failures.size(), " of ", boards,
+                      " boards ok; failed: ", absl::StrJoin(parts, "; "));
+}
+
+}  // namespace threadfleet::fleetd::internal
