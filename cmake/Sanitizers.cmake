@@ -9,6 +9,10 @@ endif()
 # library for libFuzzer's coverage; fuzzer executables add libFuzzer's main
 # through threadfleet_fuzzer(target).
 option(THREADFLEET_FUZZ "Build libFuzzer fuzzers (needs clang)" OFF)
+# How long each fuzzer's ctest run lasts: short in CI (tests/run), longer on
+# demand, e.g. -DTHREADFLEET_FUZZ_SECONDS=3600.
+set(THREADFLEET_FUZZ_SECONDS 30 CACHE STRING "Seconds each fuzzer runs under ctest")
+math(EXPR THREADFLEET_FUZZ_TIMEOUT "${THREADFLEET_FUZZ_SECONDS} + 120")
 if(THREADFLEET_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "THREADFLEET_FUZZ needs clang and clang++ (use the `fuzz` preset)")

@@ -9,8 +9,8 @@ if(THREADFLEET_FUZZ)
   # New inputs go to the build tree; the committed seeds are only read.
   set(BOARD_REQUEST_FUZZ_CORPUS ${CMAKE_CURRENT_BINARY_DIR}/board-request-corpus)
   file(MAKE_DIRECTORY ${BOARD_REQUEST_FUZZ_CORPUS})
-  add_test(NAME board_request_fuzz_60s
-    COMMAND board_request_fuzz -max_total_time=60 -rss_limit_mb=2048 -timeout=10
+  add_test(NAME board_request_fuzz
+    COMMAND board_request_fuzz -max_total_time=${THREADFLEET_FUZZ_SECONDS} -rss_limit_mb=2048 -timeout=10
       ${BOARD_REQUEST_FUZZ_CORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz-corpus/board_request)
-  set_tests_properties(board_request_fuzz_60s PROPERTIES TIMEOUT 180 LABELS "fuzz;firmware")
+  set_tests_properties(board_request_fuzz PROPERTIES TIMEOUT ${THREADFLEET_FUZZ_TIMEOUT} LABELS "fuzz;firmware")
 endif()

@@ -34,8 +34,8 @@ if(THREADFLEET_FUZZ)
   # New inputs go to the build tree; the committed seeds are only read.
   set(H2SERVER_FUZZ_CORPUS ${CMAKE_CURRENT_BINARY_DIR}/h2server-corpus)
   file(MAKE_DIRECTORY ${H2SERVER_FUZZ_CORPUS})
-  add_test(NAME h2server_fuzz_60s
-    COMMAND h2server_fuzz -max_total_time=60 -rss_limit_mb=2048
+  add_test(NAME h2server_fuzz
+    COMMAND h2server_fuzz -max_total_time=${THREADFLEET_FUZZ_SECONDS} -rss_limit_mb=2048
       ${H2SERVER_FUZZ_CORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz-corpus/h2server)
-  set_tests_properties(h2server_fuzz_60s PROPERTIES TIMEOUT 180 LABELS "fuzz;firmware")
+  set_tests_properties(h2server_fuzz PROPERTIES TIMEOUT ${THREADFLEET_FUZZ_TIMEOUT} LABELS "fuzz;firmware")
 endif()

@@ -32,6 +32,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/fleetd/testing/lab_processes.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -40,9 +41,10 @@ namespace pb = threadfleet::board::v1;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
+using testing::BoardProcess;
+using testing::PollUntil;
+using testing::RunPki;
 using namespace std::chrono_literals;
-
-constexpr auto kServingTimeout = 20s;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -55,134 +57,6 @@ std::string Sha256Hex(const std::string& data) {
   return out.str();
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Polls `fn` every 10 ms until it returns true or `timeout` passes.
-bool PollUntil(Clock::duration timeout, const std::function<bool()>& fn) {
-  const auto end = Clock::now() + timeout;
-  while (!fn()) {
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
-
-void RunPki(const std::vector<std::string>& args) {
-  std::string cmd = std::string(THREADFLEET_SOURCE_DIR) + "/deploy/pki";
-  for (const std::string& a : args) cmd += " '" + a + "'";
-  cmd += " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
-
-// One `fleetboard serve` process; its output is echoed to stderr, prefixed
-// with the board's name.
-class BoardProcess {
- public:
-  BoardProcess(std::string name, int port, std::string flash, std::string cert, std::string key,
-               std::string ca)
-      : name_(std::move(name)),
-        address_("127.0.0.1:" + std::to_string(port)),
-        args_{THREADFLEET_FLEETBOARD,
-              "serve",
-              "--name",
-              name_,
-              "--listen",
-              address_,
-              "--flash",
-              flash,
-              "--cert",
-              cert,
-              "--key",
-              key,
-              "--ca",
-              ca} {}
-
-  ~BoardProcess() { Kill9(); }
-
-  const std::string& address() const { return address_; }
-
-  // Starts the process and waits for its "serving" line.
-  void Start() {
-    serving_ = std::make_unique<absl::Notification>();
-    int fds[2];
-    ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
-    std::vector<char*> argv;
-    for (std::string& a : args_) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(fds[1], STDOUT_FILENO);
-      dup2(fds[1], STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    reader_ = std::thread([this, fd = fds[0]] { ReadOutput(fd); });
-    ASSERT_TRUE(serving_->WaitForNotificationWithTimeout(absl::FromChrono(kServingTimeout)))
-        << name_ << ": no 'serving' line within " << Seconds(kServingTimeout) << " s";
-  }
-
-  // kill -9: no chance to close anything cleanly.
-  void Kill9() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    reader_.join();
-  }
-
-  // Sends a signal (e.g. SIGSTOP to freeze the board without closing anything).
-  void Signal(int sig) { ASSERT_EQ(kill(pid_, sig), 0); }
-
-  // SIGTERM; returns the exit status.
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    reader_.join();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
- private:
-  void ReadOutput(int fd) {
-    const std::string serving = "fleetboard: serving " + name_ + " on " + address_;
-    FILE* in = fdopen(fd, "r");
-    char line[1024];
-    while (fgets(line, sizeof(line), in) != nullptr) {
-      std::string text(line);
-      while (!text.empty() && text.back() == '\n') text.pop_back();
-      std::fprintf(stderr, "[%s] %s\n", name_.c_str(), text.c_str());
-      if (text == serving && !serving_->HasBeenNotified()) serving_->Notify();
-    }
-    fclose(in);
-  }
-
-  const std::string name_;
-  const std::string address_;
-  std::vector<std::string> args_;
-  pid_t pid_ = -1;
-  std::thread reader_;
-  std::unique_ptr<absl::Notification> serving_;
-};
-
-// Records what the links report.
 class Recorder : public LinkListener {
  public:
   struct Change {
@@ -232,32 +106,18 @@ class Recorder : public LinkListener {
 class BoardLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/threadfleet-links-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_NO_FATAL_FAILURE(RunPki({"init", dir_}));
-    ASSERT_NO_FATAL_FAILURE(RunPki({"issue", dir_, "board", "--server"}));
-    ASSERT_NO_FATAL_FAILURE(RunPki({"issue", dir_, "fleetd", "--client"}));
+    ASSERT_NO_FATAL_FAILURE(lab_.Init());
     absl::StatusOr<LinkCredentials> creds =
-        LinkCredentials::FromFiles(dir_ + "/ca.pem", dir_ + "/fleetd.pem", dir_ + "/fleetd.key");
+        LinkCredentials::FromFiles(lab_.path("ca.pem"), lab_.path("fleetd.pem"), lab_.path("fleetd.key"));
     ASSERT_TRUE(creds.ok()) << creds.status();
     links_ = std::make_unique<LinkManager>(*creds, LinkOptions{}, &recorder_);
   }
 
-  void TearDown() override {
-    links_.reset();
-    for (auto& [name, board] : boards_) board->Kill9();
-    std::filesystem::remove_all(dir_);
-  }
+  // Links go first: the boards they talk to are killed when lab_ ends.
+  void TearDown() override { links_.reset(); }
 
-  // Starts a board signed by the lab CA (or by another CA when `pki_dir` is
-  // another directory) on a free port.
   BoardProcess& StartBoard(const std::string& name, const std::string& pki_dir = "") {
-    const std::string pki = pki_dir.empty() ? dir_ : pki_dir;
-    auto board = std::make_unique<BoardProcess>(name, FreePort(), dir_ + "/" + name + ".lfs",
-                                                pki + "/board.pem", pki + "/board.key", pki + "/ca.pem");
-    board->Start();
-    return *(boards_[name] = std::move(board));
+    return lab_.StartBoard(name, pki_dir);
   }
 
   BoardState StateOf(const std::string& name) {
@@ -269,9 +129,8 @@ class BoardLinkTest : public ::testing::Test {
     return PollUntil(timeout, [&] { return StateOf(name) == BoardState::kOnline; });
   }
 
-  std::string dir_;
+  testing::TestLab lab_;
   Recorder recorder_;
-  std::map<std::string, std::unique_ptr<BoardProcess>> boards_;
   std::unique_ptr<LinkManager> links_;
 };
 
@@ -280,8 +139,8 @@ TEST_F(BoardLinkTest, TwoBoardsComeOnlineWithinTwoSecondsAndStreamSnapshots) {
   ASSERT_NO_FATAL_FAILURE(StartBoard("b02"));
 
   const auto added = Clock::now();
-  ASSERT_TRUE(links_->Add("b01", boards_["b01"]->address()).ok());
-  ASSERT_TRUE(links_->Add("b02", boards_["b02"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
+  ASSERT_TRUE(links_->Add("b02", lab_.board("b02").address()).ok());
   EXPECT_TRUE(WaitOnline("b01", 2s)) << links_->Status("b01")->message;
   EXPECT_TRUE(WaitOnline("b02", 2s)) << links_->Status("b02")->message;
   std::printf("both boards online %.3f s after Add\n", Seconds(Clock::now() - added));
@@ -296,17 +155,17 @@ TEST_F(BoardLinkTest, TwoBoardsComeOnlineWithinTwoSecondsAndStreamSnapshots) {
   EXPECT_EQ(recorder_.SnapshotName("b02"), "b02");
   EXPECT_EQ(links_->Status("b01")->connections, 1u);
   EXPECT_NE(links_->Status("b01")->last_snapshot, absl::InfinitePast());
-  EXPECT_TRUE(links_->Add("b01", boards_["b01"]->address()).code() == absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(links_->Add("b01", lab_.board("b01").address()).code() == absl::StatusCode::kAlreadyExists);
 
-  EXPECT_EQ(boards_["b01"]->Stop(), 0);
-  EXPECT_EQ(boards_["b02"]->Stop(), 0);
+  EXPECT_EQ(lab_.board("b01").Stop(), 0);
+  EXPECT_EQ(lab_.board("b02").Stop(), 0);
 }
 
 TEST_F(BoardLinkTest, KilledBoardIsOfflineWithinThreeSecondsAndOnlineAgainAfterRestart) {
   BoardProcess& b01 = StartBoard("b01");
   ASSERT_NO_FATAL_FAILURE(StartBoard("b02"));
   ASSERT_TRUE(links_->Add("b01", b01.address()).ok());
-  ASSERT_TRUE(links_->Add("b02", boards_["b02"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b02", lab_.board("b02").address()).ok());
   ASSERT_TRUE(WaitOnline("b01", 2s));
   ASSERT_TRUE(WaitOnline("b02", 2s));
 
@@ -358,7 +217,7 @@ TEST_F(BoardLinkTest, FrozenBoardIsOfflineWithinThreeSecondsAndOnlineWhenItResum
 
 TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
-  ASSERT_TRUE(links_->Add("b01", boards_["b01"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
   ASSERT_TRUE(WaitOnline("b01", 2s));
   std::shared_ptr<BoardLink> b01 = links_->Get("b01");
   ASSERT_NE(b01, nullptr);
@@ -439,7 +298,7 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
 
 TEST_F(BoardLinkTest, BoardWithItsHeapNearlyFullIsDegradedAndSaysWhy) {
   ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
-  ASSERT_TRUE(links_->Add("b01", boards_["b01"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
   ASSERT_TRUE(WaitOnline("b01", 2s));
 
   // Fills the heap until MemoryError, keeps it full, and waits.
@@ -464,11 +323,11 @@ TEST_F(BoardLinkTest, BoardWithItsHeapNearlyFullIsDegradedAndSaysWhy) {
 }
 
 TEST_F(BoardLinkTest, BoardOfAnotherCaStaysOfflineWithATlsError) {
-  const std::string other = dir_ + "/other";
+  const std::string other = lab_.path("other");
   ASSERT_NO_FATAL_FAILURE(RunPki({"init", other}));
   ASSERT_NO_FATAL_FAILURE(RunPki({"issue", other, "board", "--server"}));
   ASSERT_NO_FATAL_FAILURE(StartBoard("b09", other));
-  ASSERT_TRUE(links_->Add("b09", boards_["b09"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b09", lab_.board("b09").address()).ok());
 
   std::this_thread::sleep_for(3s);
   const LinkStatus status = *links_->Status("b09");
@@ -485,7 +344,7 @@ TEST_F(BoardLinkTest, BoardOfAnotherCaStaysOfflineWithATlsError) {
 
 TEST_F(BoardLinkTest, RemovedBoardIsForgottenAndReportsNothingMore) {
   ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
-  ASSERT_TRUE(links_->Add("b01", boards_["b01"]->address()).ok());
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
   ASSERT_TRUE(WaitOnline("b01", 2s));
 
   ASSERT_TRUE(links_->Remove("b01").ok());

@@ -8,8 +8,8 @@ if(THREADFLEET_FUZZ)
   # New inputs go to the build tree; the committed seeds are only read.
   set(REQUEST_TEXT_FUZZ_CORPUS ${CMAKE_CURRENT_BINARY_DIR}/request-text-corpus)
   file(MAKE_DIRECTORY ${REQUEST_TEXT_FUZZ_CORPUS})
-  add_test(NAME request_text_fuzz_60s
-    COMMAND request_text_fuzz -max_total_time=60 -rss_limit_mb=2048 -timeout=10
+  add_test(NAME request_text_fuzz
+    COMMAND request_text_fuzz -max_total_time=${THREADFLEET_FUZZ_SECONDS} -rss_limit_mb=2048 -timeout=10
       ${REQUEST_TEXT_FUZZ_CORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz-corpus/request_text)
-  set_tests_properties(request_text_fuzz_60s PROPERTIES TIMEOUT 180 LABELS "fuzz;fleetd")
+  set_tests_properties(request_text_fuzz PROPERTIES TIMEOUT ${THREADFLEET_FUZZ_TIMEOUT} LABELS "fuzz;fleetd")
 endif()

@@ -26,15 +26,13 @@ threadfleet_warnings(health_test)
 gtest_discover_tests(health_test TEST_PREFIX "health_test." DISCOVERY_MODE PRE_TEST
   PROPERTIES TIMEOUT 60)
 
-# Links against real `fleetboard serve` processes with a fresh lab PKI.
-if(TARGET fleetboard)
+# Links against real `fleetboard serve` processes with a fresh lab PKI
+# (testing.cmake).
+if(TARGET fleetd_testing_lab)
   find_package(OpenSSL REQUIRED)
   add_executable(board_link_test ${CMAKE_CURRENT_LIST_DIR}/board_link_test.cc)
-  target_link_libraries(board_link_test PRIVATE fleetd_links OpenSSL::Crypto GTest::gmock GTest::gtest_main)
-  target_compile_definitions(board_link_test PRIVATE
-    THREADFLEET_FLEETBOARD="$<TARGET_FILE:fleetboard>"
-    THREADFLEET_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  add_dependencies(board_link_test fleetboard)
+  target_link_libraries(board_link_test PRIVATE fleetd_links fleetd_testing_lab OpenSSL::Crypto GTest::gmock
+    GTest::gtest_main)
   threadfleet_warnings(board_link_test)
   gtest_discover_tests(board_link_test TEST_PREFIX "board_link_test." DISCOVERY_MODE PRE_TEST
     PROPERTIES TIMEOUT 120 LABELS integration)

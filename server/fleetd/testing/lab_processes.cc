@@ -113,6 +113,8 @@ void BoardProcess::Kill9() {
   reader_.join();
 }
 
+void BoardProcess::Signal(int sig) { ASSERT_EQ(kill(pid_, sig), 0) << name_; }
+
 int BoardProcess::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
@@ -152,9 +154,10 @@ void TestLab::Init() {
 
 void TestLab::IssueServer(const std::string& name) { RunPki({"issue", dir_, name, "--server"}); }
 
-BoardProcess& TestLab::StartBoard(const std::string& name) {
-  auto board = std::make_unique<BoardProcess>(name, FreePort(), path(name + ".lfs"), path("board.pem"),
-                                              path("board.key"), path("ca.pem"));
+BoardProcess& TestLab::StartBoard(const std::string& name, const std::string& pki_dir) {
+  const std::string pki = pki_dir.empty() ? dir_ : pki_dir;
+  auto board = std::make_unique<BoardProcess>(name, FreePort(), path(name + ".lfs"), pki + "/board.pem",
+                                              pki + "/board.key", pki + "/ca.pem");
   BoardProcess& ref = *board;
   boards_[name] = std::move(board);
   ref.Start();

@@ -63,6 +63,8 @@ class BoardProcess {
   void Start();
   // kill -9: no chance to close anything cleanly. Idempotent.
   void Kill9();
+  // Sends `sig` (e.g. SIGSTOP / SIGCONT to freeze and resume the board).
+  void Signal(int sig);
   // SIGTERM and wait; returns the exit status (128 + signal if killed).
   int Stop();
 
@@ -97,7 +99,9 @@ class TestLab {
   std::string path(const std::string& file) const { return dir_ + "/" + file; }
 
   // Starts a board on a free port with its flash in dir(); see BoardProcess.
-  BoardProcess& StartBoard(const std::string& name);
+  // Its certificate and CA come from `pki_dir` (board.pem, board.key,
+  // ca.pem) when given: another lab's, to test a refusal; else from dir().
+  BoardProcess& StartBoard(const std::string& name, const std::string& pki_dir = "");
   BoardProcess& board(const std::string& name) { return *boards_.at(name); }
 
  private:
