@@ -18,6 +18,10 @@ from fleet_lab import LAB_SCRIPT, SCRIPTS, FleetLab, seed_scripts_dir, wait_for
 
 LAB = None
 OFFLINE_WITHIN_S = 3.0
+# A frozen board keeps its connection open: fleetd notices it only by missed
+# snapshots, offline_after (3 s) after the last one arrived, which may be up
+# to one snapshot period (0.5 s) before the SIGSTOP; plus polling slack.
+FROZEN_OFFLINE_WITHIN_S = 4.0
 
 
 def setUpModule():
@@ -72,7 +76,7 @@ class BoardKilled(unittest.TestCase):
 
 class BoardFrozen(unittest.TestCase):
 
-    def test_board_frozen_with_sigstop_is_offline_within_3_s_and_online_again_after_sigcont(self):
+    def test_board_frozen_with_sigstop_is_offline_within_4_s_and_online_again_after_sigcont(self):
         # A hung board keeps its TCP connection open: only missed snapshots tell.
         pid = LAB.pid("b03")
         os.kill(pid, signal.SIGSTOP)
@@ -81,7 +85,7 @@ class BoardFrozen(unittest.TestCase):
             wait_for("b03 offline", lambda: LAB.board_states()["b03"] == "BOARD_STATE_OFFLINE", 10, interval=0.05)
             took = time.monotonic() - frozen_at
             print(f"b03 showed offline {took:.2f} s after SIGSTOP", file=sys.stderr)
-            self.assertLessEqual(took, OFFLINE_WITHIN_S, f"b03 showed offline {took:.2f} s after SIGSTOP")
+            self.assertLessEqual(took, FROZEN_OFFLINE_WITHIN_S, f"b03 showed offline {took:.2f} s after SIGSTOP")
         finally:
             os.kill(pid, signal.SIGCONT)
         wait_for("b03 online again", lambda: LAB.board_states()["b03"] == "BOARD_STATE_ONLINE", 30)
