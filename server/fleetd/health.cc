@@ -279,11 +279,12 @@ void HealthAggregator::ApplySnapshotRules(BoardHealth& b, absl::string_view boar
   }
 }
 
-std::vector<AnomalyEvent> HealthAggregator::OnEvent(absl::string_view board, const pb::Event& event,
-                                                    absl::Time now) {
+HealthAggregator::EventOutcome HealthAggregator::OnEvent(absl::string_view board, const pb::Event& event,
+                                                        absl::Time now) {
   absl::MutexLock lock(&mu_);
   BoardHealth& b = BoardLocked(board);
-  std::vector<AnomalyEvent> out;
+  EventOutcome outcome;
+  std::vector<AnomalyEvent>& out = outcome.anomalies;
   const uint32_t id = event.thread_id();
   const std::string label = ThreadLabel(b.threads, id);
   switch (event.kind()) {
@@ -293,9 +294,12 @@ std::vector<AnomalyEvent> HealthAggregator::OnEvent(absl::string_view board, con
               absl::StrCat(label,
                            " failed: ", event.message().empty() ? "uncaught exception" : event.message()),
               now, out);
+      } else {
+        outcome.repeats_snapshot = true;
       }
       break;
     case pb::EVENT_KIND_THREAD_UNKILLABLE:
+      outcome.repeats_snapshot = b.active.contains({AnomalyKind::kThreadUnkillable, id});
       Raise(b, board, AnomalyKind::kThreadUnkillable, id, event.program_id(),
             absl::StrCat(label, " is unkillable: still alive after a kill's grace period"), now, out);
       break;
@@ -304,6 +308,8 @@ std::vector<AnomalyEvent> HealthAggregator::OnEvent(absl::string_view board, con
         b.stalled_waits[id] = {0, 0};  // the next snapshot fills in the wait
         Raise(b, board, AnomalyKind::kStall, id, event.program_id(),
               absl::StrCat(label, " stalled: ", event.message()), now, out);
+      } else {
+        outcome.repeats_snapshot = true;
       }
       break;
     case pb::EVENT_KIND_DEADLOCK: {
@@ -325,7 +331,7 @@ std::vector<AnomalyEvent> HealthAggregator::OnEvent(absl::string_view board, con
     default:
       break;
   }
-  return out;
+  return outcome;
 }
 
 std::vector<AnomalyEvent> HealthAggregator::OnBoardOffline(absl::string_view board, absl::string_view reason,

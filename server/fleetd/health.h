@@ -147,8 +147,15 @@ class HealthAggregator {
   // THREAD_UNKILLABLE, DEADLOCK and STALL raise their anomaly at once (unless
   // already raised); the next snapshots clear it when its condition ends.
   // Other kinds raise nothing.
-  [[nodiscard]] std::vector<AnomalyEvent> OnEvent(absl::string_view board,
-                                                  const threadfleet::board::v1::Event& event, absl::Time now);
+  // `repeats_snapshot` is set when the event reports an anomaly a snapshot
+  // already raised (the snapshot arrived first): its record exists, so
+  // relaying the event as well would report the anomaly twice.
+  struct EventOutcome {
+    std::vector<AnomalyEvent> anomalies;
+    bool repeats_snapshot = false;
+  };
+  [[nodiscard]] EventOutcome OnEvent(absl::string_view board, const threadfleet::board::v1::Event& event,
+                                     absl::Time now);
 
   // The board's link lost it; `reason` says why (one line). Raises
   // kBoardOffline once until the next snapshot. The board's latest snapshot

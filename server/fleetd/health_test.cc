@@ -80,7 +80,7 @@ class HealthAggregatorTest : public ::testing::Test {
   std::vector<AnomalyEvent> Feed(const pb::HealthSnapshot& s) {
     return health_.OnSnapshot(kBoard, s, Tick());
   }
-  std::vector<AnomalyEvent> Feed(const pb::Event& e) { return health_.OnEvent(kBoard, e, Tick()); }
+  std::vector<AnomalyEvent> Feed(const pb::Event& e) { return health_.OnEvent(kBoard, e, Tick()).anomalies; }
   absl::Time Tick() { return now_ += absl::Milliseconds(500); }
 
   HealthAggregator health_;

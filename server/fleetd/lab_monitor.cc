@@ -221,18 +221,20 @@ void LabMonitor::OnSnapshot(absl::string_view board, const pb::HealthSnapshot& s
 
 void LabMonitor::OnEvent(absl::string_view board, const pb::Event& event) {
   const absl::Time now = absl::Now();
-  std::vector<AnomalyEvent> anomalies = health_.OnEvent(board, event, now);
+  HealthAggregator::EventOutcome outcome = health_.OnEvent(board, event, now);
   std::vector<AnomalyEvent> raised_by_event;
   std::vector<AnomalyEvent> others;
-  for (AnomalyEvent& a : anomalies) {
+  for (AnomalyEvent& a : outcome.anomalies) {
     const bool same = raised_by_event.empty() && a.edge == AnomalyEdge::kRaised;
     (same ? raised_by_event : others).push_back(std::move(a));
   }
-  fv1::Event relayed = EventFromBoardEvent(board, event, raised_by_event, now);
+  // A snapshot that showed the failure first has stored it already.
+  std::optional<fv1::Event> relayed;
+  if (!outcome.repeats_snapshot) relayed = EventFromBoardEvent(board, event, raised_by_event, now);
   const bool ended = event.kind() == pb::EVENT_KIND_PROGRAM_ENDED;
   Enqueue([this, board = std::string(board), event, ended, now, relayed = std::move(relayed),
            others = std::move(others)]() mutable {
-    Record(std::move(relayed));
+    if (relayed) Record(*std::move(relayed));
     RecordAnomalies(others);
     if (ended) FinishProgram(board, event, now);
   });

@@ -178,6 +178,20 @@ TEST_F(LabMonitorTest, ThreadFailedIsOneWarningEventNotTwo) {
   EXPECT_THAT(health_.ActiveAnomalies("b01"), SizeIs(1));
 }
 
+TEST_F(LabMonitorTest, ThreadFailedSeenInASnapshotBeforeItsEventIsStillOneEvent) {
+  pb::ThreadInfo failed = Thread(3);
+  failed.set_state(pb::THREAD_STATE_FAILED);
+  failed.mutable_exception()->set_type("ValueError");
+  monitor_->OnSnapshot("b01", Snapshot(1, {failed}));
+  monitor_->OnEvent("b01", BoardEvent(pb::EVENT_KIND_THREAD_FAILED, 3, 1, "ValueError: boom"));
+
+  std::vector<fleet::Event> events = StoredEvents();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].severity(), fleet::SEVERITY_WARNING);
+  EXPECT_EQ(events[0].board_event().kind(), pb::EVENT_KIND_THREAD_FAILED);
+  EXPECT_EQ(events[0].thread_id(), 3u);
+}
+
 TEST_F(LabMonitorTest, DeadlockIsAnError) {
   pb::Event deadlock = BoardEvent(pb::EVENT_KIND_DEADLOCK, 0, 1, "deadlock: 4 -> 5 -> 4");
   deadlock.add_cycle_thread_ids(4);
