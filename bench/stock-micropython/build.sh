@@ -6,7 +6,7 @@
 #
 # The fetched source tree (cmake/fetch-micropython.sh, or $MICROPYTHON_DIR) is
 # never modified: it is copied to OUTDIR/src and built there. Idempotent: does
-# nothing if OUTDIR/micropython is newer than this script and the manifest.
+# nothing if OUTDIR/micropython was built from this script, manifest and source.
 # Build output goes to stderr and OUTDIR/build.log.
 set -euo pipefail
 
@@ -24,18 +24,25 @@ OUT="$(cd "$1" && pwd)"
 readonly OUT
 readonly BIN="$OUT/micropython"
 
-if [[ -x "$BIN" && "$BIN" -nt "$SCRIPT" && "$BIN" -nt "$MANIFEST_SRC" ]]; then
-  log "up to date: $BIN"
-  echo "$BIN"
-  exit 0
-fi
-
 SRC="${MICROPYTHON_DIR:-}"
 if [[ -z "$SRC" ]]; then
   SRC="$("$REPO/cmake/fetch-micropython.sh")"
 fi
 [[ -f "$SRC/py/mpconfig.h" && -f "$SRC/ports/unix/Makefile" ]] ||
   { log "not a MicroPython source tree: $SRC"; exit 1; }
+
+# OUTDIR may be shared by several build trees (cmake/StockMicroPython.cmake
+# puts it in the build cache): one builds while the others wait, then find
+# it built. The stamp records what the binary was built from.
+exec 9>"$OUT/.lock"
+flock 9
+readonly STAMP="$OUT/stamp"
+want="$(cat "$SCRIPT" "$MANIFEST_SRC" | sha256sum | cut -d' ' -f1) $SRC"
+if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  log "up to date: $BIN"
+  echo "$BIN"
+  exit 0
+fi
 
 # Fresh private copy every time we build: make does not track flag changes,
 # and a half-copied tree from an interrupted run must not be reused.
@@ -78,5 +85,6 @@ built="$OUT/src/ports/unix/build-standard/micropython"
 [[ -x "$built" ]] || { log "no binary at $built"; exit 1; }
 cp "$built" "$BIN.tmp"
 mv "$BIN.tmp" "$BIN"
+echo "$want" >"$STAMP"
 "$BIN" -c 'import sys; print("stock-micropython:", sys.version, sys.implementation._machine)' >&2
 echo "$BIN"
