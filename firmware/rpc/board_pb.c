@@ -118,6 +118,16 @@ static int thread_by_id(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
+size_t board_keep_live_threads(sup_thread_info_t *threads, size_t n) {
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!thread_live(&threads[i])) continue;
+    if (kept != i) threads[kept] = threads[i];
+    kept++;
+  }
+  return kept;
+}
+
 size_t board_pick_threads(sup_thread_info_t *threads, size_t n, size_t max) {
   if (n <= max) return n;
   qsort(threads, n, sizeof(*threads), thread_priority);

@@ -35,6 +35,9 @@ void board_pb_chunk(const sup_output_chunk_t *in, BOARD_PB(OutputChunk) * out);
 // recently ended; those first ones are left sorted by id again. Returns how
 // many to send (min(n, max)).
 size_t board_pick_threads(sup_thread_info_t *threads, size_t n, size_t max);
+// Drops the ended threads from threads[0..n), keeping the order of the rest.
+// Returns how many are left.
+size_t board_keep_live_threads(sup_thread_info_t *threads, size_t n);
 
 // Like board_pick_threads for programs (running first, then the most recently
 // ended); the result is sorted by id.

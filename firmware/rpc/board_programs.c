@@ -127,7 +127,9 @@ void board_fill_records(board_scratch_t *s, uint32_t program_id, bool include_en
   }
   *program_count = (pb_size_t)m;
 
-  n = sup_threads_list(s->threads, COUNT_OF(s->threads), program_id, include_ended);
+  // The thread list proper is the same records (one CPU clock read and stack
+  // scan per thread and message), without the ended ones if so asked.
+  if (!include_ended) n = board_keep_live_threads(s->threads, n);
   n = board_pick_threads(s->threads, n, max_threads);
   for (size_t i = 0; i < n; i++) board_pb_thread(&s->threads[i], &threads[i]);
   *thread_count = (pb_size_t)n;

@@ -19,6 +19,9 @@ typedef struct _mp_thread_mutex_t {
   int unused;
 } mp_thread_mutex_t;
 
+// Every word of a new thread's stack holds this until the thread writes it.
+#define RT_STACK_PAINT ((uintptr_t)0x5AFEC0DE5AFEC0DEull)
+
 // Compile-time cap on live VM threads (the runtime limit is rt_config's).
 #define RT_MAX_THREADS 64
 
@@ -62,6 +65,10 @@ struct rt_thread {
   pthread_t pthread;
   uint8_t *stack_base;  // lowest address of the painted stack (NULL: not ours)
   size_t stack_size;
+  // The last paint scan (sched): its peak, and the thread's CPU time read
+  // just before it (-1: no scan yet). See rt_thread_stack_peak.
+  size_t stack_peak_seen;
+  int64_t stack_peak_cpu_ns;
   struct _mp_state_thread_t *ts;  // its VM state, on its own stack
   void *stack_top;                // highest address the GC must scan
 
@@ -161,10 +168,22 @@ void rt_gil_acquire(void);
 // ---- Measurements ----------------------------------------------------------
 
 int64_t rt_now_ns(void);  // monotonic
-// CPU time consumed by `t`, in microseconds (-1 if unavailable).
-int64_t rt_thread_cpu_us(rt_thread_t *t);
-// Deepest stack use ever seen on `t`'s painted stack, in bytes.
-size_t rt_thread_stack_peak(rt_thread_t *t);
+// CPU time consumed by `t`, in nanoseconds (-1 if unavailable). One system
+// call on Linux (a thread's CPU clock has no vDSO path): read it once per
+// snapshot and pass it on.
+int64_t rt_thread_cpu_ns(const rt_thread_t *t);
+// Deepest stack use ever seen on `t`'s painted stack, in bytes: the distance
+// from the stack's top to the lowest word that no longer holds the paint.
+// `cpu_ns` is t's CPU time read just now (rt_thread_cpu_ns). A thread whose
+// CPU time has not moved since the previous scan has executed nothing since,
+// so it cannot have written its stack: the previous result is returned
+// without rescanning (exactly what a full scan would find; nothing else
+// writes below a thread's own frames). cpu_ns < 0 always scans.
+// REQUIRES: sched lock held.
+size_t rt_thread_stack_peak(rt_thread_t *t, int64_t cpu_ns);
+// The same figure by a full scan every time, no memory of earlier scans (the
+// reference rt_thread_stack_peak is tested and benchmarked against).
+size_t rt_thread_stack_peak_full(const rt_thread_t *t);
 // Stack in use the last time `t` released the GIL (or now, for the caller).
 size_t rt_thread_stack_used(rt_thread_t *t);
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "py/gc.h"
@@ -62,13 +63,73 @@ void rt_vm_deinit(void) {
 void rt_vm_enter(void) { rt_gil_acquire(); }
 void rt_vm_leave(void) { rt_gil_release(); }
 
+// The GC's allocation table: 2 bits a block, 4 blocks a byte, lowest bits
+// first (py/gc.c's ATB_GET_KIND); 0 is a free block, 1 the head of an
+// object, 2 its tail, 3 a head marked during a collection.
+#define ATB_BLOCKS_PER_BYTE 4
+#define ATB_FREE 0
+#define ATB_HEAD 1
+#define ATB_TAIL 2
+
+// A run of free blocks ends at the next head (py/gc.c's gc_info rule).
+typedef struct {
+  size_t used, free, run, max_run;  // blocks
+} heap_walk_t;
+
+static void walk_byte(heap_walk_t *w, uint8_t b) {
+  for (int i = 0; i < ATB_BLOCKS_PER_BYTE; i++, b >>= 2) {
+    switch (b & 3) {
+      case ATB_FREE:
+        w->free++;
+        w->run++;
+        break;
+      case ATB_HEAD:
+        w->used++;
+        if (w->run > w->max_run) w->max_run = w->run;
+        w->run = 0;
+        break;
+      case ATB_TAIL:
+        w->used++;
+        break;
+      default:  // a mark: only seen during a collection
+        break;
+    }
+  }
+}
+
+// The figures gc_info gives (total, used, free, max_free) from one pass over
+// the allocation table, a whole table word at a time where it is all free or
+// all tail (the common case: most of a board's heap is one or the other),
+// instead of gc_info's block-by-block walk that also sizes every object.
 void rt_vm_heap_stats(rt_heap_stats_t *out) {
-  gc_info_t info;
-  gc_info(&info);
-  out->total = info.total;
-  out->used = info.used;
-  out->free = info.free;
-  out->largest_free = info.max_free * MICROPY_BYTES_PER_GC_BLOCK;
+  const mp_state_mem_area_t *area = &MP_STATE_MEM(area);
+  const uint8_t *atb = area->gc_alloc_table_start;
+  size_t len = area->gc_alloc_table_byte_len;
+  heap_walk_t w = {0};
+  size_t i = 0;
+  while (i < len) {
+    uint64_t word;
+    if (len - i >= sizeof(word)) {
+      memcpy(&word, atb + i, sizeof(word));
+      if (word == 0) {
+        w.free += sizeof(word) * ATB_BLOCKS_PER_BYTE;
+        w.run += sizeof(word) * ATB_BLOCKS_PER_BYTE;
+        i += sizeof(word);
+        continue;
+      }
+      if (word == 0xAAAAAAAAAAAAAAAAull) {  // every block a tail
+        w.used += sizeof(word) * ATB_BLOCKS_PER_BYTE;
+        i += sizeof(word);
+        continue;
+      }
+    }
+    walk_byte(&w, atb[i++]);
+  }
+  if (w.run > w.max_run) w.max_run = w.run;
+  out->total = (size_t)(area->gc_pool_end - area->gc_pool_start);
+  out->used = w.used * MICROPY_BYTES_PER_GC_BLOCK;
+  out->free = w.free * MICROPY_BYTES_PER_GC_BLOCK;
+  out->largest_free = w.max_run * MICROPY_BYTES_PER_GC_BLOCK;
 }
 
 size_t rt_vm_heap_size(void) { return heap_bytes; }

@@ -27,7 +27,8 @@ void rt_vm_deinit(void);
 void rt_vm_enter(void);
 void rt_vm_leave(void);
 
-// Heap figures. REQUIRES: inside the VM (GIL held).
+// Heap figures, the same as gc_info's (total, used, free, max_free) at a
+// fraction of its cost. REQUIRES: inside the VM (GIL held).
 void rt_vm_heap_stats(rt_heap_stats_t *out);
 size_t rt_vm_heap_size(void);
 

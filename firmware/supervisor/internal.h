@@ -72,7 +72,12 @@ sup_thread_t *sup_thread_rec(uint32_t id);
 sup_thread_t *sup_thread_of(const rt_thread_t *rt);
 sup_thread_t *sup_thread_begin(rt_thread_t *rt, uint32_t program_id, const char *name);
 void sup_thread_end(sup_thread_t *t, sup_thread_state_t state);
-void sup_thread_fill_info(const sup_thread_t *t, sup_thread_info_t *out);
+// Everything known about a thread (a live one's CPU time and stack peak read
+// now; now_ns is the caller's rt_now_ns, for wait times).
+void sup_thread_fill_info(const sup_thread_t *t, int64_t now_ns, sup_thread_info_t *out);
+// A thread's state and lock wait without its CPU time and stack (what health
+// counts need: no system call, no stack scan). wait_us is 0 unless waiting.
+sup_thread_state_t sup_thread_state(const sup_thread_t *t, int64_t now_ns, int64_t *wait_us);
 void sup_thread_set_exception(sup_thread_t *t, mp_obj_t exc);
 // Runs Python-side bookkeeping for a thread entering user code: allocates its
 // kill exception. Returns false if a kill already came: skip the user code.

@@ -47,8 +47,9 @@ sup_thread_t *sup_thread_begin(rt_thread_t *rt, uint32_t program_id, const char 
 void sup_thread_end(sup_thread_t *t, sup_thread_state_t state) {
   t->end_state = state;
   t->end_ns = rt_now_ns();
-  t->cpu_us_final = rt_thread_cpu_us(t->rt);
-  t->stack_peak_final = rt_thread_stack_peak(t->rt);
+  int64_t cpu_ns = rt_thread_cpu_ns(t->rt);
+  t->cpu_us_final = cpu_ns < 0 ? -1 : cpu_ns / 1000;
+  t->stack_peak_final = rt_thread_stack_peak(t->rt, cpu_ns);
   t->rt = NULL;
   t->kill_phase = SUP_KILL_NONE;
 }
@@ -64,7 +65,15 @@ static sup_thread_state_t live_state(const rt_thread_t *rt) {
   }
 }
 
-void sup_thread_fill_info(const sup_thread_t *t, sup_thread_info_t *out) {
+sup_thread_state_t sup_thread_state(const sup_thread_t *t, int64_t now_ns, int64_t *wait_us) {
+  *wait_us = 0;
+  const rt_thread_t *rt = t->rt;
+  if (!rt) return t->end_state;
+  if (rt->block_kind != RT_BLOCK_NONE) *wait_us = (now_ns - rt->block_since_ns) / 1000;
+  return live_state(rt);
+}
+
+void sup_thread_fill_info(const sup_thread_t *t, int64_t now_ns, sup_thread_info_t *out) {
   memset(out, 0, sizeof(*out));
   out->id = t->id;
   out->program_id = t->program_id;
@@ -75,19 +84,18 @@ void sup_thread_fill_info(const sup_thread_t *t, sup_thread_info_t *out) {
   out->output_bytes = t->output_bytes;
   memcpy(out->exception, t->exception, sizeof(out->exception));
   memcpy(out->traceback, t->traceback, sizeof(out->traceback));
-  const rt_thread_t *rt = t->rt;
+  out->state = sup_thread_state(t, now_ns, &out->wait_us);
+  rt_thread_t *rt = t->rt;
   if (!rt) {
-    out->state = t->end_state;
     out->end_us = sup_uptime_us(t->end_ns);
     out->cpu_us = t->cpu_us_final;
     out->stack_peak = (uint32_t)t->stack_peak_final;
     return;
   }
-  out->state = live_state(rt);
-  out->cpu_us = rt_thread_cpu_us((rt_thread_t *)rt);
-  out->stack_peak = (uint32_t)rt_thread_stack_peak((rt_thread_t *)rt);
-  out->stack_used = (uint32_t)rt_thread_stack_used((rt_thread_t *)rt);
-  if (rt->block_kind != RT_BLOCK_NONE) out->wait_us = (rt_now_ns() - rt->block_since_ns) / 1000;
+  int64_t cpu_ns = rt_thread_cpu_ns(rt);
+  out->cpu_us = cpu_ns < 0 ? -1 : cpu_ns / 1000;
+  out->stack_peak = (uint32_t)rt_thread_stack_peak(rt, cpu_ns);
+  out->stack_used = (uint32_t)rt_thread_stack_used(rt);
   if (rt->block_kind == RT_BLOCK_LOCK) {
     out->waiting_lock_id = sup_lock_id(rt->block_obj);
     uint32_t cycle[SUP_MAX_CYCLE];
@@ -98,6 +106,7 @@ void sup_thread_fill_info(const sup_thread_t *t, sup_thread_info_t *out) {
 size_t sup_threads_list(sup_thread_info_t *out, size_t max, uint32_t program_id, bool include_ended) {
   size_t n = 0;
   rt_sched_lock();
+  int64_t now = rt_now_ns();
   // Records are not kept in id order; emit by ascending id.
   uint32_t last = 0;
   while (n < max) {
@@ -110,7 +119,7 @@ size_t sup_threads_list(sup_thread_info_t *out, size_t max, uint32_t program_id,
       if (!next || t->id < next->id) next = t;
     }
     if (!next) break;
-    sup_thread_fill_info(next, &out[n++]);
+    sup_thread_fill_info(next, now, &out[n++]);
     last = next->id;
   }
   rt_sched_unlock();
@@ -120,7 +129,7 @@ size_t sup_threads_list(sup_thread_info_t *out, size_t max, uint32_t program_id,
 bool sup_thread_get(uint32_t thread_id, sup_thread_info_t *out) {
   rt_sched_lock();
   sup_thread_t *t = sup_thread_rec(thread_id);
-  if (t) sup_thread_fill_info(t, out);
+  if (t) sup_thread_fill_info(t, rt_now_ns(), out);
   rt_sched_unlock();
   return t != NULL;
 }

@@ -251,16 +251,22 @@ void sup_health(sup_health_t *out) {
   int64_t now = rt_now_ns();
   out->uptime_us = sup_uptime_us(now);
   out->max_threads = (uint32_t)rt_threads_limit();
+  // Counts only: no CPU clock reads, no stack scans (the thread list of a
+  // snapshot has those).
+  int64_t stall_us = sup.config.stall_after_ms * 1000;
   for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
     const sup_thread_t *t = &sup.threads[i];
     if (!t->in_use) continue;
-    sup_thread_info_t info;
-    sup_thread_fill_info(t, &info);
-    out->threads_by_state[info.state]++;
-    if (t->rt) out->live_threads++;
-    if (info.unkillable && t->rt) out->unkillable_threads++;
-    if (info.deadlocked) out->deadlocked_threads++;
-    if (info.waiting_lock_id && info.wait_us >= sup.config.stall_after_ms * 1000) out->stalled_threads++;
+    int64_t wait_us;
+    sup_thread_state_t state = sup_thread_state(t, now, &wait_us);
+    out->threads_by_state[state]++;
+    if (!t->rt) continue;
+    out->live_threads++;
+    if (t->unkillable) out->unkillable_threads++;
+    if (t->rt->block_kind != RT_BLOCK_LOCK) continue;
+    uint32_t cycle[SUP_MAX_CYCLE];
+    if (sup_lock_cycle(t->rt, cycle, SUP_MAX_CYCLE) > 0) out->deadlocked_threads++;
+    if (sup_lock_id(t->rt->block_obj) && wait_us >= stall_us) out->stalled_threads++;
   }
   memcpy(out->metrics, sup.metrics, sup.metric_count * sizeof(sup_metric_t));
   out->metric_count = sup.metric_count;

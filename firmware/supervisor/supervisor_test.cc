@@ -26,6 +26,9 @@
 #include "firmware/storage/lfsdev.h"
 
 extern "C" {
+#include "firmware/runtime/mpthreadport.h"
+#include "firmware/runtime/vm.h"
+#include "py/gc.h"
 #include "py/runtime.h"
 }
 
@@ -653,6 +656,152 @@ time.sleep(0.2)
   EXPECT_LE(shallow.stack_peak, shallow.stack_size);
   EXPECT_LE(deep.stack_peak, deep.stack_size);
   std::cout << "stack_peak depth10=" << shallow.stack_peak << " depth200=" << deep.stack_peak << std::endl;
+}
+
+// A thread record over a painted buffer of `words` words, as the port paints
+// a new thread's stack (no VM, no pthread: only the stack fields are used).
+struct PaintedStack {
+  explicit PaintedStack(size_t words) : memory(words, RT_STACK_PAINT) {
+    thread.stack_base = reinterpret_cast<uint8_t *>(memory.data());
+    thread.stack_size = words * sizeof(uintptr_t);
+    thread.stack_peak_cpu_ns = -1;
+  }
+  // Bytes from the word at `index` to the top: the peak once it is written.
+  size_t PeakAt(size_t index) const { return (memory.size() - index) * sizeof(uintptr_t); }
+  std::vector<uintptr_t> memory;
+  rt_thread_t thread{};
+};
+
+TEST(StackPaint, FullScanFindsTheLowestWrittenWordWhereverItIs) {
+  // Every position, inside and at the edges of the 8-word steps of the scan,
+  // with untouched paint left between two written words (frames that reserve
+  // more than they write).
+  constexpr size_t kWords = 203;
+  for (size_t low = 0; low < kWords; low++) {
+    PaintedStack stack(kWords);
+    stack.memory[low] = 0;
+    if (low + 17 < kWords) stack.memory[low + 17] = 42;
+    EXPECT_EQ(rt_thread_stack_peak_full(&stack.thread), stack.PeakAt(low)) << "written word " << low;
+  }
+  PaintedStack untouched(kWords);
+  EXPECT_EQ(rt_thread_stack_peak_full(&untouched.thread), 0u);
+}
+
+TEST(StackPaint, PeakIsRescannedExactlyWhenTheThreadsCpuTimeMoved) {
+  PaintedStack stack(512);
+  stack.memory[400] = 1;
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, 1000), stack.PeakAt(400));
+
+  // A thread that executed nothing wrote nothing: the last scan stands.
+  stack.memory[100] = 1;  // (written here by the test, which no thread does)
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, 1000), stack.PeakAt(400));
+
+  // It ran: the result is the full scan's again.
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, 1001), rt_thread_stack_peak_full(&stack.thread));
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, 1001), stack.PeakAt(100));
+
+  // Without a CPU clock (-1) every call scans.
+  stack.memory[10] = 1;
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, -1), stack.PeakAt(10));
+  stack.memory[5] = 1;
+  EXPECT_EQ(rt_thread_stack_peak(&stack.thread, -1), stack.PeakAt(5));
+}
+
+TEST_F(BoardTest, StackPeakOfEverySnapshotEqualsAFullScan) {
+  // Workers recurse to growing depths and then sleep for good; snapshots are
+  // taken all along, while they start, run and sleep. A thread long asleep in
+  // time.sleep(3600) executes nothing, so comparing its figure with a full
+  // scan of its stack under the sched lock is exact.
+  uint32_t prog = Start(R"(
+import _thread, time
+_thread.stack_size(512 * 1024)
+def rec(n):
+    return 0 if n == 0 else rec(n - 1) + 1
+def worker(depth):
+    rec(depth)
+    time.sleep(3600)
+for d in (5, 20, 40, 80):
+    _thread.start_new_thread(worker, (d,))
+    time.sleep(0.15)
+time.sleep(3600)
+)");
+  ASSERT_NE(prog, 0u);
+  size_t compared = 0, asleep = 0;
+  std::map<uint32_t, uint32_t> peaks;  // worker id -> last reported peak
+  const auto deadline = Clock::now() + kDeadline;
+  while (asleep < 5 && Clock::now() < deadline) {
+    sup_thread_info_t threads[8];
+    size_t n = sup_threads_list(threads, 8, prog, false);
+    asleep = 0;
+    rt_sched_lock();
+    int64_t now = rt_now_ns();
+    for (size_t i = 0; i < n; i++) {
+      rt_thread_t *rt = rt_thread_find(threads[i].id);
+      if (!rt || rt->block_kind != RT_BLOCK_SLEEP || now - rt->block_since_ns < 100 * 1000000) continue;
+      asleep++;
+      size_t full = rt_thread_stack_peak_full(rt);
+      EXPECT_EQ(threads[i].stack_peak, full) << "thread " << threads[i].id;
+      EXPECT_EQ(rt_thread_stack_peak(rt, rt_thread_cpu_ns(rt)), full) << "thread " << threads[i].id;
+      peaks[threads[i].id] = threads[i].stack_peak;
+      compared++;
+    }
+    rt_sched_unlock();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(asleep, 5u) << "the main thread and 4 workers should all be asleep";
+  EXPECT_GT(compared, 20u);
+  // Workers were started in order of depth: ids ascending, peaks too.
+  ASSERT_EQ(peaks.size(), 5u);
+  uint32_t previous = 0;
+  for (auto it = std::next(peaks.begin()); it != peaks.end(); ++it) {
+    EXPECT_GT(it->second, previous) << "worker " << it->first;
+    previous = it->second;
+  }
+}
+
+struct HeapFigures {
+  rt_heap_stats_t ours{};
+  gc_info_t upstream{};
+};
+
+void ReadHeapBothWays(void *ctx) {
+  auto *figures = static_cast<HeapFigures *>(ctx);
+  rt_vm_heap_stats(&figures->ours);
+  gc_info(&figures->upstream);
+}
+
+TEST_F(BoardTest, HeapFiguresEqualGcInfosOnAFragmentedHeap) {
+  // Objects of many sizes, every other one freed: free runs of all lengths
+  // between heads and tails, inside and across allocation-table words.
+  uint32_t prog = Start(R"(
+import gc, time
+keep = []
+for i in range(300):
+    keep.append(bytearray((i * 37) % 400 + 1))
+for i in range(0, 300, 2):
+    keep[i] = None
+big = bytearray(20000)
+time.sleep(3600)
+)");
+  ASSERT_NE(prog, 0u);
+  ASSERT_TRUE(PollUntil([&] {
+    sup_health_t health;
+    sup_health(&health);
+    return health.threads_by_state[SUP_THREAD_SLEEPING] == 1;
+  }));
+  for (int round = 0; round < 2; round++) {
+    HeapFigures figures;
+    char err[128] = "";
+    ASSERT_TRUE(sup_vm_run(ReadHeapBothWays, &figures, err, sizeof(err))) << err;
+    EXPECT_EQ(figures.ours.total, figures.upstream.total);
+    EXPECT_EQ(figures.ours.used, figures.upstream.used);
+    EXPECT_EQ(figures.ours.free, figures.upstream.free);
+    EXPECT_EQ(figures.ours.largest_free, figures.upstream.max_free * MICROPY_BYTES_PER_GC_BLOCK);
+    EXPECT_GT(figures.upstream.used, 20000u);
+    EXPECT_LT(figures.upstream.max_free * MICROPY_BYTES_PER_GC_BLOCK, figures.upstream.free);
+    // And once more after a collection has freed the dropped objects.
+    ASSERT_TRUE(sup_vm_run([](void *) { gc_collect(); }, nullptr, err, sizeof(err))) << err;
+  }
 }
 
 // ---- Deadlock and stall ----------------------------------------------------------------
