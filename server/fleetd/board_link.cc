@@ -3,16 +3,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <deque>
+#include <iterator>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/common/read_text_file.h"
 #include "server/fleetd/health.h"
 
 namespace threadfleet::fleetd {
@@ -44,34 +43,40 @@ absl::Status BoardError(absl::string_view board, absl::string_view method, const
                       absl::StrCat("board ", board, ": ", method, ": ", status.error_message()));
 }
 
-// Why a health stream ended, for LinkStatus::message. gRPC reports a failed
-// TLS handshake as a plain UNAVAILABLE; say what it means and what to check.
-std::string WatchEndText(const grpc::Status& status) {
+// Why a health stream ended, for LinkStatus::message. gRPC reports every
+// failed TLS handshake as a plain UNAVAILABLE; tell a refused certificate
+// (OpenSSL's verdict) from a handshake that never completed (a frozen or
+// overloaded board, or a port where something else listens), which gRPC ends
+// after the connect timeout with "Handshake read failed" / "timed out".
+// `attempt` is how long the stream's attempt ran.
+std::string WatchEndText(const grpc::Status& status, absl::Duration attempt, absl::Duration connect_timeout) {
   if (status.ok()) return "the board ended its health stream";
   const std::string& m = status.error_message();
-  const bool tls = absl::StrContains(m, "SSL") || absl::StrContains(m, "ssl") ||
-                   absl::StrContains(m, "andshake") || absl::StrContains(m, "CERTIFICATE");
-  if (tls) {
+  const std::string what = absl::StrCat(CodeName(status.error_code()), ": ", m);
+  const bool verify = absl::StrContains(m, "SSL_ERROR_SSL") || absl::StrContains(m, "certificate") ||
+                      absl::StrContains(m, "CERTIFICATE") || absl::StrContains(m, "Ssl handshake failed");
+  if (verify) {
     return absl::StrCat(
         "TLS handshake with the board failed (check that its certificate is issued by the lab CA "
         "and fleetd's by the CA the board trusts): ",
-        CodeName(status.error_code()), ": ", m);
+        what);
   }
-  return absl::StrCat("health stream failed: ", CodeName(status.error_code()), ": ", m);
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    return absl::Status(err == EACCES ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kNotFound,
-                        absl::StrCat("cannot read the ", what, " ", path, ": ", std::strerror(err)));
+  const bool handshake = absl::StrContains(m, "andshake") || absl::StrContains(m, "timed out") ||
+                         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  if (handshake && attempt >= connect_timeout * 0.9) {
+    return absl::StrCat(
+        "TLS handshake with the board timed out after ", absl::FormatDuration(connect_timeout),
+        " (is the board frozen or overloaded, or is something else listening on its port?): ", what);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().empty())
-    return absl::InvalidArgumentError(absl::StrCat("the ", what, " ", path, " is empty"));
-  return text.str();
+  if (handshake) {
+    // The channel may have begun this handshake before the stream did: it
+    // may have timed out too.
+    return absl::StrCat(
+        "TLS handshake with the board did not complete (it timed out or the board closed the connection; "
+        "is the board frozen or overloaded, or is something else listening on its port?): ",
+        what);
+  }
+  return absl::StrCat("health stream failed: ", what);
 }
 
 // Runs one unary call with a deadline; `call(context, response)` returns its
@@ -210,11 +215,11 @@ absl::StatusOr<LinkCredentials> LinkCredentials::FromFiles(const std::string& ca
                                                            const std::string& cert_path,
                                                            const std::string& key_path) {
   LinkCredentials c;
-  absl::StatusOr<std::string> ca = ReadPem(ca_path, "lab CA certificate");
+  absl::StatusOr<std::string> ca = common::ReadPemFile(ca_path, "lab CA certificate");
   if (!ca.ok()) return ca.status();
-  absl::StatusOr<std::string> cert = ReadPem(cert_path, "client certificate");
+  absl::StatusOr<std::string> cert = common::ReadPemFile(cert_path, "client certificate");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(key_path, "client key");
+  absl::StatusOr<std::string> key = common::ReadPemFile(key_path, "client key");
   if (!key.ok()) return key.status();
   c.ca_pem = *std::move(ca);
   c.cert_pem = *std::move(cert);
@@ -225,41 +230,77 @@ absl::StatusOr<LinkCredentials> LinkCredentials::FromFiles(const std::string& ca
 // ---------------------------------------------------------------------------
 // BoardLink
 
+namespace internal {
+
+bool ConnectGate::TryAcquire() {
+  absl::MutexLock lock(&mu_);
+  if (in_flight_ >= capacity_) return false;
+  ++in_flight_;
+  return true;
+}
+
+void ConnectGate::Release() {
+  absl::MutexLock lock(&mu_);
+  if (in_flight_ > 0) --in_flight_;
+}
+
+int ConnectGate::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return in_flight_;
+}
+
+}  // namespace internal
+
 std::shared_ptr<BoardLink> BoardLink::Create(std::string name, std::string address,
                                              const LinkCredentials& credentials, const LinkOptions& options,
-                                             LinkListener* listener) {
+                                             LinkListener* listener,
+                                             std::shared_ptr<internal::ConnectGate> gate) {
   return std::shared_ptr<BoardLink>(
-      new BoardLink(std::move(name), std::move(address), credentials, options, listener));
+      new BoardLink(std::move(name), std::move(address), credentials, options, listener, std::move(gate)));
 }
 
 BoardLink::BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
-                     const LinkOptions& options, LinkListener* listener)
-    : name_(std::move(name)), address_(std::move(address)), options_(options), listener_(listener) {
+                     const LinkOptions& options, LinkListener* listener,
+                     std::shared_ptr<internal::ConnectGate> gate)
+    : name_(std::move(name)),
+      address_(std::move(address)),
+      options_(options),
+      listener_(listener),
+      credentials_(credentials),
+      gate_(std::move(gate)) {
+  status_.message = "connecting";
+  status_.since = absl::Now();
+  backoff_ = options_.initial_backoff;
+}
+
+pb::BoardControl::Stub* BoardLink::Stub() {
+  absl::MutexLock lock(&channel_mu_);
+  if (stub_ != nullptr) return stub_.get();
   grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = credentials.ca_pem;
-  tls.pem_cert_chain = credentials.cert_pem;
-  tls.pem_private_key = credentials.key_pem;
+  tls.pem_root_certs = credentials_.ca_pem;
+  tls.pem_cert_chain = credentials_.cert_pem;
+  tls.pem_private_key = credentials_.key_pem;
   grpc::ChannelArguments args;
   // Keepalive notices a board that vanished without closing its connection.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options_.keepalive_timeout));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A health stream moves one small message a period: no bandwidth to
+  // estimate. BDP probing would add a PING, its ACK and a timer to most
+  // snapshots.
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // The channel's own reconnect backoff matches the link's, so a restarted
   // board is reached as soon as the link retries. The minimum is also the
-  // connect timeout floor: enough for a TLS handshake on a loaded machine.
+  // connect timeout (TCP connect + TLS handshake).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, Millis(options_.initial_backoff));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-              Millis(std::max(options_.initial_backoff, absl::Seconds(2))));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, Millis(options_.connect_timeout));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options_.max_backoff));
   // One connection per link, never shared with another channel.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(tls), args);
   stub_ = pb::BoardControl::NewStub(channel_);
-
-  status_.message = "connecting";
-  status_.since = absl::Now();
-  backoff_ = options_.initial_backoff;
+  return stub_.get();
 }
 
 BoardLink::~BoardLink() {
@@ -277,11 +318,16 @@ LinkStatus BoardLink::status() const {
   return status_;
 }
 
+bool BoardLink::ChannelReady() {
+  absl::MutexLock lock(&channel_mu_);
+  return channel_ != nullptr && channel_->GetState(false) == GRPC_CHANNEL_READY;
+}
+
 void BoardLink::Start() {
   absl::MutexLock lock(&mu_);
   if (started_ || stopping_) return;
   started_ = true;
-  StartWatchLocked();
+  next_attempt_ = Clock::now();
 }
 
 void BoardLink::StartWatchLocked() {
@@ -289,22 +335,31 @@ void BoardLink::StartWatchLocked() {
   watch_abandoned_ = false;
   watch_got_snapshot_ = false;
   watch_activity_ = Clock::now();
+  watch_started_ = watch_activity_;
   // Its callbacks take mu_, so none runs before this returns.
   watch_ = new internal::HealthWatch(this, generation_, options_.snapshot_period);
-  watch_->Start(stub_.get());
+  watch_->Start(Stub());
 }
 
-void BoardLink::Tick() {
+void BoardLink::ReleaseSlotLocked() {
+  if (!holds_slot_) return;
+  holds_slot_ = false;
+  if (gate_ != nullptr) gate_->Release();
+}
+
+bool BoardLink::Tick() {
   DeleteFinishedCalls();
   absl::MutexLock notify(&notify_mu_);
   Change change;
+  bool due = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!started_ || stopping_) return;
+    if (!started_ || stopping_) return false;
     const Clock::time_point now = Clock::now();
     if (watch_ != nullptr) {
       if (!watch_abandoned_ && now - watch_activity_ > ToSteady(options_.offline_after)) {
         watch_abandoned_ = true;
+        ReleaseSlotLocked();
         change = SetStateLocked(
             BoardState::kOffline,
             absl::StrCat(watch_got_snapshot_ ? "no health snapshot for " : "no health snapshot within ",
@@ -312,19 +367,30 @@ void BoardLink::Tick() {
                          watch_got_snapshot_ ? "" : " of connecting"));
         watch_->Cancel();
       }
-    } else if (now >= next_attempt_ ||
-               (retry_when_ready_ && channel_->GetState(false) == GRPC_CHANNEL_READY)) {
+    } else if (!attempt_queued_ && (now >= next_attempt_ || (retry_when_ready_ && ChannelReady()))) {
       // The channel reconnected on its own: no reason to wait out the backoff.
-      StartWatchLocked();
+      attempt_queued_ = true;
+      due = true;
     }
   }
   Deliver(change);
+  return due;
+}
+
+bool BoardLink::Connect() {
+  absl::MutexLock lock(&mu_);
+  attempt_queued_ = false;
+  if (!started_ || stopping_ || watch_ != nullptr) return false;
+  holds_slot_ = true;
+  StartWatchLocked();
+  return true;
 }
 
 void BoardLink::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    ReleaseSlotLocked();
     if (watch_ != nullptr) watch_->Cancel();
     mu_.Await(absl::Condition(this, &BoardLink::WatchEnded));
   }
@@ -348,6 +414,7 @@ void BoardLink::OnWatchMessage(uint64_t generation, const pb::WatchHealthRespons
         watch_got_snapshot_ = true;
         ++status_.connections;
         backoff_ = options_.initial_backoff;
+        ReleaseSlotLocked();
       }
       std::optional<std::string> degraded = DegradedReason(message.snapshot());
       change = degraded ? SetStateLocked(BoardState::kDegraded, *std::move(degraded))
@@ -368,11 +435,15 @@ void BoardLink::OnWatchDone(internal::HealthWatch* watch, uint64_t generation, c
     finished_watches_.emplace_back(watch);
     if (generation != generation_) return;
     watch_ = nullptr;
+    ReleaseSlotLocked();
     if (stopping_) return;
     next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
-    retry_when_ready_ = channel_->GetState(false) != GRPC_CHANNEL_READY;
+    retry_when_ready_ = !ChannelReady();
     // After the watchdog's cancel, its message says more than CANCELLED.
-    if (!watch_abandoned_) change = SetStateLocked(BoardState::kOffline, WatchEndText(status));
+    if (!watch_abandoned_) {
+      const absl::Duration attempt = absl::FromChrono(Clock::now() - watch_started_);
+      change = SetStateLocked(BoardState::kOffline, WatchEndText(status, attempt, options_.connect_timeout));
+    }
   }
   Deliver(change);
 }
@@ -417,7 +488,7 @@ void BoardLink::Deliver(const Change& change) {
 absl::StatusOr<pb::BoardInfo> BoardLink::GetInfo() {
   absl::StatusOr<pb::GetInfoResponse> r = Unary<pb::GetInfoResponse>(
       name_, "GetInfo", options_.rpc_timeout,
-      [&](grpc::ClientContext* c, pb::GetInfoResponse* out) { return stub_->GetInfo(c, {}, out); });
+      [&](grpc::ClientContext* c, pb::GetInfoResponse* out) { return Stub()->GetInfo(c, {}, out); });
   if (!r.ok()) return r.status();
   return r->info();
 }
@@ -427,7 +498,7 @@ absl::StatusOr<pb::ListFilesResponse> BoardLink::ListFiles(absl::string_view dir
   request.set_path(std::string(dir));
   return Unary<pb::ListFilesResponse>(
       name_, "ListFiles", options_.rpc_timeout,
-      [&](grpc::ClientContext* c, pb::ListFilesResponse* out) { return stub_->ListFiles(c, request, out); });
+      [&](grpc::ClientContext* c, pb::ListFilesResponse* out) { return Stub()->ListFiles(c, request, out); });
 }
 
 absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view path,
@@ -436,7 +507,7 @@ absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view pat
   // Flash writes are slow: a second more per 64 KiB.
   SetTimeout(context, options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16)));
   pb::WriteFileResponse response;
-  std::unique_ptr<grpc::ClientWriter<pb::WriteFileRequest>> writer = stub_->WriteFile(&context, &response);
+  std::unique_ptr<grpc::ClientWriter<pb::WriteFileRequest>> writer = Stub()->WriteFile(&context, &response);
   pb::WriteFileRequest request;
   request.mutable_header()->set_path(std::string(path));
   request.mutable_header()->set_expected_size_bytes(content.size());
@@ -457,7 +528,7 @@ absl::StatusOr<std::string> BoardLink::ReadFile(absl::string_view path) {
   SetTimeout(context, options_.rpc_timeout);
   pb::ReadFileRequest request;
   request.set_path(std::string(path));
-  std::unique_ptr<grpc::ClientReader<pb::ReadFileResponse>> reader = stub_->ReadFile(&context, request);
+  std::unique_ptr<grpc::ClientReader<pb::ReadFileResponse>> reader = Stub()->ReadFile(&context, request);
   std::string content;
   pb::ReadFileResponse chunk;
   while (reader->Read(&chunk)) content += chunk.data();
@@ -471,7 +542,7 @@ absl::Status BoardLink::DeleteFile(absl::string_view path) {
   request.set_path(std::string(path));
   return Unary<pb::DeleteFileResponse>(name_, "DeleteFile", options_.rpc_timeout,
                                        [&](grpc::ClientContext* c, pb::DeleteFileResponse* out) {
-                                         return stub_->DeleteFile(c, request, out);
+                                         return Stub()->DeleteFile(c, request, out);
                                        })
       .status();
 }
@@ -479,14 +550,14 @@ absl::Status BoardLink::DeleteFile(absl::string_view path) {
 absl::StatusOr<pb::StartProgramResponse> BoardLink::StartProgram(const pb::StartProgramRequest& request) {
   return Unary<pb::StartProgramResponse>(name_, "StartProgram", options_.rpc_timeout,
                                          [&](grpc::ClientContext* c, pb::StartProgramResponse* out) {
-                                           return stub_->StartProgram(c, request, out);
+                                           return Stub()->StartProgram(c, request, out);
                                          });
 }
 
 absl::StatusOr<pb::StartThreadResponse> BoardLink::StartThread(const pb::StartThreadRequest& request) {
   return Unary<pb::StartThreadResponse>(name_, "StartThread", options_.rpc_timeout,
                                         [&](grpc::ClientContext* c, pb::StartThreadResponse* out) {
-                                          return stub_->StartThread(c, request, out);
+                                          return Stub()->StartThread(c, request, out);
                                         });
 }
 
@@ -498,7 +569,7 @@ absl::StatusOr<pb::ThreadInfo> BoardLink::KillThread(uint32_t thread_id, absl::D
   absl::StatusOr<pb::KillThreadResponse> r =
       Unary<pb::KillThreadResponse>(name_, "KillThread", options_.rpc_timeout + 2 * grace,
                                     [&](grpc::ClientContext* c, pb::KillThreadResponse* out) {
-                                      return stub_->KillThread(c, request, out);
+                                      return Stub()->KillThread(c, request, out);
                                     });
   if (!r.ok()) return r.status();
   return r->thread();
@@ -510,14 +581,14 @@ absl::StatusOr<pb::KillProgramResponse> BoardLink::KillProgram(uint32_t program_
   request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   return Unary<pb::KillProgramResponse>(name_, "KillProgram", options_.rpc_timeout + 2 * grace,
                                         [&](grpc::ClientContext* c, pb::KillProgramResponse* out) {
-                                          return stub_->KillProgram(c, request, out);
+                                          return Stub()->KillProgram(c, request, out);
                                         });
 }
 
 absl::StatusOr<pb::ListThreadsResponse> BoardLink::ListThreads(const pb::ListThreadsRequest& request) {
   return Unary<pb::ListThreadsResponse>(name_, "ListThreads", options_.rpc_timeout,
                                         [&](grpc::ClientContext* c, pb::ListThreadsResponse* out) {
-                                          return stub_->ListThreads(c, request, out);
+                                          return Stub()->ListThreads(c, request, out);
                                         });
 }
 
@@ -525,14 +596,14 @@ absl::StatusOr<pb::ExecResponse> BoardLink::Exec(absl::string_view source, absl:
   pb::ExecRequest request;
   request.set_source(std::string(source));
   return Unary<pb::ExecResponse>(name_, "Exec", timeout, [&](grpc::ClientContext* c, pb::ExecResponse* out) {
-    return stub_->Exec(c, request, out);
+    return Stub()->Exec(c, request, out);
   });
 }
 
 absl::Status BoardLink::Reset() {
   return Unary<pb::ResetResponse>(
              name_, "Reset", options_.rpc_timeout,
-             [&](grpc::ClientContext* c, pb::ResetResponse* out) { return stub_->Reset(c, {}, out); })
+             [&](grpc::ClientContext* c, pb::ResetResponse* out) { return Stub()->Reset(c, {}, out); })
       .status();
 }
 
@@ -542,7 +613,7 @@ std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequ
   auto* call = new internal::OutputCall(this, handle, request, std::move(on_chunk), std::move(on_done));
   absl::MutexLock lock(&mu_);  // OnDone, which takes mu_, cannot run before the call is listed
   output_calls_.insert(call);
-  call->Start(stub_.get(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout));
+  call->Start(Stub(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout));
   return handle;
 }
 
@@ -550,12 +621,16 @@ std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequ
 // LinkManager
 
 LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkListener* listener)
-    : credentials_(std::move(credentials)), options_(options), listener_(listener) {
+    : credentials_(std::move(credentials)),
+      options_(options),
+      listener_(listener),
+      gate_(std::make_shared<internal::ConnectGate>(options.max_connecting)) {
   timer_ = std::thread([this] { RunTimer(); });
 }
 
 LinkManager::~LinkManager() {
   std::map<std::string, std::shared_ptr<BoardLink>, std::less<>> links;
+  std::vector<std::shared_ptr<BoardLink>> retired;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -563,6 +638,11 @@ LinkManager::~LinkManager() {
   }
   timer_.join();
   for (auto& [name, link] : links) link->Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    retired.swap(retired_);
+  }
+  // Destroyed here, outside mu_: each waits for its last calls.
 }
 
 absl::Status LinkManager::Add(std::string name, std::string address) {
@@ -576,10 +656,11 @@ absl::Status LinkManager::Add(std::string name, std::string address) {
       return absl::AlreadyExistsError(
           absl::StrCat("board ", name, " already has a link (", links_.find(name)->second->address(), ")"));
     }
-    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_);
+    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_, gate_);
+    // Due at once; the timer thread connects it when a slot is free.
+    link->Start();
     links_.emplace(std::move(name), link);
   }
-  link->Start();
   return absl::OkStatus();
 }
 
@@ -589,10 +670,13 @@ absl::Status LinkManager::Remove(absl::string_view name) {
     absl::MutexLock lock(&mu_);
     auto it = links_.find(name);
     if (it == links_.end()) return absl::NotFoundError(absl::StrCat("no board named ", name));
-    link = std::move(it->second);
+    link = it->second;
     links_.erase(it);
   }
   link->Stop();
+  absl::MutexLock lock(&mu_);
+  // The timer thread destroys it once nobody else holds it (ReapRetired).
+  retired_.push_back(std::move(link));
   return absl::OkStatus();
 }
 
@@ -619,16 +703,43 @@ std::map<std::string, LinkStatus> LinkManager::Statuses() const {
   return out;
 }
 
+void LinkManager::ReapRetired() {
+  std::vector<std::shared_ptr<BoardLink>> unused;
+  {
+    absl::MutexLock lock(&mu_);
+    // Nobody can Get() a retired link, so a use count of 1 (this list) stays 1.
+    auto held = std::partition(retired_.begin(), retired_.end(),
+                               [](const std::shared_ptr<BoardLink>& l) { return l.use_count() > 1; });
+    std::move(held, retired_.end(), std::back_inserter(unused));
+    retired_.erase(held, retired_.end());
+  }
+  // Destroyed here, outside mu_.
+}
+
 void LinkManager::RunTimer() {
+  // Links whose attempt is due, in the order they became due. Only this
+  // thread touches it.
+  std::deque<std::shared_ptr<BoardLink>> due;
   for (;;) {
     std::vector<std::shared_ptr<BoardLink>> links;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick);
       if (stopping_) return;
+      links.reserve(links_.size());
       for (const auto& [name, link] : links_) links.push_back(link);
     }
-    for (const auto& link : links) link->Tick();
+    for (const auto& link : links) {
+      if (link->Tick()) due.push_back(link);
+    }
+    links.clear();
+    // A removed link's Connect() returns false and gives the slot back.
+    while (!due.empty() && gate_->TryAcquire()) {
+      std::shared_ptr<BoardLink> link = std::move(due.front());
+      due.pop_front();
+      if (!link->Connect()) gate_->Release();
+    }
+    ReapRetired();
   }
 }
 

@@ -21,12 +21,20 @@
 // An offline board is reconnected with exponential backoff (100 ms doubling to
 // 5 s, ±20 % jitter), forever, until its link is removed.
 //
+// Connection attempts: LinkManager::Add() only records the board; the
+// manager's timer thread opens its channel and starts its health stream. At
+// most LinkOptions::max_connecting attempts (TCP connect, TLS handshake, first
+// snapshot) run at once across all links; links due for an attempt wait their
+// turn first come, first served. So adding 1000 boards returns at once, and a
+// reconnect storm costs at most max_connecting handshakes at a time.
+//
 // Threads: no thread per board. The health streams are gRPC callback
 // reactors; the LinkManager's single timer thread runs the watchdog and the
 // reconnects of every link. A reactor ends its own call, but the link deletes
 // it, never a gRPC thread: deleting it there could drop the last reference to
 // the channel on a gRPC callback thread, which gRPC 1.51 does not survive
-// (grpc/grpc#32584).
+// (grpc/grpc#32584). For the same reason a removed link is destroyed on the
+// manager's timer thread once nobody else holds it.
 #ifndef THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
 #define THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
 
@@ -56,6 +64,23 @@ namespace threadfleet::fleetd {
 namespace internal {
 class HealthWatch;
 class OutputCall;
+
+// Counts the connection attempts in flight across the links of one manager
+// and caps them. Thread-safe.
+class ConnectGate {
+ public:
+  explicit ConnectGate(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  // Takes a slot; false when all are taken.
+  bool TryAcquire();
+  // Returns a slot taken by TryAcquire().
+  void Release();
+  int in_flight() const;
+
+ private:
+  const int capacity_;
+  mutable absl::Mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+};
 }  // namespace internal
 
 enum class BoardState { kOffline, kOnline, kDegraded };
@@ -109,6 +134,14 @@ struct LinkOptions {
   // cores: "keepalive watchdog timeout" and a reconnect storm).
   absl::Duration keepalive_time = absl::Seconds(5);
   absl::Duration keepalive_timeout = absl::Seconds(10);
+  // How long the TCP connect and TLS handshake of one attempt may take; a
+  // board that does not finish its handshake by then is reported as timed out
+  // (not as a certificate problem).
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // At most this many connection attempts (connect, handshake, first
+  // snapshot) run at once across all links of a LinkManager; the others wait
+  // in FIFO order.
+  int max_connecting = 32;
   // Deadline of unary calls (KillThread/KillProgram add their grace period).
   absl::Duration rpc_timeout = absl::Seconds(10);
   // How often the LinkManager's timer checks every link (watchdog, reconnect).
@@ -139,11 +172,12 @@ class LinkListener {
 // destructor waits for those calls to end.
 class BoardLink : public BoardClient {
  public:
-  // Opens the channel (lazily: nothing connects before Start() or a call).
+  // Records the board; cheap: the channel is opened on the first connection
+  // attempt or call. Attempts take a slot of `gate` (null: no cap).
   // `listener` may be null; it must outlive the link's Stop().
-  [[nodiscard]] static std::shared_ptr<BoardLink> Create(std::string name, std::string address,
-                                                         const LinkCredentials& credentials,
-                                                         const LinkOptions& options, LinkListener* listener);
+  [[nodiscard]] static std::shared_ptr<BoardLink> Create(
+      std::string name, std::string address, const LinkCredentials& credentials, const LinkOptions& options,
+      LinkListener* listener, std::shared_ptr<internal::ConnectGate> gate = nullptr);
   // Stops the link, cancels its StreamOutput calls and waits for them to end.
   ~BoardLink() override;
 
@@ -156,13 +190,20 @@ class BoardLink : public BoardClient {
   // Current state; safe from any thread.
   LinkStatus status() const;
 
-  // Starts watching the board's health. Idempotent.
+  // Starts watching the board's health: the first attempt is due at once
+  // (Tick() says so). Idempotent.
   void Start();
-  // Watchdog and reconnect: marks the board OFFLINE when its stream has been
-  // silent for offline_after, and restarts the stream once its backoff has
-  // passed; deletes the reactors of finished calls. LinkManager's timer calls
-  // it every LinkOptions::tick.
-  void Tick();
+  // Watchdog: marks the board OFFLINE when its stream has been silent for
+  // offline_after (and ends the stream); deletes the reactors of finished
+  // calls. Returns true once each time an attempt becomes due (the backoff
+  // has passed): the caller then calls Connect() when a slot is free.
+  // LinkManager's timer calls it every LinkOptions::tick.
+  bool Tick();
+  // Starts a connection attempt (opens the channel if needed and starts the
+  // health stream) holding a slot of the gate, which the link returns at the
+  // first snapshot or when the attempt fails. Returns false, taking no slot,
+  // when no attempt is due (stopped, already connected).
+  bool Connect();
   // Stops watching: cancels the health stream and waits until it has ended,
   // so no listener call follows. Idempotent; the BoardClient calls keep
   // working. REQUIRES: not called from a LinkListener callback.
@@ -197,7 +238,7 @@ class BoardLink : public BoardClient {
   using Clock = std::chrono::steady_clock;
 
   BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
-            const LinkOptions& options, LinkListener* listener);
+            const LinkOptions& options, LinkListener* listener, std::shared_ptr<internal::ConnectGate> gate);
 
   // A pending state change, delivered outside mu_ (but inside notify_mu_).
   struct Change {
@@ -206,6 +247,11 @@ class BoardLink : public BoardClient {
   };
 
   void StartWatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The channel's stub, opening the channel on first use.
+  threadfleet::board::v1::BoardControl::Stub* Stub() ABSL_LOCKS_EXCLUDED(channel_mu_);
+  // The channel is open and connected.
+  bool ChannelReady() ABSL_LOCKS_EXCLUDED(channel_mu_);
   Change SetStateLocked(BoardState state, std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Deliver(const Change& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
   absl::Duration NextBackoffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -224,8 +270,13 @@ class BoardLink : public BoardClient {
   const std::string address_;
   const LinkOptions options_;
   LinkListener* const listener_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<threadfleet::board::v1::BoardControl::Stub> stub_;
+  const LinkCredentials credentials_;
+  const std::shared_ptr<internal::ConnectGate> gate_;
+  // Opened once, on first use, and kept for the link's life (one channel per
+  // link: its connections are closed with it). Taken after mu_.
+  absl::Mutex channel_mu_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(channel_mu_);
+  std::unique_ptr<threadfleet::board::v1::BoardControl::Stub> stub_ ABSL_GUARDED_BY(channel_mu_);
 
   // Serialises listener calls of this link, in order. Taken before mu_.
   absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);
@@ -242,7 +293,12 @@ class BoardLink : public BoardClient {
   bool watch_abandoned_ ABSL_GUARDED_BY(mu_) = false;
   bool watch_got_snapshot_ ABSL_GUARDED_BY(mu_) = false;
   Clock::time_point watch_activity_ ABSL_GUARDED_BY(mu_);  // stream start or latest snapshot
+  Clock::time_point watch_started_ ABSL_GUARDED_BY(mu_);
   Clock::time_point next_attempt_ ABSL_GUARDED_BY(mu_);
+  // Tick() reported the attempt due and Connect() has not run since.
+  bool attempt_queued_ ABSL_GUARDED_BY(mu_) = false;
+  // The running attempt holds a slot of gate_.
+  bool holds_slot_ ABSL_GUARDED_BY(mu_) = false;
   // The last stream ended while the channel was not connected: once it is
   // again, retry without waiting out the backoff.
   bool retry_when_ready_ ABSL_GUARDED_BY(mu_) = false;
@@ -268,9 +324,10 @@ class LinkManager {
   LinkManager(const LinkManager&) = delete;
   LinkManager& operator=(const LinkManager&) = delete;
 
-  // Adds a board and starts connecting to it in the background; it is
-  // OFFLINE ("connecting") until its first snapshot. INVALID_ARGUMENT for an
-  // empty name or address; ALREADY_EXISTS if the name is taken.
+  // Adds a board and returns at once; the timer thread connects to it in the
+  // background (within LinkOptions::max_connecting). It is OFFLINE
+  // ("connecting") until its first snapshot. INVALID_ARGUMENT for an empty
+  // name or address; ALREADY_EXISTS if the name is taken.
   [[nodiscard]] absl::Status Add(std::string name, std::string address);
 
   // Stops the board's link and forgets it; returns once no listener call for
@@ -288,8 +345,13 @@ class LinkManager {
   // The state of every board, by name.
   std::map<std::string, LinkStatus> Statuses() const;
 
+  // Connection attempts running now (at most LinkOptions::max_connecting).
+  int ConnectsInFlight() const { return gate_->in_flight(); }
+
  private:
   void RunTimer();
+  // Drops the removed links nobody else holds (on the timer thread).
+  void ReapRetired() ABSL_LOCKS_EXCLUDED(mu_);
 
   const LinkCredentials credentials_;
   const LinkOptions options_;
@@ -297,6 +359,10 @@ class LinkManager {
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<BoardLink>, std::less<>> links_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Removed links, kept until only this list holds them so that they are
+  // destroyed on the timer thread, never on a caller's gRPC thread.
+  std::vector<std::shared_ptr<BoardLink>> retired_ ABSL_GUARDED_BY(mu_);
+  const std::shared_ptr<internal::ConnectGate> gate_;
   std::thread timer_;
 };
 

@@ -1,7 +1,9 @@
 // BoardLink and LinkManager against real boards: `fleetboard serve` processes
 // on loopback ports with a fresh lab PKI (deploy/pki) in a temporary
 // directory. Covers connect, the health stream, offline detection after a
-// kill -9, reconnection after a restart, the unary helpers and a TLS refusal.
+// kill -9, reconnection after a restart, the unary helpers and a TLS refusal;
+// a peer that never answers the handshake (timed out, no socket leaked), the
+// cap on attempts in flight, and add/remove while boards die (for ASan).
 #include "server/fleetd/board_link.h"
 
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "server/fleetd/testing/lab_processes.h"
@@ -44,9 +48,22 @@ using Clock = std::chrono::steady_clock;
 using testing::BoardProcess;
 using testing::PollUntil;
 using testing::RunPki;
+using testing::SilentPeer;
 using namespace std::chrono_literals;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Sockets this process holds open (TCP connections, listeners, socketpairs).
+int OpenSockets() {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+    if (!link_ec && target.rfind("socket:", 0) == 0) ++n;
+  }
+  return n;
+}
 
 std::string Sha256Hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -353,6 +370,192 @@ TEST_F(BoardLinkTest, RemovedBoardIsForgottenAndReportsNothingMore) {
   const int snapshots = recorder_.Snapshots("b01");
   std::this_thread::sleep_for(1200ms);
   EXPECT_EQ(recorder_.Snapshots("b01"), snapshots);
+}
+
+// A leak of one socket per connection attempt shows after this many attempts.
+constexpr int kLeakAttempts = 8;
+// Sockets one link may hold while it connects (its connection plus gRPC's
+// wakeup descriptors and an attempt being torn down).
+constexpr int kSocketsPerLink = 4;
+
+TEST_F(BoardLinkTest, ConnectionAttemptsToAPeerThatNeverAnswersLeakNoSockets) {
+  SilentPeer peer;
+  ASSERT_NO_FATAL_FAILURE(peer.Start());
+  const int before = OpenSockets();
+
+  ASSERT_TRUE(links_->Add("mute", peer.address()).ok());
+  ASSERT_TRUE(PollUntil(90s, [&] { return peer.Accepted() >= kLeakAttempts; }))
+      << "attempts: " << peer.Accepted() << "; " << links_->Status("mute")->message;
+  const int during = OpenSockets();
+  std::printf("%d attempts; sockets before %d, after %d\n", peer.Accepted(), before, during);
+  EXPECT_LE(during - before, kSocketsPerLink);
+
+  ASSERT_TRUE(links_->Remove("mute").ok());
+  EXPECT_TRUE(PollUntil(10s, [&] { return OpenSockets() <= before; }))
+      << "sockets after Remove: " << OpenSockets() << ", before Add: " << before;
+}
+
+TEST_F(BoardLinkTest, PeerThatNeverCompletesTheHandshakeIsReportedAsATimeout) {
+  SilentPeer peer;
+  ASSERT_NO_FATAL_FAILURE(peer.Start());
+  ASSERT_TRUE(links_->Add("mute", peer.address()).ok());
+
+  ASSERT_TRUE(PollUntil(30s, [&] {
+    return recorder_.ChangeTo("mute", BoardState::kOffline, Clock::time_point()).has_value() &&
+           links_->Status("mute")->message != "connecting" && peer.Accepted() >= 2;
+  }));
+  const LinkStatus status = *links_->Status("mute");
+  std::printf("mute: %s\n", status.message.c_str());
+  EXPECT_EQ(status.state, BoardState::kOffline);
+  EXPECT_THAT(status.message, HasSubstr("timed out"));
+  EXPECT_THAT(status.message, ::testing::Not(HasSubstr("certificate")));
+  for (const Recorder::Change& c : recorder_.Changes("mute")) {
+    EXPECT_THAT(c.message, ::testing::Not(HasSubstr("certificate")));
+  }
+}
+
+TEST_F(BoardLinkTest, FreezingAndKillingABoardOverAndOverLeaksNoSockets) {
+  BoardProcess& b01 = StartBoard("b01");
+  ASSERT_TRUE(links_->Add("b01", b01.address()).ok());
+  ASSERT_TRUE(WaitOnline("b01", 5s));
+  const int before = OpenSockets();
+
+  constexpr int kCycles = 4;
+  for (int i = 0; i < kCycles; ++i) {
+    // Frozen: connections to it are accepted by the kernel but never served.
+    auto since = Clock::now();
+    b01.Signal(SIGSTOP);
+    ASSERT_TRUE(
+        PollUntil(10s, [&] { return recorder_.ChangeTo("b01", BoardState::kOffline, since).has_value(); }));
+    std::this_thread::sleep_for(3s);  // a few attempts against the frozen board
+    b01.Signal(SIGCONT);
+    ASSERT_TRUE(WaitOnline("b01", 20s)) << "cycle " << i << ": " << links_->Status("b01")->message;
+    // Killed and restarted on the same port.
+    since = Clock::now();
+    b01.Kill9();
+    ASSERT_TRUE(
+        PollUntil(10s, [&] { return recorder_.ChangeTo("b01", BoardState::kOffline, since).has_value(); }));
+    ASSERT_NO_FATAL_FAILURE(b01.Start());
+    ASSERT_TRUE(WaitOnline("b01", 20s)) << "cycle " << i << ": " << links_->Status("b01")->message;
+  }
+  const int after = OpenSockets();
+  std::printf("%d freeze and kill cycles; sockets before %d, after %d, connections %llu\n", kCycles, before,
+              after, static_cast<unsigned long long>(links_->Status("b01")->connections));
+  EXPECT_LE(after - before, kSocketsPerLink);
+}
+
+TEST_F(BoardLinkTest, AttemptsBeyondTheConnectCapWaitTheirTurnAndEveryLinkGetsOne) {
+  SilentPeer peer;
+  ASSERT_NO_FATAL_FAILURE(peer.Start());
+  absl::StatusOr<LinkCredentials> creds =
+      LinkCredentials::FromFiles(lab_.path("ca.pem"), lab_.path("fleetd.pem"), lab_.path("fleetd.key"));
+  ASSERT_TRUE(creds.ok());
+  LinkOptions options;
+  options.max_connecting = 2;
+  Recorder recorder;
+  LinkManager links(*creds, options, &recorder);
+
+  constexpr int kLinks = 6;
+  const auto added = Clock::now();
+  for (int i = 0; i < kLinks; ++i) ASSERT_TRUE(links.Add(absl::StrCat("m", i), peer.address()).ok());
+  // No attempt can end before the 2 s connect timeout: until then only the
+  // first two links may have connected.
+  int max_in_flight = 0;
+  while (Clock::now() - added < 1500ms) {
+    max_in_flight = std::max(max_in_flight, links.ConnectsInFlight());
+    std::this_thread::sleep_for(10ms);
+  }
+  const int early = peer.Accepted();
+  std::printf("connections accepted in the first 1.5 s: %d; most attempts in flight: %d\n", early,
+              max_in_flight);
+  EXPECT_LE(early, options.max_connecting);
+  EXPECT_GE(early, 1);
+  EXPECT_LE(max_in_flight, options.max_connecting);
+
+  // Every link gets its turn.
+  EXPECT_TRUE(PollUntil(60s, [&] {
+    for (int i = 0; i < kLinks; ++i) {
+      if (links.Status(absl::StrCat("m", i))->message == "connecting") return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < kLinks; ++i) {
+    EXPECT_THAT(links.Status(absl::StrCat("m", i))->message, HasSubstr("timed out")) << "m" << i;
+  }
+}
+
+TEST_F(BoardLinkTest, AddingHundredsOfBoardsReturnsWithoutWaitingForAnyConnection) {
+  SilentPeer peer;
+  ASSERT_NO_FATAL_FAILURE(peer.Start());
+  constexpr int kBoards = 500;
+  const auto start = Clock::now();
+  for (int i = 0; i < kBoards; ++i) ASSERT_TRUE(links_->Add(absl::StrCat("s", i), peer.address()).ok());
+  const double add_s = Seconds(Clock::now() - start);
+  std::printf("%d boards added in %.3f s; attempts in flight %d\n", kBoards, add_s,
+              links_->ConnectsInFlight());
+  EXPECT_LT(add_s, 5.0);
+  EXPECT_EQ(links_->Statuses().size(), static_cast<size_t>(kBoards));
+  EXPECT_LE(links_->ConnectsInFlight(), LinkOptions{}.max_connecting);
+}
+
+// For the sanitizers: links added and removed while their boards die, come
+// back and freeze, with output streams open, a link held past its removal
+// and the manager destroyed while attempts are pending.
+TEST_F(BoardLinkTest, AddingAndRemovingLinksWhileBoardsDieAndReturnIsSafe) {
+  SilentPeer peer;
+  ASSERT_NO_FATAL_FAILURE(peer.Start());
+  constexpr int kBoards = 3;
+  std::vector<BoardProcess*> boards;
+  for (int i = 0; i < kBoards; ++i) boards.push_back(&StartBoard(absl::StrCat("b", i)));
+  for (BoardProcess* b : boards) ASSERT_TRUE(links_->Add(b->name(), b->address()).ok());
+  ASSERT_TRUE(links_->Add("mute", peer.address()).ok());
+  ASSERT_TRUE(WaitOnline("b0", 10s));
+
+  constexpr int kRounds = 12;
+  std::vector<std::shared_ptr<BoardLink>> held;
+  std::vector<std::shared_ptr<OutputStream>> streams;
+  for (int round = 0; round < kRounds; ++round) {
+    BoardProcess& victim = *boards[round % kBoards];
+    std::shared_ptr<BoardLink> link = links_->Get(victim.name());
+    if (link != nullptr && round % 2 == 0) {
+      // An output stream of a program that does not exist ends on its own;
+      // one that follows stays open until the link goes.
+      pb::StreamOutputRequest request;
+      request.set_program_id(1);
+      request.set_follow(true);
+      streams.push_back(link->StreamOutput(request, nullptr, nullptr));
+      held.push_back(link);
+    }
+    const int action = round % 3;
+    if (action == 0) {
+      victim.Kill9();
+      ASSERT_NO_FATAL_FAILURE(victim.Start());
+    } else if (action == 1) {
+      victim.Signal(SIGSTOP);
+      std::this_thread::sleep_for(200ms);
+      victim.Signal(SIGCONT);
+    } else {
+      victim.Kill9();
+    }
+    ASSERT_TRUE(links_->Remove(victim.name()).ok());
+    ASSERT_TRUE(links_->Add(victim.name(), victim.address()).ok());
+    ASSERT_TRUE(links_->Remove("mute").ok());
+    ASSERT_TRUE(links_->Add("mute", peer.address()).ok());
+    if (action == 2) {
+      std::this_thread::sleep_for(300ms);  // a refused attempt or two
+      ASSERT_NO_FATAL_FAILURE(victim.Start());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 * (round % 5)));
+  }
+  // A link held past its removal ends its calls when dropped, off gRPC's threads.
+  std::thread drop([held = std::move(held)]() mutable { held.clear(); });
+  drop.join();
+  for (const auto& s : streams) s->Cancel();
+  for (BoardProcess* b : boards)
+    EXPECT_TRUE(WaitOnline(b->name(), 20s)) << links_->Status(b->name())->message;
+  // Killed while the links are connected: they reconnect when the manager goes.
+  boards[0]->Kill9();
+  links_.reset();  // while "mute" and the killed board reconnect
 }
 
 }  // namespace

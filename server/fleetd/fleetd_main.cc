@@ -19,10 +19,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/common/read_text_file.h"
 #include "server/fleetd/board_link.h"
 #include "server/fleetd/config.h"
 #include "server/fleetd/event_hub.h"
@@ -58,15 +57,6 @@ constexpr absl::Duration kMonitorDrain = absl::Seconds(3);
 int Fail(int code, absl::string_view message) {
   std::cerr << "fleetd: error: " << message << "\n";
   return code;
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (text.str().empty()) return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is empty"));
-  return text.str();
 }
 
 // "host:port" with the port replaced by `port`.
@@ -138,12 +128,14 @@ int Serve(const FleetdConfig& config) {
   absl::StatusOr<LinkCredentials> link_credentials =
       LinkCredentials::FromFiles(config.boards_ca, config.boards_cert, config.boards_key);
   if (!link_credentials.ok()) return Fail(kExitStartFailure, link_credentials.status().ToString());
-  absl::StatusOr<std::string> api_cert = ReadPem(config.api_cert, "API certificate");
+  absl::StatusOr<std::string> api_cert = common::ReadPemFile(config.api_cert, "API certificate");
   if (!api_cert.ok()) return Fail(kExitStartFailure, api_cert.status().message());
-  absl::StatusOr<std::string> api_key = ReadPem(config.api_key, "API private key");
+  absl::StatusOr<std::string> api_key = common::ReadPemFile(config.api_key, "API private key");
   if (!api_key.ok()) return Fail(kExitStartFailure, api_key.status().message());
 
-  // The boards.
+  // The boards. Add() only records each one: the manager's timer thread
+  // connects them in the background, at most LinkOptions::max_connecting
+  // handshakes at a time, so the ready line does not wait for any board.
   LinkOptions link_options;
   link_options.snapshot_period = config.health_period;
   auto links = std::make_unique<LinkManager>(*std::move(link_credentials), link_options, &monitor);

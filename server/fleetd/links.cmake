@@ -9,6 +9,7 @@ add_library(fleetd_links STATIC
 target_include_directories(fleetd_links PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(fleetd_links PUBLIC
   board_proto_cpp
+  server_common
   PkgConfig::LINKS_GRPCPP
   absl::random_random
   absl::status

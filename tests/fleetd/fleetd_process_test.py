@@ -304,6 +304,18 @@ class FleetdProcessTest(unittest.TestCase):
             self.assertEqual(created[0].code, 0)
         self.stop(f)
 
+    def wait_online(self, stub, auth):
+        """Waits until fleetd has every board online: the ready line comes
+        before the boards are connected."""
+        deadline = time.monotonic() + ONLINE_TIMEOUT_S
+        while True:
+            boards = stub.ListBoards(fleet_pb2.ListBoardsRequest(), timeout=RPC_TIMEOUT_S, metadata=auth).boards
+            offline = [b.name for b in boards if b.state != fleet_pb2.BOARD_STATE_ONLINE]
+            if not offline:
+                return
+            self.assertLess(time.monotonic(), deadline, f"boards not online: {offline}")
+            time.sleep(0.1)
+
     def test_board_events_and_program_ends_are_recorded(self):
         f, grpc_port, _, _ = self.start()
         operator = self.create_token("op", "operator")
@@ -311,6 +323,7 @@ class FleetdProcessTest(unittest.TestCase):
         b01 = fleet_pb2.Selector(boards=["b01"])
         with self.channel(grpc_port) as channel:
             stub = fleet_pb2_grpc.FleetStub(channel)
+            self.wait_online(stub, auth)
             script = b"def main():\n    raise ValueError('boom')\nmain()\n"
             stages = list(stub.PushFile(fleet_pb2.PushFileRequest(selector=b01, path="/fails.py", content=script),
                                         timeout=RPC_TIMEOUT_S, metadata=auth))

@@ -21,6 +21,11 @@ namespace threadfleet::fleetd::testing {
 
 namespace {
 constexpr auto kServingTimeout = std::chrono::seconds(20);
+// The most connections a SilentPeer holds; later ones are accepted and closed
+// at once (still counted).
+constexpr int kSilentPeerMaxHeld = 4096;
+// A SilentPeer's process ends after this long even if nobody kills it.
+constexpr unsigned kSilentPeerLifetimeS = 900;
 }  // namespace
 
 int FreePort() {
@@ -136,6 +141,59 @@ void BoardProcess::ReadOutput(int fd) {
     if (text == serving && !serving_->HasBeenNotified()) serving_->Notify();
   }
   fclose(in);
+}
+
+SilentPeer::~SilentPeer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (report_fd_ >= 0) close(report_fd_);
+}
+
+void SilentPeer::Start() {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ASSERT_EQ(listen(listener, 128), 0);
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  pid_ = fork();
+  ASSERT_GE(pid_, 0);
+  if (pid_ == 0) {
+    // Only system calls from here: the parent has threads.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(kSilentPeerLifetimeS);
+    close(fds[0]);
+    int held = 0;
+    for (;;) {
+      const int fd = accept(listener, nullptr, nullptr);
+      if (fd < 0) continue;
+      if (held < kSilentPeerMaxHeld) {
+        ++held;
+      } else {
+        close(fd);
+      }
+      const char one = 1;
+      if (write(fds[1], &one, 1) != 1) _exit(0);
+    }
+  }
+  close(fds[1]);
+  close(listener);
+  report_fd_ = fds[0];
+  fcntl(report_fd_, F_SETFL, O_NONBLOCK);
+  address_ = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
+int SilentPeer::Accepted() {
+  char buf[256];
+  for (ssize_t n; report_fd_ >= 0 && (n = read(report_fd_, buf, sizeof(buf))) > 0;) accepted_ += n;
+  return accepted_;
 }
 
 TestLab::~TestLab() {

@@ -79,6 +79,38 @@ class BoardProcess {
   std::unique_ptr<absl::Notification> serving_;
 };
 
+// A TCP listener on 127.0.0.1 that accepts every connection and never says a
+// word: a board whose TLS handshake never completes. It runs in a child
+// process so that the connections it holds are not counted among the test's
+// own descriptors. Killed (SIGKILL) when destroyed.
+//
+//   SilentPeer peer;
+//   ASSERT_NO_FATAL_FAILURE(peer.Start());
+//   links.Add("mute", peer.address());        // stays OFFLINE: timed out
+//   int attempts = peer.Accepted();           // connections accepted so far
+class SilentPeer {
+ public:
+  SilentPeer() = default;
+  ~SilentPeer();
+
+  SilentPeer(const SilentPeer&) = delete;
+  SilentPeer& operator=(const SilentPeer&) = delete;
+
+  // Listens on a free port and forks the accepting process; a failure is a
+  // fatal test failure.
+  void Start();
+  // "127.0.0.1:PORT"; empty before Start().
+  const std::string& address() const { return address_; }
+  // Connections accepted so far (each is one connection attempt of a client).
+  int Accepted();
+
+ private:
+  std::string address_;
+  pid_t pid_ = -1;
+  int report_fd_ = -1;  // one byte from the child per accepted connection
+  int accepted_ = 0;
+};
+
 // A temporary directory with a lab PKI and the boards started in it.
 class TestLab {
  public:
