@@ -46,6 +46,7 @@ uint64_t EventHub::SubscribeHealth(HealthFn fn) {
   absl::MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   health_subs_.emplace(id, std::move(fn));
+  health_subscribers_.store(health_subs_.size(), std::memory_order_release);
   return id;
 }
 
@@ -53,6 +54,7 @@ void EventHub::Unsubscribe(uint64_t id) {
   absl::MutexLock lock(&mu_);
   event_subs_.erase(id);
   health_subs_.erase(id);
+  health_subscribers_.store(health_subs_.size(), std::memory_order_release);
 }
 
 }  // namespace threadfleet::fleetd

@@ -17,6 +17,8 @@
 #ifndef THREADFLEET_SERVER_FLEETD_EVENT_HUB_H_
 #define THREADFLEET_SERVER_FLEETD_EVENT_HUB_H_
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -47,6 +49,12 @@ class EventHub {
   // Delivers a snapshot or state update to every health subscriber.
   void PublishHealth(const threadfleet::fleet::v1::WatchHealthResponse& update);
 
+  // True when at least one health subscriber exists: a publisher may skip
+  // building an update nobody would receive. A subscription that returned
+  // before the call is seen; one that starts concurrently may or may not be.
+  // Lock-free.
+  bool HasHealthSubscribers() const { return health_subscribers_.load(std::memory_order_acquire) > 0; }
+
   // Subscribes; returns an id for Unsubscribe. The callback sees everything
   // published after this returns.
   [[nodiscard]] uint64_t SubscribeEvents(EventFn fn);
@@ -66,6 +74,8 @@ class EventHub {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, EventFn> event_subs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, HealthFn> health_subs_ ABSL_GUARDED_BY(mu_);
+  // health_subs_.size(), readable without mu_ (HasHealthSubscribers).
+  std::atomic<size_t> health_subscribers_{0};
 };
 
 }  // namespace threadfleet::fleetd

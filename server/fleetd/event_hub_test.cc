@@ -3,9 +3,6 @@
 // health subscribers, and Unsubscribe stops delivery.
 #include "server/fleetd/event_hub.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/testing/temp_store.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -35,22 +33,13 @@ fleet::Event BoardEvent(const std::string& board, const std::string& message) {
 class EventHubTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "event_hub_test.XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open((dir_ / "fleet.db").string());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    ASSERT_NO_FATAL_FAILURE(temp_.Init("event_hub_test"));
+    store_ = &temp_.store();
     hub_ = std::make_unique<EventHub>(*store_);
   }
-  void TearDown() override {
-    hub_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::TempStore temp_;  // first: outlives everything using its store
+  SqliteStore* store_ = nullptr;
   std::unique_ptr<EventHub> hub_;
 };
 
@@ -157,6 +146,20 @@ TEST_F(EventHubTest, ConcurrentPublishersDeliverInIdOrder) {
   absl::MutexLock lock(&mu);
   ASSERT_EQ(ids.size(), 100u);
   for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i - 1], ids[i]) << "at " << i;
+}
+
+TEST_F(EventHubTest, HasHealthSubscribersFollowsSubscribeAndUnsubscribe) {
+  EXPECT_FALSE(hub_->HasHealthSubscribers());
+  const uint64_t events = hub_->SubscribeEvents([](const fleet::Event&) {});
+  EXPECT_FALSE(hub_->HasHealthSubscribers());
+  const uint64_t a = hub_->SubscribeHealth([](const fleet::WatchHealthResponse&) {});
+  const uint64_t b = hub_->SubscribeHealth([](const fleet::WatchHealthResponse&) {});
+  EXPECT_TRUE(hub_->HasHealthSubscribers());
+  hub_->Unsubscribe(a);
+  EXPECT_TRUE(hub_->HasHealthSubscribers());
+  hub_->Unsubscribe(b);
+  EXPECT_FALSE(hub_->HasHealthSubscribers());
+  hub_->Unsubscribe(events);
 }
 
 }  // namespace

@@ -203,19 +203,28 @@ LabMonitor::~LabMonitor() {
 void LabMonitor::OnSnapshot(absl::string_view board, const pb::HealthSnapshot& snapshot) {
   const absl::Time now = absl::Now();
   std::vector<AnomalyEvent> anomalies = health_.OnSnapshot(board, snapshot, now);
+  bool retry = false;
   {
     absl::MutexLock lock(&mu_);
     ++snapshots_total_;
+    retry = pending_end_boards_.contains(board);
   }
-  fv1::WatchHealthResponse update;
-  update.set_board(std::string(board));
-  *update.mutable_snapshot() = snapshot;
-  Enqueue([this, board = std::string(board), anomalies = std::move(anomalies), update = std::move(update)] {
+  // Copying the snapshot into an update is most of a snapshot's cost here:
+  // done only for a subscriber.
+  std::optional<fv1::WatchHealthResponse> update;
+  if (hub_.HasHealthSubscribers()) {
+    update.emplace();
+    update->set_board(std::string(board));
+    *update->mutable_snapshot() = snapshot;
+  }
+  if (anomalies.empty() && !update.has_value() && !retry) return;
+  Enqueue([this, board = std::string(board), anomalies = std::move(anomalies), update = std::move(update),
+           retry] {
     // Cleared edges come first (health.h), so a subscriber sees the anomaly
     // end before the snapshot that shows it ended.
     RecordAnomalies(anomalies);
-    hub_.PublishHealth(update);
-    RetryProgramEnds(board);
+    if (update.has_value()) hub_.PublishHealth(*update);
+    if (retry) RetryProgramEnds(board);
   });
 }
 
@@ -280,6 +289,11 @@ uint64_t LabMonitor::snapshots_total() const {
   return snapshots_total_;
 }
 
+uint64_t LabMonitor::queued_total() const {
+  absl::MutexLock lock(&mu_);
+  return queued_total_;
+}
+
 uint64_t LabMonitor::dropped_total() const {
   absl::MutexLock lock(&mu_);
   return dropped_total_;
@@ -335,7 +349,10 @@ void LabMonitor::RecordAnomalies(const std::vector<AnomalyEvent>& anomalies) {
 }
 
 void LabMonitor::FinishProgram(const std::string& board, const pb::Event& event, absl::Time now) {
-  if (!TryFinishProgram(board, event, now)) pending_ends_.push_back(PendingEnd{board, event, now});
+  if (TryFinishProgram(board, event, now)) return;
+  pending_ends_.push_back(PendingEnd{board, event, now});
+  absl::MutexLock lock(&mu_);
+  ++pending_end_boards_[board];
 }
 
 bool LabMonitor::TryFinishProgram(const std::string& board, const pb::Event& event, absl::Time now) {
@@ -386,6 +403,9 @@ void LabMonitor::RetryProgramEnds(const std::string& board) {
       ++it;
     } else if (TryFinishProgram(it->board, it->event, it->time) || now - it->time > kProgramEndRetryFor) {
       it = pending_ends_.erase(it);
+      absl::MutexLock lock(&mu_);
+      auto pending = pending_end_boards_.find(board);
+      if (pending != pending_end_boards_.end() && --pending->second == 0) pending_end_boards_.erase(pending);
     } else {
       ++it;
     }

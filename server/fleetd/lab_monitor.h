@@ -20,6 +20,11 @@
 // queue is bounded (Options::max_queued); when it is full, new work is
 // dropped and counted (dropped_total()).
 //
+// A snapshot queues work only when there is some: a health subscriber to
+// publish it to, an anomaly edge to record, or a PROGRAM_ENDED of its board
+// waiting to be retried. Otherwise (the common case: a healthy board, no
+// dashboard open) it costs only the aggregator's rules.
+//
 // What becomes a fleet Event (fleet.proto's EventKind has no kind per
 // anomaly, so each maps to the closest one):
 // - a board event: EVENT_KIND_BOARD_EVENT with board_event set; severity
@@ -123,6 +128,9 @@ class LabMonitor final : public LinkListener {
 
   // Snapshots received since start.
   uint64_t snapshots_total() const;
+  // Work items queued for the worker since start, dropped ones excluded. A
+  // snapshot with nothing to record, publish or retry queues none.
+  uint64_t queued_total() const;
   // Work items dropped because the queue was full.
   uint64_t dropped_total() const;
   // Store failures (recording an event, finishing a program) since start;
@@ -172,6 +180,9 @@ class LabMonitor final : public LinkListener {
   // The last state each board was reported in, so a message-only change
   // records nothing (unless the aggregator has forgotten the board since).
   std::map<std::string, BoardState, std::less<>> states_ ABSL_GUARDED_BY(mu_);
+  // Boards with entries in pending_ends_ and how many, so a snapshot of a
+  // board with none need not reach the worker. Written by the worker.
+  std::map<std::string, size_t, std::less<>> pending_end_boards_ ABSL_GUARDED_BY(mu_);
   // Touched by the worker only.
   std::vector<PendingEnd> pending_ends_;
   std::thread worker_;

@@ -4,9 +4,6 @@
 // finishes the stored program.
 #include "server/fleetd/lab_monitor.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/testing/temp_store.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -70,12 +68,8 @@ LinkStatus Status(BoardState state, std::string message = "") {
 class LabMonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "lab_monitor_test.XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open((dir_ / "fleet.db").string());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    ASSERT_NO_FATAL_FAILURE(temp_.Init("lab_monitor_test"));
+    store_ = &temp_.store();
     hub_ = std::make_unique<EventHub>(*store_);
     health_sub_ = hub_->SubscribeHealth([this](const fleet::WatchHealthResponse& u) {
       absl::MutexLock lock(&mu_);
@@ -87,8 +81,6 @@ class LabMonitorTest : public ::testing::Test {
     monitor_.reset();
     hub_->Unsubscribe(health_sub_);
     hub_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // Every stored event, oldest first, once the monitor's queue is done.
@@ -105,8 +97,8 @@ class LabMonitorTest : public ::testing::Test {
     return updates_;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::TempStore temp_;  // first: outlives everything using its store
+  SqliteStore* store_ = nullptr;
   HealthAggregator health_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<LabMonitor> monitor_;
@@ -300,6 +292,58 @@ TEST_F(LabMonitorTest, ProgramEndedLeavesOtherBoardsAndEndedProgramsAlone) {
   absl::StatusOr<std::vector<ProgramRecord>> programs = store_->ListPrograms("b02", 10);
   ASSERT_TRUE(programs.ok());
   EXPECT_EQ((*programs)[0].state, pb::PROGRAM_STATE_RUNNING);
+}
+
+TEST_F(LabMonitorTest, SnapshotWithNoSubscriberNoAnomalyAndNoPendingEndIsNotQueued) {
+  hub_->Unsubscribe(health_sub_);
+
+  monitor_->OnSnapshot("b01", Snapshot(1, {Thread(1)}));
+
+  ASSERT_TRUE(monitor_->Flush(absl::Seconds(10)));
+  EXPECT_EQ(monitor_->snapshots_total(), 1u);
+  EXPECT_EQ(monitor_->queued_total(), 0u);
+  EXPECT_TRUE(health_.Latest("b01").has_value());
+}
+
+TEST_F(LabMonitorTest, SnapshotWithASubscriberIsQueuedAndPublished) {
+  monitor_->OnSnapshot("b01", Snapshot(1, {Thread(1)}));
+
+  EXPECT_THAT(Updates(), SizeIs(1));
+  EXPECT_EQ(monitor_->queued_total(), 1u);
+}
+
+TEST_F(LabMonitorTest, AnomalyOfASnapshotIsStoredWithoutSubscribers) {
+  hub_->Unsubscribe(health_sub_);
+
+  monitor_->OnSnapshot("b01", Snapshot(1, {Thread(7, 9000)}));
+  monitor_->OnSnapshot("b01", Snapshot(2, {Thread(7, 9000)}));  // still high: nothing new
+
+  std::vector<fleet::Event> events = StoredEvents();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].kind(), fleet::EVENT_KIND_STACK_HIGH);
+  EXPECT_EQ(monitor_->queued_total(), 1u);
+  EXPECT_THAT(Updates(), SizeIs(0));
+}
+
+TEST_F(LabMonitorTest, PendingProgramEndIsRetriedAtTheNextSnapshotWithoutSubscribers) {
+  hub_->Unsubscribe(health_sub_);
+  monitor_->OnEvent("b01",
+                    BoardEvent(pb::EVENT_KIND_PROGRAM_ENDED, 9, 4, "program 4 (x.py) finished, exit code 0"));
+  ASSERT_TRUE(monitor_->Flush(absl::Seconds(10)));
+  ASSERT_TRUE(store_->AddProgram(ProgramRecord{.board = "b01", .board_program_id = 4}).ok());
+
+  monitor_->OnSnapshot("b02", Snapshot(1, {}));  // another board's: nothing to retry
+  EXPECT_EQ(monitor_->queued_total(), 1u);
+  monitor_->OnSnapshot("b01", Snapshot(1, {}));
+  ASSERT_TRUE(monitor_->Flush(absl::Seconds(10)));
+  EXPECT_EQ(monitor_->queued_total(), 2u);
+  monitor_->OnSnapshot("b01", Snapshot(2, {}));  // done: nothing left to retry
+  EXPECT_EQ(monitor_->queued_total(), 2u);
+
+  absl::StatusOr<std::vector<ProgramRecord>> programs = store_->ListPrograms("b01", 10);
+  ASSERT_TRUE(programs.ok());
+  ASSERT_THAT(*programs, SizeIs(1));
+  EXPECT_EQ((*programs)[0].state, pb::PROGRAM_STATE_FINISHED);
 }
 
 TEST(ParseProgramEnded, ReadsStateAndExitCodeFromTheEnd) {
