@@ -30,12 +30,5 @@ if(THREADFLEET_FUZZ)
   add_executable(h2server_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/h2server_fuzz.cc)
   target_link_libraries(h2server_fuzz PRIVATE fleetrpc_h2)
   threadfleet_warnings(h2server_fuzz)
-  threadfleet_fuzzer(h2server_fuzz)
-  # New inputs go to the build tree; the committed seeds are only read.
-  set(H2SERVER_FUZZ_CORPUS ${CMAKE_CURRENT_BINARY_DIR}/h2server-corpus)
-  file(MAKE_DIRECTORY ${H2SERVER_FUZZ_CORPUS})
-  add_test(NAME h2server_fuzz
-    COMMAND h2server_fuzz -max_total_time=${THREADFLEET_FUZZ_SECONDS} -rss_limit_mb=2048
-      ${H2SERVER_FUZZ_CORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz-corpus/h2server)
-  set_tests_properties(h2server_fuzz PROPERTIES TIMEOUT ${THREADFLEET_FUZZ_TIMEOUT} LABELS "fuzz;firmware")
+  threadfleet_fuzz_test(h2server_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/fuzz-corpus/h2server LABELS firmware)
 endif()

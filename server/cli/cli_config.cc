@@ -2,37 +2,18 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/read_text_file.h"
 
 namespace threadfleet::cli {
 namespace {
 
 constexpr char kDefaultConfigPath[] = "~/.config/threadfleet/fleetctl.yaml";
-
-// Reads a whole file; nullopt with `error` set (strerror text) on failure.
-std::optional<std::string> ReadWholeFile(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = std::strerror(errno);
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    error = "read error";
-    return std::nullopt;
-  }
-  return text.str();
-}
 
 absl::Status AtLine(absl::string_view file, const YAML::Mark& mark, absl::string_view what) {
   if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
@@ -96,6 +77,7 @@ absl::StatusOr<ClientConfig> ResolveClientConfig(const ConfigFlags& flags, const
       named_by = "FLEETCTL_CONFIG";
     } else {
       config_path = kDefaultConfigPath;
+      named_by = "the default location";
     }
   }
   config_path = ExpandHome(config_path, env);
@@ -104,11 +86,10 @@ absl::StatusOr<ClientConfig> ResolveClientConfig(const ConfigFlags& flags, const
   FileConfig file;
   std::error_code exists_error;
   if (required || std::filesystem::exists(config_path, exists_error)) {
-    std::string error;
-    std::optional<std::string> text = ReadWholeFile(config_path, error);
-    if (!text.has_value()) {
-      return absl::NotFoundError(
-          absl::StrCat("cannot read config file ", config_path, " (from ", named_by, "): ", error));
+    absl::StatusOr<std::string> text = common::ReadTextFile(config_path, "config file");
+    if (!text.ok()) {
+      return absl::Status(text.status().code(),
+                          absl::StrCat(text.status().message(), " (from ", named_by, ")"));
     }
     absl::StatusOr<FileConfig> parsed = ParseConfigText(*text, config_path);
     if (!parsed.ok()) return parsed.status();

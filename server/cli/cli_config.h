@@ -73,10 +73,11 @@ std::string ExpandHome(absl::string_view path, const EnvLookup& env);
 // is not a mapping, unknown keys and values that are not strings.
 [[nodiscard]] absl::StatusOr<FileConfig> ParseConfigText(absl::string_view text, absl::string_view file_name);
 
-// Applies the precedence described at the top of this file. Errors
-// (INVALID_ARGUMENT or NOT_FOUND, each naming the file or flag concerned):
-// a file named by --config or FLEETCTL_CONFIG that cannot be read, a file
-// that does not parse, no server, no CA. A relative `ca` from a file is
+// Applies the precedence described at the top of this file. Errors, each
+// naming the file or flag concerned: a file named by --config or
+// FLEETCTL_CONFIG, or a default file that exists, that cannot be read (the
+// code of common::ReadTextFile: NOT_FOUND, PERMISSION_DENIED, ...); a file
+// that does not parse, no server, no CA (INVALID_ARGUMENT). A relative `ca` from a file is
 // taken relative to that file's directory; `~` is expanded in every path.
 // The CA file itself is not opened here.
 [[nodiscard]] absl::StatusOr<ClientConfig> ResolveClientConfig(const ConfigFlags& flags,

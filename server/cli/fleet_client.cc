@@ -1,33 +1,25 @@
 #include "server/cli/fleet_client.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/cli/format.h"
+#include "server/common/read_text_file.h"
 
 namespace threadfleet::cli {
 
 absl::StatusOr<std::unique_ptr<FleetClient>> FleetClient::Connect(const ClientConfig& config,
                                                                   absl::Duration timeout) {
-  std::ifstream in(config.ca_path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read CA certificate ", config.ca_path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream pem;
-  pem << in.rdbuf();
-  if (!absl::StrContains(pem.str(), "-----BEGIN CERTIFICATE-----")) {
+  absl::StatusOr<std::string> pem = common::ReadTextFile(config.ca_path, "CA certificate");
+  if (!pem.ok()) return pem.status();
+  if (!absl::StrContains(*pem, "-----BEGIN CERTIFICATE-----")) {
     return absl::InvalidArgumentError(
         absl::StrCat("CA certificate ", config.ca_path, " holds no PEM certificate"));
   }
   grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = pem.str();
+  tls.pem_root_certs = *std::move(pem);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   std::shared_ptr<grpc::Channel> channel =

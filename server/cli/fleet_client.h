@@ -41,8 +41,9 @@ enum class CallKind {
 class FleetClient {
  public:
   // Reads the CA certificate and opens the channel to config.server.
-  // NOT_FOUND naming the file when the CA cannot be read; INVALID_ARGUMENT
-  // naming it when it holds no PEM certificate.
+  // When the CA cannot be read, the error of common::ReadTextFile naming the
+  // file (NOT_FOUND, PERMISSION_DENIED, ...); INVALID_ARGUMENT naming it when
+  // it holds no PEM certificate.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<FleetClient>> Connect(const ClientConfig& config,
                                                                             absl::Duration timeout);
 

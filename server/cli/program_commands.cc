@@ -1,22 +1,19 @@
 // fleetctl push and run: send a script to boards, start it, follow it.
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/cli/commands.h"
 #include "server/cli/format.h"
 #include "server/cli/table.h"
+#include "server/common/read_text_file.h"
 
 namespace threadfleet::cli {
 namespace {
@@ -31,17 +28,6 @@ std::string DescribeBoardError(const fleet::v1::BoardError& error) {
   std::string text = StatusCodeName(error.code());
   if (!error.message().empty()) absl::StrAppend(&text, ": ", error.message());
   return text;
-}
-
-std::optional<std::string> ReadLocalFile(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = absl::StrCat("cannot read ", path, ": ", std::strerror(errno));
-    return std::nullopt;
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
 }
 
 // The boards a push reached and those it did not, by name.
@@ -98,9 +84,8 @@ struct PushWords {
 };
 
 int PushCommand(Session& session, const PushWords& words, const fleet::v1::Selector& selector) {
-  std::string error;
-  std::optional<std::string> content = ReadLocalFile(words.file, error);
-  if (!content.has_value()) return session.Fail(error);
+  absl::StatusOr<std::string> content = common::ReadTextFile(words.file, "file");
+  if (!content.ok()) return session.Fail(content.status().message());
   fleet::v1::PushFileRequest request;
   *request.mutable_selector() = selector;
   request.set_path(words.path);
@@ -165,9 +150,8 @@ int ExitByFinalState(Session& session, const std::string& board, uint32_t progra
 }
 
 int RunCommand(Session& session, const RunPlan& plan) {
-  std::string error;
-  std::optional<std::string> content = ReadLocalFile(plan.file, error);
-  if (!content.has_value()) return session.Fail(error);
+  absl::StatusOr<std::string> content = common::ReadTextFile(plan.file, "file");
+  if (!content.ok()) return session.Fail(content.status().message());
   // With --follow, stdout carries only the program's output.
   std::ostream& progress = plan.follow ? session.err() : session.out();
 

@@ -30,7 +30,7 @@ threadfleet_warnings(fleetd_api)
 # Unit tests: real SQLite in a temporary directory, no sockets.
 foreach(test event_hub_test call_auth_test fan_out_test)
   add_executable(${test} ${CMAKE_CURRENT_LIST_DIR}/${test}.cc)
-  target_link_libraries(${test} PRIVATE fleetd_api GTest::gmock GTest::gtest_main)
+  target_link_libraries(${test} PRIVATE fleetd_api fleetd_testing_store GTest::gmock GTest::gtest_main)
   threadfleet_warnings(${test})
   gtest_discover_tests(${test} TEST_PREFIX "${test}." DISCOVERY_MODE PRE_TEST PROPERTIES TIMEOUT 60)
 endforeach()

@@ -2,9 +2,6 @@
 // which codes refusals get, and what the audit log keeps.
 #include "server/fleetd/call_auth.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/testing/temp_store.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -22,22 +20,11 @@ using ::testing::HasSubstr;
 class CallAuthorizerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "call_auth_test.XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open((dir_ / "fleet.db").string());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    ASSERT_NO_FATAL_FAILURE(temp_.Init("call_auth_test"));
+    store_ = &temp_.store();
     tokens_ = std::make_unique<TokenAuthority>(*store_);
     auth_ = std::make_unique<CallAuthorizer>(*store_, *tokens_);
   }
-  void TearDown() override {
-    auth_.reset();
-    tokens_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   std::string Bearer(const std::string& name, fleet::Role role) {
     absl::StatusOr<IssuedToken> t = tokens_->Create(name, role, "test", absl::Now());
     EXPECT_TRUE(t.ok()) << t.status();
@@ -50,8 +37,8 @@ class CallAuthorizerTest : public ::testing::Test {
     return all.ok() ? *all : std::vector<AuditRecord>{};
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::TempStore temp_;  // first: outlives everything using its store
+  SqliteStore* store_ = nullptr;
   std::unique_ptr<TokenAuthority> tokens_;
   std::unique_ptr<CallAuthorizer> auth_;
 };

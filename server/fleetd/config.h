@@ -86,8 +86,9 @@ struct FleetdConfig {
                                                              absl::string_view base_dir);
 
 // Reads and parses the config file at `path` (its directory is the base of
-// relative paths). NOT_FOUND if it does not exist, FAILED_PRECONDITION if it
-// cannot be read, then as ParseFleetdConfig.
+// relative paths). Errors reading it as common::ReadTextFile (NOT_FOUND if it
+// does not exist, PERMISSION_DENIED, FAILED_PRECONDITION for a directory,
+// INTERNAL), then as ParseFleetdConfig.
 [[nodiscard]] absl::StatusOr<FleetdConfig> ReadFleetdConfig(const std::string& path);
 
 }  // namespace threadfleet::fleetd

@@ -280,7 +280,7 @@ void HealthAggregator::ApplySnapshotRules(BoardHealth& b, absl::string_view boar
 }
 
 HealthAggregator::EventOutcome HealthAggregator::OnEvent(absl::string_view board, const pb::Event& event,
-                                                        absl::Time now) {
+                                                         absl::Time now) {
   absl::MutexLock lock(&mu_);
   BoardHealth& b = BoardLocked(board);
   EventOutcome outcome;

@@ -3,10 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -18,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "server/common/read_text_file.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -250,19 +248,9 @@ absl::StatusOr<std::vector<BoardRecord>> ParseLabFile(absl::string_view text, ab
 }
 
 absl::StatusOr<std::vector<BoardRecord>> ReadLabFile(const std::string& path) {
-  std::error_code error;
-  if (!std::filesystem::exists(path, error)) {
-    return absl::NotFoundError(absl::StrCat("lab file ", path, " does not exist"));
-  }
-  std::ifstream file(path);
-  if (!file) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open lab file ", path, "; check that fleetd may read it"));
-  }
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) return absl::FailedPreconditionError(absl::StrCat("cannot read lab file ", path));
-  return ParseLabFile(text.str(), path);
+  absl::StatusOr<std::string> text = common::ReadTextFile(path, "lab file");
+  if (!text.ok()) return text.status();
+  return ParseLabFile(*text, path);
 }
 
 absl::StatusOr<std::unique_ptr<Inventory>> Inventory::Open(Store& store, std::vector<BoardRecord> lab_boards,

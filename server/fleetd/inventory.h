@@ -94,8 +94,9 @@ class LabelSelector {
 [[nodiscard]] absl::StatusOr<std::vector<BoardRecord>> ParseLabFile(absl::string_view text,
                                                                     absl::string_view file_name);
 
-// Reads and parses the lab file at `path`. NOT_FOUND if it does not exist,
-// FAILED_PRECONDITION if it cannot be read; then as ParseLabFile.
+// Reads and parses the lab file at `path`. Errors reading it as
+// common::ReadTextFile (NOT_FOUND if it does not exist, PERMISSION_DENIED,
+// FAILED_PRECONDITION for a directory, INTERNAL); then as ParseLabFile.
 [[nodiscard]] absl::StatusOr<std::vector<BoardRecord>> ReadLabFile(const std::string& path);
 
 // The boards fleetd knows, kept in a Store. Thread-safe: changes serialize on

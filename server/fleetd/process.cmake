@@ -14,7 +14,7 @@ add_library(fleetd_config STATIC ${CMAKE_CURRENT_LIST_DIR}/config.cc)
 target_include_directories(fleetd_config PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(fleetd_config
   PUBLIC absl::status absl::statusor absl::strings absl::time
-  PRIVATE fleetd_core yaml-cpp)
+  PRIVATE fleetd_core server_common yaml-cpp)
 threadfleet_warnings(fleetd_config)
 
 # Board links -> health aggregator, fleet events, stored programs.
@@ -38,7 +38,7 @@ threadfleet_warnings(fleetd_http)
 add_executable(config_test ${CMAKE_CURRENT_LIST_DIR}/config_test.cc)
 target_link_libraries(config_test PRIVATE fleetd_config GTest::gmock GTest::gtest_main)
 add_executable(lab_monitor_test ${CMAKE_CURRENT_LIST_DIR}/lab_monitor_test.cc)
-target_link_libraries(lab_monitor_test PRIVATE fleetd_monitor GTest::gmock GTest::gtest_main)
+target_link_libraries(lab_monitor_test PRIVATE fleetd_monitor fleetd_testing_store GTest::gmock GTest::gtest_main)
 add_executable(http_server_test ${CMAKE_CURRENT_LIST_DIR}/http_server_test.cc)
 target_link_libraries(http_server_test PRIVATE fleetd_http board_proto_cpp PkgConfig::HTTPLIB GTest::gmock
                                                GTest::gtest_main)

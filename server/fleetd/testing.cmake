@@ -1,8 +1,17 @@
-# Test support for fleetd's integration tests (testing/lab_processes.h): a
-# fresh lab PKI and real `fleetboard serve` processes. FLEETD_TEST_FLEETBOARD
-# names a fleetboard binary built elsewhere (e.g. build/default/bin/fleetboard)
-# so a build dir for fleetd alone need not build the board. Included from
-# CMakeLists.txt here, before the components whose tests use it.
+# Test support for fleetd's tests. Included from CMakeLists.txt here, before
+# the components whose tests use it.
+#
+# testing/temp_store.h, for unit tests: a real SqliteStore in a temporary
+# directory (no sockets, no boards).
+add_library(fleetd_testing_store STATIC ${CMAKE_CURRENT_LIST_DIR}/testing/temp_store.cc)
+target_include_directories(fleetd_testing_store PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(fleetd_testing_store PUBLIC fleetd_core absl::status absl::statusor absl::strings GTest::gtest)
+threadfleet_warnings(fleetd_testing_store)
+
+# testing/lab_processes.h, for integration tests: a fresh lab PKI and real
+# `fleetboard serve` processes. FLEETD_TEST_FLEETBOARD names a fleetboard
+# binary built elsewhere (e.g. build/default/bin/fleetboard) so a build dir for
+# fleetd alone need not build the board.
 set(FLEETD_TEST_FLEETBOARD "" CACHE FILEPATH "fleetboard binary for fleetd's integration tests")
 if(FLEETD_TEST_FLEETBOARD)
   set(FLEETD_TEST_FLEETBOARD_PATH "${FLEETD_TEST_FLEETBOARD}")

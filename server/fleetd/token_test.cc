@@ -1,8 +1,5 @@
 #include "server/fleetd/token.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -10,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "server/fleetd/sha256.h"
 #include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/testing/temp_store.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -24,22 +22,11 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 class TokenAuthorityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "token_test.XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open((dir_ / "fleet.db").string());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    tokens_ = std::make_unique<TokenAuthority>(*store_);
-  }
-  void TearDown() override {
-    tokens_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
+    ASSERT_NO_FATAL_FAILURE(temp_.Init("token_test"));
+    tokens_ = std::make_unique<TokenAuthority>(temp_.store());
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::TempStore temp_;  // first: outlives everything using its store
   std::unique_ptr<TokenAuthority> tokens_;
 };
 
@@ -157,10 +144,9 @@ TEST_F(TokenAuthorityTest, CreateNeedsANameAndARole) {
 TEST_F(TokenAuthorityTest, TokensSurviveAStoreRestart) {
   IssuedToken issued = tokens_->Create("ci", fleet::ROLE_OPERATOR, "admin", kT0).value();
   tokens_.reset();
-  store_.reset();
 
-  store_ = SqliteStore::Open((dir_ / "fleet.db").string()).value();
-  tokens_ = std::make_unique<TokenAuthority>(*store_);
+  ASSERT_NO_FATAL_FAILURE(temp_.Reopen());
+  tokens_ = std::make_unique<TokenAuthority>(temp_.store());
 
   EXPECT_EQ(tokens_->Verify(issued.secret).value().name, "ci");
 }
