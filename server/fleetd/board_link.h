@@ -129,10 +129,12 @@ struct LinkOptions {
   double backoff_jitter = 0.2;
   // HTTP/2 keepalive pings, also while no call is open. They only catch a
   // connection that died silently while no health stream runs; a hung board
-  // is caught by offline_after. A short timeout would tear down healthy
-  // connections whenever the machine is busy (seen with 200+ boards on 2
-  // cores: "keepalive watchdog timeout" and a reconnect storm).
-  absl::Duration keepalive_time = absl::Seconds(5);
+  // is caught by offline_after. So they are rare: each one is a frame, an ACK
+  // and a timer on both sides, ~20 % of fleetd's cost per board when they
+  // came every 5 s. A short timeout would tear down healthy connections
+  // whenever the machine is busy (seen with 200+ boards on 2 cores:
+  // "keepalive watchdog timeout" and a reconnect storm).
+  absl::Duration keepalive_time = absl::Seconds(30);
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // How long the TCP connect and TLS handshake of one attempt may take; a
   // board that does not finish its handshake by then is reported as timed out
