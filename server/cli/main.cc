@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -88,9 +90,17 @@ int main(int argc, char** argv) {
   }
   Session session(**client, output == "json" ? OutputFormat::kJson : OutputFormat::kTable, std::cout,
                   std::cerr);
+  int code;
   try {
-    return action(session);
+    code = action(session);
   } catch (const std::exception& error) {
-    return session.Fail(error.what());
+    code = session.Fail(error.what());
   }
+  // Exits without tearing gRPC down (joining its threads, closing its
+  // channel): once the output is out nothing is left to do, and the teardown
+  // took ~2.5 ms of a ~25 ms command.
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
 }
