@@ -490,6 +490,28 @@ TEST_F(BoardServiceTest, ReadFileStreamsALargeFileInOrder) {
   EXPECT_TRUE(read == content);
 }
 
+TEST_F(BoardServiceTest, WriteFileInUnevenChunksAcrossFlashBatchesKeepsEveryByteInOrder) {
+  // The board appends to flash in 16 KB batches; these chunks end inside
+  // batches and one straddles a boundary.
+  std::vector<std::string> chunks;
+  std::string content;
+  for (size_t size : {3000u, 4096u, 4096u, 4096u, 1000u, 4096u, 7u}) {
+    std::string chunk;
+    for (size_t k = 0; k < size; k++) chunk += static_cast<char>('a' + (content.size() + k) % 23);
+    content += chunk;
+    chunks.push_back(std::move(chunk));
+  }
+
+  CallResult w = WriteFile("/uneven.bin", chunks, content.size());
+
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  auto resp = Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0));
+  EXPECT_EQ(resp->sha256_hex, Sha256Hex(content));
+  grpc::Status status;
+  EXPECT_TRUE(ReadFile("/uneven.bin", &status) == content);
+  EXPECT_TRUE(status.ok()) << Describe(status);
+}
+
 TEST_F(BoardServiceTest, WriteFileOfTheWrongSizeLeavesTheOldFile) {
   ASSERT_TRUE(WriteFile("/keep.txt", {"old"}).status.ok());
 

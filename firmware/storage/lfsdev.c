@@ -116,17 +116,33 @@ MP_DEFINE_CONST_OBJ_TYPE(lfsdev_type, MP_QSTR_Flash, MP_TYPE_FLAG_NONE, locals_d
 
 // ---- Mount -----------------------------------------------------------------------
 
+// littlefs reads and writes through caches of 4 x max(readsize, progsize)
+// bytes (extmod/vfs_lfsx.c). MicroPython's default of 32 makes them 128 bytes:
+// a 64 KB file then took ~500 writes and as many read-backs of 128 bytes. A
+// 1 KB read size gives one-block (4 KB) caches; the program size stays small,
+// so metadata commits stay compact. Neither is stored on the flash: images
+// written with other sizes mount as they are.
+#define LFSDEV_READ_SIZE 1024
+#define LFSDEV_PROG_SIZE 32
+
+// VfsLfs2(bdev, ...) or VfsLfs2.mkfs(bdev, ...) with our cache geometry.
+static mp_obj_t call_with_geometry(mp_obj_t fun, mp_obj_t bdev) {
+  mp_obj_t args[] = {bdev, MP_OBJ_NEW_QSTR(MP_QSTR_readsize), MP_OBJ_NEW_SMALL_INT(LFSDEV_READ_SIZE),
+                     MP_OBJ_NEW_QSTR(MP_QSTR_progsize), MP_OBJ_NEW_SMALL_INT(LFSDEV_PROG_SIZE)};
+  return mp_call_function_n_kw(fun, 1, 2, args);
+}
+
 static mp_obj_t make_vfs(mp_obj_t bdev) {
   mp_obj_t vfs_type = MP_OBJ_FROM_PTR(&mp_type_vfs_lfs2);
   nlr_buf_t nlr;
   if (nlr_push(&nlr) == 0) {
-    mp_obj_t vfs = mp_call_function_1(vfs_type, bdev);
+    mp_obj_t vfs = call_with_geometry(vfs_type, bdev);
     nlr_pop();
     return vfs;
   }
   // A blank (or corrupt) image: format it, as a board does on first boot.
-  mp_call_function_1(mp_load_attr(vfs_type, MP_QSTR_mkfs), bdev);
-  return mp_call_function_1(vfs_type, bdev);
+  call_with_geometry(mp_load_attr(vfs_type, MP_QSTR_mkfs), bdev);
+  return call_with_geometry(vfs_type, bdev);
 }
 
 bool lfsdev_mount(char *err, size_t err_len) {
