@@ -57,6 +57,13 @@ PushOutcome Push(Session& session, const fleet::v1::PushFileRequest& request, st
                                               response.sha256_hex().substr(0, 8)))
                  << std::flush;
       }
+    } else if (response.stage() == fleet::v1::PUSH_STAGE_QUEUED && response.has_error()) {
+      // Unreachable for now: fleetd tries again until the call's deadline.
+      if (!session.json()) {
+        progress << ProgressLine(response.board(), "waiting",
+                                 absl::StrCat(DescribeBoardError(response.error()), " (retrying)"))
+                 << std::flush;
+      }
     } else if (response.stage() == fleet::v1::PUSH_STAGE_FAILED) {
       finished[response.board()] = true;
       outcome.failed[response.board()] = DescribeBoardError(response.error());

@@ -12,7 +12,8 @@ add_library(fleetd_api STATIC
   ${CMAKE_CURRENT_LIST_DIR}/internal/output_stream_proxy.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/push_file_stream.cc
   ${CMAKE_CURRENT_LIST_DIR}/internal/service_call.cc
-  ${CMAKE_CURRENT_LIST_DIR}/internal/watch_streams.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/internal/watch_streams.cc
+  ${CMAKE_CURRENT_LIST_DIR}/timer_queue.cc)
 target_include_directories(fleetd_api PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(fleetd_api PUBLIC
   fleetd_core
@@ -28,7 +29,7 @@ target_link_libraries(fleetd_api PUBLIC
 threadfleet_warnings(fleetd_api)
 
 # Unit tests: real SQLite in a temporary directory, no sockets.
-foreach(test event_hub_test call_auth_test fan_out_test)
+foreach(test event_hub_test call_auth_test fan_out_test timer_queue_test)
   add_executable(${test} ${CMAKE_CURRENT_LIST_DIR}/${test}.cc)
   target_link_libraries(${test} PRIVATE fleetd_api fleetd_testing_store GTest::gmock GTest::gtest_main)
   threadfleet_warnings(${test})

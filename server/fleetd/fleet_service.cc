@@ -167,6 +167,7 @@ FleetService::~FleetService() {
   if (!state_->streams.WaitIdle(absl::Seconds(30))) {
     std::fprintf(stderr, "fleetd: some API streams did not end within 30 s of shutdown\n");
   }
+  state_->timers.reset();
   state_->pool.reset();
 }
 
@@ -265,7 +266,8 @@ grpc::ServerUnaryReactor* FleetService::SetLabels(grpc::CallbackServerContext* c
 
 grpc::ServerWriteReactor<fleet::PushFileResponse>* FleetService::PushFile(
     grpc::CallbackServerContext* context, const fleet::PushFileRequest* request) {
-  return internal::StartPushFile(state_.get(), *request, AuthorizationOf(*context));
+  return internal::StartPushFile(state_.get(), *request, AuthorizationOf(*context),
+                                 internal::DeadlineOf(*context));
 }
 
 // ---- Programs and threads

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -177,12 +178,14 @@ class FleetServiceTest : public ::testing::Test {
 
   // Pushes `content` to the boards named; returns every progress message.
   std::vector<fleet::PushFileResponse> Push(const std::vector<std::string>& boards, const std::string& path,
-                                            const std::string& content, grpc::Status* status) {
+                                            const std::string& content, grpc::Status* status,
+                                            std::chrono::seconds deadline = 30s) {
     fleet::PushFileRequest request;
     for (const std::string& b : boards) request.mutable_selector()->add_boards(b);
     request.set_path(path);
     request.set_content(content);
     auto context = Context(operator_);
+    context->set_deadline(std::chrono::system_clock::now() + deadline);
     std::unique_ptr<grpc::ClientReader<fleet::PushFileResponse>> reader =
         stub_->PushFile(context.get(), request);
     std::vector<fleet::PushFileResponse> messages;
@@ -574,7 +577,7 @@ TEST_F(FleetServiceTest, StartThreadRunsAFunctionAndACancelledFollowLeavesItRunn
   EXPECT_EQ(run.results(0).error().code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(FleetServiceTest, OfflineBoardFailsAPushAtOnceWhileTheOtherSucceeds) {
+TEST_F(FleetServiceTest, BoardOfflineUntilThePushDeadlineFailsWhileTheOtherSucceeds) {
   ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
   ASSERT_TRUE(WaitOnline("b01"));
   fleet::AddBoardRequest ghost;
@@ -585,18 +588,26 @@ TEST_F(FleetServiceTest, OfflineBoardFailsAPushAtOnceWhileTheOtherSucceeds) {
   EXPECT_EQ(added.board().state(), fleet::BOARD_STATE_OFFLINE);
   EXPECT_NE(added.board().state_reason(), "");
 
-  const auto start = std::chrono::steady_clock::now();
   grpc::Status pushed;
-  std::vector<fleet::PushFileResponse> progress = Push({"b01", "b09"}, "/count.py", kCountScript, &pushed);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  std::vector<fleet::PushFileResponse> progress =
+      Push({"b01", "b09"}, "/count.py", kCountScript, &pushed, /*deadline=*/2s);
+
   ASSERT_TRUE(pushed.ok()) << pushed.error_message();
   ASSERT_FALSE(progress.empty());
   std::map<std::string, fleet::PushFileResponse> last;
-  for (const fleet::PushFileResponse& m : progress) last[m.board()] = m;
+  std::vector<fleet::PushFileResponse> b09_waiting;
+  for (const fleet::PushFileResponse& m : progress) {
+    last[m.board()] = m;
+    if (m.board() == "b09" && m.stage() == fleet::PUSH_STAGE_QUEUED && m.has_error())
+      b09_waiting.push_back(m);
+  }
   EXPECT_EQ(last["b01"].stage(), fleet::PUSH_STAGE_DONE);
+  ASSERT_EQ(b09_waiting.size(), 1u) << "the wait is reported once, with its reason";
+  EXPECT_THAT(b09_waiting[0].error().message(), HasSubstr("offline"));
   EXPECT_EQ(last["b09"].stage(), fleet::PUSH_STAGE_FAILED);
   EXPECT_EQ(last["b09"].error().code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(last["b09"].error().message(), HasSubstr("offline"));
+  EXPECT_THAT(last["b09"].error().message(), HasSubstr("gave up at its deadline"));
 
   // Offline boards are listed with their state and no threads.
   fleet::ListThreadsResponse threads = Threads();
@@ -610,6 +621,34 @@ TEST_F(FleetServiceTest, OfflineBoardFailsAPushAtOnceWhileTheOtherSucceeds) {
   EXPECT_EQ(audit.back().action, "Fleet.PushFile");
   EXPECT_EQ(audit.back().target, "selector boards=b01,b09 /count.py");
   EXPECT_THAT(audit.back().result_message, HasSubstr("1 of 2 boards ok"));
+}
+
+TEST_F(FleetServiceTest, PushWaitsForABoardThatComesBackOnlineAndWritesIt) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  testing::BoardProcess& b01 = lab_.board("b01");
+  b01.Kill9();
+  ASSERT_TRUE(PollUntil(10s, [&] {
+    std::optional<fleet::Board> b = GetBoard("b01");
+    return b.has_value() && b->state() == fleet::BOARD_STATE_OFFLINE;
+  }));
+
+  grpc::Status pushed;
+  std::future<std::vector<fleet::PushFileResponse>> pushing =
+      std::async(std::launch::async, [&] { return Push({"b01"}, "/count.py", kCountScript, &pushed); });
+  std::this_thread::sleep_for(500ms);  // the push finds the board offline first
+  ASSERT_NO_FATAL_FAILURE(b01.Start());
+  std::vector<fleet::PushFileResponse> progress = pushing.get();
+
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  std::vector<fleet::PushStage> stages;
+  for (const fleet::PushFileResponse& m : progress) stages.push_back(m.stage());
+  EXPECT_THAT(stages, ElementsAre(fleet::PUSH_STAGE_QUEUED, fleet::PUSH_STAGE_QUEUED,
+                                  fleet::PUSH_STAGE_WRITING, fleet::PUSH_STAGE_DONE));
+  EXPECT_THAT(progress.at(1).error().message(), HasSubstr("offline"));
+  fleet::RunProgramResponse run = Run({"b01"}, "/count.py", {"back"});
+  ASSERT_EQ(run.results_size(), 1);
+  EXPECT_FALSE(run.results(0).has_error()) << run.results(0).error().message();
 }
 
 TEST_F(FleetServiceTest, KillingAThreadOnOneBoardLeavesTheOtherBoardsThreadRunning) {

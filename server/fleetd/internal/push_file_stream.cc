@@ -1,5 +1,6 @@
 #include "server/fleetd/internal/push_file_stream.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,7 +10,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "server/fleetd/fan_out.h"
 #include "server/fleetd/internal/api_values.h"
 #include "server/fleetd/internal/service_call.h"
 
@@ -18,13 +18,16 @@ namespace threadfleet::fleetd::internal {
 namespace {
 
 // PushFile: QUEUED for every board, then WRITING and DONE/FAILED per board as
-// the fan-out proceeds on the pool.
+// the attempts proceed on the pool; an unreachable board's next attempt waits
+// on the timers, not on a pool thread.
 class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
  public:
-  PushFileStream(FleetServiceState* state, const fleet::PushFileRequest& request, std::string authorization)
+  PushFileStream(FleetServiceState* state, const fleet::PushFileRequest& request, std::string authorization,
+                 absl::Time deadline)
       : ServiceStream(state, kPushFile, SelectorTarget(request.selector()) + " " + request.path(),
                       std::move(authorization), SIZE_MAX),
-        request_(request) {}
+        request_(request),
+        call_deadline_(deadline) {}
 
  private:
   void Run() override {
@@ -33,18 +36,14 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
       AuditAndEnd(status);
       return;
     }
+    // Retries stop a little before the call's deadline, so the last board's
+    // FAILED still reaches the client.
+    give_up_at_ = call_deadline_ == absl::InfiniteFuture() ? absl::Now() + kPushOfflineWait
+                                                           : call_deadline_ - kPushRetryInterval;
+    remaining_.store(boards_.size());
     for (const BoardRecord& b : boards_) Push(Progress(b.name, fleet::PUSH_STAGE_QUEUED, 0));
-    Hold();
-    FanOut(
-        *state_->pool, boards_.size(), [this](size_t i) { PushTo(boards_[i].name); },
-        [this] {
-          {
-            absl::MutexLock lock(&failures_mu_);
-            audit_message_ = FanOutSummary(boards_.size(), failures_);
-          }
-          AuditAndEnd(absl::OkStatus());
-          Release();
-        });
+    Hold();  // released by the last board's Finished()
+    for (size_t i = 0; i < boards_.size(); ++i) state_->pool->Submit([this, i] { Attempt(i, false); });
   }
 
   absl::Status Prepare() {
@@ -63,35 +62,68 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     return absl::OkStatus();
   }
 
-  void PushTo(const std::string& board) {
+  // One attempt at board i; `retried`: an earlier one found it unreachable.
+  void Attempt(size_t i, bool retried) {
+    const std::string& board = boards_[i].name;
+    if (ending()) {  // the client went away or fleetd shuts down: no more work
+      Finished(board, absl::CancelledError(absl::StrCat("board ", board, ": the push ended first")));
+      return;
+    }
     absl::StatusOr<std::shared_ptr<BoardLink>> link = state_->ReachableLink(board);
-    if (!link.ok()) {
-      Failed(board, link.status());
+    absl::Status failure = link.status();
+    if (link.ok()) {
+      Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
+      absl::StatusOr<pb::WriteFileResponse> written = (*link)->WriteFile(request_.path(), request_.content());
+      failure = written.status();
+      if (written.ok() && written->sha256_hex() != sha_) {
+        Finished(board, absl::DataLossError(absl::StrCat("board ", board, " wrote SHA-256 ",
+                                                         written->sha256_hex(), ", expected ", sha_)));
+        return;
+      }
+      if (written.ok()) {
+        state_->RememberPush(board, request_.path(), sha_);
+        Push(Progress(board, fleet::PUSH_STAGE_DONE, request_.content().size()));
+        Finished(board, absl::OkStatus());
+        return;
+      }
+    }
+    // Offline, or the connection went mid-write: the old file is intact on
+    // the board (writes are atomic), so trying again is safe.
+    if (absl::IsUnavailable(failure) && absl::Now() + kPushRetryInterval < give_up_at_) {
+      if (!retried) {
+        fleet::PushFileResponse waiting = Progress(board, fleet::PUSH_STAGE_QUEUED, 0);
+        *waiting.mutable_error() = ToBoardError(failure);
+        Push(std::move(waiting));
+      }
+      state_->timers->After(kPushRetryInterval, [this, i] { Attempt(i, true); });
       return;
     }
-    Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
-    absl::StatusOr<pb::WriteFileResponse> written = (*link)->WriteFile(request_.path(), request_.content());
-    if (!written.ok()) {
-      Failed(board, written.status());
-      return;
+    if (retried && absl::IsUnavailable(failure)) {
+      failure = absl::Status(
+          failure.code(),
+          absl::StrCat(failure.message(), " (still unreachable when the push ", "gave up at its deadline)"));
     }
-    if (written->sha256_hex() != sha_) {
-      Failed(board, absl::DataLossError(absl::StrCat("board ", board, " wrote SHA-256 ",
-                                                     written->sha256_hex(), ", expected ", sha_)));
-      return;
-    }
-    state_->RememberPush(board, request_.path(), sha_);
-    Push(Progress(board, fleet::PUSH_STAGE_DONE, request_.content().size()));
+    Finished(board, failure);
   }
 
-  void Failed(const std::string& board, const absl::Status& status) {
+  // Board `board` is done with `status`; the last one ends the call.
+  void Finished(const std::string& board, const absl::Status& status) {
+    if (!status.ok()) {
+      {
+        absl::MutexLock lock(&failures_mu_);
+        failures_.emplace_back(board, status);
+      }
+      fleet::PushFileResponse m = Progress(board, fleet::PUSH_STAGE_FAILED, 0);
+      *m.mutable_error() = ToBoardError(status);
+      Push(std::move(m));
+    }
+    if (remaining_.fetch_sub(1) != 1) return;
     {
       absl::MutexLock lock(&failures_mu_);
-      failures_.emplace_back(board, status);
+      audit_message_ = FanOutSummary(boards_.size(), failures_);
     }
-    fleet::PushFileResponse m = Progress(board, fleet::PUSH_STAGE_FAILED, 0);
-    *m.mutable_error() = ToBoardError(status);
-    Push(std::move(m));
+    AuditAndEnd(absl::OkStatus());
+    Release();
   }
 
   fleet::PushFileResponse Progress(const std::string& board, fleet::PushStage stage, uint64_t sent) const {
@@ -111,6 +143,10 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
   }
 
   const fleet::PushFileRequest request_;
+  const absl::Time call_deadline_;
+  // Set in Run(), before any attempt.
+  absl::Time give_up_at_;
+  std::atomic<size_t> remaining_{0};
   std::vector<BoardRecord> boards_;
   std::string sha_;
   std::string audit_message_;
@@ -122,8 +158,9 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
 
 grpc::ServerWriteReactor<fleet::PushFileResponse>* StartPushFile(FleetServiceState* state,
                                                                  const fleet::PushFileRequest& request,
-                                                                 std::string authorization) {
-  return (new PushFileStream(state, request, std::move(authorization)))->Start();
+                                                                 std::string authorization,
+                                                                 absl::Time deadline) {
+  return (new PushFileStream(state, request, std::move(authorization), deadline))->Start();
 }
 
 }  // namespace threadfleet::fleetd::internal

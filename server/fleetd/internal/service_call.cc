@@ -1,5 +1,6 @@
 #include "server/fleetd/internal/service_call.h"
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +9,15 @@
 #include "absl/strings/str_join.h"
 
 namespace threadfleet::fleetd::internal {
+
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  // gRPC says "none" with the clock's largest time, past absl::Time's range.
+  if (deadline >= std::chrono::system_clock::time_point::max() - std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
 
 std::string FanOutSummary(size_t boards, const std::vector<std::pair<std::string, absl::Status>>& failures) {
   if (failures.empty()) return absl::StrCat(boards, " boards ok");

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/fleetd/call_auth.h"
@@ -142,6 +143,9 @@ grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackSer
   });
   return reactor;
 }
+
+// The call's deadline; InfiniteFuture when the client set none.
+absl::Time DeadlineOf(const grpc::ServerContextBase& context);
 
 // A one-line summary of a fan-out's per-board failures for the audit log;
 // "N boards ok" when every board succeeded.

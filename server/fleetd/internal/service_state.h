@@ -1,6 +1,6 @@
 // FleetServiceState: what every call of the Fleet API shares — the
 // service's dependencies, the call authorizer, the open streams, the worker
-// pool that runs board calls, and what the service caches (boards' info,
+// pool that runs board calls (and its timers), and what the service caches (boards' info,
 // the SHA-256 of pushed files).
 //
 // Example (a handler on the pool):
@@ -34,6 +34,7 @@
 #include "server/fleetd/fleet_service.h"
 #include "server/fleetd/internal/api_values.h"
 #include "server/fleetd/stream_reactor.h"
+#include "server/fleetd/timer_queue.h"
 
 namespace threadfleet::fleetd::internal {
 
@@ -57,7 +58,10 @@ struct BoardView {
 class FleetServiceState {
  public:
   explicit FleetServiceState(FleetServiceDeps d)
-      : deps(d), auth(*d.store, *d.tokens), pool(std::make_unique<WorkerPool>(kWorkerThreads)) {}
+      : deps(d),
+        auth(*d.store, *d.tokens),
+        pool(std::make_unique<WorkerPool>(kWorkerThreads)),
+        timers(std::make_unique<TimerQueue>(*pool)) {}
 
   // Where the board's link stands; OFFLINE "fleetd has no link to this
   // board" when there is none.
@@ -181,8 +185,11 @@ class FleetServiceState {
   std::map<std::string, std::pair<uint64_t, pb::BoardInfo>> infos ABSL_GUARDED_BY(mu);
   // (board, path) -> SHA-256 of the content fleetd last pushed there.
   std::map<std::pair<std::string, std::string>, std::string> pushed ABSL_GUARDED_BY(mu);
-  // Last member: destroyed first, so no task outlives the state it uses.
+  // Last members: destroyed first (timers before the pool it submits to), so
+  // no task outlives the state it uses.
   std::unique_ptr<WorkerPool> pool;
+  // Runs tasks on `pool` later (e.g. a push retrying an offline board).
+  std::unique_ptr<TimerQueue> timers;
 };
 
 }  // namespace threadfleet::fleetd::internal
