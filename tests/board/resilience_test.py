@@ -49,7 +49,11 @@ HELLO = "print('hello after reset')\n"
 HELLO_OUTPUT = b"hello after reset\n"
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the board's gRPC message limit (firmware/rpc/call.h)
-PARALLEL_CHANNELS = 16
+# The board serves at most 16 connections and refuses the rest
+# (RPC_SERVER_MAX_CONNECTIONS); this leaves room for the suite's shared
+# channel and for a connection of an earlier test still closing (ASan CI once
+# saw the 17th refused and its 50 calls fail).
+PARALLEL_CHANNELS = 14
 CALLS_PER_CHANNEL = 50
 CANCELLED_STREAMS = 10
 RESET_RACE_ATTEMPTS = 5
