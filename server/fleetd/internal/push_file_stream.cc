@@ -74,18 +74,11 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     if (link.ok()) {
       Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
       absl::StatusOr<pb::WriteFileResponse> written = (*link)->WriteFile(request_.path(), request_.content());
-      failure = written.status();
-      if (written.ok() && written->sha256_hex() != sha_) {
-        Finished(board, absl::DataLossError(absl::StrCat("board ", board, " wrote SHA-256 ",
-                                                         written->sha256_hex(), ", expected ", sha_)));
-        return;
-      }
       if (written.ok()) {
-        state_->RememberPush(board, request_.path(), sha_);
-        Push(Progress(board, fleet::PUSH_STAGE_DONE, request_.content().size()));
-        Finished(board, absl::OkStatus());
+        Wrote(board, written->sha256_hex());
         return;
       }
+      failure = written.status();
     }
     // Offline, or the connection went mid-write: the old file is intact on
     // the board (writes are atomic), so trying again is safe.
@@ -101,9 +94,21 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     if (retried && absl::IsUnavailable(failure)) {
       failure = absl::Status(
           failure.code(),
-          absl::StrCat(failure.message(), " (still unreachable when the push ", "gave up at its deadline)"));
+          absl::StrCat(failure.message(), " (still unreachable when the push gave up at its deadline)"));
     }
     Finished(board, failure);
+  }
+
+  // The board answered the write with the SHA-256 of what it stored.
+  void Wrote(const std::string& board, const std::string& sha256_hex) {
+    if (sha256_hex != sha_) {
+      Finished(board, absl::DataLossError(
+                          absl::StrCat("board ", board, " wrote SHA-256 ", sha256_hex, ", expected ", sha_)));
+      return;
+    }
+    state_->RememberPush(board, request_.path(), sha_);
+    Push(Progress(board, fleet::PUSH_STAGE_DONE, request_.content().size()));
+    Finished(board, absl::OkStatus());
   }
 
   // Board `board` is done with `status`; the last one ends the call.

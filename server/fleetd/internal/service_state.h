@@ -1,7 +1,7 @@
 // FleetServiceState: what every call of the Fleet API shares — the
 // service's dependencies, the call authorizer, the open streams, the worker
-// pool that runs board calls (and its timers), and what the service caches (boards' info,
-// the SHA-256 of pushed files).
+// pool that runs board calls (and its timers), and what the service caches
+// (boards' info, the SHA-256 of pushed files).
 //
 // Example (a handler on the pool):
 //
