@@ -16,7 +16,12 @@ threads on every board (`fleetctl run` of ten_sleepers.py) and measures:
     BoardControl.KillThread sent straight to the board over mTLS (no fleetd);
     ratios fleetd / direct (target: CLI kill < 10 ms).
 The three kill paths alternate round by round on the same boards, so machine
-noise hits them alike. Every N runs within --budget seconds and its lab is
+noise hits them alike. fleetd's CPU is also split out for its health-streams
+thread (every board's health messages). When no N reaches 1000, a message-rate
+run follows: --rate-boards boards (100) with health every --rate-period-ms
+(100 ms), i.e. the 1000 messages a second of 1000 boards at 1 Hz; the fleetd
+target is then projected as that run's health-streams thread plus fleetd's
+other threads' CPU per board at the largest N, times 1000. Every N runs within --budget seconds and its lab is
 torn down (`deploy/lab down`) even when something fails.
 
 Asserts nothing about timings: exits 1 only when something does not work (the
@@ -25,6 +30,7 @@ then says at which N and why.
 
 usage: fleet_scale.py --bin DIR [--boards 50,200,1000] [--cpu-window S]
                       [--kills N] [--push-rounds N] [--budget S] [--work-dir DIR] [--keep]
+                      [--rate-boards M] [--rate-period-ms MS]
 --bin holds fleetboard, fleetd and fleetctl; the generated Python stubs of
 proto/ must be on PYTHONPATH. Runs with Debian's /usr/bin/python3 (grpcio).
 """
@@ -57,6 +63,11 @@ VICTIM_SCRIPT = HERE / "kill_victim.py"
 
 HEAP_BYTES = 262144
 HEALTH_PERIOD_MS = 1000
+# fleetd's bounds of boards.health_period_ms (server/fleetd/config.h).
+MIN_HEALTH_PERIOD_MS = 50
+MAX_HEALTH_PERIOD_MS = 2500
+# The name fleetd gives its health-streams thread (server/fleetd/health_streams.cc).
+HEALTH_THREAD = "health-streams"
 THREADS_PER_BOARD = 10
 PUSH_BYTES = 64 * 1024
 PUSH_PATH = "/fleet_scale_push64k.py"
@@ -137,6 +148,20 @@ def host_busy_jiffies():
     return sum(values) - idle, sum(values)
 
 
+def thread_cpu_seconds(pid, comm):
+    """utime+stime of the threads of `pid` named `comm`, in seconds."""
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() != comm:
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def sum_cpu_seconds(pids):
     total = 0.0
     for pid in pids:
@@ -152,16 +177,17 @@ def sum_cpu_seconds(pids):
 
 
 class Lab:
-    def __init__(self, directory, bin_dir, boards):
+    def __init__(self, directory, bin_dir, boards, health_period_ms=HEALTH_PERIOD_MS):
         self.dir = pathlib.Path(directory)
         self.bin = pathlib.Path(bin_dir)
         self.boards = boards
+        self.health_period_ms = health_period_ms
         self.config = self.dir / "fleetctl.yaml"
         self.up_seconds = None
 
     def up(self, deadline):
         cmd = [str(LAB_SCRIPT), "up", "--boards", str(self.boards), "--dir", str(self.dir),
-               "--bin", str(self.bin), "--heap", str(HEAP_BYTES), "--health-period-ms", str(HEALTH_PERIOD_MS),
+               "--bin", str(self.bin), "--heap", str(HEAP_BYTES), "--health-period-ms", str(self.health_period_ms),
                "--timeout", f"{LAB_READY_TIMEOUT_S + LAB_READY_TIMEOUT_PER_BOARD_S * self.boards:.0f}"]
         log(" ".join(cmd))
         start = time.monotonic()
@@ -292,12 +318,15 @@ def measure_cpu(lab, fleet, window_s, deadline):
     fleetd = lab.pid("fleetd")
     boards = lab.board_pids()
     f0, b0, h0, t0 = proc_cpu_seconds(fleetd), sum_cpu_seconds(boards), host_busy_jiffies(), time.monotonic()
+    s0 = thread_cpu_seconds(fleetd, HEALTH_THREAD)
     time.sleep(window_s)
     f1, b1, h1, t1 = proc_cpu_seconds(fleetd), sum_cpu_seconds(boards), host_busy_jiffies(), time.monotonic()
+    s1 = thread_cpu_seconds(fleetd, HEALTH_THREAD)
     resp = fleet.call("ListBoards", fleet_pb2.ListBoardsRequest())
     wall = t1 - t0
     return {
         "fleetd_cpu": 100 * (f1 - f0) / wall,
+        "health_thread_cpu": 100 * (s1 - s0) / wall,
         "boards_cpu": 100 * (b1 - b0) / wall,
         "host_busy": 100 * (h1[0] - h0[0]) / max(1, h1[1] - h0[1]),
         "fleetd_rss_mb": proc_status_kib(fleetd, "VmRSS") / 1024,
@@ -493,6 +522,33 @@ def run_one(args, boards, work):
     return result
 
 
+def run_rate(args, boards, period_ms, work):
+    """fleetd's CPU with `boards` boards sending health every `period_ms`: with 100 boards every 100 ms,
+    1000 messages a second, what 1000 boards at 1 Hz send, from a lab this machine can run."""
+    result = {"boards": boards, "period_ms": period_ms, "problems": []}
+    deadline = Deadline(args.budget if args.budget else 300 + 0.8 * boards)
+    lab = Lab(work / f"rate-{boards}", args.bin, boards, health_period_ms=period_ms)
+    fleet = None
+    try:
+        lab.up(deadline)
+        fleet = Fleet(lab)
+        wait_online(fleet, boards, deadline)
+        start_sleepers(fleet, boards, deadline)
+        log(f"{boards} boards every {period_ms} ms: measuring fleetd for {args.cpu_window:.0f} s")
+        result.update(measure_cpu(lab, fleet, args.cpu_window, deadline))
+    except (BenchError, grpc.RpcError, OSError, subprocess.SubprocessError) as e:
+        detail = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
+        result["problems"].append(detail)
+        log(f"rate run: FAILED: {detail}")
+    finally:
+        if fleet:
+            fleet.close()
+        problem = lab.down()
+        if problem:
+            result["problems"].append(problem)
+    return result
+
+
 def cell(result, key, spec, unit="", width=8):
     """A table cell: the value with its unit, or '-' when it was not measured."""
     value = key(result) if callable(key) else result.get(key)
@@ -509,7 +565,32 @@ def kill_ratio(result, path):
     return ("-" if not k else f"{k[path][0] / k['direct'][0]:.1f}x").rjust(6)
 
 
-def report(results, args):
+def report_rate(rate, results):
+    """The message-rate run's row and the fleetd CPU projection it allows: the health-streams thread at the
+    rate of 1000 boards, plus fleetd's other threads' CPU per board from the largest N run, times 1000."""
+    if rate is None:
+        return None
+    if "fleetd_cpu" not in rate:
+        for problem in rate["problems"]:
+            print(f"\nrate run: {problem}")
+        return None
+    messages = rate["boards"] * 1000 // rate["period_ms"]
+    print(f"\nhealth message rate run: {rate['boards']} boards every {rate['period_ms']} ms "
+          f"({messages} messages/s, {rate['online_after']} online after): "
+          f"fleetd {rate['fleetd_cpu']:.2f} % of a core, its health-streams thread {rate['health_thread_cpu']:.2f} %; "
+          f"boards {rate['boards_cpu']:.0f} %, host {rate['host_busy']:.0f} % busy")
+    measured = [r for r in results if "health_thread_cpu" in r]
+    if not measured or messages != TARGET_BOARDS:
+        return None
+    r = max(measured, key=lambda r: r["boards"])
+    rest = (r["fleetd_cpu"] - r["health_thread_cpu"]) / r["boards"]
+    value = rate["health_thread_cpu"] + rest * TARGET_BOARDS
+    return (f"; projected: health streams at {TARGET_BOARDS} messages/s {rate['health_thread_cpu']:.2f} % "
+            f"+ the other threads' {rest:.4f} % a board at N={r['boards']} x {TARGET_BOARDS} = {value:.2f} % "
+            f"-> {'would be met' if value < TARGET_FLEETD_CPU_PERCENT else 'would be MISSED'}")
+
+
+def report(results, args, rate=None):
     print(f"\nbench/fleet_scale: fleetd with N boards (fleetboard serve, heap {HEAP_BYTES // 1024} KB, "
           f"{THREADS_PER_BOARD} sleeping threads each, health every {HEALTH_PERIOD_MS} ms); "
           f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -517,13 +598,14 @@ def report(results, args):
           f"{args.push_rounds}; kills: {args.kills} rounds, each path once per round on the same board")
     print("run 10: `fleetctl run` of ten_sleepers.py on all boards; online: boards online in fleetd after the CPU "
           "window;\nwrite 1: WriteFile straight to one board; push 1 / push N: `fleetctl push` to one / all boards\n")
-    print(f"{'N':>5} {'lab up':>8} {'run 10':>8} {'online':>6} {'fleetd CPU':>10} {'per board':>9} {'RSS':>8} "
+    print(f"{'N':>5} {'lab up':>8} {'run 10':>8} {'online':>6} {'fleetd CPU':>10} {'health':>7} {'per board':>9} "
+          f"{'RSS':>8} "
           f"{'boards CPU':>10} {'host busy':>9} {'write 1':>8} {'push 1':>8} {'push N':>8} {'N / 1':>6} "
           f"{'fleetd/push':>11}")
     for r in results:
         print(f"{r['boards']:>5} {cell(r, 'lab_up_s', '.1f', 's')} {cell(r, 'start_threads_s', '.2f', 's')} "
               f"{cell(r, 'online_after', 'd', '', 6)} "
-              f"{cell(r, 'fleetd_cpu', '.2f', '%', 10)} "
+              f"{cell(r, 'fleetd_cpu', '.2f', '%', 10)} {cell(r, 'health_thread_cpu', '.2f', '%', 7)} "
               f"{cell(r, lambda r: r.get('fleetd_cpu', 0) / r['boards'] if 'fleetd_cpu' in r else None, '.3f', '%', 9)} "
               f"{cell(r, 'fleetd_rss_mb', '.1f', 'MB')} {cell(r, 'boards_cpu', '.1f', '%', 10)} "
               f"{cell(r, 'host_busy', '.0f', '%', 9)} {cell(r, 'write1_s', '.3f', 's')} {cell(r, 'push1_s', '.3f', 's')} {cell(r, 'pushN_s', '.3f', 's')} "
@@ -537,6 +619,7 @@ def report(results, args):
     for r in results:
         for problem in r["problems"]:
             print(f"\nN={r['boards']}: {problem}")
+    rate_projection = report_rate(rate, results)
     print()
     verdict = lambda ok: "met" if ok else "MISSED"
     big = [r for r in results if r["boards"] >= TARGET_BOARDS]
@@ -547,8 +630,9 @@ def report(results, args):
               f"{cpu['fleetd_cpu']:.2f} % -> {verdict(cpu['fleetd_cpu'] < TARGET_FLEETD_CPU_PERCENT)}")
     else:
         print(f"target fleetd CPU < {TARGET_FLEETD_CPU_PERCENT:g} % of a core at {TARGET_BOARDS} boards: not measured"
-              + projection(results, "fleetd_cpu", lambda r: r["fleetd_cpu"] / r["boards"] * TARGET_BOARDS, "%",
-                           TARGET_FLEETD_CPU_PERCENT))
+              + (rate_projection or projection(results, "fleetd_cpu",
+                                               lambda r: r["fleetd_cpu"] / r["boards"] * TARGET_BOARDS, "%",
+                                               TARGET_FLEETD_CPU_PERCENT)))
     if pushed:
         print(f"target push to {pushed['boards']} boards < {TARGET_PUSH_S:g} s: {pushed['pushN_s']:.2f} s -> "
               f"{verdict(pushed['pushN_s'] < TARGET_PUSH_S)}")
@@ -564,7 +648,7 @@ def report(results, args):
             p50 = r["kill"]["fleetctl"][0]
             print(f"target fleetctl kill round trip < {TARGET_KILL_MS:g} ms at N={r['boards']}: p50 {p50:.2f} ms "
                   f"-> {verdict(p50 < TARGET_KILL_MS)}")
-    return 1 if any(r["problems"] for r in results) else 0
+    return 1 if any(r["problems"] for r in results + ([rate] if rate else [])) else 0
 
 
 def projection(results, key, project, unit, target, how=""):
@@ -595,6 +679,10 @@ def main():
     parser.add_argument("--budget", type=float, help="seconds per N (default 300 + 0.8 s per board)")
     parser.add_argument("--work-dir", help="where the labs go (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the labs' directories (logs, databases)")
+    parser.add_argument("--rate-boards", type=int, default=100,
+                        help="boards of the message-rate run (0: no such run; default 100)")
+    parser.add_argument("--rate-period-ms", type=int,
+                        help=f"their health period (default RATE_BOARDS ms: {TARGET_BOARDS} messages a second)")
     args = parser.parse_args()
     try:
         sizes = [int(n) for n in args.boards.split(",")]
@@ -602,6 +690,9 @@ def main():
         parser.error("--boards wants numbers like 50,200,1000")
     if any(n < 1 for n in sizes) or args.kills < 1 or args.push_rounds < 1 or args.cpu_window <= 0:
         parser.error("--boards, --kills, --push-rounds and --cpu-window must be positive")
+    rate_period_ms = args.rate_period_ms or args.rate_boards
+    if args.rate_boards < 0 or (args.rate_boards and not MIN_HEALTH_PERIOD_MS <= rate_period_ms <= MAX_HEALTH_PERIOD_MS):
+        parser.error(f"the rate run's health period must be {MIN_HEALTH_PERIOD_MS} to {MAX_HEALTH_PERIOD_MS} ms")
     for name in ("fleetboard", "fleetd", "fleetctl"):
         if not os.access(pathlib.Path(args.bin) / name, os.X_OK):
             parser.error(f"no executable {name} in {args.bin}")
@@ -610,19 +701,22 @@ def main():
     work = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="fleet-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
+    rate = None
     finished = False
     try:
         for n in sizes:
             results.append(run_one(args, n, work))
             if "kill" not in results[-1]:
                 break  # it stopped before the end; a larger lab would stop there too
+        if args.rate_boards and max(sizes) < TARGET_BOARDS:
+            rate = run_rate(args, args.rate_boards, rate_period_ms, work)
         finished = True
     finally:
-        if args.keep or not finished or any(r["problems"] for r in results):
+        if args.keep or not finished or any(r["problems"] for r in results + ([rate] if rate else [])):
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return report(results, args)
+    return report(results, args, rate)
 
 
 if __name__ == "__main__":

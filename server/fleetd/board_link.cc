@@ -29,12 +29,11 @@ std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(absl::ToChronoNanoseconds(d));
 }
 
-void SetTimeout(grpc::ClientContext& context, absl::Duration timeout) {
+// `wait_for_ready`: wait for the channel to (re)connect instead of failing at
+// once while it is not connected (gRPC's default).
+void PrepareCall(grpc::ClientContext& context, absl::Duration timeout, bool wait_for_ready) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  context.set_wait_for_ready(wait_for_ready);
 }
 
 // The board's status and message, under the board's and the method's name.
@@ -43,37 +42,27 @@ absl::Status BoardError(absl::string_view board, absl::string_view method, const
                       absl::StrCat("board ", board, ": ", method, ": ", status.error_message()));
 }
 
-// Why a health stream ended, for LinkStatus::message. gRPC reports every
-// failed TLS handshake as a plain UNAVAILABLE; tell a refused certificate
-// (OpenSSL's verdict) from a handshake that never completed (a frozen or
-// overloaded board, or a port where something else listens), which gRPC ends
-// after the connect timeout with "Handshake read failed" / "timed out".
-// `attempt` is how long the stream's attempt ran.
-std::string WatchEndText(const grpc::Status& status, absl::Duration attempt, absl::Duration connect_timeout) {
+// Why a health stream ended, for LinkStatus::message, with a hint where the
+// cause is usually the lab's set-up (health_streams.h lists the endings).
+std::string WatchEndText(const absl::Status& status) {
   if (status.ok()) return "the board ended its health stream";
-  const std::string& m = status.error_message();
-  const std::string what = absl::StrCat(CodeName(status.error_code()), ": ", m);
-  const bool verify = absl::StrContains(m, "SSL_ERROR_SSL") || absl::StrContains(m, "certificate") ||
-                      absl::StrContains(m, "CERTIFICATE") || absl::StrContains(m, "Ssl handshake failed");
-  if (verify) {
+  const absl::string_view m = status.message();
+  const std::string what = absl::StrCat(absl::StatusCodeToString(status.code()), ": ", m);
+  if (absl::StartsWith(m, "TLS handshake failed") &&
+      (absl::StrContains(m, "certificate") || absl::StrContains(m, "alert"))) {
     return absl::StrCat(
         "TLS handshake with the board failed (check that its certificate is issued by the lab CA "
         "and fleetd's by the CA the board trusts): ",
         what);
   }
-  const bool handshake = absl::StrContains(m, "andshake") || absl::StrContains(m, "timed out") ||
-                         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-  if (handshake && attempt >= connect_timeout * 0.9) {
-    return absl::StrCat(
-        "TLS handshake with the board timed out after ", absl::FormatDuration(connect_timeout),
-        " (is the board frozen or overloaded, or is something else listening on its port?): ", what);
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::StrCat(what,
+                        " (is the board frozen or overloaded, or is something else listening on its port?)");
   }
-  if (handshake) {
-    // The channel may have begun this handshake before the stream did: it
-    // may have timed out too.
+  if (absl::StartsWith(m, "TLS handshake failed")) {
     return absl::StrCat(
-        "TLS handshake with the board did not complete (it timed out or the board closed the connection; "
-        "is the board frozen or overloaded, or is something else listening on its port?): ",
+        "TLS handshake with the board did not complete (is the board overloaded, or is something else "
+        "listening on its port?): ",
         what);
   }
   return absl::StrCat("health stream failed: ", what);
@@ -83,9 +72,9 @@ std::string WatchEndText(const grpc::Status& status, absl::Duration attempt, abs
 // grpc::Status.
 template <typename Response, typename Call>
 absl::StatusOr<Response> Unary(absl::string_view board, absl::string_view method, absl::Duration timeout,
-                               Call call) {
+                               bool wait_for_ready, Call call) {
   grpc::ClientContext context;
-  SetTimeout(context, timeout);
+  PrepareCall(context, timeout, wait_for_ready);
   Response response;
   const grpc::Status status = call(&context, &response);
   if (!status.ok()) return BoardError(board, method, status);
@@ -115,41 +104,33 @@ class OutputStreamHandle : public OutputStream {
 
 namespace internal {
 
-// The health stream of one link: one WatchHealth call. Done, it hands itself
-// to the link, which deletes it (see board_link.h: Threads). The link outlives
-// it: ~BoardLink waits for OnDone.
-class HealthWatch : public grpc::ClientReadReactor<pb::WatchHealthResponse> {
+// The health stream of one link: one WatchHealth call on the manager's
+// HealthStreams. Done, it hands itself to the link, which deletes it. The
+// link outlives it: ~BoardLink waits for its end.
+class HealthWatch {
  public:
-  HealthWatch(BoardLink* link, uint64_t generation, absl::Duration period)
-      : link_(link), generation_(generation) {
-    request_.set_period_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(period)));
+  HealthWatch(BoardLink* link, uint64_t generation) : link_(link), generation_(generation) {}
+
+  void Start(HealthStreams& streams, const std::string& address, absl::Duration period,
+             absl::Duration connect_timeout) {
+    pb::WatchHealthRequest request;
+    request.set_period_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(period)));
+    streams_ = &streams;
+    id_ = streams.Watch(
+        address, request, connect_timeout,
+        [this](const pb::WatchHealthResponse& message) { link_->OnWatchMessage(generation_, message); },
+        // The stream's last use of this object: from here on the link may delete it.
+        [this](const absl::Status& status) { link_->OnWatchDone(this, generation_, status); });
   }
 
-  void Start(pb::BoardControl::Stub* stub) {
-    stub->async()->WatchHealth(&context_, &request_, this);
-    StartRead(&response_);
-    StartCall();
-  }
-
-  // Ends the call soon; OnDone follows on a gRPC thread.
-  void Cancel() { context_.TryCancel(); }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone follows
-    link_->OnWatchMessage(generation_, response_);
-    StartRead(&response_);
-  }
-
-  // gRPC's last use of this object. Nothing touches it after OnWatchDone,
-  // from which on the link may delete it.
-  void OnDone(const grpc::Status& status) override { link_->OnWatchDone(this, generation_, status); }
+  // Ends the call soon; OnWatchDone follows on the stream thread.
+  void Cancel() { streams_->Cancel(id_); }
 
  private:
   BoardLink* const link_;
   const uint64_t generation_;
-  grpc::ClientContext context_;
-  pb::WatchHealthRequest request_;
-  pb::WatchHealthResponse response_;
+  HealthStreams* streams_ = nullptr;
+  uint64_t id_ = 0;
 };
 
 // One StreamOutput call. Done, it hands itself to the link like HealthWatch.
@@ -164,8 +145,9 @@ class OutputCall : public grpc::ClientReadReactor<pb::StreamOutputResponse> {
         on_chunk_(std::move(on_chunk)),
         on_done_(std::move(on_done)) {}
 
-  void Start(pb::BoardControl::Stub* stub, std::optional<absl::Duration> timeout) {
-    if (timeout) SetTimeout(context_, *timeout);
+  // Only a call with a deadline may wait for the channel to connect.
+  void Start(pb::BoardControl::Stub* stub, std::optional<absl::Duration> timeout, bool wait_for_ready) {
+    if (timeout) PrepareCall(context_, *timeout, wait_for_ready);
     handle_->Attach(&context_);
     stub->async()->StreamOutput(&context_, &request_, this);
     StartRead(&response_);
@@ -253,20 +235,21 @@ int ConnectGate::in_flight() const {
 
 std::shared_ptr<BoardLink> BoardLink::Create(std::string name, std::string address,
                                              const LinkCredentials& credentials, const LinkOptions& options,
-                                             LinkListener* listener,
+                                             LinkListener* listener, std::shared_ptr<HealthStreams> streams,
                                              std::shared_ptr<internal::ConnectGate> gate) {
-  return std::shared_ptr<BoardLink>(
-      new BoardLink(std::move(name), std::move(address), credentials, options, listener, std::move(gate)));
+  return std::shared_ptr<BoardLink>(new BoardLink(std::move(name), std::move(address), credentials, options,
+                                                  listener, std::move(streams), std::move(gate)));
 }
 
 BoardLink::BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
                      const LinkOptions& options, LinkListener* listener,
-                     std::shared_ptr<internal::ConnectGate> gate)
+                     std::shared_ptr<HealthStreams> streams, std::shared_ptr<internal::ConnectGate> gate)
     : name_(std::move(name)),
       address_(std::move(address)),
       options_(options),
       listener_(listener),
       credentials_(credentials),
+      streams_(std::move(streams)),
       gate_(std::move(gate)) {
   status_.message = "connecting";
   status_.since = absl::Now();
@@ -318,9 +301,18 @@ LinkStatus BoardLink::status() const {
   return status_;
 }
 
-bool BoardLink::ChannelReady() {
+bool BoardLink::WaitForReady() const {
+  absl::MutexLock lock(&mu_);
+  return status_.state != BoardState::kOffline;
+}
+
+void BoardLink::WarmChannel() {
+  Stub();
   absl::MutexLock lock(&channel_mu_);
-  return channel_ != nullptr && channel_->GetState(false) == GRPC_CHANNEL_READY;
+  // After the board was gone the channel may wait out its reconnect backoff
+  // (up to max_backoff): the board is back, so it connects now.
+  grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
+  channel_->GetState(/*try_to_connect=*/true);
 }
 
 void BoardLink::Start() {
@@ -328,6 +320,7 @@ void BoardLink::Start() {
   if (started_ || stopping_) return;
   started_ = true;
   next_attempt_ = Clock::now();
+  UpdateTickDueLocked();
 }
 
 void BoardLink::StartWatchLocked() {
@@ -335,10 +328,10 @@ void BoardLink::StartWatchLocked() {
   watch_abandoned_ = false;
   watch_got_snapshot_ = false;
   watch_activity_ = Clock::now();
-  watch_started_ = watch_activity_;
   // Its callbacks take mu_, so none runs before this returns.
-  watch_ = new internal::HealthWatch(this, generation_, options_.snapshot_period);
-  watch_->Start(Stub());
+  watch_ = new internal::HealthWatch(this, generation_);
+  watch_->Start(*streams_, address_, options_.snapshot_period, options_.connect_timeout);
+  UpdateTickDueLocked();
 }
 
 void BoardLink::ReleaseSlotLocked() {
@@ -347,7 +340,24 @@ void BoardLink::ReleaseSlotLocked() {
   if (gate_ != nullptr) gate_->Release();
 }
 
+void BoardLink::UpdateTickDueLocked() {
+  Clock::time_point due = Clock::time_point::max();
+  if (!finished_watches_.empty() || !finished_output_calls_.empty()) {
+    due = Clock::time_point::min();
+  } else if (!started_ || stopping_) {
+    due = Clock::time_point::max();
+  } else if (watch_ != nullptr) {
+    // An abandoned watch's end queues it in finished_watches_.
+    if (!watch_abandoned_) due = watch_activity_ + ToSteady(options_.offline_after);
+  } else if (!attempt_queued_) {
+    due = next_attempt_;
+  }
+  tick_due_.store(due.time_since_epoch().count(), std::memory_order_relaxed);
+}
+
 bool BoardLink::Tick() {
+  // Most ticks of most links find nothing to do; they cost one clock read.
+  if (Clock::now().time_since_epoch().count() < tick_due_.load(std::memory_order_relaxed)) return false;
   DeleteFinishedCalls();
   absl::MutexLock notify(&notify_mu_);
   Change change;
@@ -367,11 +377,11 @@ bool BoardLink::Tick() {
                          watch_got_snapshot_ ? "" : " of connecting"));
         watch_->Cancel();
       }
-    } else if (!attempt_queued_ && (now >= next_attempt_ || (retry_when_ready_ && ChannelReady()))) {
-      // The channel reconnected on its own: no reason to wait out the backoff.
+    } else if (!attempt_queued_ && now >= next_attempt_) {
       attempt_queued_ = true;
       due = true;
     }
+    UpdateTickDueLocked();
   }
   Deliver(change);
   return due;
@@ -411,11 +421,16 @@ void BoardLink::OnWatchMessage(uint64_t generation, const pb::WatchHealthRespons
       watch_activity_ = Clock::now();
       status_.last_snapshot = absl::Now();
       if (!watch_got_snapshot_) {
+        // The board answers: have the call channel connect before anyone
+        // sees the board online (a kill should not wait for a handshake or
+        // fail on the channel's backoff from when the board was gone).
+        WarmChannel();
         watch_got_snapshot_ = true;
         ++status_.connections;
         backoff_ = options_.initial_backoff;
         ReleaseSlotLocked();
       }
+      UpdateTickDueLocked();
       std::optional<std::string> degraded = DegradedReason(message.snapshot());
       change = degraded ? SetStateLocked(BoardState::kDegraded, *std::move(degraded))
                         : SetStateLocked(BoardState::kOnline, "");
@@ -427,23 +442,20 @@ void BoardLink::OnWatchMessage(uint64_t generation, const pb::WatchHealthRespons
   if (message.has_event()) listener_->OnEvent(name_, message.event());
 }
 
-void BoardLink::OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const grpc::Status& status) {
+void BoardLink::OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const absl::Status& status) {
   absl::MutexLock notify(&notify_mu_);
   Change change;
   {
     absl::MutexLock lock(&mu_);
     finished_watches_.emplace_back(watch);
+    UpdateTickDueLocked();
     if (generation != generation_) return;
     watch_ = nullptr;
     ReleaseSlotLocked();
     if (stopping_) return;
     next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
-    retry_when_ready_ = !ChannelReady();
     // After the watchdog's cancel, its message says more than CANCELLED.
-    if (!watch_abandoned_) {
-      const absl::Duration attempt = absl::FromChrono(Clock::now() - watch_started_);
-      change = SetStateLocked(BoardState::kOffline, WatchEndText(status, attempt, options_.connect_timeout));
-    }
+    if (!watch_abandoned_) change = SetStateLocked(BoardState::kOffline, WatchEndText(status));
   }
   Deliver(change);
 }
@@ -452,6 +464,7 @@ void BoardLink::OnOutputCallDone(internal::OutputCall* call) {
   absl::MutexLock lock(&mu_);
   output_calls_.erase(call);
   finished_output_calls_.emplace_back(call);
+  UpdateTickDueLocked();
 }
 
 void BoardLink::DeleteFinishedCalls() {
@@ -460,6 +473,7 @@ void BoardLink::DeleteFinishedCalls() {
   absl::MutexLock lock(&mu_);
   watches.swap(finished_watches_);
   output_calls.swap(finished_output_calls_);
+  UpdateTickDueLocked();
   // Deleted here, after mu_ is released: destroying a call's context may
   // destroy gRPC objects, which must not happen under the link's lock.
 }
@@ -487,7 +501,7 @@ void BoardLink::Deliver(const Change& change) {
 
 absl::StatusOr<pb::BoardInfo> BoardLink::GetInfo() {
   absl::StatusOr<pb::GetInfoResponse> r = Unary<pb::GetInfoResponse>(
-      name_, "GetInfo", options_.rpc_timeout,
+      name_, "GetInfo", options_.rpc_timeout, WaitForReady(),
       [&](grpc::ClientContext* c, pb::GetInfoResponse* out) { return Stub()->GetInfo(c, {}, out); });
   if (!r.ok()) return r.status();
   return r->info();
@@ -497,7 +511,7 @@ absl::StatusOr<pb::ListFilesResponse> BoardLink::ListFiles(absl::string_view dir
   pb::ListFilesRequest request;
   request.set_path(std::string(dir));
   return Unary<pb::ListFilesResponse>(
-      name_, "ListFiles", options_.rpc_timeout,
+      name_, "ListFiles", options_.rpc_timeout, WaitForReady(),
       [&](grpc::ClientContext* c, pb::ListFilesResponse* out) { return Stub()->ListFiles(c, request, out); });
 }
 
@@ -505,7 +519,8 @@ absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view pat
                                                            absl::string_view content) {
   grpc::ClientContext context;
   // Flash writes are slow: a second more per 64 KiB.
-  SetTimeout(context, options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16)));
+  PrepareCall(context, options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16)),
+              WaitForReady());
   pb::WriteFileResponse response;
   std::unique_ptr<grpc::ClientWriter<pb::WriteFileRequest>> writer = Stub()->WriteFile(&context, &response);
   pb::WriteFileRequest request;
@@ -525,7 +540,7 @@ absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view pat
 
 absl::StatusOr<std::string> BoardLink::ReadFile(absl::string_view path) {
   grpc::ClientContext context;
-  SetTimeout(context, options_.rpc_timeout);
+  PrepareCall(context, options_.rpc_timeout, WaitForReady());
   pb::ReadFileRequest request;
   request.set_path(std::string(path));
   std::unique_ptr<grpc::ClientReader<pb::ReadFileResponse>> reader = Stub()->ReadFile(&context, request);
@@ -540,7 +555,7 @@ absl::StatusOr<std::string> BoardLink::ReadFile(absl::string_view path) {
 absl::Status BoardLink::DeleteFile(absl::string_view path) {
   pb::DeleteFileRequest request;
   request.set_path(std::string(path));
-  return Unary<pb::DeleteFileResponse>(name_, "DeleteFile", options_.rpc_timeout,
+  return Unary<pb::DeleteFileResponse>(name_, "DeleteFile", options_.rpc_timeout, WaitForReady(),
                                        [&](grpc::ClientContext* c, pb::DeleteFileResponse* out) {
                                          return Stub()->DeleteFile(c, request, out);
                                        })
@@ -548,14 +563,14 @@ absl::Status BoardLink::DeleteFile(absl::string_view path) {
 }
 
 absl::StatusOr<pb::StartProgramResponse> BoardLink::StartProgram(const pb::StartProgramRequest& request) {
-  return Unary<pb::StartProgramResponse>(name_, "StartProgram", options_.rpc_timeout,
+  return Unary<pb::StartProgramResponse>(name_, "StartProgram", options_.rpc_timeout, WaitForReady(),
                                          [&](grpc::ClientContext* c, pb::StartProgramResponse* out) {
                                            return Stub()->StartProgram(c, request, out);
                                          });
 }
 
 absl::StatusOr<pb::StartThreadResponse> BoardLink::StartThread(const pb::StartThreadRequest& request) {
-  return Unary<pb::StartThreadResponse>(name_, "StartThread", options_.rpc_timeout,
+  return Unary<pb::StartThreadResponse>(name_, "StartThread", options_.rpc_timeout, WaitForReady(),
                                         [&](grpc::ClientContext* c, pb::StartThreadResponse* out) {
                                           return Stub()->StartThread(c, request, out);
                                         });
@@ -567,7 +582,7 @@ absl::StatusOr<pb::ThreadInfo> BoardLink::KillThread(uint32_t thread_id, absl::D
   request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   // The board waits up to two grace periods (soft, then hard kill).
   absl::StatusOr<pb::KillThreadResponse> r =
-      Unary<pb::KillThreadResponse>(name_, "KillThread", options_.rpc_timeout + 2 * grace,
+      Unary<pb::KillThreadResponse>(name_, "KillThread", options_.rpc_timeout + 2 * grace, WaitForReady(),
                                     [&](grpc::ClientContext* c, pb::KillThreadResponse* out) {
                                       return Stub()->KillThread(c, request, out);
                                     });
@@ -580,13 +595,14 @@ absl::StatusOr<pb::KillProgramResponse> BoardLink::KillProgram(uint32_t program_
   request.set_program_id(program_id);
   request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   return Unary<pb::KillProgramResponse>(name_, "KillProgram", options_.rpc_timeout + 2 * grace,
+                                        WaitForReady(),
                                         [&](grpc::ClientContext* c, pb::KillProgramResponse* out) {
                                           return Stub()->KillProgram(c, request, out);
                                         });
 }
 
 absl::StatusOr<pb::ListThreadsResponse> BoardLink::ListThreads(const pb::ListThreadsRequest& request) {
-  return Unary<pb::ListThreadsResponse>(name_, "ListThreads", options_.rpc_timeout,
+  return Unary<pb::ListThreadsResponse>(name_, "ListThreads", options_.rpc_timeout, WaitForReady(),
                                         [&](grpc::ClientContext* c, pb::ListThreadsResponse* out) {
                                           return Stub()->ListThreads(c, request, out);
                                         });
@@ -595,14 +611,14 @@ absl::StatusOr<pb::ListThreadsResponse> BoardLink::ListThreads(const pb::ListThr
 absl::StatusOr<pb::ExecResponse> BoardLink::Exec(absl::string_view source, absl::Duration timeout) {
   pb::ExecRequest request;
   request.set_source(std::string(source));
-  return Unary<pb::ExecResponse>(name_, "Exec", timeout, [&](grpc::ClientContext* c, pb::ExecResponse* out) {
-    return Stub()->Exec(c, request, out);
-  });
+  return Unary<pb::ExecResponse>(
+      name_, "Exec", timeout, WaitForReady(),
+      [&](grpc::ClientContext* c, pb::ExecResponse* out) { return Stub()->Exec(c, request, out); });
 }
 
 absl::Status BoardLink::Reset() {
   return Unary<pb::ResetResponse>(
-             name_, "Reset", options_.rpc_timeout,
+             name_, "Reset", options_.rpc_timeout, WaitForReady(),
              [&](grpc::ClientContext* c, pb::ResetResponse* out) { return Stub()->Reset(c, {}, out); })
       .status();
 }
@@ -611,9 +627,10 @@ std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequ
                                                       OutputChunkFn on_chunk, StreamDoneFn on_done) {
   auto handle = std::make_shared<OutputStreamHandle>();
   auto* call = new internal::OutputCall(this, handle, request, std::move(on_chunk), std::move(on_done));
+  const bool wait_for_ready = WaitForReady();
   absl::MutexLock lock(&mu_);  // OnDone, which takes mu_, cannot run before the call is listed
   output_calls_.insert(call);
-  call->Start(Stub(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout));
+  call->Start(Stub(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout), wait_for_ready);
   return handle;
 }
 
@@ -624,6 +641,8 @@ LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkL
     : credentials_(std::move(credentials)),
       options_(options),
       listener_(listener),
+      streams_(std::make_shared<HealthStreams>(
+          HealthStreams::Credentials{credentials_.ca_pem, credentials_.cert_pem, credentials_.key_pem})),
       gate_(std::make_shared<internal::ConnectGate>(options.max_connecting)) {
   timer_ = std::thread([this] { RunTimer(); });
 }
@@ -656,7 +675,7 @@ absl::Status LinkManager::Add(std::string name, std::string address) {
       return absl::AlreadyExistsError(
           absl::StrCat("board ", name, " already has a link (", links_.find(name)->second->address(), ")"));
     }
-    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_, gate_);
+    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_, streams_, gate_);
     // Due at once; the timer thread connects it when a slot is free.
     link->Start();
     links_.emplace(std::move(name), link);

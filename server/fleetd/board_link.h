@@ -1,7 +1,8 @@
 // Board links: how fleetd talks to its boards. One BoardLink per board keeps
-// one long-lived mutual-TLS gRPC channel to it, watches its health stream
-// (WatchHealth, every 500 ms) and derives the board's state from it; the
-// LinkManager owns every link and one timer thread for all of them.
+// one long-lived mutual-TLS gRPC channel to it for calls, watches its health
+// stream (WatchHealth, every 500 ms, on the manager's HealthStreams: one
+// thread for every board's stream) and derives the board's state from it;
+// the LinkManager owns every link and one timer thread for all of them.
 //
 // Example:
 //
@@ -28,16 +29,23 @@
 // turn first come, first served. So adding 1000 boards returns at once, and a
 // reconnect storm costs at most max_connecting handshakes at a time.
 //
-// Threads: no thread per board. The health streams are gRPC callback
-// reactors; the LinkManager's single timer thread runs the watchdog and the
-// reconnects of every link. A reactor ends its own call, but the link deletes
-// it, never a gRPC thread: deleting it there could drop the last reference to
-// the channel on a gRPC callback thread, which gRPC 1.51 does not survive
-// (grpc/grpc#32584). For the same reason a removed link is destroyed on the
-// manager's timer thread once nobody else holds it.
+// Threads: no thread per board. The health streams run on one HealthStreams
+// thread (health_streams.h says why not gRPC C++: cost per message); the
+// StreamOutput calls are gRPC callback reactors; the LinkManager's single
+// timer thread runs the watchdog and the reconnects of every link. A reactor
+// ends its own call, but the link deletes it, never a gRPC thread: deleting it
+// there could drop the last reference to the channel on a gRPC callback
+// thread, which gRPC 1.51 does not survive (grpc/grpc#32584). For the same
+// reason a removed link is destroyed on the manager's timer thread once nobody
+// else holds it.
+//
+// Connections: two per board. The health stream has its own (one call per
+// connection, a new one per attempt); the gRPC channel carries every other
+// call and is connected when the first snapshot arrives.
 #ifndef THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
 #define THREADFLEET_SERVER_FLEETD_BOARD_LINK_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -56,6 +64,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/fleetd/board_client.h"
+#include "server/fleetd/health_streams.h"
 #include "threadfleet/board/v1/board.grpc.pb.h"
 #include "threadfleet/board/v1/board.pb.h"
 
@@ -152,7 +161,7 @@ struct LinkOptions {
 
 // What a link reports. Calls for one board never overlap and arrive in order
 // (a snapshot that makes a board ONLINE comes after that state change); calls
-// for different boards may run concurrently. They run on gRPC threads or on
+// for different boards may run concurrently. They run on the HealthStreams thread or on
 // the LinkManager's timer thread: they must not block for long, and must not
 // call LinkManager::Remove(), BoardLink::Stop() or destroy the manager (that
 // waits for the very callback that is running).
@@ -174,12 +183,14 @@ class LinkListener {
 // destructor waits for those calls to end.
 class BoardLink : public BoardClient {
  public:
-  // Records the board; cheap: the channel is opened on the first connection
-  // attempt or call. Attempts take a slot of `gate` (null: no cap).
-  // `listener` may be null; it must outlive the link's Stop().
+  // Records the board; cheap: the channel is opened on the first snapshot or
+  // call. Its health streams run on `streams` (required); attempts take a
+  // slot of `gate` (null: no cap). `listener` may be null; it must outlive
+  // the link's Stop().
   [[nodiscard]] static std::shared_ptr<BoardLink> Create(
       std::string name, std::string address, const LinkCredentials& credentials, const LinkOptions& options,
-      LinkListener* listener, std::shared_ptr<internal::ConnectGate> gate = nullptr);
+      LinkListener* listener, std::shared_ptr<HealthStreams> streams,
+      std::shared_ptr<internal::ConnectGate> gate = nullptr);
   // Stops the link, cancels its StreamOutput calls and waits for them to end.
   ~BoardLink() override;
 
@@ -240,7 +251,8 @@ class BoardLink : public BoardClient {
   using Clock = std::chrono::steady_clock;
 
   BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
-            const LinkOptions& options, LinkListener* listener, std::shared_ptr<internal::ConnectGate> gate);
+            const LinkOptions& options, LinkListener* listener, std::shared_ptr<HealthStreams> streams,
+            std::shared_ptr<internal::ConnectGate> gate);
 
   // A pending state change, delivered outside mu_ (but inside notify_mu_).
   struct Change {
@@ -252,15 +264,23 @@ class BoardLink : public BoardClient {
   void ReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The channel's stub, opening the channel on first use.
   threadfleet::board::v1::BoardControl::Stub* Stub() ABSL_LOCKS_EXCLUDED(channel_mu_);
-  // The channel is open and connected.
-  bool ChannelReady() ABSL_LOCKS_EXCLUDED(channel_mu_);
+  // Calls wait for the channel to connect while the health stream says the
+  // board is up (its channel may still be reconnecting after the board came
+  // back); they fail at once while it is offline.
+  bool WaitForReady() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Opens the channel if needed and has it connect in the background now,
+  // past any reconnect backoff.
+  void WarmChannel() ABSL_LOCKS_EXCLUDED(channel_mu_);
   Change SetStateLocked(BoardState state, std::string message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Deliver(const Change& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
   absl::Duration NextBackoffLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // From the health watch (a gRPC thread).
+  // Recomputes tick_due_ from the state; after every change that can bring
+  // Tick()'s work closer.
+  void UpdateTickDueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // From the health watch (the HealthStreams thread).
   void OnWatchMessage(uint64_t generation, const threadfleet::board::v1::WatchHealthResponse& message);
   // `watch` is done: the link deletes it later, on its own thread.
-  void OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const grpc::Status& status);
+  void OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const absl::Status& status);
   // From a StreamOutput call that is done (a gRPC thread).
   void OnOutputCallDone(internal::OutputCall* call);
   // Deletes the reactors whose calls are done.
@@ -273,6 +293,7 @@ class BoardLink : public BoardClient {
   const LinkOptions options_;
   LinkListener* const listener_;
   const LinkCredentials credentials_;
+  const std::shared_ptr<HealthStreams> streams_;
   const std::shared_ptr<internal::ConnectGate> gate_;
   // Opened once, on first use, and kept for the link's life (one channel per
   // link: its connections are closed with it). Taken after mu_.
@@ -286,8 +307,8 @@ class BoardLink : public BoardClient {
   LinkStatus status_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // The running health stream, or null. It deletes itself in OnDone, after
-  // OnWatchDone() has cleared this under mu_.
+  // The running health stream, or null; OnWatchDone() clears it under mu_
+  // and queues it for deletion.
   internal::HealthWatch* watch_ ABSL_GUARDED_BY(mu_) = nullptr;
   // Identifies watch_; messages of an older (cancelled) watch are ignored.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
@@ -295,16 +316,15 @@ class BoardLink : public BoardClient {
   bool watch_abandoned_ ABSL_GUARDED_BY(mu_) = false;
   bool watch_got_snapshot_ ABSL_GUARDED_BY(mu_) = false;
   Clock::time_point watch_activity_ ABSL_GUARDED_BY(mu_);  // stream start or latest snapshot
-  Clock::time_point watch_started_ ABSL_GUARDED_BY(mu_);
   Clock::time_point next_attempt_ ABSL_GUARDED_BY(mu_);
   // Tick() reported the attempt due and Connect() has not run since.
   bool attempt_queued_ ABSL_GUARDED_BY(mu_) = false;
   // The running attempt holds a slot of gate_.
   bool holds_slot_ ABSL_GUARDED_BY(mu_) = false;
-  // The last stream ended while the channel was not connected: once it is
-  // again, retry without waiting out the backoff.
-  bool retry_when_ready_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
+  // Steady-clock ticks before which Tick() has nothing to do (no watchdog
+  // deadline, no attempt, no finished call): read without mu_.
+  std::atomic<Clock::rep> tick_due_{Clock::time_point::max().time_since_epoch().count()};
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   // Running StreamOutput calls.
   std::set<internal::OutputCall*> output_calls_ ABSL_GUARDED_BY(mu_);
@@ -358,6 +378,8 @@ class LinkManager {
   const LinkCredentials credentials_;
   const LinkOptions options_;
   LinkListener* const listener_;
+  // Every link's health streams; links hold it too, so it outlives them.
+  const std::shared_ptr<HealthStreams> streams_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<BoardLink>, std::less<>> links_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
