@@ -60,6 +60,11 @@ class BoardKilled(unittest.TestCase):
         self.assertEqual(status.returncode, 3, "deploy/lab status exits 3 while a process is down")
         self.assertRegex(status.stdout, r"(?m)^b02\s+stopped")
         self.assertRegex(status.stdout, r"(?m)^fleetd\s+running")
+        # A reader that stops early (`| head -1`) gets its line and no traceback.
+        piped = subprocess.run(f"'{LAB_SCRIPT}' status --dir '{LAB.dir}' | head -1", shell=True,
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(piped.stdout.count("\n"), 1, piped.stdout)
+        self.assertNotIn("Traceback", piped.stderr)
 
         restart = LAB.up()  # restarts only b02
         self.assertIn("started 1 process", restart.stderr)
