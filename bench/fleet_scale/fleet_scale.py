@@ -486,67 +486,58 @@ class KillBench:
 # One N, and the report
 
 
-def run_one(args, boards, work):
-    result = {"boards": boards, "problems": []}
+def run_lab(args, boards, period_ms, name, label, work, measure_more=None):
+    """Brings up a lab of `boards` boards (health every `period_ms`), starts the sleepers, measures fleetd's CPU,
+    then runs `measure_more(lab, fleet, addresses, deadline, result, opened)` if given (it appends what it opens
+    to `opened`, closed here); tears the lab down whatever happens. Problems go to result["problems"]."""
+    result = {"boards": boards, "period_ms": period_ms, "problems": []}
     deadline = Deadline(args.budget if args.budget else 300 + 0.8 * boards)
-    lab = Lab(work / f"lab-{boards}", args.bin, boards)
-    fleet = None
-    direct = None
+    lab = Lab(work / name, args.bin, boards, health_period_ms=period_ms)
+    opened = []
     try:
         lab.up(deadline)
         result["lab_up_s"] = lab.up_seconds
-        log(f"N={boards}: lab up in {lab.up_seconds:.1f} s")
+        log(f"{label}: lab up in {lab.up_seconds:.1f} s")
         fleet = Fleet(lab)
+        opened.append(fleet)
         addresses = wait_online(fleet, boards, deadline)
         result["start_threads_s"] = start_sleepers(fleet, boards, deadline)
-        log(f"N={boards}: {THREADS_PER_BOARD} threads on every board; measuring fleetd for {args.cpu_window:.0f} s")
+        log(f"{label}: {THREADS_PER_BOARD} threads on every board; measuring fleetd for {args.cpu_window:.0f} s")
         result.update(measure_cpu(lab, fleet, args.cpu_window, deadline))
+        if measure_more:
+            measure_more(lab, fleet, addresses, deadline, result, opened)
+    except (BenchError, grpc.RpcError, OSError, subprocess.SubprocessError) as e:
+        detail = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
+        result["problems"].append(detail)
+        log(f"{label}: FAILED: {detail}")
+    finally:
+        for client in reversed(opened):
+            client.close()
+        problem = lab.down()
+        if problem:
+            result["problems"].append(problem)
+            log(f"{label}: {problem}")
+    return result
+
+
+def run_one(args, boards, work):
+    """One N of the table: CPU, then push and kill."""
+    def push_and_kill(lab, fleet, addresses, deadline, result, opened):
         direct = DirectBoards(lab, addresses)
+        opened.append(direct)
         result.update(measure_push(lab, fleet, direct, work, boards, args.push_rounds, deadline,
                                    result["problems"]))
         log(f"N={boards}: push done; {args.kills} kill rounds")
         result["kill"] = KillBench(fleet, direct, deadline).run(args.kills)
-    except (BenchError, grpc.RpcError, OSError, subprocess.SubprocessError) as e:
-        detail = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
-        result["problems"].append(detail)
-        log(f"N={boards}: FAILED: {detail}")
-    finally:
-        if direct:
-            direct.close()
-        if fleet:
-            fleet.close()
-        problem = lab.down()
-        if problem:
-            result["problems"].append(problem)
-            log(f"N={boards}: {problem}")
-    return result
+
+    return run_lab(args, boards, HEALTH_PERIOD_MS, f"lab-{boards}", f"N={boards}", work, push_and_kill)
 
 
 def run_rate(args, boards, period_ms, work):
     """fleetd's CPU with `boards` boards sending health every `period_ms`: with 100 boards every 100 ms,
     1000 messages a second, what 1000 boards at 1 Hz send, from a lab this machine can run."""
-    result = {"boards": boards, "period_ms": period_ms, "problems": []}
-    deadline = Deadline(args.budget if args.budget else 300 + 0.8 * boards)
-    lab = Lab(work / f"rate-{boards}", args.bin, boards, health_period_ms=period_ms)
-    fleet = None
-    try:
-        lab.up(deadline)
-        fleet = Fleet(lab)
-        wait_online(fleet, boards, deadline)
-        start_sleepers(fleet, boards, deadline)
-        log(f"{boards} boards every {period_ms} ms: measuring fleetd for {args.cpu_window:.0f} s")
-        result.update(measure_cpu(lab, fleet, args.cpu_window, deadline))
-    except (BenchError, grpc.RpcError, OSError, subprocess.SubprocessError) as e:
-        detail = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
-        result["problems"].append(detail)
-        log(f"rate run: FAILED: {detail}")
-    finally:
-        if fleet:
-            fleet.close()
-        problem = lab.down()
-        if problem:
-            result["problems"].append(problem)
-    return result
+    return run_lab(args, boards, period_ms, f"rate-{boards}", f"rate run ({boards} boards every {period_ms} ms)",
+                   work)
 
 
 def cell(result, key, spec, unit="", width=8):

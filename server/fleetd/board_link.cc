@@ -11,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/common/read_text_file.h"
 #include "server/fleetd/health.h"
 
 namespace threadfleet::fleetd {
@@ -191,22 +190,6 @@ absl::string_view BoardStateName(BoardState state) {
       return "degraded";
   }
   return "unknown";
-}
-
-absl::StatusOr<LinkCredentials> LinkCredentials::FromFiles(const std::string& ca_path,
-                                                           const std::string& cert_path,
-                                                           const std::string& key_path) {
-  LinkCredentials c;
-  absl::StatusOr<std::string> ca = common::ReadPemFile(ca_path, "lab CA certificate");
-  if (!ca.ok()) return ca.status();
-  absl::StatusOr<std::string> cert = common::ReadPemFile(cert_path, "client certificate");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = common::ReadPemFile(key_path, "client key");
-  if (!key.ok()) return key.status();
-  c.ca_pem = *std::move(ca);
-  c.cert_pem = *std::move(cert);
-  c.key_pem = *std::move(key);
-  return c;
 }
 
 // ---------------------------------------------------------------------------
@@ -641,8 +624,7 @@ LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkL
     : credentials_(std::move(credentials)),
       options_(options),
       listener_(listener),
-      streams_(std::make_shared<HealthStreams>(
-          HealthStreams::Credentials{credentials_.ca_pem, credentials_.cert_pem, credentials_.key_pem})),
+      streams_(std::make_shared<HealthStreams>(credentials_)),
       gate_(std::make_shared<internal::ConnectGate>(options.max_connecting)) {
   timer_ = std::thread([this] { RunTimer(); });
 }

@@ -111,19 +111,6 @@ struct LinkStatus {
   uint64_t connections = 0;
 };
 
-// What fleetd presents to boards and trusts: PEM text.
-struct LinkCredentials {
-  std::string ca_pem;    // the lab CA: board certificates must chain to it
-  std::string cert_pem;  // fleetd's client certificate
-  std::string key_pem;   // its private key
-
-  // Reads the three PEM files. NOT_FOUND / PERMISSION_DENIED naming the file
-  // that cannot be read; INVALID_ARGUMENT for an empty one.
-  [[nodiscard]] static absl::StatusOr<LinkCredentials> FromFiles(const std::string& ca_path,
-                                                                 const std::string& cert_path,
-                                                                 const std::string& key_path);
-};
-
 struct LinkOptions {
   // Period asked of each board's health stream.
   absl::Duration snapshot_period = absl::Milliseconds(500);

@@ -95,7 +95,7 @@ std::vector<std::unique_ptr<X509, X509Free>> ReadCertificates(const std::string&
 
 // The client context of every health connection: fleetd's certificate and
 // key, the lab CA, peer verification, ALPN h2.
-absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeTlsContext(const HealthStreams::Credentials& credentials) {
+absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeTlsContext(const LinkCredentials& credentials) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (ctx == nullptr) return absl::InternalError(absl::StrCat("TLS context: ", OpenSslErrors()));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -223,11 +223,7 @@ class HealthStreams::Call {
         on_done_(std::move(on_done)),
         response_(kMaxMessageBytes) {}
 
-  ~Call() {
-    if (h2_ != nullptr) nghttp2_session_del(h2_);
-    if (ssl_ != nullptr) SSL_free(ssl_);
-    if (fd_ >= 0) close(fd_);  // also leaves the epoll set
-  }
+  ~Call() { Close(); }
 
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -293,9 +289,7 @@ class HealthStreams::Call {
 
   // Closes the connection, then reports the end. Once, after End().
   void Done() {
-    if (h2_ != nullptr) nghttp2_session_del(std::exchange(h2_, nullptr));
-    if (ssl_ != nullptr) SSL_free(std::exchange(ssl_, nullptr));
-    if (fd_ >= 0) close(std::exchange(fd_, -1));
+    Close();
     if (on_done_) on_done_(status_);
   }
 
@@ -303,6 +297,14 @@ class HealthStreams::Call {
 
  private:
   enum class Phase { kConnecting, kHandshaking, kOpen };
+
+  // Frees the session, the TLS state and the socket (closing it also takes
+  // it out of the epoll set). Idempotent.
+  void Close() {
+    if (h2_ != nullptr) nghttp2_session_del(std::exchange(h2_, nullptr));
+    if (ssl_ != nullptr) SSL_free(std::exchange(ssl_, nullptr));
+    if (fd_ >= 0) close(std::exchange(fd_, -1));
+  }
 
   void ConnectFailed(int error) {
     End(absl::UnavailableError(absl::StrCat("TCP connect to ", address_, " failed: ", ErrnoText(error))));
@@ -548,7 +550,7 @@ const nghttp2_session_callbacks* HealthStreams::Call::Callbacks() {
   return callbacks;
 }
 
-HealthStreams::HealthStreams(const Credentials& credentials) {
+HealthStreams::HealthStreams(const LinkCredentials& credentials) {
   absl::StatusOr<std::shared_ptr<SSL_CTX>> tls = MakeTlsContext(credentials);
   if (tls.ok()) {
     tls_ = std::static_pointer_cast<void>(*std::move(tls));

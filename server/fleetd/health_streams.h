@@ -4,7 +4,7 @@
 //
 // Example:
 //
-//   auto streams = std::make_shared<HealthStreams>(HealthStreams::Credentials{ca, cert, key});
+//   auto streams = std::make_shared<HealthStreams>(LinkCredentials{ca, cert, key});
 //   pb::WatchHealthRequest request;
 //   request.set_period_ms(1000);
 //   uint64_t id = streams->Watch("127.0.0.1:7001", request, absl::Seconds(2),
@@ -50,25 +50,19 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/fleetd/link_credentials.h"
 #include "threadfleet/board/v1/board.pb.h"
 
 namespace threadfleet::fleetd {
 
 class HealthStreams {
  public:
-  // PEM text: the CA board certificates must chain to, fleetd's client
-  // certificate (chain) and its key.
-  struct Credentials {
-    std::string ca_pem;
-    std::string cert_pem;
-    std::string key_pem;
-  };
   using MessageFn = std::function<void(const threadfleet::board::v1::WatchHealthResponse& message)>;
   using DoneFn = std::function<void(const absl::Status& status)>;
 
   // Starts the stream thread. Credentials that OpenSSL cannot load make every
   // call end at once with setup_status() (so a board shows why it is offline).
-  explicit HealthStreams(const Credentials& credentials);
+  explicit HealthStreams(const LinkCredentials& credentials);
   // Ends every call (their on_done runs, CANCELLED) and stops the thread.
   // REQUIRES: not called from a callback.
   ~HealthStreams();

@@ -98,9 +98,9 @@ class HealthStreamsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(lab_.Init());
-    streams_ = std::make_unique<HealthStreams>(HealthStreams::Credentials{
-        ReadFileOrEmpty(lab_.path("ca.pem")), ReadFileOrEmpty(lab_.path("fleetd.pem")),
-        ReadFileOrEmpty(lab_.path("fleetd.key"))});
+    streams_ = std::make_unique<HealthStreams>(LinkCredentials{ReadFileOrEmpty(lab_.path("ca.pem")),
+                                                               ReadFileOrEmpty(lab_.path("fleetd.pem")),
+                                                               ReadFileOrEmpty(lab_.path("fleetd.key"))});
     ASSERT_TRUE(streams_->setup_status().ok()) << streams_->setup_status();
   }
   void TearDown() override { streams_.reset(); }
@@ -214,8 +214,8 @@ TEST_F(HealthStreamsTest, BadAddressesEndWithInvalidArgument) {
 }
 
 TEST_F(HealthStreamsTest, CredentialsThatDoNotLoadEndEveryCallWithTheReason) {
-  HealthStreams broken(HealthStreams::Credentials{ReadFileOrEmpty(lab_.path("ca.pem")), "not a certificate",
-                                                  ReadFileOrEmpty(lab_.path("fleetd.key"))});
+  HealthStreams broken(LinkCredentials{ReadFileOrEmpty(lab_.path("ca.pem")), "not a certificate",
+                                       ReadFileOrEmpty(lab_.path("fleetd.key"))});
   EXPECT_EQ(broken.setup_status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(broken.setup_status().message()), HasSubstr("certificate"));
   CallLog log;
