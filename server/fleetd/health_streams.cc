@@ -1,7 +1,6 @@
 #include "server/fleetd/health_streams.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
@@ -134,18 +133,17 @@ absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeTlsContext(const LinkCredentials& c
   return ctx;
 }
 
-// "host:port" or "[v6]:port" resolved to a socket address. Names go through
-// getaddrinfo on the stream thread: lab inventories name boards by address
-// or by /etc/hosts names, which resolve without the network.
+// "host:port" or "[v6]:port" split; an IP literal host is its socket
+// address at once, a name is looked up by the NameResolver.
 struct Endpoint {
   std::string host;
+  std::string port;
   bool host_is_ip = false;
-  sockaddr_storage address{};
-  socklen_t address_size = 0;
+  SocketAddress socket;
 };
 
-absl::Status Resolve(const std::string& address, Endpoint* out) {
-  std::string port;
+absl::Status ParseAddress(const std::string& address, Endpoint* out) {
+  std::string& port = out->port;
   if (!address.empty() && address[0] == '[') {
     const size_t close = address.find(']');
     if (close == std::string::npos || address.size() < close + 2 || address[close + 1] != ':') {
@@ -165,32 +163,19 @@ absl::Status Resolve(const std::string& address, Endpoint* out) {
   if (!absl::SimpleAtoi(port, &port_number) || port_number < 1 || port_number > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad port in board address \"", address, "\""));
   }
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->address);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->address);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->socket.address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->socket.address);
   if (inet_pton(AF_INET, out->host.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<uint16_t>(port_number));
-    out->address_size = sizeof *v4;
+    out->socket.size = sizeof *v4;
     out->host_is_ip = true;
-    return absl::OkStatus();
-  }
-  if (inet_pton(AF_INET6, out->host.c_str(), &v6->sin6_addr) == 1) {
+  } else if (inet_pton(AF_INET6, out->host.c_str(), &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(static_cast<uint16_t>(port_number));
-    out->address_size = sizeof *v6;
+    out->socket.size = sizeof *v6;
     out->host_is_ip = true;
-    return absl::OkStatus();
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (const int rc = getaddrinfo(out->host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot resolve \"", out->host, "\": ", gai_strerror(rc)));
-  }
-  std::memcpy(&out->address, found->ai_addr, found->ai_addrlen);
-  out->address_size = found->ai_addrlen;
-  freeaddrinfo(found);
   return absl::OkStatus();
 }
 
@@ -231,28 +216,35 @@ class HealthStreams::Call {
   uint64_t id() const { return id_; }
   bool ended() const { return ended_; }
   bool connecting() const { return !ended_ && phase_ != Phase::kOpen; }
+  // Its host is a name that Begin() left for the NameResolver.
+  bool resolving() const { return !ended_ && phase_ == Phase::kResolving; }
+  const Endpoint& endpoint() const { return endpoint_; }
   Clock::time_point deadline() const { return deadline_; }
 
-  // Resolves, opens the socket and starts the TCP connect.
+  // Parses the address; an IP literal is connected to at once, a name waits
+  // for Resolved().
   void Begin(SSL_CTX* tls, int epoll_fd) {
     tls_ = tls;
     epoll_fd_ = epoll_fd;
     deadline_ = Clock::now() + absl::ToChronoNanoseconds(connect_timeout_);
-    if (absl::Status s = Resolve(address_, &endpoint_); !s.ok()) return End(std::move(s));
-    fd_ = socket(endpoint_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return End(absl::UnavailableError(absl::StrCat("socket: ", ErrnoText(errno))));
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd_, reinterpret_cast<const sockaddr*>(&endpoint_.address), endpoint_.address_size) == 0) {
-      return StartTls();
-    }
-    if (errno != EINPROGRESS) return ConnectFailed(errno);
-    Watch(EPOLLOUT);
+    if (absl::Status s = ParseAddress(address_, &endpoint_); !s.ok()) return End(std::move(s));
+    if (endpoint_.host_is_ip) return Connect();
+    phase_ = Phase::kResolving;
+  }
+
+  // The NameResolver's answer for this call's host.
+  void Resolved(absl::StatusOr<SocketAddress> address) {
+    if (!resolving()) return;  // it ended (timed out, cancelled) meanwhile
+    if (!address.ok()) return End(address.status());
+    endpoint_.socket = *address;
+    Connect();
   }
 
   // The socket is ready as `events` (epoll) says.
   void OnEvents(uint32_t events) {
     switch (phase_) {
+      case Phase::kResolving:
+        return;  // no socket yet
       case Phase::kConnecting: {
         int error = 0;
         socklen_t size = sizeof error;
@@ -275,7 +267,9 @@ class HealthStreams::Call {
 
   // The connect deadline passed (only while connecting()).
   void TimedOut() {
-    const std::string what = phase_ == Phase::kConnecting ? "TCP connect to " : "TLS handshake with ";
+    const std::string what = phase_ == Phase::kResolving    ? "looking up the host of "
+                             : phase_ == Phase::kConnecting ? "TCP connect to "
+                                                            : "TLS handshake with ";
     End(absl::DeadlineExceededError(
         absl::StrCat(what, address_, " timed out after ", absl::FormatDuration(connect_timeout_))));
   }
@@ -296,7 +290,20 @@ class HealthStreams::Call {
   static const nghttp2_session_callbacks* Callbacks();
 
  private:
-  enum class Phase { kConnecting, kHandshaking, kOpen };
+  enum class Phase { kResolving, kConnecting, kHandshaking, kOpen };
+
+  // Opens the socket and starts the TCP connect to endpoint_.socket.
+  void Connect() {
+    phase_ = Phase::kConnecting;
+    const SocketAddress& peer = endpoint_.socket;
+    fd_ = socket(peer.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return End(absl::UnavailableError(absl::StrCat("socket: ", ErrnoText(errno))));
+    const int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd_, reinterpret_cast<const sockaddr*>(&peer.address), peer.size) == 0) return StartTls();
+    if (errno != EINPROGRESS) return ConnectFailed(errno);
+    Watch(EPOLLOUT);
+  }
 
   // Frees the session, the TLS state and the socket (closing it also takes
   // it out of the epoll set). Idempotent.
@@ -550,7 +557,7 @@ const nghttp2_session_callbacks* HealthStreams::Call::Callbacks() {
   return callbacks;
 }
 
-HealthStreams::HealthStreams(const LinkCredentials& credentials) {
+HealthStreams::HealthStreams(const LinkCredentials& credentials, ResolveFn resolve) {
   absl::StatusOr<std::shared_ptr<SSL_CTX>> tls = MakeTlsContext(credentials);
   if (tls.ok()) {
     tls_ = std::static_pointer_cast<void>(*std::move(tls));
@@ -566,10 +573,19 @@ HealthStreams::HealthStreams(const LinkCredentials& credentials) {
     // Without them no call can run; each ends at once with this.
     setup_status_ = absl::InternalError(absl::StrCat("health streams: epoll/eventfd: ", ErrnoText(errno)));
   }
+  resolver_ = std::make_unique<NameResolver>(
+      std::move(resolve), [this](uint64_t id, absl::StatusOr<SocketAddress> address) {
+        {
+          absl::MutexLock lock(&mu_);
+          commands_.push_back(Command{id, nullptr, std::move(address)});
+        }
+        Wake();
+      });
   thread_ = std::thread([this] { Run(); });
 }
 
 HealthStreams::~HealthStreams() {
+  resolver_.reset();  // a lookup still under way answers no one
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -587,8 +603,10 @@ uint64_t HealthStreams::Watch(const std::string& address, const pb::WatchHealthR
   {
     absl::MutexLock lock(&mu_);
     id = next_id_++;
-    commands_.push_back(Command{id, std::make_unique<Call>(id, address, std::move(body), connect_timeout,
-                                                           std::move(on_message), std::move(on_done))});
+    commands_.push_back(Command{id,
+                                std::make_unique<Call>(id, address, std::move(body), connect_timeout,
+                                                       std::move(on_message), std::move(on_done)),
+                                std::nullopt});
   }
   Wake();
   return id;
@@ -597,7 +615,7 @@ uint64_t HealthStreams::Watch(const std::string& address, const pb::WatchHealthR
 void HealthStreams::Cancel(uint64_t id) {
   {
     absl::MutexLock lock(&mu_);
-    commands_.push_back(Command{id, nullptr});
+    commands_.push_back(Command{id, nullptr, std::nullopt});
   }
   Wake();
 }
@@ -680,7 +698,11 @@ void HealthStreams::Run() {
         } else {
           call->Begin(tls, epoll_fd_);
           if (call->connecting()) connecting.push_back(call);
+          if (call->resolving()) resolver_->Resolve(command.id, call->endpoint().host, call->endpoint().port);
         }
+      } else if (command.resolved.has_value()) {
+        if (auto it = calls.find(command.id); it != calls.end())
+          it->second->Resolved(*std::move(command.resolved));
       } else if (auto it = calls.find(command.id); it != calls.end()) {
         it->second->End(absl::CancelledError("health stream cancelled"));
       }

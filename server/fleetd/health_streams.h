@@ -30,9 +30,11 @@
 //
 // How a call ends, in on_done's status:
 // - the board ended it: the board's gRPC status;
+// - UNAVAILABLE "cannot resolve \"HOST\": ..." (a host name, looked up on a
+//   thread of its own so that a slow lookup holds up no other board);
 // - UNAVAILABLE "TCP connect to ADDR failed: ..." / "... closed the connection";
 // - UNAVAILABLE "TLS handshake failed: ..." (certificate refused by either side);
-// - DEADLINE_EXCEEDED "... timed out after ..." (connect + handshake took
+// - DEADLINE_EXCEEDED "... timed out after ..." (lookup + connect + handshake took
 //   longer than the call's connect timeout);
 // - CANCELLED after Cancel() or when the HealthStreams is destroyed;
 // - INTERNAL / RESOURCE_EXHAUSTED for a response that breaks HTTP/2 or gRPC.
@@ -42,6 +44,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/fleetd/link_credentials.h"
+#include "server/fleetd/name_resolver.h"
 #include "threadfleet/board/v1/board.pb.h"
 
 namespace threadfleet::fleetd {
@@ -62,7 +66,8 @@ class HealthStreams {
 
   // Starts the stream thread. Credentials that OpenSSL cannot load make every
   // call end at once with setup_status() (so a board shows why it is offline).
-  explicit HealthStreams(const LinkCredentials& credentials);
+  // Host names are looked up with `resolve` (tests slow it down).
+  explicit HealthStreams(const LinkCredentials& credentials, ResolveFn resolve = SystemResolve);
   // Ends every call (their on_done runs, CANCELLED) and stops the thread.
   // REQUIRES: not called from a callback.
   ~HealthStreams();
@@ -74,7 +79,7 @@ class HealthStreams {
   const absl::Status& setup_status() const { return setup_status_; }
 
   // Starts WatchHealth on the board at `address` ("host:port", "[v6]:port")
-  // over a new connection: TCP connect and TLS handshake must finish within
+  // over a new connection: name lookup, TCP connect and TLS handshake within
   // `connect_timeout`; after that the call runs until it ends or is
   // cancelled. `on_message` runs for each message, `on_done` once, after
   // the last. Returns the call's id (never 0, never reused).
@@ -87,9 +92,12 @@ class HealthStreams {
 
  private:
   class Call;
+  // What the stream thread is asked to do with call `id`: start it, give it
+  // its looked-up address, or (neither) cancel it.
   struct Command {
     uint64_t id = 0;
-    std::unique_ptr<Call> start;  // null: cancel `id`
+    std::unique_ptr<Call> start;
+    std::optional<absl::StatusOr<SocketAddress>> resolved;
   };
 
   void Run();
@@ -106,6 +114,9 @@ class HealthStreams {
   std::vector<Command> commands_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+  // Declared last: destroyed first, so no lookup answer comes in while the
+  // rest is torn down.
+  std::unique_ptr<NameResolver> resolver_;
 };
 
 }  // namespace threadfleet::fleetd

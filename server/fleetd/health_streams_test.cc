@@ -1,7 +1,9 @@
 // HealthStreams against real boards (`fleetboard serve` processes with a
 // fresh lab PKI): messages arrive until a cancel, every way a call can end
 // has its code and message, one thread serves many streams, and destroying
-// the HealthStreams ends what runs.
+// the HealthStreams ends what runs. Host-name lookups go through a resolver
+// the tests can hold up (GatedResolver), to show that a slow one stalls only
+// its own call.
 #include "server/fleetd/health_streams.h"
 
 #include <gmock/gmock.h>
@@ -81,6 +83,41 @@ pb::WatchHealthRequest Every(std::chrono::milliseconds period) {
   return request;
 }
 
+// A host-name lookup that waits until the test opens the gate, then resolves
+// to `answer` (an IP literal: no DNS). Its state is shared with the lookup
+// thread, which may still be in Fn() when the test ends.
+class GatedResolver {
+ public:
+  explicit GatedResolver(std::string answer) : state_(std::make_shared<State>()) { state_->answer = answer; }
+  ResolveFn Fn() {
+    return [state = state_](const std::string&, const std::string& port) -> absl::StatusOr<SocketAddress> {
+      absl::MutexLock lock(&state->mu);
+      ++state->lookups;
+      state->mu.Await(absl::Condition(&state->open));
+      return SystemResolve(state->answer, port);
+    };
+  }
+  void Open() {
+    absl::MutexLock lock(&state_->mu);
+    state_->open = true;
+  }
+  bool WaitForLookup() {
+    return PollUntil(5s, [this] {
+      absl::MutexLock lock(&state_->mu);
+      return state_->lookups > 0;
+    });
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    bool open = false;
+    int lookups = 0;
+    std::string answer;
+  };
+  std::shared_ptr<State> state_;
+};
+
 // A loopback port nothing listens on.
 int ClosedPort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -98,11 +135,17 @@ class HealthStreamsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(lab_.Init());
-    streams_ = std::make_unique<HealthStreams>(LinkCredentials{ReadFileOrEmpty(lab_.path("ca.pem")),
-                                                               ReadFileOrEmpty(lab_.path("fleetd.pem")),
-                                                               ReadFileOrEmpty(lab_.path("fleetd.key"))});
+    ASSERT_NO_FATAL_FAILURE(UseResolver(SystemResolve));
+  }
+  void UseResolver(ResolveFn resolve) {
+    streams_.reset();
+    streams_ = std::make_unique<HealthStreams>(
+        LinkCredentials{ReadFileOrEmpty(lab_.path("ca.pem")), ReadFileOrEmpty(lab_.path("fleetd.pem")),
+                        ReadFileOrEmpty(lab_.path("fleetd.key"))},
+        std::move(resolve));
     ASSERT_TRUE(streams_->setup_status().ok()) << streams_->setup_status();
   }
+  std::string Port(const std::string& address) { return address.substr(address.rfind(':') + 1); }
   void TearDown() override { streams_.reset(); }
 
   uint64_t Watch(const std::string& address, CallLog& log, std::chrono::milliseconds period = 100ms) {
@@ -138,6 +181,67 @@ TEST_F(HealthStreamsTest, BoardNamedByHostNameIsReachedAndVerified) {
         log);  // the certificate names localhost
   EXPECT_TRUE(PollUntil(5s, [&] { return log.snapshots() >= 1; })) << log.end().value_or(absl::OkStatus());
   streams_.reset();  // ends the call before its log goes
+}
+
+TEST_F(HealthStreamsTest, SlowHostNameLookupHoldsUpNoOtherBoard) {
+  ASSERT_NO_FATAL_FAILURE(lab_.StartBoard("b01"));
+  GatedResolver resolver("127.0.0.1");
+  ASSERT_NO_FATAL_FAILURE(UseResolver(resolver.Fn()));
+  const std::string address = lab_.board("b01").address();
+  CallLog by_name;
+  CallLog by_ip;
+  streams_->Watch("localhost:" + Port(address), Every(100ms), absl::Seconds(60), by_name.OnMessage(),
+                  by_name.OnDone());
+  ASSERT_TRUE(resolver.WaitForLookup());
+  Watch(address, by_ip);
+  // The lookup still waits; the board dialled by address streams anyway.
+  EXPECT_TRUE(PollUntil(10s, [&] { return by_ip.snapshots() >= 2; }))
+      << by_ip.end().value_or(absl::OkStatus());
+  EXPECT_EQ(by_name.snapshots(), 0);
+  EXPECT_FALSE(by_name.end().has_value());
+  resolver.Open();
+  EXPECT_TRUE(PollUntil(10s, [&] { return by_name.snapshots() >= 1; }))
+      << by_name.end().value_or(absl::OkStatus());
+  streams_.reset();  // ends the calls before their logs go
+}
+
+TEST_F(HealthStreamsTest, LookupLongerThanTheConnectTimeoutEndsTheCall) {
+  GatedResolver resolver("127.0.0.1");
+  ASSERT_NO_FATAL_FAILURE(UseResolver(resolver.Fn()));
+  CallLog log;
+  streams_->Watch("slow.test:7001", Every(100ms), absl::Milliseconds(300), log.OnMessage(), log.OnDone());
+  const absl::Status end = log.WaitEnd(5000ms);
+  EXPECT_EQ(end.code(), absl::StatusCode::kDeadlineExceeded) << end;
+  EXPECT_THAT(std::string(end.message()),
+              HasSubstr("looking up the host of slow.test:7001 timed out after 300ms"));
+  resolver.Open();  // its late answer goes nowhere
+  streams_.reset();
+}
+
+TEST_F(HealthStreamsTest, DestroyingDoesNotWaitForALookup) {
+  GatedResolver resolver("127.0.0.1");
+  ASSERT_NO_FATAL_FAILURE(UseResolver(resolver.Fn()));
+  CallLog log;
+  streams_->Watch("slow.test:7001", Every(100ms), absl::Seconds(60), log.OnMessage(), log.OnDone());
+  ASSERT_TRUE(resolver.WaitForLookup());
+  streams_.reset();  // with the lookup still blocked
+  ASSERT_TRUE(log.end().has_value());
+  EXPECT_EQ(log.end()->code(), absl::StatusCode::kCancelled);
+  resolver.Open();
+}
+
+TEST_F(HealthStreamsTest, CertificateThatNamesAnotherHostIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(lab_.StartBoard("b01"));
+  GatedResolver resolver("127.0.0.1");  // the board's address, under a name its certificate lacks
+  resolver.Open();
+  ASSERT_NO_FATAL_FAILURE(UseResolver(resolver.Fn()));
+  CallLog log;
+  Watch("board-elsewhere.test:" + Port(lab_.board("b01").address()), log);
+  const absl::Status end = log.WaitEnd(3000ms);
+  EXPECT_EQ(end.code(), absl::StatusCode::kUnavailable) << end;
+  EXPECT_THAT(std::string(end.message()),
+              HasSubstr("TLS handshake failed: the board's certificate is refused: hostname mismatch"));
+  EXPECT_EQ(log.snapshots(), 0);
 }
 
 TEST_F(HealthStreamsTest, OneThreadServesManyStreamsAtOnce) {

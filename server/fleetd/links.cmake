@@ -10,7 +10,8 @@ add_library(fleetd_links STATIC
   ${CMAKE_CURRENT_LIST_DIR}/grpc_response.cc
   ${CMAKE_CURRENT_LIST_DIR}/health.cc
   ${CMAKE_CURRENT_LIST_DIR}/health_streams.cc
-  ${CMAKE_CURRENT_LIST_DIR}/link_credentials.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/link_credentials.cc
+  ${CMAKE_CURRENT_LIST_DIR}/name_resolver.cc)
 target_include_directories(fleetd_links PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(fleetd_links PUBLIC
   board_proto_cpp
