@@ -14,7 +14,9 @@ threads on every board (`fleetctl run` of ten_sleepers.py) and measures:
   - kill round trip, p50/p99: `fleetctl kill` (CLI process included) and the
     same Fleet.KillThread from an in-process gRPC client, against
     BoardControl.KillThread sent straight to the board over mTLS (no fleetd);
-    ratios fleetd / direct (target: CLI kill < 10 ms).
+    ratios fleetd / direct (target: CLI kill < 10 ms); beside them the TLS floor
+    of any CLI: a process that only starts and finishes a TLS handshake with
+    fleetd (bench_tls_connect_floor).
 The three kill paths alternate round by round on the same boards, so machine
 noise hits them alike. fleetd's CPU is also split out for its health-streams
 thread (every board's health messages). When no N reaches 1000, a message-rate
@@ -31,7 +33,7 @@ then says at which N and why.
 usage: fleet_scale.py --bin DIR [--boards 50,200,1000] [--cpu-window S]
                       [--kills N] [--push-rounds N] [--budget S] [--work-dir DIR] [--keep]
                       [--rate-boards M] [--rate-period-ms MS]
---bin holds fleetboard, fleetd and fleetctl; the generated Python stubs of
+--bin holds fleetboard, fleetd, fleetctl and bench_tls_connect_floor; the generated Python stubs of
 proto/ must be on PYTHONPATH. Runs with Debian's /usr/bin/python3 (grpcio).
 """
 
@@ -252,6 +254,7 @@ class Fleet:
         self.stub = fleet_pb2_grpc.FleetStub(self.channel)
         self.metadata = (("authorization", f"Bearer {s['token']}"),)
         self.cli = [str(lab.bin / "fleetctl"), "--config", str(lab.config)]
+        self.tls_floor = [str(lab.bin / "bench_tls_connect_floor"), s["ca"], s["server"]]
 
     def call(self, method, request, timeout=RPC_TIMEOUT_S):
         return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
@@ -269,6 +272,16 @@ class Fleet:
         if proc.returncode != 0 and not (board_failures_ok and proc.returncode == 1):
             raise BenchError(f"{what}: fleetctl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
         return proc.stdout, wall
+
+    def tls_connect(self, deadline):
+        """One bench_tls_connect_floor process: start, OpenSSL set up, TCP + TLS to fleetd, exit."""
+        try:
+            proc = subprocess.run(self.tls_floor, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, timeout=deadline.left("TLS connect floor"))
+        except subprocess.TimeoutExpired as e:
+            raise BenchError("bench_tls_connect_floor did not finish within the time budget") from e
+        if proc.returncode != 0:
+            raise BenchError(f"bench_tls_connect_floor exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
 
     def close(self):
         self.channel.close()
@@ -428,7 +441,8 @@ class DirectBoards:
 
 
 class KillBench:
-    """Kill round trips on the same boards by three paths, alternating round by round."""
+    """Kill round trips on the same boards by three paths, alternating round by round; beside them, in the
+    same rounds, the floor of any CLI process: start + TLS connect to fleetd (bench_tls_connect_floor)."""
 
     def __init__(self, fleet, direct, deadline):
         self.fleet = fleet
@@ -438,6 +452,7 @@ class KillBench:
         fleet.fleetctl(["push", str(VICTIM_SCRIPT), "--path", VICTIM_PATH, "-b", ",".join(self.boards)], deadline,
                        "push the kill victim")
         self.times = {"direct": [], "fleetd_grpc": [], "fleetctl": []}
+        self.floor = []
 
     def victim(self, board):
         """Starts kill_victim.py on the board through fleetd; returns its thread id."""
@@ -479,7 +494,11 @@ class KillBench:
             order = paths[r % 3:] + paths[:r % 3]
             for p in order:
                 self.kill(p, board, victims[p])
-        return {p: (statistics.median(t), percentile(t, 99)) for p, t in self.times.items()}
+            start = time.monotonic()
+            self.fleet.tls_connect(self.deadline)
+            self.floor.append((time.monotonic() - start) * 1000)
+        times = dict(self.times, tls_floor=self.floor)
+        return {p: (statistics.median(t), percentile(t, 99)) for p, t in times.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -603,10 +622,12 @@ def report(results, args, rate=None):
               f"{cell(r, lambda r: r['pushN_s'] / r['push1_s'] if 'pushN_s' in r else None, '.1f', 'x', 6)} "
               f"{cell(r, 'push_fleetd_ms', '.2f', 'ms', 11)}")
     print(f"\n{'N':>5} {'direct board':>15} {'fleetd gRPC':>15} {'ratio':>6} {'fleetctl kill':>15} {'ratio':>6}"
-          f"   kill round trip p50 / p99 in ms; ratio = p50 / direct p50")
+          f" {'TLS floor':>15}   kill round trip p50 / p99 in ms; ratio = p50 / direct p50")
     for r in results:
         print(f"{r['boards']:>5} {kill_cell(r, 'direct')} {kill_cell(r, 'fleetd_grpc')} {kill_ratio(r, 'fleetd_grpc')} "
-              f"{kill_cell(r, 'fleetctl')} {kill_ratio(r, 'fleetctl')}")
+              f"{kill_cell(r, 'fleetctl')} {kill_ratio(r, 'fleetctl')} {kill_cell(r, 'tls_floor')}")
+    print("TLS floor: a process that only starts, sets up OpenSSL with the lab CA, connects to fleetd and finishes "
+          "the TLS handshake\n(bench_tls_connect_floor): no CLI that talks TLS to fleetd can send its kill sooner")
     for r in results:
         for problem in r["problems"]:
             print(f"\nN={r['boards']}: {problem}")
@@ -637,8 +658,10 @@ def report(results, args, rate=None):
     for r in results:
         if "kill" in r:
             p50 = r["kill"]["fleetctl"][0]
+            api, floor = r["kill"]["fleetd_grpc"][0], r["kill"]["tls_floor"][0]
             print(f"target fleetctl kill round trip < {TARGET_KILL_MS:g} ms at N={r['boards']}: p50 {p50:.2f} ms "
-                  f"-> {verdict(p50 < TARGET_KILL_MS)}")
+                  f"-> {verdict(p50 < TARGET_KILL_MS)} (Fleet API kill {api:.2f} ms -> {verdict(api < TARGET_KILL_MS)}; "
+                  f"TLS floor {floor:.2f} + API kill = {floor + api:.2f} ms)")
     return 1 if any(r["problems"] for r in results + ([rate] if rate else [])) else 0
 
 
@@ -662,7 +685,7 @@ def stop_on_signal(signum, frame):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="directory with fleetboard, fleetd and fleetctl")
+    parser.add_argument("--bin", required=True, help="directory with fleetboard, fleetd, fleetctl and bench_tls_connect_floor")
     parser.add_argument("--boards", default="50,200,1000", help="comma-separated lab sizes (default 50,200,1000)")
     parser.add_argument("--cpu-window", type=float, default=20, help="seconds of fleetd CPU measurement")
     parser.add_argument("--kills", type=int, default=200, help="kill rounds (each: one kill per path)")
@@ -684,7 +707,7 @@ def main():
     rate_period_ms = args.rate_period_ms or args.rate_boards
     if args.rate_boards < 0 or (args.rate_boards and not MIN_HEALTH_PERIOD_MS <= rate_period_ms <= MAX_HEALTH_PERIOD_MS):
         parser.error(f"the rate run's health period must be {MIN_HEALTH_PERIOD_MS} to {MAX_HEALTH_PERIOD_MS} ms")
-    for name in ("fleetboard", "fleetd", "fleetctl"):
+    for name in ("fleetboard", "fleetd", "fleetctl", "bench_tls_connect_floor"):
         if not os.access(pathlib.Path(args.bin) / name, os.X_OK):
             parser.error(f"no executable {name} in {args.bin}")
 
