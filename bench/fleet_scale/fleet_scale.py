@@ -68,7 +68,7 @@ HEALTH_PERIOD_MS = 1000
 # fleetd's bounds of boards.health_period_ms (server/fleetd/config.h).
 MIN_HEALTH_PERIOD_MS = 50
 MAX_HEALTH_PERIOD_MS = 2500
-# The name fleetd gives its health-streams thread (server/fleetd/health_streams.cc).
+# The name fleetd gives its health-streams thread (server/fleetd/links/health_streams.cc).
 HEALTH_THREAD = "health-streams"
 THREADS_PER_BOARD = 10
 PUSH_BYTES = 64 * 1024

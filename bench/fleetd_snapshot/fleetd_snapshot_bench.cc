@@ -26,10 +26,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "server/fleetd/event_hub.h"
-#include "server/fleetd/health.h"
-#include "server/fleetd/lab_monitor.h"
-#include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/health/event_hub.h"
+#include "server/fleetd/health/health.h"
+#include "server/fleetd/health/lab_monitor.h"
+#include "server/fleetd/store/sqlite_store.h"
 
 namespace {
 

@@ -14,9 +14,9 @@
 
 #include "firmware/app/board_common.h"
 #include "firmware/net/netstack.h"
-#include "firmware/rpc/board_service.h"
-#include "firmware/rpc/server.h"
-#include "firmware/rpc/tls.h"
+#include "firmware/rpc/control/board_service.h"
+#include "firmware/rpc/transport/server.h"
+#include "firmware/rpc/transport/tls.h"
 #include "firmware/storage/lfsdev.h"
 #include "firmware/supervisor/supervisor.h"
 

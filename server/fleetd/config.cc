@@ -9,12 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/common/host_port.h"
 #include "server/common/read_text_file.h"
-#include "server/fleetd/inventory.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -107,19 +106,7 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
 }  // namespace
 
 absl::Status ValidateListenAddress(absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\" has no port; write host:port"));
-  }
-  absl::string_view port = address.substr(colon + 1);
-  int port_number = -1;
-  if (port.empty() || !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
-      !absl::SimpleAtoi(port, &port_number) || port_number > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", address, "\": port \"", port,
-                                                   "\" must be a number from 0 (any free port) to 65535"));
-  }
-  // The host rules are the boards' (inventory.h); only the port differs.
-  return ValidateAddress(absl::StrCat(address.substr(0, colon), ":1"));
+  return common::ParseHostPort(address, common::PortRule::kListen).status();
 }
 
 absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::string_view file_name,

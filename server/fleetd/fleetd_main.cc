@@ -31,18 +31,19 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/common/host_port.h"
 #include "server/common/read_text_file.h"
-#include "server/fleetd/board_link.h"
+#include "server/fleetd/api/fleet_service.h"
+#include "server/fleetd/auth/token.h"
 #include "server/fleetd/config.h"
-#include "server/fleetd/event_hub.h"
-#include "server/fleetd/fleet_service.h"
-#include "server/fleetd/health.h"
-#include "server/fleetd/http_server.h"
-#include "server/fleetd/inventory.h"
-#include "server/fleetd/lab_monitor.h"
-#include "server/fleetd/metrics.h"
-#include "server/fleetd/sqlite_store.h"
-#include "server/fleetd/token.h"
+#include "server/fleetd/health/event_hub.h"
+#include "server/fleetd/health/health.h"
+#include "server/fleetd/health/lab_monitor.h"
+#include "server/fleetd/http/http_server.h"
+#include "server/fleetd/http/metrics.h"
+#include "server/fleetd/inventory/inventory.h"
+#include "server/fleetd/links/board_link.h"
+#include "server/fleetd/store/sqlite_store.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -59,9 +60,13 @@ int Fail(int code, absl::string_view message) {
   return code;
 }
 
-// "host:port" with the port replaced by `port`.
+// "host:port" with the port replaced by `port` (the one a listener bound
+// when asked for port 0). REQUIRES: `listen` passed config validation.
 std::string WithPort(const std::string& listen, int port) {
-  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+  absl::StatusOr<common::HostPort> address = common::ParseHostPort(listen, common::PortRule::kListen);
+  if (!address.ok()) return listen;
+  address->port = port;
+  return address->ToString();
 }
 
 int CreateToken(const FleetdConfig& config, const std::string& name, const std::string& role_name) {

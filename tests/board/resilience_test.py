@@ -48,7 +48,7 @@ time.sleep(3600)
 HELLO = "print('hello after reset')\n"
 HELLO_OUTPUT = b"hello after reset\n"
 
-MAX_MESSAGE_BYTES = 64 * 1024  # the board's gRPC message limit (firmware/rpc/call.h)
+MAX_MESSAGE_BYTES = 64 * 1024  # the board's gRPC message limit (firmware/rpc/transport/call.h)
 # The board serves at most 16 connections and refuses the rest
 # (RPC_SERVER_MAX_CONNECTIONS); this leaves room for the suite's shared
 # channel and for a connection of an earlier test still closing (ASan CI once

@@ -21,7 +21,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "server/fleetd/sqlite_store.h"
+#include "server/fleetd/store/sqlite_store.h"
 
 namespace threadfleet::fleetd::testing {
 

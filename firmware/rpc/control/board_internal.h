@@ -1,0 +1,118 @@
+// What the BoardControl handler files share (internal to firmware/rpc/board_*.c):
+// the scratch memory big messages are built in, request decoding, response
+// sending, status helpers, and each file's handlers for board_service.c's
+// method table.
+#ifndef THREADFLEET_RPC_CONTROL_BOARD_INTERNAL_H
+#define THREADFLEET_RPC_CONTROL_BOARD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "firmware/rpc/control/board_flash.h"
+#include "firmware/rpc/control/board_pb.h"
+#include "firmware/rpc/control/board_service.h"
+#include "firmware/rpc/transport/call.h"
+#include "firmware/supervisor/supervisor.h"
+#include "pb_decode.h"
+#include "pb_encode.h"
+
+// Messages of up to ~50 KiB (a snapshot with 32 threads) do not belong on an
+// I/O thread's stack, nor in a per-call allocation: they are built in one
+// static scratch area, one handler at a time. A handler takes it for the
+// length of one callback and gives it back before returning. on_done
+// handlers never take it (the transport may call them from rpc_call_finish).
+// ListFilesResponse.entries capacity (board.options).
+#define BOARD_FILES_MAX 64
+
+typedef struct {
+  union {
+    BOARD_PB(ListFilesResponse) list_files;
+    BOARD_PB(StartProgramRequest) start_program;
+    BOARD_PB(StartThreadRequest) start_thread;
+    BOARD_PB(ListThreadsResponse) list_threads;
+    BOARD_PB(WatchHealthResponse) watch_health;
+    BOARD_PB(StreamOutputResponse) stream_output;
+    BOARD_PB(ExecRequest) exec_request;
+    BOARD_PB(ExecResponse) exec_response;
+    BOARD_PB(KillThreadResponse) kill_thread;
+    BOARD_PB(KillProgramResponse) kill_program;
+    BOARD_PB(WriteFileRequest) write_file;
+    BOARD_PB(ReadFileResponse) read_file;
+  } msg;
+  sup_thread_info_t threads[SUP_MAX_THREAD_RECORDS];
+  sup_program_info_t programs[SUP_MAX_PROGRAMS];
+  board_flash_entry_t entries[BOARD_FILES_MAX];  // ListFiles
+  uint8_t out[RPC_MAX_MESSAGE];                  // the encoded response
+} board_scratch_t;
+
+board_scratch_t *board_scratch_take(void);
+void board_scratch_give(board_scratch_t *scratch);
+
+// Decodes a request. On failure finishes the call with INVALID_ARGUMENT
+// "malformed request: <nanopb's reason>" and returns false.
+bool board_decode(rpc_call_t *call, const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst);
+
+// Encodes src into scratch->out and queues it. Returns rpc_call_send's
+// answer (false: the queue is full, retry later); an encoding failure
+// finishes the call with INTERNAL and returns false.
+bool board_send(rpc_call_t *call, board_scratch_t *scratch, const pb_msgdesc_t *fields, const void *src);
+
+// Finishes the call with a status and a printf-style message.
+void board_finish(rpc_call_t *call, rpc_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// The status a flash or supervisor errno stands for (-ENOENT: NOT_FOUND, ...).
+rpc_status_t board_status_of(int neg_errno);
+
+// Monotonic clock, the same as rpc_call_deadline_ns's.
+int64_t board_now_ns(void);
+
+// The board's configuration (board_service_configure).
+const sup_config_t *board_config(void);
+void board_net_stats(board_net_stats_t *out);
+
+// Poll interval of handlers that wait for the board (kills, Exec, output).
+#define BOARD_POLL_MS 10
+
+// ---- Handlers, per file ------------------------------------------------------------
+
+// board_files.c
+void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_write_file_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_write_file_half_close(rpc_call_t *call);
+void board_write_file_done(rpc_call_t *call);
+void board_read_file_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_read_file_poll(rpc_call_t *call);
+void board_read_file_done(rpc_call_t *call);
+void board_delete_file(rpc_call_t *call, const uint8_t *msg, size_t len);
+
+// board_programs.c
+void board_start_program(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_start_thread_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_start_thread_poll(rpc_call_t *call);
+void board_kill_thread_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_kill_program_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_kill_poll(rpc_call_t *call);
+void board_list_threads(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_exec_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_exec_poll(rpc_call_t *call);
+void board_exec_done(rpc_call_t *call);
+// Fills a message's threads and programs (program_id 0: all): live ones
+// first, then the most recently ended when include_ended, up to the maxima;
+// each program with its thread ids. Uses s->threads and s->programs.
+void board_fill_records(board_scratch_t *s, uint32_t program_id, bool include_ended,
+                        BOARD_PB(ThreadInfo) * threads, pb_size_t *thread_count, size_t max_threads,
+                        BOARD_PB(ProgramInfo) * programs, pb_size_t *program_count, size_t max_programs);
+// Frees the call's user state (calloc'd by the handler); for on_done.
+void board_free_user(rpc_call_t *call);
+
+// board_health.c
+void board_watch_health_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_watch_health_poll(rpc_call_t *call);
+
+// board_output.c
+void board_stream_output_message(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_stream_output_poll(rpc_call_t *call);
+
+#endif  // THREADFLEET_RPC_CONTROL_BOARD_INTERNAL_H

@@ -1,0 +1,64 @@
+// WorkerPool: a fixed set of threads that run fleetd's blocking work (board
+// calls, store queries) off gRPC's callback threads, and FanOut, which runs
+// one task per board on it and calls back once all are done.
+//
+// Example:
+//
+//   WorkerPool pool(32);
+//   pool.Submit([] { board->KillThread(7); });        // never blocks the caller
+//   FanOut(pool, boards.size(),
+//          [&](size_t i) { results[i] = Push(boards[i]); },  // on the pool, in parallel
+//          [=] { reactor->Finish(grpc::Status::OK); });      // once, after the last
+//
+// A pool never grows: with N threads, at most N tasks run at once and the
+// rest wait in order (FIFO). Tasks must not wait for other tasks of the same
+// pool (that can deadlock once every thread waits); chain work with FanOut's
+// `done` instead.
+#ifndef THREADFLEET_SERVER_FLEETD_API_FAN_OUT_H_
+#define THREADFLEET_SERVER_FLEETD_API_FAN_OUT_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace threadfleet::fleetd {
+
+class WorkerPool {
+ public:
+  // Starts `threads` threads. REQUIRES: threads > 0.
+  explicit WorkerPool(size_t threads);
+  // Runs every task already submitted, then joins the threads.
+  ~WorkerPool();
+
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues `task` to run on one of the pool's threads and returns at once.
+  // REQUIRES: the pool is not being destroyed.
+  void Submit(std::function<void()> task);
+
+  // Tasks queued and not yet started.
+  size_t queued() const;
+
+ private:
+  void Run();
+
+  mutable absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Runs task(0) .. task(n - 1) on `pool`, in parallel as far as its threads
+// allow, then `done` once, on the thread of the last task to end (at once on
+// the caller's thread when n == 0). Returns at once.
+void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i)> task, std::function<void()> done);
+
+}  // namespace threadfleet::fleetd
+
+#endif  // THREADFLEET_SERVER_FLEETD_API_FAN_OUT_H_

@@ -1,0 +1,89 @@
+// WorkerPool and FanOut: tasks run in parallel up to the pool's size, never
+// more, `done` runs once after the last task, and the pool drains its queue
+// when destroyed.
+#include "server/fleetd/api/fan_out.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+
+namespace threadfleet::fleetd {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(WorkerPoolTest, RunsAtMostItsThreadCountOfTasksAtOnce) {
+  std::atomic<int> running{0};
+  std::atomic<int> peak{0};
+  std::atomic<int> finished{0};
+  {
+    WorkerPool pool(4);
+    for (int i = 0; i < 20; ++i) {
+      pool.Submit([&] {
+        const int now = running.fetch_add(1) + 1;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(20ms);
+        running.fetch_sub(1);
+        finished.fetch_add(1);
+      });
+    }
+  }  // drains, then joins
+  EXPECT_EQ(finished.load(), 20);
+  EXPECT_EQ(peak.load(), 4);
+}
+
+TEST(FanOutTest, RunsEveryTaskInParallelThenDoneOnce) {
+  WorkerPool pool(8);
+  std::vector<int> results(8, 0);
+  std::atomic<int> done_calls{0};
+  absl::Notification done;
+  const auto start = std::chrono::steady_clock::now();
+  FanOut(
+      pool, results.size(),
+      [&](size_t i) {
+        std::this_thread::sleep_for(100ms);
+        results[i] = static_cast<int>(i) * 2;
+      },
+      [&] {
+        done_calls.fetch_add(1);
+        done.Notify();
+      });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, 700ms) << "8 tasks of 100 ms on 8 threads ran one after another";
+  for (size_t i = 0; i < results.size(); ++i) EXPECT_EQ(results[i], static_cast<int>(i) * 2);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(done_calls.load(), 1);
+}
+
+TEST(FanOutTest, NoTasksCallsDoneAtOnceOnTheCaller) {
+  WorkerPool pool(1);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  FanOut(
+      pool, 0, [](size_t) {}, [&] { ran_on = std::this_thread::get_id(); });
+  EXPECT_EQ(ran_on, caller);
+}
+
+TEST(FanOutTest, DoneMayFanOutAgainOnTheSamePool) {
+  WorkerPool pool(2);
+  std::atomic<int> second{0};
+  absl::Notification done;
+  FanOut(
+      pool, 3, [](size_t) {},
+      [&] {
+        FanOut(
+            pool, 5, [&](size_t) { second.fetch_add(1); }, [&] { done.Notify(); });
+      });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(second.load(), 5);
+}
+
+}  // namespace
+}  // namespace threadfleet::fleetd

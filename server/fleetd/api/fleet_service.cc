@@ -1,0 +1,613 @@
+#include "server/fleetd/api/fleet_service.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/fleetd/api/fan_out.h"
+#include "server/fleetd/api/internal/api_values.h"
+#include "server/fleetd/api/internal/output_stream_proxy.h"
+#include "server/fleetd/api/internal/push_file_stream.h"
+#include "server/fleetd/api/internal/service_call.h"
+#include "server/fleetd/api/internal/service_state.h"
+#include "server/fleetd/api/internal/watch_streams.h"
+#include "server/fleetd/auth/call_auth.h"
+
+namespace threadfleet::fleetd {
+
+namespace fleet = threadfleet::fleet::v1;
+namespace pb = threadfleet::board::v1;
+
+namespace {
+
+using internal::CheckAbsolutePath;
+using internal::FanOutSummary;
+using internal::FleetServiceState;
+using internal::Serve;
+using internal::ServeAsync;
+using internal::ToBoardError;
+using internal::ToTimestamp;
+using internal::UnaryCall;
+// Default and largest page of ListEvents / ListAudit.
+constexpr int kDefaultPage = 100;
+constexpr int kMaxPage = 1000;
+
+bool IsLive(pb::ThreadState state) {
+  return state == pb::THREAD_STATE_RUNNING || state == pb::THREAD_STATE_SLEEPING ||
+         state == pb::THREAD_STATE_WAITING_LOCK;
+}
+
+// The file name of a path ("/app/main.py" -> "main.py").
+std::string BaseName(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  return std::string(slash == absl::string_view::npos ? path : path.substr(slash + 1));
+}
+
+absl::Status CheckLimit(int32_t limit) {
+  if (limit < 0) return absl::InvalidArgumentError(absl::StrCat("limit ", limit, " is negative"));
+  return absl::OkStatus();
+}
+
+int PageSize(int32_t limit) { return limit == 0 ? kDefaultPage : std::min<int>(limit, kMaxPage); }
+
+// An anomaly as the fleet Event GetHealth lists (not stored: id 0).
+fleet::Event AnomalyToEvent(const AnomalyEvent& a) {
+  fleet::Event e;
+  *e.mutable_time() = ToTimestamp(a.time);
+  e.set_board(a.board);
+  e.set_thread_id(a.thread_id);
+  e.set_program_id(a.program_id);
+  e.set_message(a.message);
+  e.set_severity(fleet::SEVERITY_WARNING);
+  pb::EventKind board_kind = pb::EVENT_KIND_UNSPECIFIED;
+  switch (a.kind) {
+    case AnomalyKind::kStackHigh:
+      e.set_kind(fleet::EVENT_KIND_STACK_HIGH);
+      return e;
+    case AnomalyKind::kHeapLow:
+      e.set_kind(fleet::EVENT_KIND_HEAP_LOW);
+      return e;
+    case AnomalyKind::kBoardOffline:
+      e.set_kind(fleet::EVENT_KIND_BOARD_STATE);
+      e.set_severity(fleet::SEVERITY_ERROR);
+      return e;
+    case AnomalyKind::kThreadFailed:
+      board_kind = pb::EVENT_KIND_THREAD_FAILED;
+      break;
+    case AnomalyKind::kStall:
+      board_kind = pb::EVENT_KIND_STALL;
+      break;
+    case AnomalyKind::kDeadlock:
+      board_kind = pb::EVENT_KIND_DEADLOCK;
+      e.set_severity(fleet::SEVERITY_ERROR);
+      break;
+    case AnomalyKind::kThreadUnkillable:
+      board_kind = pb::EVENT_KIND_THREAD_UNKILLABLE;
+      e.set_severity(fleet::SEVERITY_ERROR);
+      break;
+  }
+  e.set_kind(fleet::EVENT_KIND_BOARD_EVENT);
+  pb::Event* be = e.mutable_board_event();
+  be->set_time_us(static_cast<uint64_t>(absl::ToUnixMicros(a.time)));
+  be->set_kind(board_kind);
+  be->set_thread_id(board_kind == pb::EVENT_KIND_DEADLOCK ? 0 : a.thread_id);
+  be->set_program_id(a.program_id);
+  be->set_message(a.message);
+  for (uint32_t id : a.cycle_thread_ids) be->add_cycle_thread_ids(id);
+  return e;
+}
+
+fleet::Token ToProto(const TokenRecord& t) {
+  fleet::Token token;
+  token.set_id(static_cast<uint64_t>(t.id));
+  token.set_name(t.name);
+  token.set_role(t.role);
+  *token.mutable_create_time() = ToTimestamp(t.create_time);
+  if (t.revoke_time.has_value()) *token.mutable_revoke_time() = ToTimestamp(*t.revoke_time);
+  token.set_created_by(t.created_by);
+  return token;
+}
+
+fleet::AuditEntry ToProto(const AuditRecord& r) {
+  fleet::AuditEntry entry;
+  entry.set_id(static_cast<uint64_t>(r.id));
+  *entry.mutable_time() = ToTimestamp(r.time);
+  entry.set_actor(r.actor);
+  entry.set_action(r.action);
+  entry.set_target(r.target);
+  entry.set_code(static_cast<int32_t>(r.result_code));
+  entry.set_message(r.result_message);
+  return entry;
+}
+
+const absl::Status& JobsUnavailable() {
+  static const absl::Status* status =
+      new absl::Status(absl::UnimplementedError("jobs are not available in this fleetd yet"));
+  return *status;
+}
+
+// Shows a program's kill to readers now, not at the board's next snapshot:
+// its record from KillProgram, then its threads' records (ended ones
+// included) as the board lists them. A failed listing only delays the
+// threads' records until that snapshot.
+void ApplyKilledProgram(FleetServiceState& state, BoardLink& link, const std::string& board,
+                        const pb::ProgramInfo& program) {
+  state.deps.health->UpdateProgram(board, program);
+  pb::ListThreadsRequest request;
+  request.set_program_id(program.id());
+  request.set_include_finished(true);
+  absl::StatusOr<pb::ListThreadsResponse> listed = link.ListThreads(request);
+  if (!listed.ok()) {
+    std::fprintf(stderr, "fleetd: board=%s program=%u threads not refreshed after kill: %s\n", board.c_str(),
+                 program.id(), listed.status().ToString().c_str());
+    return;
+  }
+  for (const pb::ThreadInfo& t : listed->threads()) {
+    if (t.program_id() == program.id()) state.deps.health->UpdateThread(board, t);
+  }
+  for (const pb::ProgramInfo& p : listed->programs()) {
+    if (p.id() == program.id()) state.deps.health->UpdateProgram(board, p);
+  }
+}
+
+}  // namespace
+
+FleetService::FleetService(FleetServiceDeps deps) : state_(std::make_unique<FleetServiceState>(deps)) {}
+
+FleetService::~FleetService() {
+  Shutdown();
+  if (!state_->streams.WaitIdle(absl::Seconds(30))) {
+    std::fprintf(stderr, "fleetd: some API streams did not end within 30 s of shutdown\n");
+  }
+  state_->timers.reset();
+  state_->pool.reset();
+}
+
+void FleetService::Shutdown() {
+  state_->streams.ShutdownAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fleetd is shutting down"));
+}
+
+// ---- Boards
+
+grpc::ServerUnaryReactor* FleetService::ListBoards(grpc::CallbackServerContext* context,
+                                                   const fleet::ListBoardsRequest* request,
+                                                   fleet::ListBoardsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return ServeAsync(state, context, internal::kListBoards, SelectorTarget(request->selector()),
+                    [state, request, response](std::shared_ptr<UnaryCall> call) {
+                      absl::StatusOr<std::vector<BoardRecord>> boards =
+                          state->deps.inventory->Select(request->selector());
+                      if (!boards.ok()) return call->Finish(boards.status());
+                      auto picked = std::make_shared<std::vector<BoardRecord>>(*std::move(boards));
+                      state->RefreshInfos(*picked, [state, call, picked, response] {
+                        for (const BoardRecord& b : *picked) *response->add_boards() = state->ToProto(b);
+                        call->Finish(absl::OkStatus());
+                      });
+                    });
+}
+
+grpc::ServerUnaryReactor* FleetService::GetBoard(grpc::CallbackServerContext* context,
+                                                 const fleet::GetBoardRequest* request,
+                                                 fleet::GetBoardResponse* response) {
+  FleetServiceState* state = state_.get();
+  return ServeAsync(state, context, internal::kGetBoard, request->name(),
+                    [state, request, response](std::shared_ptr<UnaryCall> call) {
+                      absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->name());
+                      if (!board.ok()) return call->Finish(board.status());
+                      auto picked = std::make_shared<std::vector<BoardRecord>>(1, *std::move(board));
+                      state->RefreshInfos(*picked, [state, call, picked, response] {
+                        *response->mutable_board() = state->ToProto(picked->front());
+                        call->Finish(absl::OkStatus());
+                      });
+                    });
+}
+
+grpc::ServerUnaryReactor* FleetService::AddBoard(grpc::CallbackServerContext* context,
+                                                 const fleet::AddBoardRequest* request,
+                                                 fleet::AddBoardResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kAddBoard, request->name(), [state, request, response](UnaryCall&) {
+    Labels labels(request->labels().begin(), request->labels().end());
+    absl::StatusOr<BoardRecord> board =
+        state->deps.inventory->Add(request->name(), request->address(), std::move(labels), absl::Now());
+    if (!board.ok()) return board.status();
+    absl::Status linked = state->deps.links->Add(board->name, board->address);
+    if (!linked.ok()) {
+      // Keep inventory and links in step: a board without a link is undone.
+      absl::Status undone = state->deps.inventory->Remove(board->name);
+      if (!undone.ok())
+        std::fprintf(stderr, "fleetd: AddBoard rollback failed: %s\n", undone.ToString().c_str());
+      return linked;
+    }
+    *response->mutable_board() = state->ToProto(*board);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::RemoveBoard(grpc::CallbackServerContext* context,
+                                                    const fleet::RemoveBoardRequest* request,
+                                                    fleet::RemoveBoardResponse*) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kRemoveBoard, request->name(), [state, request](UnaryCall&) {
+    absl::Status removed = state->deps.inventory->Remove(request->name());
+    if (!removed.ok()) return removed;
+    absl::Status unlinked = state->deps.links->Remove(request->name());
+    if (!unlinked.ok() && unlinked.code() != absl::StatusCode::kNotFound) return unlinked;
+    state->deps.health->RemoveBoard(request->name());
+    state->ForgetBoard(request->name());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::SetLabels(grpc::CallbackServerContext* context,
+                                                  const fleet::SetLabelsRequest* request,
+                                                  fleet::SetLabelsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(
+      state, context, internal::kSetLabels, request->board(), [state, request, response](UnaryCall&) {
+        Labels set(request->set().begin(), request->set().end());
+        std::vector<std::string> remove(request->remove().begin(), request->remove().end());
+        absl::StatusOr<BoardRecord> board = state->deps.inventory->SetLabels(request->board(), set, remove);
+        if (!board.ok()) return board.status();
+        *response->mutable_board() = state->ToProto(*board);
+        return absl::OkStatus();
+      });
+}
+
+// ---- Files
+
+grpc::ServerWriteReactor<fleet::PushFileResponse>* FleetService::PushFile(
+    grpc::CallbackServerContext* context, const fleet::PushFileRequest* request) {
+  return internal::StartPushFile(state_.get(), *request, AuthorizationOf(*context),
+                                 internal::DeadlineOf(*context));
+}
+
+// ---- Programs and threads
+
+grpc::ServerUnaryReactor* FleetService::RunProgram(grpc::CallbackServerContext* context,
+                                                   const fleet::RunProgramRequest* request,
+                                                   fleet::RunProgramResponse* response) {
+  FleetServiceState* state = state_.get();
+  return ServeAsync(
+      state, context, internal::kRunProgram, SelectorTarget(request->selector()) + " " + request->path(),
+      [state, request, response](std::shared_ptr<UnaryCall> call) {
+        absl::Status path = CheckAbsolutePath(request->path());
+        if (!path.ok()) return call->Finish(path);
+        absl::StatusOr<std::vector<BoardRecord>> boards = state->deps.inventory->Select(request->selector());
+        if (!boards.ok()) return call->Finish(boards.status());
+        if (boards->empty()) {
+          return call->Finish(absl::FailedPreconditionError(
+              absl::StrCat("the selector (", SelectorTarget(request->selector()), ") picks no board")));
+        }
+        auto picked = std::make_shared<std::vector<BoardRecord>>(*std::move(boards));
+        for (const BoardRecord& b : *picked) response->add_results()->set_board(b.name);
+        const std::string name = request->name().empty() ? BaseName(request->path()) : request->name();
+        FanOut(
+            *state->pool, picked->size(),
+            [state, call, request, response, name](size_t i) {
+              fleet::BoardProgramStart* result = response->mutable_results(static_cast<int>(i));
+              absl::StatusOr<std::shared_ptr<BoardLink>> link = state->ReachableLink(result->board());
+              if (!link.ok()) {
+                *result->mutable_error() = ToBoardError(link.status());
+                return;
+              }
+              pb::StartProgramRequest start;
+              start.set_path(request->path());
+              start.set_name(name);
+              for (const std::string& a : request->args()) start.add_args(a);
+              absl::StatusOr<pb::StartProgramResponse> started = (*link)->StartProgram(start);
+              if (!started.ok()) {
+                *result->mutable_error() = ToBoardError(started.status());
+                return;
+              }
+              result->set_program_id(started->program_id());
+              result->set_main_thread_id(started->main_thread_id());
+              absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(ProgramRecord{
+                  .board = result->board(),
+                  .board_program_id = started->program_id(),
+                  .main_thread_id = started->main_thread_id(),
+                  .name = name,
+                  .path = request->path(),
+                  .script_sha256_hex = state->PushedSha(result->board(), request->path()),
+                  .args = std::vector<std::string>(request->args().begin(), request->args().end()),
+                  .started_by = call->caller().name,
+                  .start_time = absl::Now()});
+              if (!recorded.ok()) {
+                std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n",
+                             result->board().c_str(), recorded.status().ToString().c_str());
+              }
+            },
+            [call, response] {
+              std::vector<std::pair<std::string, absl::Status>> failures;
+              for (const fleet::BoardProgramStart& r : response->results()) {
+                if (r.has_error()) {
+                  failures.emplace_back(
+                      r.board(),
+                      absl::Status(static_cast<absl::StatusCode>(r.error().code()), r.error().message()));
+                }
+              }
+              call->set_audit_message(FanOutSummary(response->results_size(), failures));
+              call->Finish(absl::OkStatus());
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* FleetService::StartThread(grpc::CallbackServerContext* context,
+                                                    const fleet::StartThreadRequest* request,
+                                                    fleet::StartThreadResponse* response) {
+  FleetServiceState* state = state_.get();
+  const std::string target = absl::StrCat(request->board(), " ", request->module(), ".", request->function());
+  return Serve(state, context, internal::kStartThread, target, [state, request, response](UnaryCall& call) {
+    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+    if (!link.ok()) return link.status();
+    pb::StartThreadRequest start;
+    start.set_module(request->module());
+    start.set_function(request->function());
+    for (const std::string& a : request->args()) start.add_args(a);
+    absl::StatusOr<pb::StartThreadResponse> started = (*link)->StartThread(start);
+    if (!started.ok()) return started.status();
+    response->set_program_id(started->program_id());
+    response->set_thread_id(started->thread_id());
+    absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(
+        ProgramRecord{.board = request->board(),
+                      .board_program_id = started->program_id(),
+                      .main_thread_id = started->thread_id(),
+                      .name = request->function(),
+                      .path = absl::StrCat(request->module(), ".", request->function()),
+                      .args = std::vector<std::string>(request->args().begin(), request->args().end()),
+                      .started_by = call.caller().name,
+                      .start_time = absl::Now()});
+    if (!recorded.ok()) {
+      std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n", request->board().c_str(),
+                   recorded.status().ToString().c_str());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::KillThread(grpc::CallbackServerContext* context,
+                                                   const fleet::KillThreadRequest* request,
+                                                   fleet::KillThreadResponse* response) {
+  FleetServiceState* state = state_.get();
+  const std::string target = absl::StrCat(request->board(), "/", request->thread_id());
+  return Serve(state, context, internal::kKillThread, target, [state, request, response](UnaryCall&) {
+    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+    if (!link.ok()) return link.status();
+    absl::StatusOr<pb::ThreadInfo> thread =
+        (*link)->KillThread(request->thread_id(), absl::Milliseconds(request->grace_ms()));
+    if (!thread.ok()) return thread.status();
+    // Readers see the kill now, not at the board's next snapshot.
+    state->deps.health->UpdateThread(request->board(), *thread);
+    *response->mutable_thread() = *std::move(thread);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::KillProgram(grpc::CallbackServerContext* context,
+                                                    const fleet::KillProgramRequest* request,
+                                                    fleet::KillProgramResponse* response) {
+  FleetServiceState* state = state_.get();
+  const std::string target = absl::StrCat(request->board(), "/program/", request->program_id());
+  return Serve(state, context, internal::kKillProgram, target, [state, request, response](UnaryCall&) {
+    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+    if (!link.ok()) return link.status();
+    absl::StatusOr<pb::KillProgramResponse> killed =
+        (*link)->KillProgram(request->program_id(), absl::Milliseconds(request->grace_ms()));
+    if (!killed.ok()) return killed.status();
+    ApplyKilledProgram(*state, **link, request->board(), killed->program());
+    *response->mutable_program() = killed->program();
+    for (uint32_t id : killed->unkillable_thread_ids()) response->add_unkillable_thread_ids(id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::ListThreads(grpc::CallbackServerContext* context,
+                                                    const fleet::ListThreadsRequest* request,
+                                                    fleet::ListThreadsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kListThreads, SelectorTarget(request->selector()),
+               [state, request, response](UnaryCall&) {
+                 absl::StatusOr<std::vector<BoardRecord>> boards =
+                     state->deps.inventory->Select(request->selector());
+                 if (!boards.ok()) return boards.status();
+                 for (const BoardRecord& b : *boards) {
+                   fleet::BoardThreads* out = response->add_boards();
+                   out->set_board(b.name);
+                   out->set_state(state->View(b.name).state);
+                   if (out->state() == fleet::BOARD_STATE_OFFLINE) continue;
+                   std::optional<pb::HealthSnapshot> latest = state->deps.health->Latest(b.name);
+                   if (!latest.has_value()) continue;
+                   for (const pb::ThreadInfo& t : latest->threads()) {
+                     if (request->include_finished() || IsLive(t.state())) *out->add_threads() = t;
+                   }
+                   for (const pb::ProgramInfo& p : latest->programs()) {
+                     if (request->include_finished() || p.state() == pb::PROGRAM_STATE_RUNNING) {
+                       *out->add_programs() = p;
+                     }
+                   }
+                 }
+                 return absl::OkStatus();
+               });
+}
+
+// ---- Output
+
+grpc::ServerWriteReactor<fleet::StreamOutputResponse>* FleetService::StreamOutput(
+    grpc::CallbackServerContext* context, const fleet::StreamOutputRequest* request) {
+  return internal::StartOutputStream(state_.get(), *request, AuthorizationOf(*context));
+}
+
+// ---- Health
+
+grpc::ServerUnaryReactor* FleetService::GetHealth(grpc::CallbackServerContext* context,
+                                                  const fleet::GetHealthRequest* request,
+                                                  fleet::GetHealthResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(
+      state, context, internal::kGetHealth, SelectorTarget(request->selector()),
+      [state, request, response](UnaryCall&) {
+        absl::StatusOr<std::vector<BoardRecord>> boards = state->deps.inventory->Select(request->selector());
+        if (!boards.ok()) return boards.status();
+        for (const BoardRecord& b : *boards) {
+          fleet::BoardHealth* out = response->add_boards();
+          out->set_board(b.name);
+          const internal::BoardView view = state->View(b.name);
+          out->set_state(view.state);
+          std::optional<pb::HealthSnapshot> latest = state->deps.health->Latest(b.name);
+          if (latest.has_value()) {
+            *out->mutable_snapshot() = *std::move(latest);
+            if (view.last_snapshot != absl::InfinitePast()) {
+              *out->mutable_snapshot_time() = ToTimestamp(view.last_snapshot);
+            }
+          }
+          std::vector<AnomalyEvent> anomalies = state->deps.health->ActiveAnomalies(b.name);
+          std::stable_sort(anomalies.begin(), anomalies.end(),
+                           [](const AnomalyEvent& x, const AnomalyEvent& y) { return x.time > y.time; });
+          for (const AnomalyEvent& a : anomalies) *out->add_anomalies() = AnomalyToEvent(a);
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerWriteReactor<fleet::WatchHealthResponse>* FleetService::WatchHealth(
+    grpc::CallbackServerContext* context, const fleet::WatchHealthRequest* request) {
+  return internal::StartWatchHealth(state_.get(), *request, AuthorizationOf(*context));
+}
+
+// ---- Events
+
+grpc::ServerUnaryReactor* FleetService::ListEvents(grpc::CallbackServerContext* context,
+                                                   const fleet::ListEventsRequest* request,
+                                                   fleet::ListEventsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kListEvents, SelectorTarget(request->selector()),
+               [state, request, response](UnaryCall&) {
+                 absl::Status limit = CheckLimit(request->limit());
+                 if (!limit.ok()) return limit;
+                 response->set_next_after_id(request->after_id());
+                 absl::StatusOr<std::optional<std::set<std::string>>> boards =
+                     state->EventBoards(request->selector());
+                 if (!boards.ok()) return boards.status();
+                 if (boards->has_value() && (*boards)->empty()) return absl::OkStatus();
+                 EventQuery query{.after_id = static_cast<int64_t>(request->after_id()),
+                                  .min_severity = request->min_severity(),
+                                  .limit = PageSize(request->limit())};
+                 if (boards->has_value()) query.boards.assign((*boards)->begin(), (*boards)->end());
+                 absl::StatusOr<std::vector<fleet::Event>> events = state->deps.store->ListEvents(query);
+                 if (!events.ok()) return events.status();
+                 for (fleet::Event& e : *events) {
+                   response->set_next_after_id(e.id());
+                   *response->add_events() = std::move(e);
+                 }
+                 return absl::OkStatus();
+               });
+}
+
+grpc::ServerWriteReactor<fleet::WatchEventsResponse>* FleetService::WatchEvents(
+    grpc::CallbackServerContext* context, const fleet::WatchEventsRequest* request) {
+  return internal::StartWatchEvents(state_.get(), *request, AuthorizationOf(*context));
+}
+
+// ---- Jobs: authorized (and audited) like the real ones, then UNIMPLEMENTED.
+
+grpc::ServerUnaryReactor* FleetService::ApplyJob(grpc::CallbackServerContext* context,
+                                                 const fleet::ApplyJobRequest*, fleet::ApplyJobResponse*) {
+  return Serve(state_.get(), context, internal::kApplyJob, "job",
+               [](UnaryCall&) { return JobsUnavailable(); });
+}
+
+grpc::ServerUnaryReactor* FleetService::RunJob(grpc::CallbackServerContext* context,
+                                               const fleet::RunJobRequest* request, fleet::RunJobResponse*) {
+  return Serve(state_.get(), context, internal::kRunJob, "job " + request->name(),
+               [](UnaryCall&) { return JobsUnavailable(); });
+}
+
+grpc::ServerUnaryReactor* FleetService::ListJobs(grpc::CallbackServerContext* context,
+                                                 const fleet::ListJobsRequest*, fleet::ListJobsResponse*) {
+  return Serve(state_.get(), context, internal::kListJobs, "jobs",
+               [](UnaryCall&) { return JobsUnavailable(); });
+}
+
+grpc::ServerUnaryReactor* FleetService::GetRun(grpc::CallbackServerContext* context,
+                                               const fleet::GetRunRequest* request, fleet::GetRunResponse*) {
+  return Serve(state_.get(), context, internal::kGetRun, absl::StrCat("run ", request->id()),
+               [](UnaryCall&) { return JobsUnavailable(); });
+}
+
+// ---- Tokens
+
+grpc::ServerUnaryReactor* FleetService::CreateToken(grpc::CallbackServerContext* context,
+                                                    const fleet::CreateTokenRequest* request,
+                                                    fleet::CreateTokenResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(
+      state, context, internal::kCreateToken, "token " + request->name(),
+      [state, request, response](UnaryCall& call) {
+        absl::StatusOr<IssuedToken> issued =
+            state->deps.tokens->Create(request->name(), request->role(), call.caller().name, absl::Now());
+        if (!issued.ok()) return issued.status();
+        *response->mutable_token() = ToProto(issued->record);
+        response->set_secret(issued->secret);
+        call.set_audit_message(absl::StrCat("role ", RoleName(request->role()), ", id ", issued->record.id));
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* FleetService::ListTokens(grpc::CallbackServerContext* context,
+                                                   const fleet::ListTokensRequest*,
+                                                   fleet::ListTokensResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kListTokens, "tokens", [state, response](UnaryCall&) {
+    absl::StatusOr<std::vector<TokenRecord>> tokens = state->deps.tokens->List();
+    if (!tokens.ok()) return tokens.status();
+    for (const TokenRecord& t : *tokens) *response->add_tokens() = ToProto(t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::RevokeToken(grpc::CallbackServerContext* context,
+                                                    const fleet::RevokeTokenRequest* request,
+                                                    fleet::RevokeTokenResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kRevokeToken, absl::StrCat("token id ", request->id()),
+               [state, request, response](UnaryCall& call) {
+                 absl::StatusOr<TokenRecord> revoked =
+                     state->deps.tokens->Revoke(static_cast<int64_t>(request->id()), absl::Now());
+                 if (!revoked.ok()) return revoked.status();
+                 call.set_target(absl::StrCat("token ", revoked->name));
+                 call.set_audit_message(absl::StrCat("id ", revoked->id));
+                 *response->mutable_token() = ToProto(*revoked);
+                 return absl::OkStatus();
+               });
+}
+
+// ---- Audit
+
+grpc::ServerUnaryReactor* FleetService::ListAudit(grpc::CallbackServerContext* context,
+                                                  const fleet::ListAuditRequest* request,
+                                                  fleet::ListAuditResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, internal::kListAudit, "audit", [state, request, response](UnaryCall&) {
+    absl::Status limit = CheckLimit(request->limit());
+    if (!limit.ok()) return limit;
+    response->set_next_after_id(request->after_id());
+    absl::StatusOr<std::vector<AuditRecord>> entries =
+        state->deps.store->ListAudit(static_cast<int64_t>(request->after_id()), PageSize(request->limit()));
+    if (!entries.ok()) return entries.status();
+    for (const AuditRecord& r : *entries) {
+      response->set_next_after_id(static_cast<uint64_t>(r.id));
+      *response->add_entries() = ToProto(r);
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace threadfleet::fleetd

@@ -1,0 +1,171 @@
+// FleetService: fleetd's Fleet API (proto/threadfleet/fleet/v1/fleet.proto)
+// as a gRPC callback service. It only adapts protobuf to the domain classes:
+// the inventory answers "which boards?", the board links do the board calls,
+// the health aggregator answers thread and health queries without a board
+// round trip, the store keeps scripts, programs, events and the audit log,
+// and the event hub feeds the watch streams.
+//
+// Example (what fleetd's main does):
+//
+//   FleetService service(FleetServiceDeps{.store = store.get(), .inventory = inventory.get(),
+//                                          .links = &links, .health = &health,
+//                                          .tokens = &tokens, .hub = &hub});
+//   grpc::ServerBuilder builder;
+//   builder.AddListeningPort("127.0.0.1:7443", tls_credentials, &port);
+//   builder.RegisterService(&service);
+//   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+//   ...
+//   service.Shutdown();  // ends the watch/follow streams
+//   server->Shutdown();
+//
+// Every call is authorized first (call_auth.h: bearer token, role per RPC)
+// and every refused or mutating call is audited. Board calls never run on
+// gRPC's callback threads: they run on the service's bounded worker pool
+// (fan_out.h), which finishes the call's reactor; fan-outs (PushFile,
+// RunProgram) run one task per board there, in parallel, and offline boards
+// fail at once with UNAVAILABLE. Streams keep one write in flight and a
+// bounded queue; a client that falls more than 4096 messages behind gets
+// RESOURCE_EXHAUSTED.
+//
+// Board.info comes from a GetInfo made on the pool when ListBoards/GetBoard
+// first shows the board reachable, cached until the link reconnects (a
+// restarted board may run other firmware); unset until then and while the
+// board was never reached. ListThreads and GetHealth answer from the
+// HealthAggregator, never from the boards; a successful KillThread or
+// KillProgram writes the records the board returned into it at once, so a
+// ListThreads right after the kill shows the threads killed. The SHA-256 recorded with a
+// RunProgram is that of the last content this fleetd pushed to that
+// (board, path), kept in memory (empty after a restart or for files pushed
+// by other means).
+//
+// Jobs RPCs (ApplyJob, RunJob, ListJobs, GetRun) answer UNIMPLEMENTED after
+// authorization: jobs are not in this fleetd yet.
+#ifndef THREADFLEET_SERVER_FLEETD_API_FLEET_SERVICE_H_
+#define THREADFLEET_SERVER_FLEETD_API_FLEET_SERVICE_H_
+
+#include <memory>
+
+#include "server/fleetd/auth/token.h"
+#include "server/fleetd/health/event_hub.h"
+#include "server/fleetd/health/health.h"
+#include "server/fleetd/inventory/inventory.h"
+#include "server/fleetd/links/board_link.h"
+#include "server/fleetd/store/store.h"
+#include "threadfleet/fleet/v1/fleet.grpc.pb.h"
+
+namespace threadfleet::fleetd {
+
+namespace internal {
+class FleetServiceState;
+}  // namespace internal
+
+// What the service works on. All non-null, all outlive the service.
+struct FleetServiceDeps {
+  Store* store = nullptr;
+  Inventory* inventory = nullptr;
+  LinkManager* links = nullptr;
+  HealthAggregator* health = nullptr;
+  TokenAuthority* tokens = nullptr;
+  EventHub* hub = nullptr;
+};
+
+class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService {
+ public:
+  // REQUIRES: every member of `deps` non-null and outliving the service.
+  explicit FleetService(FleetServiceDeps deps);
+  // Ends open streams (as Shutdown) and waits for the worker pool's work.
+  // REQUIRES: the grpc::Server serving it is shut down first.
+  ~FleetService() override;
+
+  FleetService(const FleetService&) = delete;
+  FleetService& operator=(const FleetService&) = delete;
+
+  // Ends every open streaming call (watch/follow streams finish with
+  // UNAVAILABLE "fleetd is shutting down") so grpc::Server::Shutdown does not
+  // wait on them; streams started after it end the same way at once.
+  // Idempotent; safe from any thread but gRPC's callback threads.
+  void Shutdown();
+
+  // Fleet::CallbackService
+  grpc::ServerUnaryReactor* ListBoards(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::ListBoardsRequest* request,
+                                       threadfleet::fleet::v1::ListBoardsResponse* response) override;
+  grpc::ServerUnaryReactor* GetBoard(grpc::CallbackServerContext* context,
+                                     const threadfleet::fleet::v1::GetBoardRequest* request,
+                                     threadfleet::fleet::v1::GetBoardResponse* response) override;
+  grpc::ServerUnaryReactor* AddBoard(grpc::CallbackServerContext* context,
+                                     const threadfleet::fleet::v1::AddBoardRequest* request,
+                                     threadfleet::fleet::v1::AddBoardResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveBoard(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::RemoveBoardRequest* request,
+                                        threadfleet::fleet::v1::RemoveBoardResponse* response) override;
+  grpc::ServerUnaryReactor* SetLabels(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::SetLabelsRequest* request,
+                                      threadfleet::fleet::v1::SetLabelsResponse* response) override;
+  grpc::ServerWriteReactor<threadfleet::fleet::v1::PushFileResponse>* PushFile(
+      grpc::CallbackServerContext* context, const threadfleet::fleet::v1::PushFileRequest* request) override;
+  grpc::ServerUnaryReactor* RunProgram(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::RunProgramRequest* request,
+                                       threadfleet::fleet::v1::RunProgramResponse* response) override;
+  grpc::ServerUnaryReactor* StartThread(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::StartThreadRequest* request,
+                                        threadfleet::fleet::v1::StartThreadResponse* response) override;
+  grpc::ServerUnaryReactor* KillThread(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::KillThreadRequest* request,
+                                       threadfleet::fleet::v1::KillThreadResponse* response) override;
+  grpc::ServerUnaryReactor* KillProgram(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::KillProgramRequest* request,
+                                        threadfleet::fleet::v1::KillProgramResponse* response) override;
+  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::ListThreadsRequest* request,
+                                        threadfleet::fleet::v1::ListThreadsResponse* response) override;
+  grpc::ServerWriteReactor<threadfleet::fleet::v1::StreamOutputResponse>* StreamOutput(
+      grpc::CallbackServerContext* context,
+      const threadfleet::fleet::v1::StreamOutputRequest* request) override;
+  grpc::ServerUnaryReactor* GetHealth(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::GetHealthRequest* request,
+                                      threadfleet::fleet::v1::GetHealthResponse* response) override;
+  grpc::ServerWriteReactor<threadfleet::fleet::v1::WatchHealthResponse>* WatchHealth(
+      grpc::CallbackServerContext* context,
+      const threadfleet::fleet::v1::WatchHealthRequest* request) override;
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::ListEventsRequest* request,
+                                       threadfleet::fleet::v1::ListEventsResponse* response) override;
+  grpc::ServerWriteReactor<threadfleet::fleet::v1::WatchEventsResponse>* WatchEvents(
+      grpc::CallbackServerContext* context,
+      const threadfleet::fleet::v1::WatchEventsRequest* request) override;
+  grpc::ServerUnaryReactor* ApplyJob(grpc::CallbackServerContext* context,
+                                     const threadfleet::fleet::v1::ApplyJobRequest* request,
+                                     threadfleet::fleet::v1::ApplyJobResponse* response) override;
+  grpc::ServerUnaryReactor* RunJob(grpc::CallbackServerContext* context,
+                                   const threadfleet::fleet::v1::RunJobRequest* request,
+                                   threadfleet::fleet::v1::RunJobResponse* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const threadfleet::fleet::v1::ListJobsRequest* request,
+                                     threadfleet::fleet::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
+                                   const threadfleet::fleet::v1::GetRunRequest* request,
+                                   threadfleet::fleet::v1::GetRunResponse* response) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::CreateTokenRequest* request,
+                                        threadfleet::fleet::v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::ListTokensRequest* request,
+                                       threadfleet::fleet::v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* context,
+                                        const threadfleet::fleet::v1::RevokeTokenRequest* request,
+                                        threadfleet::fleet::v1::RevokeTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::ListAuditRequest* request,
+                                      threadfleet::fleet::v1::ListAuditResponse* response) override;
+
+ private:
+  // Everything the handlers and reactors share: deps, the worker pool, open
+  // streams, caches. Tasks and reactors use it by pointer; the destructor
+  // waits for them.
+  std::unique_ptr<internal::FleetServiceState> state_;
+};
+
+}  // namespace threadfleet::fleetd
+
+#endif  // THREADFLEET_SERVER_FLEETD_API_FLEET_SERVICE_H_

@@ -1,0 +1,171 @@
+#include "server/fleetd/api/internal/push_file_stream.h"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/fleetd/api/internal/api_values.h"
+#include "server/fleetd/api/internal/service_call.h"
+
+namespace threadfleet::fleetd::internal {
+
+namespace {
+
+// PushFile: QUEUED for every board, then WRITING and DONE/FAILED per board as
+// the attempts proceed on the pool; an unreachable board's next attempt waits
+// on the timers, not on a pool thread.
+class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
+ public:
+  PushFileStream(FleetServiceState* state, const fleet::PushFileRequest& request, std::string authorization,
+                 absl::Time deadline)
+      : ServiceStream(state, kPushFile, SelectorTarget(request.selector()) + " " + request.path(),
+                      std::move(authorization), SIZE_MAX),
+        request_(request),
+        call_deadline_(deadline) {}
+
+ private:
+  void Run() override {
+    absl::Status status = Prepare();
+    if (!status.ok()) {
+      AuditAndEnd(status);
+      return;
+    }
+    // Retries stop a little before the call's deadline, so the last board's
+    // FAILED still reaches the client.
+    give_up_at_ = call_deadline_ == absl::InfiniteFuture() ? absl::Now() + kPushOfflineWait
+                                                           : call_deadline_ - kPushRetryInterval;
+    remaining_.store(boards_.size());
+    for (const BoardRecord& b : boards_) Push(Progress(b.name, fleet::PUSH_STAGE_QUEUED, 0));
+    Hold();  // released by the last board's Finished()
+    for (size_t i = 0; i < boards_.size(); ++i) state_->pool->Submit([this, i] { Attempt(i, false); });
+  }
+
+  absl::Status Prepare() {
+    absl::Status path = CheckAbsolutePath(request_.path());
+    if (!path.ok()) return path;
+    absl::StatusOr<std::vector<BoardRecord>> boards = state_->deps.inventory->Select(request_.selector());
+    if (!boards.ok()) return boards.status();
+    if (boards->empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the selector (", SelectorTarget(request_.selector()), ") picks no board"));
+    }
+    boards_ = *std::move(boards);
+    absl::StatusOr<std::string> sha = state_->deps.store->PutScript(request_.content());
+    if (!sha.ok()) return sha.status();
+    sha_ = *std::move(sha);
+    return absl::OkStatus();
+  }
+
+  // One attempt at board i; `retried`: an earlier one found it unreachable.
+  void Attempt(size_t i, bool retried) {
+    const std::string& board = boards_[i].name;
+    if (ending()) {  // the client went away or fleetd shuts down: no more work
+      Finished(board, absl::CancelledError(absl::StrCat("board ", board, ": the push ended first")));
+      return;
+    }
+    absl::StatusOr<std::shared_ptr<BoardLink>> link = state_->ReachableLink(board);
+    absl::Status failure = link.status();
+    if (link.ok()) {
+      Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
+      absl::StatusOr<pb::WriteFileResponse> written = (*link)->WriteFile(request_.path(), request_.content());
+      if (written.ok()) {
+        Wrote(board, written->sha256_hex());
+        return;
+      }
+      failure = written.status();
+    }
+    // Offline, or the connection went mid-write: the old file is intact on
+    // the board (writes are atomic), so trying again is safe.
+    if (absl::IsUnavailable(failure) && absl::Now() + kPushRetryInterval < give_up_at_) {
+      if (!retried) {
+        fleet::PushFileResponse waiting = Progress(board, fleet::PUSH_STAGE_QUEUED, 0);
+        *waiting.mutable_error() = ToBoardError(failure);
+        Push(std::move(waiting));
+      }
+      state_->timers->After(kPushRetryInterval, [this, i] { Attempt(i, true); });
+      return;
+    }
+    if (retried && absl::IsUnavailable(failure)) {
+      failure = absl::Status(
+          failure.code(),
+          absl::StrCat(failure.message(), " (still unreachable when the push gave up at its deadline)"));
+    }
+    Finished(board, failure);
+  }
+
+  // The board answered the write with the SHA-256 of what it stored.
+  void Wrote(const std::string& board, const std::string& sha256_hex) {
+    if (sha256_hex != sha_) {
+      Finished(board, absl::DataLossError(
+                          absl::StrCat("board ", board, " wrote SHA-256 ", sha256_hex, ", expected ", sha_)));
+      return;
+    }
+    state_->RememberPush(board, request_.path(), sha_);
+    Push(Progress(board, fleet::PUSH_STAGE_DONE, request_.content().size()));
+    Finished(board, absl::OkStatus());
+  }
+
+  // Board `board` is done with `status`; the last one ends the call.
+  void Finished(const std::string& board, const absl::Status& status) {
+    if (!status.ok()) {
+      {
+        absl::MutexLock lock(&failures_mu_);
+        failures_.emplace_back(board, status);
+      }
+      fleet::PushFileResponse m = Progress(board, fleet::PUSH_STAGE_FAILED, 0);
+      *m.mutable_error() = ToBoardError(status);
+      Push(std::move(m));
+    }
+    if (remaining_.fetch_sub(1) != 1) return;
+    {
+      absl::MutexLock lock(&failures_mu_);
+      audit_message_ = FanOutSummary(boards_.size(), failures_);
+    }
+    AuditAndEnd(absl::OkStatus());
+    Release();
+  }
+
+  fleet::PushFileResponse Progress(const std::string& board, fleet::PushStage stage, uint64_t sent) const {
+    fleet::PushFileResponse m;
+    m.set_board(board);
+    m.set_stage(stage);
+    m.set_sent_bytes(sent);
+    m.set_total_bytes(request_.content().size());
+    m.set_sha256_hex(sha_);
+    return m;
+  }
+
+  // Audits the call's result and ends the stream.
+  void AuditAndEnd(const absl::Status& status) {
+    state_->auth.Audit(caller_.name, spec_.action, target_, status, audit_message_);
+    End(ToGrpc(status));
+  }
+
+  const fleet::PushFileRequest request_;
+  const absl::Time call_deadline_;
+  // Set in Run(), before any attempt.
+  absl::Time give_up_at_;
+  std::atomic<size_t> remaining_{0};
+  std::vector<BoardRecord> boards_;
+  std::string sha_;
+  std::string audit_message_;
+  absl::Mutex failures_mu_;
+  std::vector<std::pair<std::string, absl::Status>> failures_ ABSL_GUARDED_BY(failures_mu_);
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<fleet::PushFileResponse>* StartPushFile(FleetServiceState* state,
+                                                                 const fleet::PushFileRequest& request,
+                                                                 std::string authorization,
+                                                                 absl::Time deadline) {
+  return (new PushFileStream(state, request, std::move(authorization), deadline))->Start();
+}
+
+}  // namespace threadfleet::fleetd::internal

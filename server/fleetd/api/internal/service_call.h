@@ -1,0 +1,202 @@
+// How one Fleet API call runs: RpcSpec (its audit name, least role, whether
+// it mutates), UnaryCall with Serve/ServeAsync for unary RPCs, and
+// ServiceStream for server-streaming ones. Each authorizes the caller first
+// (call_auth.h), runs the body on the state's worker pool, audits mutating
+// results and finishes the reactor.
+//
+// Example (a unary handler of FleetService):
+//
+//   return Serve(state, context, kKillThread, "b01/7", [state](UnaryCall& call) {
+//     return absl::OkStatus();  // finishes the call, audited as mutating
+//   });
+#ifndef THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_CALL_H_
+#define THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_CALL_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
+#include "server/fleetd/api/internal/api_values.h"
+#include "server/fleetd/api/internal/service_state.h"
+#include "server/fleetd/api/stream_reactor.h"
+#include "server/fleetd/auth/call_auth.h"
+#include "threadfleet/fleet/v1/fleet.pb.h"
+
+namespace threadfleet::fleetd::internal {
+
+namespace fleet = threadfleet::fleet::v1;
+namespace pb = threadfleet::board::v1;
+
+// Messages a stream may have queued for a slow client before it is ended.
+inline constexpr size_t kMaxQueuedMessages = 4096;
+
+// What each RPC needs: its audit name, the least role, and whether it
+// changes something (then its result is audited too).
+struct RpcSpec {
+  absl::string_view action;
+  fleet::Role need;
+  bool mutating;
+};
+
+inline constexpr RpcSpec kListBoards{"Fleet.ListBoards", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kGetBoard{"Fleet.GetBoard", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kAddBoard{"Fleet.AddBoard", fleet::ROLE_ADMIN, true};
+inline constexpr RpcSpec kRemoveBoard{"Fleet.RemoveBoard", fleet::ROLE_ADMIN, true};
+inline constexpr RpcSpec kSetLabels{"Fleet.SetLabels", fleet::ROLE_ADMIN, true};
+inline constexpr RpcSpec kPushFile{"Fleet.PushFile", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kRunProgram{"Fleet.RunProgram", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kStartThread{"Fleet.StartThread", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kKillThread{"Fleet.KillThread", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kKillProgram{"Fleet.KillProgram", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kListThreads{"Fleet.ListThreads", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kStreamOutput{"Fleet.StreamOutput", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kGetHealth{"Fleet.GetHealth", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kWatchHealth{"Fleet.WatchHealth", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kListEvents{"Fleet.ListEvents", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kWatchEvents{"Fleet.WatchEvents", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kApplyJob{"Fleet.ApplyJob", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kRunJob{"Fleet.RunJob", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kListJobs{"Fleet.ListJobs", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kGetRun{"Fleet.GetRun", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kCreateToken{"Fleet.CreateToken", fleet::ROLE_ADMIN, true};
+inline constexpr RpcSpec kListTokens{"Fleet.ListTokens", fleet::ROLE_ADMIN, false};
+inline constexpr RpcSpec kRevokeToken{"Fleet.RevokeToken", fleet::ROLE_ADMIN, true};
+inline constexpr RpcSpec kListAudit{"Fleet.ListAudit", fleet::ROLE_ADMIN, false};
+
+// One unary call: authorizes it, audits it, finishes its reactor.
+class UnaryCall {
+ public:
+  UnaryCall(FleetServiceState* state, grpc::ServerUnaryReactor* reactor, const RpcSpec& spec,
+            std::string target, std::string authorization)
+      : state_(state),
+        reactor_(reactor),
+        spec_(spec),
+        target_(std::move(target)),
+        authorization_(std::move(authorization)) {}
+
+  // Checks the caller's token; on refusal finishes the call (audited) and
+  // returns false.
+  bool Authorize() {
+    absl::StatusOr<Caller> caller = state_->auth.Authorize(authorization_, spec_.action, spec_.need, target_);
+    if (!caller.ok()) {
+      reactor_->Finish(ToGrpc(caller.status()));
+      return false;
+    }
+    caller_ = *std::move(caller);
+    return true;
+  }
+
+  const Caller& caller() const { return caller_; }
+  void set_target(std::string target) { target_ = std::move(target); }
+  // A summary for the audit log when the call succeeds (e.g. per-board
+  // failures of a fan-out).
+  void set_audit_message(std::string message) { audit_message_ = std::move(message); }
+
+  // Audits a mutating call's result, then finishes it.
+  void Finish(const absl::Status& status) {
+    if (spec_.mutating) state_->auth.Audit(caller_.name, spec_.action, target_, status, audit_message_);
+    reactor_->Finish(ToGrpc(status));
+  }
+
+ private:
+  FleetServiceState* const state_;
+  grpc::ServerUnaryReactor* const reactor_;
+  const RpcSpec spec_;
+  std::string target_;
+  const std::string authorization_;
+  Caller caller_;
+  std::string audit_message_;
+};
+
+// Runs a unary call on the worker pool: authorization, then `body`, whose
+// status finishes the call (audited when the RPC is mutating).
+template <typename Body>
+grpc::ServerUnaryReactor* Serve(FleetServiceState* state, grpc::CallbackServerContext* context,
+                                const RpcSpec& spec, std::string target, Body body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto call = std::make_shared<UnaryCall>(state, reactor, spec, std::move(target), AuthorizationOf(*context));
+  state->pool->Submit([call, body = std::move(body)]() mutable {
+    if (!call->Authorize()) return;
+    call->Finish(body(*call));
+  });
+  return reactor;
+}
+
+// As Serve, but `body` gets the call and must Finish it exactly once, from
+// any thread (a fan-out finishes it from its last board task).
+template <typename Body>
+grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackServerContext* context,
+                                     const RpcSpec& spec, std::string target, Body body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto call = std::make_shared<UnaryCall>(state, reactor, spec, std::move(target), AuthorizationOf(*context));
+  state->pool->Submit([call, body = std::move(body)]() mutable {
+    if (!call->Authorize()) return;
+    body(call);
+  });
+  return reactor;
+}
+
+// The call's deadline; InfiniteFuture when the client set none.
+absl::Time DeadlineOf(const grpc::ServerContextBase& context);
+
+// A one-line summary of a fan-out's per-board failures for the audit log;
+// "N boards ok" when every board succeeded.
+std::string FanOutSummary(size_t boards, const std::vector<std::pair<std::string, absl::Status>>& failures);
+
+// A streaming call's reactor with the state and the caller's token: Start()
+// runs Run() on the pool after authorization.
+template <typename Message>
+class ServiceStream : public StreamReactor<Message> {
+ public:
+  ServiceStream(FleetServiceState* state, const RpcSpec& spec, std::string target, std::string authorization,
+                size_t max_queued = kMaxQueuedMessages)
+      : StreamReactor<Message>(state->streams, *state->pool, max_queued),
+        state_(state),
+        spec_(spec),
+        target_(std::move(target)),
+        authorization_(std::move(authorization)) {}
+
+  // Registers the stream and runs it on the pool. Returns `this` for the
+  // service method to return.
+  StreamReactor<Message>* Start() {
+    this->Register();
+    this->Hold();
+    state_->pool->Submit([this] {
+      if (!this->ending()) {
+        absl::StatusOr<Caller> caller =
+            state_->auth.Authorize(authorization_, spec_.action, spec_.need, target_);
+        if (caller.ok()) {
+          caller_ = *std::move(caller);
+          Run();
+        } else {
+          this->End(ToGrpc(caller.status()));
+        }
+      }
+      this->Release();
+    });
+    return this;
+  }
+
+ protected:
+  // On the pool, after authorization. Ends the stream itself (End), or
+  // arranges for producers to.
+  virtual void Run() = 0;
+
+  FleetServiceState* const state_;
+  const RpcSpec spec_;
+  const std::string target_;
+  const std::string authorization_;
+  Caller caller_;
+};
+
+}  // namespace threadfleet::fleetd::internal
+
+#endif  // THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_CALL_H_

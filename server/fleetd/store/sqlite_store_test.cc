@@ -1,0 +1,523 @@
+#include "server/fleetd/store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/fleetd/store/sha256.h"
+
+namespace threadfleet::fleetd {
+namespace {
+
+namespace fleet = ::threadfleet::fleet::v1;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// A fresh directory per test, removed afterwards.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "sqlite_store_test.XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = (dir_ / "fleet.db").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<SqliteStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+BoardRecord Board(std::string name, fleet::BoardOrigin origin = fleet::BOARD_ORIGIN_RUNTIME) {
+  return BoardRecord{.name = name,
+                     .address = "127.0.0.1:7001",
+                     .labels = {{"lab", "a"}, {"role", "sensor"}},
+                     .origin = origin,
+                     .add_time = kT0};
+}
+
+fleet::Event MakeEvent(std::string board, fleet::Severity severity, std::string message) {
+  fleet::Event event;
+  event.mutable_time()->set_seconds(1'700'000'000);
+  event.set_board(board);
+  event.set_kind(fleet::EVENT_KIND_BOARD_EVENT);
+  event.set_severity(severity);
+  event.set_message(message);
+  event.mutable_board_event()->set_kind(board::v1::EVENT_KIND_THREAD_FAILED);
+  return event;
+}
+
+TEST_F(SqliteStoreTest, OpenCreatesFileAtLatestSchemaVersion) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  absl::StatusOr<int> version = store->SchemaVersion();
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, SqliteStore::LatestSchemaVersion());
+}
+
+TEST_F(SqliteStoreTest, MigratesAnEmptyExistingFile) {
+  std::ofstream(path_).close();
+  ASSERT_EQ(std::filesystem::file_size(path_), 0u);
+
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SchemaVersion().value_or(-1), SqliteStore::LatestSchemaVersion());
+}
+
+TEST_F(SqliteStoreTest, ReopeningACurrentFileRunsNoMigration) {
+  OpenStore().reset();
+
+  std::unique_ptr<SqliteStore> again = OpenStore();
+  ASSERT_NE(again, nullptr);
+
+  // Each migration recorded exactly once.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_version", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), SqliteStore::LatestSchemaVersion());
+  EXPECT_EQ(sqlite3_column_int(stmt, 1), SqliteStore::LatestSchemaVersion());
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, UsesWalMode) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, ProgramsNeedTheirScriptStored) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ProgramRecord program{.board = "b01", .script_sha256_hex = Sha256Hex("never stored")};
+
+  absl::StatusOr<int64_t> id = store->AddProgram(program);
+
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(id.status().message(), HasSubstr("PutScript it first"));
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsRefusedWithAClearError) {
+  OpenStore().reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_version VALUES (999, 0)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_);
+
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 999 is newer"));
+  EXPECT_THAT(store.status().message(), HasSubstr(path_));
+}
+
+TEST_F(SqliteStoreTest, CorruptFileGivesDataLossNamingTheFile) {
+  std::ofstream(path_) << std::string(8192, 'x');
+
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_);
+
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(store.status().message(), HasSubstr(path_));
+  EXPECT_THAT(store.status().message(), HasSubstr("not a database"));
+}
+
+TEST_F(SqliteStoreTest, MissingDirectoryGivesFailedPrecondition) {
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open((dir_ / "no/such/dir/fleet.db").string());
+
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("no/such/dir/fleet.db"));
+}
+
+TEST_F(SqliteStoreTest, LockedDatabaseGivesUnavailableAfterTheBusyTimeout) {
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(path_, SqliteStore::Options{.busy_timeout = absl::Milliseconds(50)});
+  ASSERT_TRUE(store.ok()) << store.status();
+  // Another process (here: another connection) holds the write lock.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  absl::Status put = (*store)->PutBoard(Board("b01"));
+
+  EXPECT_EQ(put.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(put.message(), HasSubstr("locked"));
+  EXPECT_THAT(put.message(), HasSubstr("another process"));
+  // Once the lock is gone, the store works again.
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_TRUE((*store)->PutBoard(Board("b01")).ok());
+}
+
+TEST_F(SqliteStoreTest, OpeningAFileLockedByAnotherProcessGivesUnavailable) {
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE; CREATE TABLE t (x INTEGER)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(path_, SqliteStore::Options{.busy_timeout = absl::Milliseconds(50)});
+
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(store.status().message(), HasSubstr(path_));
+  EXPECT_THAT(store.status().message(), HasSubstr("another process"));
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+}
+
+TEST_F(SqliteStoreTest, RestartLosesNothing) {
+  int64_t program_id = 0;
+  int64_t run_id = 0;
+  std::string sha;
+  {
+    std::unique_ptr<SqliteStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->PutBoard(Board("b01")).ok());
+    ASSERT_TRUE(store->ReplaceLabFileBoards({Board("lab1", fleet::BOARD_ORIGIN_LAB_FILE)}).ok());
+    sha = store->PutScript("print('hello')\n").value();
+    program_id = store
+                     ->AddProgram(ProgramRecord{.board = "b01",
+                                                .board_program_id = 3,
+                                                .main_thread_id = 5,
+                                                .name = "app.py",
+                                                .path = "/app.py",
+                                                .script_sha256_hex = sha,
+                                                .args = {"one", "two"},
+                                                .started_by = "alice",
+                                                .start_time = kT0})
+                     .value();
+    ASSERT_TRUE(
+        store->FinishProgram(program_id, board::v1::PROGRAM_STATE_FINISHED, 0, kT0 + absl::Seconds(2)).ok());
+    ASSERT_TRUE(store->PutJob("smoke", "name: smoke\n", kT0).ok());
+    run_id = store->CreateRun("smoke", "manual:alice", kT0).value().id;
+    fleet::BoardResult result;
+    result.set_board("b01");
+    result.set_state(fleet::RUN_STATE_PASSED);
+    result.add_steps()->set_kind("push");
+    ASSERT_TRUE(store->PutBoardResult(run_id, result).ok());
+    ASSERT_TRUE(store->UpdateRun(run_id, fleet::RUN_STATE_PASSED, "all passed", kT0 + absl::Seconds(9)).ok());
+    ASSERT_TRUE(store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_WARNING, "thread 7 failed")).ok());
+    ASSERT_TRUE(store
+                    ->AppendAudit(AuditRecord{.time = kT0,
+                                              .actor = "alice",
+                                              .action = "Fleet.KillThread",
+                                              .target = "b01/7",
+                                              .result_code = absl::StatusCode::kNotFound,
+                                              .result_message = "no thread 7"})
+                    .ok());
+    ASSERT_TRUE(store
+                    ->AddToken(TokenRecord{.name = "ci",
+                                           .sha256_hex = Sha256Hex("secret"),
+                                           .role = fleet::ROLE_OPERATOR,
+                                           .created_by = "admin",
+                                           .create_time = kT0})
+                    .ok());
+  }
+
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  absl::StatusOr<std::vector<BoardRecord>> boards = store->ListBoards();
+  ASSERT_TRUE(boards.ok()) << boards.status();
+  EXPECT_THAT(*boards, ElementsAre(Board("b01"), Board("lab1", fleet::BOARD_ORIGIN_LAB_FILE)));
+  EXPECT_EQ(store->GetScript(sha).value().content, "print('hello')\n");
+  std::vector<ProgramRecord> programs = store->ListPrograms("b01", 10).value();
+  ASSERT_THAT(programs, SizeIs(1));
+  EXPECT_EQ(programs[0].id, program_id);
+  EXPECT_EQ(programs[0].main_thread_id, 5u);
+  EXPECT_THAT(programs[0].args, ElementsAre("one", "two"));
+  EXPECT_EQ(programs[0].state, board::v1::PROGRAM_STATE_FINISHED);
+  EXPECT_EQ(programs[0].end_time, kT0 + absl::Seconds(2));
+  RunRecord run = store->GetRun(run_id).value();
+  EXPECT_EQ(run.state, fleet::RUN_STATE_PASSED);
+  EXPECT_EQ(run.message, "all passed");
+  EXPECT_EQ(run.end_time, kT0 + absl::Seconds(9));
+  std::vector<fleet::BoardResult> results = store->ListBoardResults(run_id).value();
+  ASSERT_THAT(results, SizeIs(1));
+  EXPECT_EQ(results[0].steps(0).kind(), "push");
+  std::vector<fleet::Event> events = store->ListEvents(EventQuery{}).value();
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].message(), "thread 7 failed");
+  EXPECT_EQ(events[0].board_event().kind(), board::v1::EVENT_KIND_THREAD_FAILED);
+  std::vector<AuditRecord> audit = store->ListAudit(0, 10).value();
+  ASSERT_THAT(audit, SizeIs(1));
+  EXPECT_EQ(audit[0].result_code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(audit[0].target, "b01/7");
+  EXPECT_EQ(store->FindTokenByHash(Sha256Hex("secret")).value().role, fleet::ROLE_OPERATOR);
+}
+
+TEST_F(SqliteStoreTest, PutBoardReplacesAddressAndLabels) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutBoard(Board("b01")).ok());
+  BoardRecord changed = Board("b01");
+  changed.address = "127.0.0.1:7002";
+  changed.labels = {{"lab", "b"}};
+
+  ASSERT_TRUE(store->PutBoard(changed).ok());
+
+  EXPECT_EQ(store->GetBoard("b01").value(), changed);
+}
+
+TEST_F(SqliteStoreTest, UnknownBoardIsNotFound) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  EXPECT_EQ(store->GetBoard("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteBoard("nope").code(), absl::StatusCode::kNotFound);
+}
+
+// Needs foreign keys on (the labels' ON DELETE CASCADE).
+TEST_F(SqliteStoreTest, DeleteBoardDeletesItsLabels) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutBoard(Board("b01")).ok());
+
+  ASSERT_TRUE(store->DeleteBoard("b01").ok());
+  BoardRecord bare = Board("b01");
+  bare.labels.clear();
+  ASSERT_TRUE(store->PutBoard(bare).ok());
+
+  EXPECT_THAT(store->GetBoard("b01").value().labels, IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, ReplaceLabFileBoardsKeepsRuntimeBoardsAndDropsOldLabBoards) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutBoard(Board("rt")).ok());
+  ASSERT_TRUE(store->PutBoard(Board("taken")).ok());
+  ASSERT_TRUE(store->ReplaceLabFileBoards({Board("old", fleet::BOARD_ORIGIN_LAB_FILE)}).ok());
+
+  ASSERT_TRUE(store
+                  ->ReplaceLabFileBoards({Board("new", fleet::BOARD_ORIGIN_LAB_FILE),
+                                          Board("taken", fleet::BOARD_ORIGIN_LAB_FILE)})
+                  .ok());
+
+  std::vector<std::string> names;
+  std::vector<BoardRecord> boards = store->ListBoards().value();
+  for (const BoardRecord& b : boards) names.push_back(b.name + "/" + std::to_string(b.origin));
+  EXPECT_THAT(names, ElementsAre("new/1", "rt/2", "taken/1"));
+}
+
+TEST_F(SqliteStoreTest, ReplaceLabFileBoardsRejectsDuplicatesAndChangesNothing) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->ReplaceLabFileBoards({Board("a", fleet::BOARD_ORIGIN_LAB_FILE)}).ok());
+
+  absl::Status s = store->ReplaceLabFileBoards(
+      {Board("b", fleet::BOARD_ORIGIN_LAB_FILE), Board("b", fleet::BOARD_ORIGIN_LAB_FILE)});
+
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("b is listed twice"));
+  EXPECT_THAT(store->ListBoards().value(), ElementsAre(Board("a", fleet::BOARD_ORIGIN_LAB_FILE)));
+}
+
+TEST_F(SqliteStoreTest, ScriptsAreContentAddressed) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  std::string first = store->PutScript("x = 1\n").value();
+  std::string again = store->PutScript("x = 1\n").value();
+
+  EXPECT_EQ(first, again);
+  EXPECT_EQ(first, Sha256Hex("x = 1\n"));
+  EXPECT_NE(store->PutScript("x = 2\n").value(), first);
+  EXPECT_EQ(store->GetScript(Sha256Hex("absent")).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ScriptsKeepBinaryContent) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  std::string bytes("a\0b\xff", 4);
+
+  std::string sha = store->PutScript(bytes).value();
+
+  EXPECT_EQ(store->GetScript(sha).value().content, bytes);
+}
+
+TEST_F(SqliteStoreTest, PutJobBumpsVersionOnlyWhenTheSpecChanges) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  JobRecord v1 = store->PutJob("smoke", "a: 1\n", kT0).value();
+  JobRecord same = store->PutJob("smoke", "a: 1\n", kT0 + absl::Seconds(1)).value();
+  JobRecord v2 = store->PutJob("smoke", "a: 2\n", kT0 + absl::Seconds(2)).value();
+
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_EQ(same.version, 1);
+  EXPECT_EQ(same.update_time, kT0);
+  EXPECT_EQ(v2.version, 2);
+  EXPECT_EQ(v2.create_time, kT0);
+  EXPECT_EQ(v2.update_time, kT0 + absl::Seconds(2));
+  EXPECT_EQ(store->GetJob("smoke").value().spec_yaml, "a: 2\n");
+}
+
+TEST_F(SqliteStoreTest, RunsOfUnknownJobsAreNotFound) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  EXPECT_EQ(store->CreateRun("ghost", "schedule", kT0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetRun(42).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->UpdateRun(42, fleet::RUN_STATE_RUNNING, "", kT0).code(), absl::StatusCode::kNotFound);
+  fleet::BoardResult result;
+  result.set_board("b01");
+  EXPECT_EQ(store->PutBoardResult(42, result).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, RunsRecordTheJobVersionAndListNewestFirst) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", kT0).ok());
+  RunRecord first = store->CreateRun("smoke", "schedule", kT0).value();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 2\n", kT0).ok());
+  RunRecord second = store->CreateRun("smoke", "manual:bob", kT0).value();
+
+  ASSERT_TRUE(store->UpdateRun(second.id, fleet::RUN_STATE_RUNNING, "", kT0 + absl::Seconds(1)).ok());
+
+  EXPECT_EQ(first.job_version, 1);
+  EXPECT_EQ(first.state, fleet::RUN_STATE_QUEUED);
+  std::vector<RunRecord> runs = store->ListRuns("smoke", 10).value();
+  ASSERT_THAT(runs, SizeIs(2));
+  EXPECT_EQ(runs[0].id, second.id);
+  EXPECT_EQ(runs[0].job_version, 2);
+  EXPECT_EQ(runs[0].state, fleet::RUN_STATE_RUNNING);
+  EXPECT_FALSE(runs[0].end_time.has_value());
+  EXPECT_THAT(store->ListRuns("smoke", 1).value(), SizeIs(1));
+}
+
+TEST_F(SqliteStoreTest, PutBoardResultReplacesTheBoardsEarlierResult) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", kT0).ok());
+  int64_t run = store->CreateRun("smoke", "schedule", kT0).value().id;
+  fleet::BoardResult result;
+  result.set_board("b02");
+  result.set_state(fleet::RUN_STATE_RUNNING);
+  ASSERT_TRUE(store->PutBoardResult(run, result).ok());
+  result.set_state(fleet::RUN_STATE_FAILED);
+  result.set_message("expect failed");
+  ASSERT_TRUE(store->PutBoardResult(run, result).ok());
+  result.set_board("b01");
+  ASSERT_TRUE(store->PutBoardResult(run, result).ok());
+
+  std::vector<fleet::BoardResult> results = store->ListBoardResults(run).value();
+
+  ASSERT_THAT(results, SizeIs(2));
+  EXPECT_EQ(results[0].board(), "b01");
+  EXPECT_EQ(results[1].state(), fleet::RUN_STATE_FAILED);
+  EXPECT_EQ(results[1].message(), "expect failed");
+}
+
+TEST_F(SqliteStoreTest, EventsFilterByCursorBoardAndSeverity) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  int64_t first = store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, "one")).value();
+  ASSERT_TRUE(store->AppendEvent(MakeEvent("b02", fleet::SEVERITY_ERROR, "two")).ok());
+  ASSERT_TRUE(store->AppendEvent(MakeEvent("b\"3", fleet::SEVERITY_WARNING, "three")).ok());
+  ASSERT_TRUE(store->AppendEvent(MakeEvent("", fleet::SEVERITY_INFO, "fleet-wide")).ok());
+
+  auto messages = [&](const EventQuery& query) {
+    std::vector<std::string> out;
+    std::vector<fleet::Event> events = store->ListEvents(query).value();
+    for (const fleet::Event& e : events) out.push_back(e.message());
+    return out;
+  };
+
+  EXPECT_THAT(messages({}), ElementsAre("one", "two", "three", "fleet-wide"));
+  EXPECT_THAT(messages({.after_id = first}), ElementsAre("two", "three", "fleet-wide"));
+  EXPECT_THAT(messages({.boards = {"b02", "b\"3"}}), ElementsAre("two", "three"));
+  EXPECT_THAT(messages({.min_severity = fleet::SEVERITY_WARNING}), ElementsAre("two", "three"));
+  EXPECT_THAT(messages({.limit = 2}), ElementsAre("one", "two"));
+  EXPECT_EQ(store->ListEvents({.limit = 0}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, EventIdsIncreaseAndComeBackInTheEvent) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  int64_t a = store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, "a")).value();
+  int64_t b = store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, "b")).value();
+
+  EXPECT_LT(a, b);
+  std::vector<fleet::Event> events = store->ListEvents({}).value();
+  EXPECT_EQ(static_cast<int64_t>(events[1].id()), b);
+}
+
+TEST_F(SqliteStoreTest, TokenHashesAreUniqueAndRevokeKeepsTheFirstTime) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  TokenRecord token{
+      .name = "ci", .sha256_hex = Sha256Hex("s"), .role = fleet::ROLE_VIEWER, .create_time = kT0};
+  int64_t id = store->AddToken(token).value();
+
+  EXPECT_EQ(store->AddToken(token).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->RevokeToken(id, kT0 + absl::Seconds(1)).value().revoke_time, kT0 + absl::Seconds(1));
+  EXPECT_EQ(store->RevokeToken(id, kT0 + absl::Seconds(5)).value().revoke_time, kT0 + absl::Seconds(1));
+  EXPECT_EQ(store->RevokeToken(id + 1, kT0).status().code(), absl::StatusCode::kNotFound);
+  token.sha256_hex = "not-a-hash";
+  EXPECT_EQ(store->AddToken(token).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, FourConcurrentWritersLoseNothing) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("load", "a: 1\n", kT0).ok());
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> writers;
+  std::vector<absl::Status> errors(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string board = absl::StrCat("b", t, "-", i);
+        absl::Status s =
+            store->PutBoard(BoardRecord{.name = board, .address = "h:1", .labels = {{"t", "x"}}});
+        if (s.ok()) s = store->AppendEvent(MakeEvent(board, fleet::SEVERITY_INFO, board)).status();
+        if (s.ok()) s = store->AppendAudit(AuditRecord{.actor = board, .action = "x"}).status();
+        if (s.ok()) s = store->CreateRun("load", board, kT0).status();
+        if (s.ok()) s = store->PutScript(board).status();
+        if (!s.ok()) {
+          errors[t] = s;
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& w : writers) w.join();
+
+  for (const absl::Status& s : errors) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_THAT(store->ListBoards().value(), SizeIs(kThreads * kPerThread));
+  EXPECT_THAT(store->ListEvents({.limit = 1000}).value(), SizeIs(kThreads * kPerThread));
+  EXPECT_THAT(store->ListAudit(0, 1000).value(), SizeIs(kThreads * kPerThread));
+  EXPECT_THAT(store->ListRuns("load", 1000).value(), SizeIs(kThreads * kPerThread));
+}
+
+TEST_F(SqliteStoreTest, TwoStoresOnOneFileBothWrite) {
+  std::unique_ptr<SqliteStore> a = OpenStore();
+  std::unique_ptr<SqliteStore> b = OpenStore();
+
+  ASSERT_TRUE(a->PutBoard(Board("from-a")).ok());
+  ASSERT_TRUE(b->PutBoard(Board("from-b")).ok());
+
+  EXPECT_THAT(a->ListBoards().value(), SizeIs(2));
+}
+
+}  // namespace
+}  // namespace threadfleet::fleetd

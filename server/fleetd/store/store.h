@@ -1,0 +1,295 @@
+// fleetd's persistent state, as an interface.
+//
+// Store is what fleetd must remember across restarts: the inventory's boards,
+// scripts pushed (content-addressed by SHA-256), programs started, job
+// definitions, runs with their per-board results, events, the audit log and
+// bearer tokens (only their hashes). SqliteStore (sqlite_store.h) implements
+// it now; a PostgreSQL implementation can follow for sharded fleetd without
+// touching the callers.
+//
+// Example:
+//
+//   absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+//       SqliteStore::Open("/var/lib/fleetd/fleet.db");
+//   if (!store.ok()) return store.status();
+//   absl::StatusOr<std::string> sha = (*store)->PutScript("print('hi')\n");
+//   absl::StatusOr<std::vector<BoardRecord>> boards = (*store)->ListBoards();
+//
+// Every record here is a plain value (every member has a default, so a
+// designated initializer may leave any out); the Store never hands out
+// references to its internals. Implementations are thread-safe: any method may be called
+// from any thread at any time.
+//
+// Error codes common to every method (beyond the ones each method states):
+// - UNAVAILABLE: the backing database is busy or locked by another process
+//   for longer than the implementation's timeout; retrying may succeed.
+// - DATA_LOSS: the backing database is corrupt.
+// - INTERNAL: any other failure of the backing database.
+
+#ifndef THREADFLEET_SERVER_FLEETD_STORE_STORE_H_
+#define THREADFLEET_SERVER_FLEETD_STORE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "threadfleet/board/v1/board.pb.h"
+#include "threadfleet/fleet/v1/fleet.pb.h"
+
+namespace threadfleet::fleetd {
+
+// Label key -> value, sorted by key.
+using Labels = std::map<std::string, std::string, std::less<>>;
+
+// One board of the inventory.
+struct BoardRecord {
+  std::string name = {};
+  // "host:port" of the board's control channel.
+  std::string address = {};
+  Labels labels = {};
+  threadfleet::fleet::v1::BoardOrigin origin = threadfleet::fleet::v1::BOARD_ORIGIN_RUNTIME;
+  absl::Time add_time = absl::UnixEpoch();
+
+  friend bool operator==(const BoardRecord&, const BoardRecord&) = default;
+};
+
+// A script fleetd has pushed, keyed by the SHA-256 of its content.
+struct ScriptRecord {
+  // 64 lowercase hex digits.
+  std::string sha256_hex = {};
+  std::string content = {};
+  absl::Time create_time = absl::UnixEpoch();
+};
+
+// A program fleetd started on a board.
+struct ProgramRecord {
+  // Assigned by the store; 0 until then.
+  int64_t id = 0;
+  std::string board = {};
+  // The board's own ids (valid for that board's uptime only).
+  uint32_t board_program_id = 0;
+  uint32_t main_thread_id = 0;
+  std::string name = {};
+  // Script path on the board, or "module.function" for StartThread.
+  std::string path = {};
+  // SHA-256 of the script when fleetd pushed it; empty if unknown. When set,
+  // the script must be in the store.
+  std::string script_sha256_hex = {};
+  std::vector<std::string> args = {};
+  // Token name of whoever started it.
+  std::string started_by = {};
+  absl::Time start_time = absl::UnixEpoch();
+  threadfleet::board::v1::ProgramState state = threadfleet::board::v1::PROGRAM_STATE_RUNNING;
+  // Set once the program has ended.
+  std::optional<absl::Time> end_time = {};
+  int32_t exit_code = 0;
+};
+
+// A job definition (its YAML spec as applied).
+struct JobRecord {
+  std::string name = {};
+  std::string spec_yaml = {};
+  // 1 at creation, one more on each PutJob that changed the spec.
+  int64_t version = 0;
+  absl::Time create_time = absl::UnixEpoch();
+  absl::Time update_time = absl::UnixEpoch();
+};
+
+// One run of a job, without its per-board results.
+struct RunRecord {
+  int64_t id = 0;
+  std::string job_name = {};
+  int64_t job_version = 0;
+  threadfleet::fleet::v1::RunState state = threadfleet::fleet::v1::RUN_STATE_QUEUED;
+  // "schedule" or "manual:<token name>".
+  std::string trigger = {};
+  std::string message = {};
+  absl::Time start_time = absl::UnixEpoch();
+  // Set once the run has ended.
+  std::optional<absl::Time> end_time = {};
+};
+
+// One mutating call, as the audit log keeps it.
+struct AuditRecord {
+  // Assigned by the store; 0 until then.
+  int64_t id = 0;
+  absl::Time time = absl::UnixEpoch();
+  // Who: the token's name, or "local" for fleetd itself.
+  std::string actor = {};
+  // What: the call, e.g. "Fleet.KillThread".
+  std::string action = {};
+  // On what, e.g. "b01/7" or "job:smoke".
+  std::string target = {};
+  // The result: OK or the error the caller got.
+  absl::StatusCode result_code = absl::StatusCode::kOk;
+  std::string result_message = {};
+};
+
+// A bearer token; the secret itself is never stored.
+struct TokenRecord {
+  int64_t id = 0;
+  std::string name = {};
+  // SHA-256 of the secret, 64 lowercase hex digits.
+  std::string sha256_hex = {};
+  threadfleet::fleet::v1::Role role = threadfleet::fleet::v1::ROLE_UNSPECIFIED;
+  std::string created_by = {};
+  absl::Time create_time = absl::UnixEpoch();
+  // Set once revoked.
+  std::optional<absl::Time> revoke_time = {};
+};
+
+// Which events ListEvents returns.
+struct EventQuery {
+  // Only events with a larger id.
+  int64_t after_id = 0;
+  // Only events of these boards; empty means every event, fleet-wide ones
+  // (board "") included.
+  std::vector<std::string> boards = {};
+  // Only events at least this severe.
+  threadfleet::fleet::v1::Severity min_severity = threadfleet::fleet::v1::SEVERITY_UNSPECIFIED;
+  // At most this many (oldest first). REQUIRES: limit > 0.
+  int limit = 100;
+};
+
+// fleetd's persistent state. See the file comment for the error codes every
+// method may return.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- Boards
+
+  // Inserts a board or replaces the one with the same name (labels included).
+  // INVALID_ARGUMENT if name or address is empty.
+  [[nodiscard]] virtual absl::Status PutBoard(const BoardRecord& board) = 0;
+
+  // NOT_FOUND if no board has that name.
+  [[nodiscard]] virtual absl::StatusOr<BoardRecord> GetBoard(absl::string_view name) = 0;
+
+  // Every board, sorted by name.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<BoardRecord>> ListBoards() = 0;
+
+  // NOT_FOUND if no board has that name.
+  [[nodiscard]] virtual absl::Status DeleteBoard(absl::string_view name) = 0;
+
+  // In one transaction: makes `boards` (all of origin LAB_FILE) the store's
+  // lab-file boards, replacing any board with the same name whatever its
+  // origin, and deletes every other lab-file board. Runtime boards with other
+  // names are kept. INVALID_ARGUMENT (and nothing changes) if a board is not
+  // of origin LAB_FILE, has an empty name or address, or two share a name.
+  [[nodiscard]] virtual absl::Status ReplaceLabFileBoards(const std::vector<BoardRecord>& boards) = 0;
+
+  // ---- Scripts
+
+  // Stores a script and returns the SHA-256 of its content (64 lowercase hex
+  // digits). Storing the same content again is a no-op returning the same
+  // hash.
+  [[nodiscard]] virtual absl::StatusOr<std::string> PutScript(absl::string_view content) = 0;
+
+  // NOT_FOUND if no script has that hash.
+  [[nodiscard]] virtual absl::StatusOr<ScriptRecord> GetScript(absl::string_view sha256_hex) = 0;
+
+  // ---- Programs
+
+  // Records a program start and returns its id (program.id is ignored).
+  // INVALID_ARGUMENT if board is empty; FAILED_PRECONDITION if
+  // script_sha256_hex is set but that script is not stored.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AddProgram(const ProgramRecord& program) = 0;
+
+  // Records a program's end. NOT_FOUND if the id is unknown.
+  [[nodiscard]] virtual absl::Status FinishProgram(int64_t id, threadfleet::board::v1::ProgramState state,
+                                                   int32_t exit_code, absl::Time end_time) = 0;
+
+  // The latest `limit` programs of a board (all boards for ""), newest
+  // first. REQUIRES: limit > 0.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ProgramRecord>> ListPrograms(absl::string_view board,
+                                                                                int limit) = 0;
+
+  // ---- Jobs and runs
+
+  // Creates a job or replaces its spec. Returns the stored record: version 1
+  // when created, one more when the spec changed, unchanged when the spec is
+  // the same. INVALID_ARGUMENT if name or spec is empty.
+  [[nodiscard]] virtual absl::StatusOr<JobRecord> PutJob(absl::string_view name, absl::string_view spec_yaml,
+                                                         absl::Time now) = 0;
+
+  // NOT_FOUND if no job has that name.
+  [[nodiscard]] virtual absl::StatusOr<JobRecord> GetJob(absl::string_view name) = 0;
+
+  // Every job, sorted by name.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<JobRecord>> ListJobs() = 0;
+
+  // Creates a run of a job's current version, QUEUED, and returns it.
+  // NOT_FOUND if no job has that name.
+  [[nodiscard]] virtual absl::StatusOr<RunRecord> CreateRun(absl::string_view job_name,
+                                                            absl::string_view trigger, absl::Time now) = 0;
+
+  // Sets a run's state and message; a terminal state (PASSED, FAILED,
+  // ERROR) also sets its end time to `now`. NOT_FOUND if the id is unknown.
+  [[nodiscard]] virtual absl::Status UpdateRun(int64_t id, threadfleet::fleet::v1::RunState state,
+                                               absl::string_view message, absl::Time now) = 0;
+
+  // NOT_FOUND if the id is unknown.
+  [[nodiscard]] virtual absl::StatusOr<RunRecord> GetRun(int64_t id) = 0;
+
+  // The latest `limit` runs of a job (all jobs for ""), newest first.
+  // REQUIRES: limit > 0.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(absl::string_view job_name,
+                                                                        int limit) = 0;
+
+  // Inserts or replaces the result of result.board() in a run. NOT_FOUND if
+  // the run id is unknown; INVALID_ARGUMENT if the board is empty.
+  [[nodiscard]] virtual absl::Status PutBoardResult(int64_t run_id,
+                                                    const threadfleet::fleet::v1::BoardResult& result) = 0;
+
+  // A run's per-board results, sorted by board name (empty for an unknown
+  // run).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<threadfleet::fleet::v1::BoardResult>> ListBoardResults(
+      int64_t run_id) = 0;
+
+  // ---- Events
+
+  // Stores an event and returns its id, larger than every earlier one
+  // (event.id is ignored). The caller sets event.time.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AppendEvent(const threadfleet::fleet::v1::Event& event) = 0;
+
+  // Stored events matching the query, oldest first, with their ids.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<threadfleet::fleet::v1::Event>> ListEvents(
+      const EventQuery& query) = 0;
+
+  // ---- Audit log
+
+  // Appends an entry and returns its id (record.id is ignored).
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AppendAudit(const AuditRecord& record) = 0;
+
+  // Entries with an id larger than after_id, oldest first, at most `limit`.
+  // REQUIRES: limit > 0.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t after_id, int limit) = 0;
+
+  // ---- Tokens
+
+  // Stores a token and returns its id (token.id is ignored). ALREADY_EXISTS
+  // if a token with the same hash exists; INVALID_ARGUMENT if the hash is not
+  // 64 hex digits or the role is unspecified.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AddToken(const TokenRecord& token) = 0;
+
+  // The token with that hash, revoked or not. NOT_FOUND if none.
+  [[nodiscard]] virtual absl::StatusOr<TokenRecord> FindTokenByHash(absl::string_view sha256_hex) = 0;
+
+  // Every token, by id.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<TokenRecord>> ListTokens() = 0;
+
+  // Marks a token revoked at `now` and returns it; a revoked token keeps its
+  // first revoke time. NOT_FOUND if the id is unknown.
+  [[nodiscard]] virtual absl::StatusOr<TokenRecord> RevokeToken(int64_t id, absl::Time now) = 0;
+};
+
+}  // namespace threadfleet::fleetd
+
+#endif  // THREADFLEET_SERVER_FLEETD_STORE_STORE_H_
