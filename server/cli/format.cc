@@ -58,6 +58,14 @@ std::string EnumText(absl::string_view name, absl::string_view prefix) {
 std::string ThreadStateText(board::v1::ThreadState state) {
   return EnumText(board::v1::ThreadState_Name(state), "THREAD_STATE_");
 }
+std::string ThreadStateText(const board::v1::ThreadInfo& thread) {
+  std::string text = ThreadStateText(thread.state());
+  if (thread.unkillable()) absl::StrAppend(&text, " (unkillable)");
+  if (thread.native_time_us() > 0) {
+    absl::StrAppend(&text, " (in native code for ", FormatDuration(thread.native_time_us()), ")");
+  }
+  return text;
+}
 std::string ProgramStateText(board::v1::ProgramState state) {
   return EnumText(board::v1::ProgramState_Name(state), "PROGRAM_STATE_");
 }

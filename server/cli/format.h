@@ -45,6 +45,9 @@ std::string FormatPercent(double percent);
 std::string EnumText(absl::string_view name, absl::string_view prefix);
 
 std::string ThreadStateText(board::v1::ThreadState state);
+// A thread's state with what a user must know to steer it:
+// "running", "running (unkillable)", "running (in native code for 12.0s)".
+std::string ThreadStateText(const board::v1::ThreadInfo& thread);
 std::string ProgramStateText(board::v1::ProgramState state);
 std::string BoardEventKindText(board::v1::EventKind kind);
 std::string BoardStateText(fleet::v1::BoardState state);

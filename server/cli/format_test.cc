@@ -17,6 +17,16 @@ TEST(FormatTest, DurationsPickTheLargestUsefulUnit) {
   EXPECT_EQ(FormatDuration(uint64_t{273'600} * 1'000'000), "3d04h");
 }
 
+TEST(FormatTest, ThreadStatesSayWhatStopsAKill) {
+  board::v1::ThreadInfo thread;
+  thread.set_state(board::v1::THREAD_STATE_RUNNING);
+  EXPECT_EQ(ThreadStateText(thread), "running");
+  thread.set_native_time_us(12'300'000);
+  EXPECT_EQ(ThreadStateText(thread), "running (in native code for 12.3s)");
+  thread.set_unkillable(true);
+  EXPECT_EQ(ThreadStateText(thread), "running (unkillable) (in native code for 12.3s)");
+}
+
 TEST(FormatTest, BytesUseBinaryUnitsWithOneDecimalBelowTen) {
   EXPECT_EQ(FormatBytes(512), "512B");
   EXPECT_EQ(FormatBytes(3174), "3.0K");

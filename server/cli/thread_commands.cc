@@ -17,12 +17,6 @@ namespace {
 
 using board::v1::ThreadInfo;
 
-std::string ThreadStateCell(const ThreadInfo& thread) {
-  std::string state = ThreadStateText(thread.state());
-  if (thread.unkillable()) absl::StrAppend(&state, " (unkillable)");
-  return state;
-}
-
 std::string WaitCell(const ThreadInfo& thread) {
   if (thread.waiting_lock_id() == 0) return "-";
   return absl::StrCat("lock ", thread.waiting_lock_id(), " for ", FormatDuration(thread.wait_time_us()));
@@ -54,7 +48,7 @@ int ListThreads(Session& session, const fleet::v1::ListThreadsRequest& request) 
           absl::StrAppend(&program, " (", it->second, ")");
         }
       }
-      table.AddRow({board.board(), absl::StrCat(thread.id()), thread.name(), program, ThreadStateCell(thread),
+      table.AddRow({board.board(), absl::StrCat(thread.id()), thread.name(), program, ThreadStateText(thread),
                     FormatDuration(thread.cpu_time_us()),
                     FormatUsage(thread.stack_used_bytes(), thread.stack_size_bytes()),
                     FormatBytes(thread.stack_peak_bytes()), WaitCell(thread)});
@@ -73,7 +67,7 @@ int KillThread(Session& session, const fleet::v1::KillThreadRequest& request) {
   if (session.json()) {
     session.PrintJson(response, JsonLayout::kPretty);
   } else {
-    session.out() << request.board() << "/" << request.thread_id() << " " << ThreadStateCell(thread)
+    session.out() << request.board() << "/" << request.thread_id() << " " << ThreadStateText(thread)
                   << std::endl;
   }
   if (thread.unkillable()) {

@@ -75,6 +75,9 @@ fleet::Event AnomalyToEvent(const AnomalyEvent& a) {
     case AnomalyKind::kHeapLow:
       e.set_kind(fleet::EVENT_KIND_HEAP_LOW);
       return e;
+    case AnomalyKind::kNativeStuck:
+      e.set_kind(fleet::EVENT_KIND_NATIVE_STUCK);
+      return e;
     case AnomalyKind::kBoardOffline:
       e.set_kind(fleet::EVENT_KIND_BOARD_STATE);
       e.set_severity(fleet::SEVERITY_ERROR);

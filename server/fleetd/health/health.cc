@@ -97,6 +97,8 @@ absl::string_view AnomalyKindName(AnomalyKind kind) {
       return "board_offline";
     case AnomalyKind::kThreadUnkillable:
       return "thread_unkillable";
+    case AnomalyKind::kNativeStuck:
+      return "native_stuck";
   }
   return "unknown";
 }
@@ -195,6 +197,14 @@ void HealthAggregator::ApplySnapshotRules(BoardHealth& b, absl::string_view boar
     auto it = listed.find(id);
     return it == listed.end() ? nullptr : it->second;
   };
+  std::map<uint32_t, pb::ProgramState> programs;
+  for (const pb::ProgramInfo& p : snapshot.programs()) programs[p.id()] = p.state();
+  // A failed thread stays a current problem while its program runs; once the
+  // program has ended (or the board forgot it), only the stored event is left.
+  auto program_ended = [&](uint32_t program_id) {
+    auto it = programs.find(program_id);
+    return it == programs.end() || it->second != pb::PROGRAM_STATE_RUNNING;
+  };
 
   // Clear what has ended. Keys are collected first: Clear() erases entries.
   std::vector<std::pair<AnomalyKey, std::string>> to_clear;
@@ -203,7 +213,18 @@ void HealthAggregator::ApplySnapshotRules(BoardHealth& b, absl::string_view boar
     const pb::ThreadInfo* t = find(id);
     switch (kind) {
       case AnomalyKind::kThreadFailed:
-        if (!t) to_clear.emplace_back(key, "the board no longer lists the thread");
+        if (!t) {
+          to_clear.emplace_back(key, "the board no longer lists the thread");
+        } else if (program_ended(t->program_id())) {
+          to_clear.emplace_back(key, t->program_id() == 0
+                                         ? std::string("the thread belongs to no program")
+                                         : absl::StrCat("program ", t->program_id(), " ended"));
+        }
+        break;
+      case AnomalyKind::kNativeStuck:
+        if (!t || !IsLive(t->state()) ||
+            absl::Microseconds(t->native_time_us()) < options_.native_stuck_after)
+          to_clear.emplace_back(key, "the thread left native code");
         break;
       case AnomalyKind::kStackHigh:
       case AnomalyKind::kThreadUnkillable:
@@ -261,6 +282,13 @@ void HealthAggregator::ApplySnapshotRules(BoardHealth& b, absl::string_view boar
     if (t.unkillable()) {
       Raise(b, board, AnomalyKind::kThreadUnkillable, t.id(), t.program_id(),
             absl::StrCat(label, " is unkillable: still alive after a kill's grace period"), now, raised);
+    }
+    if (absl::Microseconds(t.native_time_us()) >= options_.native_stuck_after) {
+      Raise(b, board, AnomalyKind::kNativeStuck, t.id(), t.program_id(),
+            absl::StrFormat("%s in native code for %.0f s: a kill reaches it only when it returns; "
+                            "reset the board to end it now",
+                            label, absl::ToDoubleSeconds(absl::Microseconds(t.native_time_us()))),
+            now, raised);
     }
     if (t.state() == pb::THREAD_STATE_WAITING_LOCK &&
         absl::Microseconds(t.wait_time_us()) >= options_.stall_after &&

@@ -52,6 +52,9 @@ inline constexpr double kHeapLowFreeFraction = 0.10;
 inline constexpr double kHeapLowClearFraction = 0.12;
 // A lock wait longer than this is a stall (the board's own threshold).
 inline constexpr absl::Duration kStallAfter = absl::Seconds(5);
+// A thread inside one native (C) operation for longer than this cannot be
+// killed until it returns: shown as an anomaly.
+inline constexpr absl::Duration kNativeStuckAfter = absl::Seconds(5);
 // Snapshots kept per board: five minutes at the links' 500 ms period.
 inline constexpr size_t kHistoryCapacity = 600;
 
@@ -63,11 +66,12 @@ enum class AnomalyKind {
   kStall,             // a lock wait longer than kStallAfter
   kBoardOffline,      // fleetd lost the board's health stream (board-wide)
   kThreadUnkillable,  // a thread survived a kill's grace period
+  kNativeStuck,       // a thread inside one native operation > kNativeStuckAfter
 };
 
 // "thread_failed", "stack_high", "heap_low", "deadlock", "stall",
-// "board_offline", "thread_unkillable": stable names for logs, the store and
-// the API.
+// "board_offline", "thread_unkillable", "native_stuck": stable names for
+// logs, the store and the API.
 absl::string_view AnomalyKindName(AnomalyKind kind);
 
 enum class AnomalyEdge { kRaised, kCleared };
@@ -123,6 +127,7 @@ class HealthAggregator {
   struct Options {
     size_t history_capacity = kHistoryCapacity;
     absl::Duration stall_after = kStallAfter;
+    absl::Duration native_stuck_after = kNativeStuckAfter;
     // Ended threads remembered per board for Thread(), beyond the latest
     // snapshot's; the oldest (lowest id) are forgotten first.
     size_t ended_threads_kept = 256;

@@ -51,9 +51,13 @@ pb::ThreadInfo Waiting(uint32_t id, uint32_t lock_id, absl::Duration waited) {
   return t;
 }
 
-// A snapshot at `uptime_s` seconds of uptime with these threads and free heap.
+// A snapshot at `uptime_s` seconds of uptime with these threads and free heap;
+// their program (1) is running.
 pb::HealthSnapshot Snapshot(int uptime_s, std::vector<pb::ThreadInfo> threads, uint32_t heap_free = 50000) {
   pb::HealthSnapshot s;
+  pb::ProgramInfo* program = s.add_programs();
+  program->set_id(1);
+  program->set_state(pb::PROGRAM_STATE_RUNNING);
   s.set_board_name(kBoard);
   s.set_uptime_us(static_cast<uint64_t>(uptime_s) * 1000000);
   s.mutable_heap()->set_total_bytes(kHeapTotal);
@@ -108,6 +112,34 @@ TEST_F(HealthAggregatorTest, FailedThreadRaisesOnceClearsWhenForgottenAndAnother
   EXPECT_THAT(Feed(Snapshot(4, {})), ElementsAre(Cleared(AnomalyKind::kThreadFailed, 3)));
   EXPECT_THAT(Feed(Snapshot(5, {Failed(3)})), IsEmpty()) << "one thread fails only once";
   EXPECT_THAT(Feed(Snapshot(6, {Failed(3), Failed(4)})), ElementsAre(Raised(AnomalyKind::kThreadFailed, 4)));
+}
+
+TEST_F(HealthAggregatorTest, FailedThreadClearsOnceItsProgramHasEnded) {
+  Feed(Snapshot(1, {Running(3), Running(4)}));
+  EXPECT_THAT(Feed(Snapshot(2, {Failed(3), Running(4)})), ElementsAre(Raised(AnomalyKind::kThreadFailed, 3)));
+  EXPECT_THAT(Feed(Snapshot(3, {Failed(3), Running(4)})), IsEmpty()) << "its program still runs";
+
+  pb::HealthSnapshot ended = Snapshot(4, {Failed(3), Thread(4, pb::THREAD_STATE_FINISHED)});
+  ended.mutable_programs(0)->set_state(pb::PROGRAM_STATE_FAILED);
+  const std::vector<AnomalyEvent> cleared = Feed(ended);
+  ASSERT_THAT(cleared, ElementsAre(Cleared(AnomalyKind::kThreadFailed, 3)));
+  EXPECT_THAT(cleared[0].message, HasSubstr("program 1 ended"));
+  EXPECT_THAT(health_.ActiveAnomalies(kBoard), IsEmpty());
+}
+
+TEST_F(HealthAggregatorTest, ThreadLongInNativeCodeRaisesOnceAndClearsWhenItReturns) {
+  pb::ThreadInfo busy = Running(7);
+  busy.set_native_time_us(4'000'000);
+  EXPECT_THAT(Feed(Snapshot(1, {busy})), IsEmpty()) << "below the threshold";
+  busy.set_native_time_us(12'000'000);
+  const std::vector<AnomalyEvent> raised = Feed(Snapshot(2, {busy}));
+  ASSERT_THAT(raised, ElementsAre(Raised(AnomalyKind::kNativeStuck, 7)));
+  EXPECT_THAT(raised[0].message, HasSubstr("thread 7 (worker) in native code for 12 s"));
+  busy.set_native_time_us(13'000'000);
+  EXPECT_THAT(Feed(Snapshot(3, {busy})), IsEmpty());
+
+  busy.set_native_time_us(0);
+  EXPECT_THAT(Feed(Snapshot(4, {busy})), ElementsAre(Cleared(AnomalyKind::kNativeStuck, 7)));
 }
 
 TEST_F(HealthAggregatorTest, FailureEventAndTheNextSnapshotRaiseOneAnomaly) {
@@ -360,8 +392,7 @@ TEST_F(HealthAggregatorTest, UpdatedThreadLeavesAnomaliesAndHistoryAlone) {
 
 TEST_F(HealthAggregatorTest, UpdatedProgramReplacesItsRecordOrIsAppended) {
   pb::HealthSnapshot s = Snapshot(1, {Running(2)});
-  pb::ProgramInfo* running = s.add_programs();
-  running->set_id(1);
+  pb::ProgramInfo* running = s.mutable_programs(0);
   running->set_name("loop.py");
   running->set_state(pb::PROGRAM_STATE_RUNNING);
   Feed(s);
@@ -404,6 +435,7 @@ TEST(AnomalyKindNameTest, StableNames) {
   EXPECT_EQ(AnomalyKindName(AnomalyKind::kStall), "stall");
   EXPECT_EQ(AnomalyKindName(AnomalyKind::kBoardOffline), "board_offline");
   EXPECT_EQ(AnomalyKindName(AnomalyKind::kThreadUnkillable), "thread_unkillable");
+  EXPECT_EQ(AnomalyKindName(AnomalyKind::kNativeStuck), "native_stuck");
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ fv1::Severity RaisedSeverity(AnomalyKind kind) {
     case AnomalyKind::kStackHigh:
     case AnomalyKind::kHeapLow:
     case AnomalyKind::kStall:
+    case AnomalyKind::kNativeStuck:
       return fv1::SEVERITY_WARNING;
   }
   return fv1::SEVERITY_WARNING;
@@ -99,6 +100,9 @@ std::optional<fv1::Event> EventFromAnomaly(const AnomalyEvent& anomaly) {
       break;
     case AnomalyKind::kHeapLow:
       event.set_kind(fv1::EVENT_KIND_HEAP_LOW);
+      break;
+    case AnomalyKind::kNativeStuck:
+      event.set_kind(fv1::EVENT_KIND_NATIVE_STUCK);
       break;
     case AnomalyKind::kThreadUnkillable:
       event.set_kind(fv1::EVENT_KIND_BOARD_STATE);

@@ -17,9 +17,9 @@ namespace {
 namespace fv1 = threadfleet::fleet::v1;
 
 constexpr AnomalyKind kAnomalyKinds[] = {
-    AnomalyKind::kThreadFailed,     AnomalyKind::kStackHigh, AnomalyKind::kHeapLow,
-    AnomalyKind::kDeadlock,         AnomalyKind::kStall,     AnomalyKind::kBoardOffline,
-    AnomalyKind::kThreadUnkillable,
+    AnomalyKind::kThreadFailed,     AnomalyKind::kStackHigh,   AnomalyKind::kHeapLow,
+    AnomalyKind::kDeadlock,         AnomalyKind::kStall,       AnomalyKind::kBoardOffline,
+    AnomalyKind::kThreadUnkillable, AnomalyKind::kNativeStuck,
 };
 
 // Label values may hold anything; the format escapes \, " and newline.
