@@ -386,6 +386,8 @@ class FleetdProcessTest(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in ([], ["--bogus"], ["token", "create", "--config", str(self.config), "--name", "x"],
                      ["token", "create", "--config", str(self.config), "--name", "x", "--role", "root"],
+                     ["token", "create", "--config", str(self.config), "--name", "new\nline", "--role", "viewer"],
+                     ["token", "create", "--config", str(self.config), "--name", "n" * 65, "--role", "viewer"],
                      ["--config", str(self.case_dir / "missing.yaml")]):
             proc = subprocess.run([FLEETD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   timeout=30)

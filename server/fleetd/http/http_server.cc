@@ -155,7 +155,8 @@ void HttpServer::Loop() {
 }
 
 void HttpServer::Accept(std::vector<Connection>& connections, absl::Time now) {
-  // A few per wake-up: a flood of connects cannot starve the served ones.
+  // At most max_connections per wake-up: a flood of connects cannot starve
+  // the connections already served.
   for (int accepted = 0; accepted < limits_.max_connections; ++accepted) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
