@@ -58,6 +58,18 @@ int RevokeToken(Session& session, const fleet::v1::RevokeTokenRequest& request) 
   return kExitOk;
 }
 
+// What became of an audited call, in words.
+std::string AuditStateText(fleet::v1::AuditState state) {
+  switch (state) {
+    case fleet::v1::AUDIT_STATE_STARTED:
+      return "running";
+    case fleet::v1::AUDIT_STATE_OUTCOME_UNKNOWN:
+      return "outcome unknown";
+    default:
+      return "done";
+  }
+}
+
 int ListAudit(Session& session, const fleet::v1::ListAuditRequest& request) {
   fleet::v1::ListAuditResponse response;
   auto context = session.client().NewContext();
@@ -67,13 +79,23 @@ int ListAudit(Session& session, const fleet::v1::ListAuditRequest& request) {
     session.PrintJson(response, JsonLayout::kPretty);
     return kExitOk;
   }
-  Table table({"ID", "TIME", "ACTOR", "ACTION", "TARGET", "CODE", "MESSAGE"});
-  table.SetMaxWidth(6, 80);
+  Table table({"ID", "TIME", "ACTOR", "ACTION", "TARGET", "STATE", "CODE", "MESSAGE"});
+  table.SetMaxWidth(4, 60);
+  table.SetMaxWidth(7, 80);
   for (const fleet::v1::AuditEntry& entry : response.entries()) {
+    const bool done =
+        entry.state() == fleet::v1::AUDIT_STATE_DONE || entry.state() == fleet::v1::AUDIT_STATE_UNSPECIFIED;
     table.AddRow({absl::StrCat(entry.id()), FormatTimestamp(entry.time()), entry.actor(), entry.action(),
-                  entry.target(), StatusCodeName(entry.code()), entry.message()});
+                  entry.target(), AuditStateText(entry.state()), done ? StatusCodeName(entry.code()) : "-",
+                  entry.message()});
   }
   session.out() << table.Render() << std::flush;
+  if (response.next_before_id() != 0) {
+    // On stderr: the table stays clean for pipes, and a person still sees it.
+    session.err() << "fleetctl: older entries exist: fleetctl audit --before " << response.next_before_id()
+                  << (request.after_id() != 0 ? absl::StrCat(" --after ", request.after_id()) : "")
+                  << (request.limit() != 0 ? absl::StrCat(" --limit ", request.limit()) : "") << std::endl;
+  }
   return kExitOk;
 }
 
@@ -121,16 +143,23 @@ void AddAdminCommands(CLI::App& app, Action& action) {
   {
     struct Words {
       uint64_t after_id = 0;
+      uint64_t before_id = 0;
       int32_t limit = 0;
     };
     auto words = std::make_shared<Words>();
-    CLI::App* audit = app.add_subcommand("audit", "List audit log entries, oldest first (admin)");
-    audit->add_option("--after", words->after_id, "Only entries with a larger id");
-    audit->add_option("--limit", words->limit, "At most this many (default: fleetd's, 100)")
+    // Ids are below 2^63 (fleetd refuses larger ones).
+    const auto kIds = CLI::Range(uint64_t{0}, uint64_t{std::numeric_limits<int64_t>::max()});
+    CLI::App* audit = app.add_subcommand(
+        "audit", "List audit log entries, newest first; says how to see older ones (admin)");
+    audit->add_option("--after", words->after_id, "Only entries with a larger id")->check(kIds);
+    audit->add_option("--before", words->before_id, "Only entries with a smaller id (the next, older page)")
+        ->check(kIds);
+    audit->add_option("--limit", words->limit, "At most this many (default: fleetd's, 100; at most 1000)")
         ->check(CLI::Range(0, std::numeric_limits<int32_t>::max()));
     audit->callback([&action, words] {
       fleet::v1::ListAuditRequest request;
       request.set_after_id(words->after_id);
+      request.set_before_id(words->before_id);
       request.set_limit(words->limit);
       action = [request](Session& session) { return ListAudit(session, request); };
     });

@@ -103,6 +103,101 @@ std::string Resolve(const std::filesystem::path& base, const std::string& path) 
   return (base / std::filesystem::path(path)).lexically_normal().string();
 }
 
+// An optional integer key of `section` within [min, max]: absent leaves
+// `out` as it is.
+absl::Status Integer(absl::string_view file_name, const Section& section, const std::string& key, int64_t min,
+                     int64_t max, int64_t& out) {
+  const YAML::Node* value = section.Find(key);
+  if (value == nullptr) return absl::OkStatus();
+  int64_t parsed = 0;
+  if (!value->IsScalar() || !absl::SimpleAtoi(value->Scalar(), &parsed) || parsed < min || parsed > max) {
+    return Invalid(file_name, section.KeyNode(key), section.Key(key),
+                   absl::StrCat("must be an integer from ", min, " to ", max));
+  }
+  out = parsed;
+  return absl::OkStatus();
+}
+
+// Sizes as size_t, durations as absl::Duration: Integer() on a copy.
+absl::Status Size(absl::string_view file_name, const Section& section, const std::string& key, int64_t min,
+                  int64_t max, size_t& out) {
+  int64_t value = static_cast<int64_t>(out);
+  if (absl::Status s = Integer(file_name, section, key, min, max, value); !s.ok()) return s;
+  out = static_cast<size_t>(value);
+  return absl::OkStatus();
+}
+absl::Status Millis(absl::string_view file_name, const Section& section, const std::string& key, int64_t min,
+                    int64_t max, absl::Duration& out) {
+  int64_t ms = absl::ToInt64Milliseconds(out);
+  if (absl::Status s = Integer(file_name, section, key, min, max, ms); !s.ok()) return s;
+  out = absl::Milliseconds(ms);
+  return absl::OkStatus();
+}
+absl::Status Days(absl::string_view file_name, const Section& section, const std::string& key,
+                  absl::Duration& out) {
+  int64_t days = absl::ToInt64Hours(out) / 24;
+  if (absl::Status s = Integer(file_name, section, key, 1, kMaxRetentionDays, days); !s.ok()) return s;
+  out = absl::Hours(24 * days);
+  return absl::OkStatus();
+}
+
+absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
+  Section limits(file_name, node, "limits");
+  if (absl::Status s = limits.Check({"request", "http", "retention"}); !s.ok()) return s;
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  if (const YAML::Node* request_node = limits.Find("request"); request_node != nullptr) {
+    Section request(file_name, *request_node, "limits.request");
+    if (absl::Status s =
+            request.Check({"max_field_bytes", "max_repeated", "max_push_bytes", "max_job_spec_bytes"});
+        !s.ok()) {
+      return s;
+    }
+    RequestLimitOptions& r = config.limits.request;
+    for (absl::Status s :
+         {Size(file_name, request, "max_field_bytes", 64, kMiB, r.max_field_bytes),
+          Size(file_name, request, "max_repeated", 16, 1 << 20, r.max_repeated),
+          Size(file_name, request, "max_push_bytes", 1024, 64 * kMiB, r.max_push_bytes),
+          Size(file_name, request, "max_job_spec_bytes", 1024, 16 * kMiB, r.max_job_spec_bytes)}) {
+      if (!s.ok()) return s;
+    }
+  }
+  if (const YAML::Node* http_node = limits.Find("http"); http_node != nullptr) {
+    Section http(file_name, *http_node, "limits.http");
+    if (absl::Status s = http.Check({"max_header_bytes", "max_body_bytes", "max_connections",
+                                     "idle_timeout_ms", "request_timeout_ms"});
+        !s.ok()) {
+      return s;
+    }
+    HttpLimits& h = config.limits.http;
+    int64_t connections = h.max_connections;
+    for (absl::Status s : {Size(file_name, http, "max_header_bytes", 1024, kMiB, h.max_header_bytes),
+                           Size(file_name, http, "max_body_bytes", 0, 64 * kMiB, h.max_body_bytes),
+                           Integer(file_name, http, "max_connections", 4, 65536, connections),
+                           Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
+                           Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout)}) {
+      if (!s.ok()) return s;
+    }
+    h.max_connections = static_cast<int>(connections);
+  }
+  if (const YAML::Node* retention_node = limits.Find("retention"); retention_node != nullptr) {
+    Section retention(file_name, *retention_node, "limits.retention");
+    if (absl::Status s = retention.Check(
+            {"events_max_age_days", "events_max_rows", "audit_max_age_days", "audit_max_rows"});
+        !s.ok()) {
+      return s;
+    }
+    RetentionOptions& r = config.limits.retention;
+    for (absl::Status s :
+         {Days(file_name, retention, "events_max_age_days", r.events.max_age),
+          Integer(file_name, retention, "events_max_rows", 1000, int64_t{1} << 40, r.events.max_rows),
+          Days(file_name, retention, "audit_max_age_days", r.audit.max_age),
+          Integer(file_name, retention, "audit_max_rows", 1000, int64_t{1} << 40, r.audit.max_rows)}) {
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateListenAddress(absl::string_view address) {
@@ -128,7 +223,7 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
   FleetdConfig config;
   Section top(file_name, root, "");
   if (root.IsNull()) return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
-  if (absl::Status s = top.Check({"api", "http", "boards", "database"}); !s.ok()) return s;
+  if (absl::Status s = top.Check({"api", "http", "boards", "limits", "database"}); !s.ok()) return s;
 
   // api
   absl::StatusOr<YAML::Node> api_node = top.Required("api");
@@ -186,6 +281,11 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
           absl::StrCat("must be an integer from ", kMinHealthPeriodMs, " to ", kMaxHealthPeriodMs));
     }
     config.health_period = absl::Milliseconds(ms);
+  }
+
+  // limits (optional, each key too)
+  if (const YAML::Node* limits_node = top.Find("limits"); limits_node != nullptr) {
+    if (absl::Status s = ParseLimits(file_name, *limits_node, config); !s.ok()) return s;
   }
 
   // database

@@ -16,6 +16,26 @@
 //     lab: lab.yaml            # optional
 //     health_period_ms: 500    # optional
 //   database: fleetd.db
+//   limits:                    # optional, and so is every key in it
+//     request:                 # checked before any work (request_limits.h)
+//       max_field_bytes: 1024      # any string/bytes field (names, paths, labels)
+//       max_repeated: 4096         # entries of any list or map
+//       max_push_bytes: 1048576    # a pushed file (PushFileRequest.content)
+//       max_job_spec_bytes: 65536  # a job spec (ApplyJobRequest.spec_yaml)
+//     http:                    # /healthz and /metrics (http_server.h)
+//       max_header_bytes: 8192     # request line + headers: 431 above
+//       max_body_bytes: 65536      # announced body: 413 above, never read
+//       max_connections: 64        # at the cap the quietest one is closed
+//       idle_timeout_ms: 2000      # keep-alive without a request
+//       request_timeout_ms: 5000   # a request in, its response out
+//     retention:               # pruned in the background (retention.h)
+//       events_max_age_days: 30
+//       events_max_rows: 1000000
+//       audit_max_age_days: 365
+//       audit_max_rows: 1000000
+//
+// gRPC's largest request message is derived from limits.request (the
+// largest field plus 64 KiB); a bigger one is refused RESOURCE_EXHAUSTED.
 //
 // Example:
 //
@@ -33,12 +53,16 @@
 #ifndef THREADFLEET_SERVER_FLEETD_CONFIG_H_
 #define THREADFLEET_SERVER_FLEETD_CONFIG_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/fleetd/auth/request_limits.h"
+#include "server/fleetd/http/http_server.h"
+#include "server/fleetd/store/retention.h"
 
 namespace threadfleet::fleetd {
 
@@ -66,7 +90,16 @@ struct FleetdConfig {
   absl::Duration health_period = kDefaultHealthPeriod;
   // The SQLite database, created if absent.
   std::string database;
+  // fleetd.yaml's `limits:`; each part's defaults are in its own header.
+  struct Limits {
+    RequestLimitOptions request;
+    HttpLimits http;
+    RetentionOptions retention;
+  } limits;
 };
+
+// The largest limits.retention.*_max_age_days.
+inline constexpr int64_t kMaxRetentionDays = 36500;
 
 // OK if `address` is "host:port" a server can listen on: a host name, IPv4
 // address or [IPv6] address, and a port 0-65535 (0: any free port).
@@ -79,8 +112,9 @@ struct FleetdConfig {
 // "<file_name>:<line>: <key>: <what>" (key dotted, e.g. "api.listen"), for
 // YAML syntax errors, a top level or section that is not a map, unknown keys,
 // missing required keys (the line of the enclosing map), values that are not
-// non-empty strings, bad listen addresses, and a health_period_ms that is not
-// an integer from kMinHealthPeriodMs to kMaxHealthPeriodMs.
+// non-empty strings, bad listen addresses, a health_period_ms that is not
+// an integer from kMinHealthPeriodMs to kMaxHealthPeriodMs, and a limits.*
+// value that is not an integer in its range (the message gives the range).
 [[nodiscard]] absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text,
                                                              absl::string_view file_name,
                                                              absl::string_view base_dir);

@@ -141,6 +141,60 @@ TEST(ParseFleetdConfig, EmptyFileIsRefused) {
   EXPECT_EQ(Parse("just text").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ParseFleetdConfig, LimitsDefaultWhenAbsent) {
+  absl::StatusOr<FleetdConfig> config = Parse(kFullConfig);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->limits.request.max_field_bytes, RequestLimitOptions().max_field_bytes);
+  EXPECT_EQ(config->limits.http.max_connections, HttpLimits().max_connections);
+  EXPECT_EQ(config->limits.retention.events.max_rows, RetentionOptions().events.max_rows);
+}
+
+TEST(ParseFleetdConfig, ReadsEveryLimit) {
+  absl::StatusOr<FleetdConfig> config = Parse(absl::StrCat(kFullConfig, R"(limits:
+  request:
+    max_field_bytes: 256
+    max_repeated: 100
+    max_push_bytes: 2097152
+    max_job_spec_bytes: 4096
+  http:
+    max_header_bytes: 4096
+    max_body_bytes: 0
+    max_connections: 16
+    idle_timeout_ms: 500
+    request_timeout_ms: 3000
+  retention:
+    events_max_age_days: 7
+    events_max_rows: 5000
+    audit_max_age_days: 90
+    audit_max_rows: 20000
+)"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  const FleetdConfig::Limits& l = config->limits;
+  EXPECT_EQ(l.request.max_field_bytes, 256u);
+  EXPECT_EQ(l.request.max_repeated, 100u);
+  EXPECT_EQ(l.request.max_push_bytes, 2097152u);
+  EXPECT_EQ(l.request.max_job_spec_bytes, 4096u);
+  EXPECT_EQ(l.http.max_header_bytes, 4096u);
+  EXPECT_EQ(l.http.max_body_bytes, 0u);
+  EXPECT_EQ(l.http.max_connections, 16);
+  EXPECT_EQ(l.http.idle_timeout, absl::Milliseconds(500));
+  EXPECT_EQ(l.http.request_timeout, absl::Seconds(3));
+  EXPECT_EQ(l.retention.events.max_age, absl::Hours(24 * 7));
+  EXPECT_EQ(l.retention.events.max_rows, 5000);
+  EXPECT_EQ(l.retention.audit.max_age, absl::Hours(24 * 90));
+  EXPECT_EQ(l.retention.audit.max_rows, 20000);
+}
+
+TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {
+  absl::StatusOr<FleetdConfig> config =
+      Parse(absl::StrCat(kFullConfig, "limits:\n  request:\n    max_field_bytes: 10\n"));
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.status().message(),
+            "fleetd.yaml:16: limits.request.max_field_bytes: must be an integer from 64 to 1048576");
+  config = Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    max_conns: 10\n"));
+  EXPECT_THAT(config.status().message(), HasSubstr("limits.http.max_conns: unknown key"));
+}
+
 TEST(ValidateListenAddress, AcceptsHostsAndPortsFromZero) {
   EXPECT_TRUE(ValidateListenAddress("127.0.0.1:0").ok());
   EXPECT_TRUE(ValidateListenAddress("localhost:7443").ok());

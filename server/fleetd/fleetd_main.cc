@@ -34,6 +34,7 @@
 #include "server/common/host_port.h"
 #include "server/common/read_text_file.h"
 #include "server/fleetd/api/fleet_service.h"
+#include "server/fleetd/auth/reflection_gate.h"
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/config.h"
 #include "server/fleetd/health/event_hub.h"
@@ -43,6 +44,7 @@
 #include "server/fleetd/http/metrics.h"
 #include "server/fleetd/inventory/inventory.h"
 #include "server/fleetd/links/board_link.h"
+#include "server/fleetd/store/retention.h"
 #include "server/fleetd/store/sqlite_store.h"
 
 namespace threadfleet::fleetd {
@@ -72,6 +74,9 @@ std::string WithPort(const std::string& listen, int port) {
 int CreateToken(const FleetdConfig& config, const std::string& name, const std::string& role_name) {
   absl::StatusOr<threadfleet::fleet::v1::Role> role = ParseRole(role_name);
   if (!role.ok()) return Fail(kExitUsage, role.status().message());
+  // Checked before the store is touched: a bad name is a usage error, not an
+  // audit entry.
+  if (absl::Status valid = CheckTokenName(name); !valid.ok()) return Fail(kExitUsage, valid.message());
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
   if (!store.ok()) return Fail(kExitStartFailure, store.status().ToString());
   TokenAuthority tokens(**store);
@@ -119,6 +124,16 @@ int Serve(const FleetdConfig& config) {
   }
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
   if (!store.ok()) return Fail(kExitStartFailure, store.status().ToString());
+  // No call of an earlier fleetd runs any more: what it left STARTED may or
+  // may not have happened.
+  absl::StatusOr<int64_t> abandoned = (*store)->AbandonStartedAudits(
+      "fleetd stopped before this call ended (crash, kill or power loss): it may have taken effect on some, "
+      "all or none of its boards; check them");
+  if (!abandoned.ok()) return Fail(kExitStartFailure, abandoned.status().ToString());
+  if (*abandoned > 0)
+    std::cerr << "fleetd: audit entries left unfinished by the last run=" << *abandoned << "\n";
+  Retention retention(**store, config.limits.retention);
+  retention.Start();
   absl::StatusOr<std::unique_ptr<Inventory>> inventory = Inventory::Open(**store, lab_boards, absl::Now());
   if (!inventory.ok()) return Fail(kExitStartFailure, inventory.status().ToString());
   TokenAuthority tokens(**store);
@@ -158,14 +173,20 @@ int Serve(const FleetdConfig& config) {
                                                                  .links = links.get(),
                                                                  .health = &health,
                                                                  .tokens = &tokens,
-                                                                 .hub = &hub});
+                                                                 .hub = &hub,
+                                                                 .request_limits = config.limits.request});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::SslServerCredentialsOptions tls(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   tls.pem_key_cert_pairs.push_back({*api_key, *api_cert});
+  std::shared_ptr<grpc::ServerCredentials> api_credentials = grpc::SslServerCredentials(tls);
+  api_credentials->SetAuthMetadataProcessor(std::make_shared<ReflectionGate>(tokens));
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(config.api_listen, grpc::SslServerCredentials(tls), &grpc_port);
+  builder.AddListeningPort(config.api_listen, api_credentials, &grpc_port);
+  // Bigger requests are refused by gRPC before they are parsed; the fields
+  // of the rest are checked by the service's gate.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.request.MaxMessageBytes()));
   builder.RegisterService(service.get());
   builder.experimental().SetInterceptorCreators(RpcCountingInterceptors(counters));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -179,7 +200,7 @@ int Serve(const FleetdConfig& config) {
   // /healthz and /metrics.
   SqliteStore* const sqlite = store->get();
   HttpServer::Handlers handlers{
-      .health = [sqlite]() { return sqlite->SchemaVersion().status(); },
+      .health = [sqlite]() { return sqlite->CheckHealth(); },
       .metrics =
           [&]() {
             MetricsView view{.boards = links->Statuses(),
@@ -192,7 +213,8 @@ int Serve(const FleetdConfig& config) {
             return RenderMetrics(view);
           },
   };
-  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(config.http_listen, handlers);
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start(config.http_listen, handlers, config.limits.http);
   if (!http.ok()) {
     service->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);

@@ -109,7 +109,8 @@ class FleetdRestarted(unittest.TestCase):
         boards_before = {b["name"]: (b["address"], b["labels"]) for b in LAB.ctl("board", "ls")["boards"]}
         tokens_before = {t["id"]: t["name"] for t in LAB.ctl("token", "ls")["tokens"]}
         events_before = {e["id"] for e in LAB.events()}
-        audit_before = [(a["id"], a["actor"], a["action"], a["code"]) for a in LAB.audit()]
+        # Oldest first: `audit` lists newest first, and entries come after the restart.
+        audit_before = [(a["id"], a["actor"], a["action"], a["code"]) for a in reversed(LAB.audit())]
         self.assertTrue(events_before, "the lab has events before the restart")
 
         # Act: stop fleetd (SIGTERM, as systemd would), then bring the lab up again.
@@ -129,7 +130,7 @@ class FleetdRestarted(unittest.TestCase):
         self.assertEqual(LAB.run_ctl("board", "ls", token=viewer_secret).returncode, 0,
                          "the viewer token created before the restart still works")
         self.assertTrue(events_before <= {e["id"] for e in LAB.events()}, "every event from before is listed")
-        audit_after = [(a["id"], a["actor"], a["action"], a["code"]) for a in LAB.audit()]
+        audit_after = [(a["id"], a["actor"], a["action"], a["code"]) for a in reversed(LAB.audit())]
         self.assertEqual(audit_after[: len(audit_before)], audit_before)
         # Scripts have no read RPC: the pushed content must be in fleetd's store.
         with sqlite3.connect(f"file:{LAB.dir / 'fleetd.db'}?mode=ro", uri=True, timeout=10) as db:

@@ -223,7 +223,7 @@ class FleetLab:
                         lambda: all(self.board_states().get(b) == "BOARD_STATE_ONLINE" for b in self.boards), timeout)
 
     def _pages(self, command, key, args, max_pages=50):
-        """Every item of a paged list (events, audit) from the oldest, following next_after_id."""
+        """Every item of a paged list (events) from the oldest, following next_after_id."""
         items, after = [], "0"
         for _ in range(max_pages):
             page = self.ctl(command, "--after", after, "--limit", "500", *args)
@@ -236,5 +236,14 @@ class FleetLab:
     def events(self, *args):
         return self._pages("events", "events", args)
 
-    def audit(self):
-        return self._pages("audit", "entries", ())
+    def audit(self, max_pages=50):
+        """Every audit entry, newest first, following next_before_id (fleetctl audit --before)."""
+        items, args = [], []
+        for _ in range(max_pages):
+            page = self.ctl("audit", "--limit", "500", *args)
+            items += page.get("entries", [])
+            before = str(page.get("next_before_id", "0"))
+            if before == "0":
+                return items
+            args = ["--before", before]
+        raise AssertionError(f"fleetctl audit: more than {max_pages} pages")

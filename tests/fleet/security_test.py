@@ -3,7 +3,9 @@
 
 fleetctl without a token is refused with UNAUTHENTICATED; a viewer token may
 read but not kill (PERMISSION_DENIED); every refusal and every mutation is in
-the audit log with its actor, action and code.
+the audit log with its actor, action and code; `fleetctl audit` lists newest
+first and says how to see older entries; token names are plain and short;
+oversized requests are refused naming the field and its limit, unaudited.
 """
 
 import unittest
@@ -79,6 +81,26 @@ class Refusals(unittest.TestCase):
         self.assertTrue(audit_entries("lab-admin", "Fleet.RevokeToken", OK))
 
 
+class Limits(unittest.TestCase):
+
+    def test_token_names_with_spaces_control_characters_or_over_64_characters_are_refused(self):
+        for name in ("has space", "new\nline", "n" * 65):
+            proc = LAB.run_ctl("token", "create", name, "--role", "viewer")
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertIn("INVALID_ARGUMENT", proc.stderr)
+            self.assertIn("A-Z a-z 0-9 . _ -", proc.stderr)
+        self.assertTrue(LAB.ctl("token", "create", "sec.ci-runner_1", "--role", "viewer")["secret"])
+
+    def test_an_oversized_board_name_is_refused_naming_the_limit_and_is_not_audited(self):
+        before = len(LAB.audit())
+        proc = LAB.run_ctl("kill", "b" * 5000 + "/1", config=config_without_token())
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("INVALID_ARGUMENT", proc.stderr)
+        self.assertIn("limits.request.max_field_bytes", proc.stderr)
+        self.assertLess(len(proc.stderr), 500, "the error does not echo the name")
+        self.assertEqual(len(LAB.audit()), before)
+
+
 class Mutations(unittest.TestCase):
 
     def test_every_mutation_is_audited_with_its_actor_action_and_result(self):
@@ -101,6 +123,23 @@ class Mutations(unittest.TestCase):
         self.assertTrue(audit_entries("sec-operator", "Fleet.KillThread", 5), "a failed kill is audited as NOT_FOUND")
         self.assertTrue([a for a in LAB.audit() if a["actor"] == "local" and "token" in a["action"].lower()],
                         "`fleetd token create` (deploy/lab's admin token) is audited as local")
+        self.assertFalse([a for a in LAB.audit() if a.get("state") not in (None, "AUDIT_STATE_DONE")],
+                         "every mutation that ended has its outcome")
+
+    def test_fleetctl_audit_lists_newest_first_and_says_how_to_see_older_entries(self):
+        for _ in range(3):
+            LAB.run_ctl("board", "ls", config=config_without_token())  # three refusals to list
+        proc = LAB.run_ctl("audit", "--limit", "2", output=None)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        rows = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()]
+        self.assertEqual(len(rows), 2, proc.stdout)
+        self.assertGreater(int(rows[0]), int(rows[1]), "newest first")
+        self.assertIn(f"fleetctl audit --before {rows[1]}", proc.stderr)
+
+        older = LAB.run_ctl("audit", "--limit", "2", "--before", rows[1], output=None)
+        self.assertEqual(older.returncode, 0, older.stderr)
+        older_rows = [line.split()[0] for line in older.stdout.splitlines()[1:] if line.strip()]
+        self.assertLess(int(older_rows[0]), int(rows[1]))
 
 
 if __name__ == "__main__":

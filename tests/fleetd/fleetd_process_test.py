@@ -3,8 +3,8 @@
 127.0.0.1 with a fresh lab PKI (deploy/pki).
 
 Checks the ready line, /healthz and /metrics (boards online within seconds),
-`fleetd token create` (the secret works on the Fleet API; health check and
-reflection need no token), that a bad config exits 2 naming file:line, that
+`fleetd token create` (the secret works on the Fleet API; the health check
+needs no token, reflection needs one), that a bad config exits 2 naming file:line, that
 SIGTERM stops fleetd with exit 0 within 10 s, and that a restart keeps tokens
 and the audit entry of their creation.
 
@@ -255,7 +255,7 @@ class FleetdProcessTest(unittest.TestCase):
         self.stop(f)
         self.assertIn("fleetd: stopped", f.lines)
 
-    def test_token_secret_works_and_health_and_reflection_need_none(self):
+    def test_token_secret_works_health_needs_none_and_reflection_needs_one(self):
         f, grpc_port, http_port, _ = self.start()
         secret = self.create_token("ci", "viewer")  # while fleetd runs
         with self.channel(grpc_port) as channel:
@@ -263,9 +263,15 @@ class FleetdProcessTest(unittest.TestCase):
             check = channel.unary_unary("/grpc.health.v1.Health/Check")
             self.assertEqual(check(b"", timeout=RPC_TIMEOUT_S), b"\x08\x01")
 
-            # Reflection: list_services (field 7, "") names the Fleet service.
+            # Reflection: list_services (field 7, "") names the Fleet service,
+            # for a caller with a token only.
             reflect = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
-            replies = list(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S))
+            with self.assertRaises(grpc.RpcError) as anonymous:
+                list(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S))
+            self.assertEqual(anonymous.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            self.assertIn("reflection needs a valid token", anonymous.exception.details())
+            replies = list(reflect(iter([b"\x3a\x00"]), timeout=RPC_TIMEOUT_S,
+                                   metadata=[("authorization", f"Bearer {secret}")]))
             self.assertEqual(len(replies), 1)
             self.assertIn(b"threadfleet.fleet.v1.Fleet", replies[0])
 
@@ -380,6 +386,8 @@ class FleetdProcessTest(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in ([], ["--bogus"], ["token", "create", "--config", str(self.config), "--name", "x"],
                      ["token", "create", "--config", str(self.config), "--name", "x", "--role", "root"],
+                     ["token", "create", "--config", str(self.config), "--name", "new\nline", "--role", "viewer"],
+                     ["token", "create", "--config", str(self.config), "--name", "n" * 65, "--role", "viewer"],
                      ["--config", str(self.case_dir / "missing.yaml")]):
             proc = subprocess.run([FLEETD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   timeout=30)

@@ -128,6 +128,7 @@ fleet::AuditEntry ToProto(const AuditRecord& r) {
   entry.set_target(r.target);
   entry.set_code(static_cast<int32_t>(r.result_code));
   entry.set_message(r.result_message);
+  entry.set_state(r.state);
   return entry;
 }
 
@@ -184,7 +185,7 @@ grpc::ServerUnaryReactor* FleetService::ListBoards(grpc::CallbackServerContext* 
                                                    const fleet::ListBoardsRequest* request,
                                                    fleet::ListBoardsResponse* response) {
   FleetServiceState* state = state_.get();
-  return ServeAsync(state, context, internal::kListBoards, SelectorTarget(request->selector()),
+  return ServeAsync(state, context, *request, internal::kListBoards, SelectorTarget(request->selector()),
                     [state, request, response](std::shared_ptr<UnaryCall> call) {
                       absl::StatusOr<std::vector<BoardRecord>> boards =
                           state->deps.inventory->Select(request->selector());
@@ -201,7 +202,7 @@ grpc::ServerUnaryReactor* FleetService::GetBoard(grpc::CallbackServerContext* co
                                                  const fleet::GetBoardRequest* request,
                                                  fleet::GetBoardResponse* response) {
   FleetServiceState* state = state_.get();
-  return ServeAsync(state, context, internal::kGetBoard, request->name(),
+  return ServeAsync(state, context, *request, internal::kGetBoard, request->name(),
                     [state, request, response](std::shared_ptr<UnaryCall> call) {
                       absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->name());
                       if (!board.ok()) return call->Finish(board.status());
@@ -217,52 +218,55 @@ grpc::ServerUnaryReactor* FleetService::AddBoard(grpc::CallbackServerContext* co
                                                  const fleet::AddBoardRequest* request,
                                                  fleet::AddBoardResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kAddBoard, request->name(), [state, request, response](UnaryCall&) {
-    Labels labels(request->labels().begin(), request->labels().end());
-    absl::StatusOr<BoardRecord> board =
-        state->deps.inventory->Add(request->name(), request->address(), std::move(labels), absl::Now());
-    if (!board.ok()) return board.status();
-    absl::Status linked = state->deps.links->Add(board->name, board->address);
-    if (!linked.ok()) {
-      // Keep inventory and links in step: a board without a link is undone.
-      absl::Status undone = state->deps.inventory->Remove(board->name);
-      if (!undone.ok())
-        std::fprintf(stderr, "fleetd: AddBoard rollback failed: %s\n", undone.ToString().c_str());
-      return linked;
-    }
-    *response->mutable_board() = state->ToProto(*board);
-    return absl::OkStatus();
-  });
+  return Serve(
+      state, context, *request, internal::kAddBoard, request->name(), [state, request, response](UnaryCall&) {
+        Labels labels(request->labels().begin(), request->labels().end());
+        absl::StatusOr<BoardRecord> board =
+            state->deps.inventory->Add(request->name(), request->address(), std::move(labels), absl::Now());
+        if (!board.ok()) return board.status();
+        absl::Status linked = state->deps.links->Add(board->name, board->address);
+        if (!linked.ok()) {
+          // Keep inventory and links in step: a board without a link is undone.
+          absl::Status undone = state->deps.inventory->Remove(board->name);
+          if (!undone.ok())
+            std::fprintf(stderr, "fleetd: AddBoard rollback failed: %s\n", undone.ToString().c_str());
+          return linked;
+        }
+        *response->mutable_board() = state->ToProto(*board);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* FleetService::RemoveBoard(grpc::CallbackServerContext* context,
                                                     const fleet::RemoveBoardRequest* request,
                                                     fleet::RemoveBoardResponse*) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kRemoveBoard, request->name(), [state, request](UnaryCall&) {
-    absl::Status removed = state->deps.inventory->Remove(request->name());
-    if (!removed.ok()) return removed;
-    absl::Status unlinked = state->deps.links->Remove(request->name());
-    if (!unlinked.ok() && unlinked.code() != absl::StatusCode::kNotFound) return unlinked;
-    state->deps.health->RemoveBoard(request->name());
-    state->ForgetBoard(request->name());
-    return absl::OkStatus();
-  });
+  return Serve(state, context, *request, internal::kRemoveBoard, request->name(),
+               [state, request](UnaryCall&) {
+                 absl::Status removed = state->deps.inventory->Remove(request->name());
+                 if (!removed.ok()) return removed;
+                 absl::Status unlinked = state->deps.links->Remove(request->name());
+                 if (!unlinked.ok() && unlinked.code() != absl::StatusCode::kNotFound) return unlinked;
+                 state->deps.health->RemoveBoard(request->name());
+                 state->ForgetBoard(request->name());
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::SetLabels(grpc::CallbackServerContext* context,
                                                   const fleet::SetLabelsRequest* request,
                                                   fleet::SetLabelsResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(
-      state, context, internal::kSetLabels, request->board(), [state, request, response](UnaryCall&) {
-        Labels set(request->set().begin(), request->set().end());
-        std::vector<std::string> remove(request->remove().begin(), request->remove().end());
-        absl::StatusOr<BoardRecord> board = state->deps.inventory->SetLabels(request->board(), set, remove);
-        if (!board.ok()) return board.status();
-        *response->mutable_board() = state->ToProto(*board);
-        return absl::OkStatus();
-      });
+  return Serve(state, context, *request, internal::kSetLabels, request->board(),
+               [state, request, response](UnaryCall&) {
+                 Labels set(request->set().begin(), request->set().end());
+                 std::vector<std::string> remove(request->remove().begin(), request->remove().end());
+                 absl::StatusOr<BoardRecord> board =
+                     state->deps.inventory->SetLabels(request->board(), set, remove);
+                 if (!board.ok()) return board.status();
+                 *response->mutable_board() = state->ToProto(*board);
+                 return absl::OkStatus();
+               });
 }
 
 // ---- Files
@@ -280,7 +284,8 @@ grpc::ServerUnaryReactor* FleetService::RunProgram(grpc::CallbackServerContext* 
                                                    fleet::RunProgramResponse* response) {
   FleetServiceState* state = state_.get();
   return ServeAsync(
-      state, context, internal::kRunProgram, SelectorTarget(request->selector()) + " " + request->path(),
+      state, context, *request, internal::kRunProgram,
+      SelectorTarget(request->selector()) + " " + request->path(),
       [state, request, response](std::shared_ptr<UnaryCall> call) {
         absl::Status path = CheckAbsolutePath(request->path());
         if (!path.ok()) return call->Finish(path);
@@ -348,32 +353,33 @@ grpc::ServerUnaryReactor* FleetService::StartThread(grpc::CallbackServerContext*
                                                     fleet::StartThreadResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), " ", request->module(), ".", request->function());
-  return Serve(state, context, internal::kStartThread, target, [state, request, response](UnaryCall& call) {
-    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-    if (!link.ok()) return link.status();
-    pb::StartThreadRequest start;
-    start.set_module(request->module());
-    start.set_function(request->function());
-    for (const std::string& a : request->args()) start.add_args(a);
-    absl::StatusOr<pb::StartThreadResponse> started = (*link)->StartThread(start);
-    if (!started.ok()) return started.status();
-    response->set_program_id(started->program_id());
-    response->set_thread_id(started->thread_id());
-    absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(
-        ProgramRecord{.board = request->board(),
-                      .board_program_id = started->program_id(),
-                      .main_thread_id = started->thread_id(),
-                      .name = request->function(),
-                      .path = absl::StrCat(request->module(), ".", request->function()),
-                      .args = std::vector<std::string>(request->args().begin(), request->args().end()),
-                      .started_by = call.caller().name,
-                      .start_time = absl::Now()});
-    if (!recorded.ok()) {
-      std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n", request->board().c_str(),
-                   recorded.status().ToString().c_str());
-    }
-    return absl::OkStatus();
-  });
+  return Serve(
+      state, context, *request, internal::kStartThread, target, [state, request, response](UnaryCall& call) {
+        absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+        if (!link.ok()) return link.status();
+        pb::StartThreadRequest start;
+        start.set_module(request->module());
+        start.set_function(request->function());
+        for (const std::string& a : request->args()) start.add_args(a);
+        absl::StatusOr<pb::StartThreadResponse> started = (*link)->StartThread(start);
+        if (!started.ok()) return started.status();
+        response->set_program_id(started->program_id());
+        response->set_thread_id(started->thread_id());
+        absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(
+            ProgramRecord{.board = request->board(),
+                          .board_program_id = started->program_id(),
+                          .main_thread_id = started->thread_id(),
+                          .name = request->function(),
+                          .path = absl::StrCat(request->module(), ".", request->function()),
+                          .args = std::vector<std::string>(request->args().begin(), request->args().end()),
+                          .started_by = call.caller().name,
+                          .start_time = absl::Now()});
+        if (!recorded.ok()) {
+          std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n", request->board().c_str(),
+                       recorded.status().ToString().c_str());
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* FleetService::KillThread(grpc::CallbackServerContext* context,
@@ -381,17 +387,18 @@ grpc::ServerUnaryReactor* FleetService::KillThread(grpc::CallbackServerContext* 
                                                    fleet::KillThreadResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), "/", request->thread_id());
-  return Serve(state, context, internal::kKillThread, target, [state, request, response](UnaryCall&) {
-    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-    if (!link.ok()) return link.status();
-    absl::StatusOr<pb::ThreadInfo> thread =
-        (*link)->KillThread(request->thread_id(), absl::Milliseconds(request->grace_ms()));
-    if (!thread.ok()) return thread.status();
-    // Readers see the kill now, not at the board's next snapshot.
-    state->deps.health->UpdateThread(request->board(), *thread);
-    *response->mutable_thread() = *std::move(thread);
-    return absl::OkStatus();
-  });
+  return Serve(state, context, *request, internal::kKillThread, target,
+               [state, request, response](UnaryCall&) {
+                 absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+                 if (!link.ok()) return link.status();
+                 absl::StatusOr<pb::ThreadInfo> thread =
+                     (*link)->KillThread(request->thread_id(), absl::Milliseconds(request->grace_ms()));
+                 if (!thread.ok()) return thread.status();
+                 // Readers see the kill now, not at the board's next snapshot.
+                 state->deps.health->UpdateThread(request->board(), *thread);
+                 *response->mutable_thread() = *std::move(thread);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::KillProgram(grpc::CallbackServerContext* context,
@@ -399,24 +406,25 @@ grpc::ServerUnaryReactor* FleetService::KillProgram(grpc::CallbackServerContext*
                                                     fleet::KillProgramResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), "/program/", request->program_id());
-  return Serve(state, context, internal::kKillProgram, target, [state, request, response](UnaryCall&) {
-    absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-    if (!link.ok()) return link.status();
-    absl::StatusOr<pb::KillProgramResponse> killed =
-        (*link)->KillProgram(request->program_id(), absl::Milliseconds(request->grace_ms()));
-    if (!killed.ok()) return killed.status();
-    ApplyKilledProgram(*state, **link, request->board(), killed->program());
-    *response->mutable_program() = killed->program();
-    for (uint32_t id : killed->unkillable_thread_ids()) response->add_unkillable_thread_ids(id);
-    return absl::OkStatus();
-  });
+  return Serve(state, context, *request, internal::kKillProgram, target,
+               [state, request, response](UnaryCall&) {
+                 absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
+                 if (!link.ok()) return link.status();
+                 absl::StatusOr<pb::KillProgramResponse> killed =
+                     (*link)->KillProgram(request->program_id(), absl::Milliseconds(request->grace_ms()));
+                 if (!killed.ok()) return killed.status();
+                 ApplyKilledProgram(*state, **link, request->board(), killed->program());
+                 *response->mutable_program() = killed->program();
+                 for (uint32_t id : killed->unkillable_thread_ids()) response->add_unkillable_thread_ids(id);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::ListThreads(grpc::CallbackServerContext* context,
                                                     const fleet::ListThreadsRequest* request,
                                                     fleet::ListThreadsResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kListThreads, SelectorTarget(request->selector()),
+  return Serve(state, context, *request, internal::kListThreads, SelectorTarget(request->selector()),
                [state, request, response](UnaryCall&) {
                  absl::StatusOr<std::vector<BoardRecord>> boards =
                      state->deps.inventory->Select(request->selector());
@@ -455,7 +463,7 @@ grpc::ServerUnaryReactor* FleetService::GetHealth(grpc::CallbackServerContext* c
                                                   fleet::GetHealthResponse* response) {
   FleetServiceState* state = state_.get();
   return Serve(
-      state, context, internal::kGetHealth, SelectorTarget(request->selector()),
+      state, context, *request, internal::kGetHealth, SelectorTarget(request->selector()),
       [state, request, response](UnaryCall&) {
         absl::StatusOr<std::vector<BoardRecord>> boards = state->deps.inventory->Select(request->selector());
         if (!boards.ok()) return boards.status();
@@ -491,7 +499,7 @@ grpc::ServerUnaryReactor* FleetService::ListEvents(grpc::CallbackServerContext* 
                                                    const fleet::ListEventsRequest* request,
                                                    fleet::ListEventsResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kListEvents, SelectorTarget(request->selector()),
+  return Serve(state, context, *request, internal::kListEvents, SelectorTarget(request->selector()),
                [state, request, response](UnaryCall&) {
                  absl::Status limit = CheckLimit(request->limit());
                  if (!limit.ok()) return limit;
@@ -522,26 +530,28 @@ grpc::ServerWriteReactor<fleet::WatchEventsResponse>* FleetService::WatchEvents(
 // ---- Jobs: authorized (and audited) like the real ones, then UNIMPLEMENTED.
 
 grpc::ServerUnaryReactor* FleetService::ApplyJob(grpc::CallbackServerContext* context,
-                                                 const fleet::ApplyJobRequest*, fleet::ApplyJobResponse*) {
-  return Serve(state_.get(), context, internal::kApplyJob, "job",
+                                                 const fleet::ApplyJobRequest* request,
+                                                 fleet::ApplyJobResponse*) {
+  return Serve(state_.get(), context, *request, internal::kApplyJob, "job",
                [](UnaryCall&) { return JobsUnavailable(); });
 }
 
 grpc::ServerUnaryReactor* FleetService::RunJob(grpc::CallbackServerContext* context,
                                                const fleet::RunJobRequest* request, fleet::RunJobResponse*) {
-  return Serve(state_.get(), context, internal::kRunJob, "job " + request->name(),
+  return Serve(state_.get(), context, *request, internal::kRunJob, "job " + request->name(),
                [](UnaryCall&) { return JobsUnavailable(); });
 }
 
 grpc::ServerUnaryReactor* FleetService::ListJobs(grpc::CallbackServerContext* context,
-                                                 const fleet::ListJobsRequest*, fleet::ListJobsResponse*) {
-  return Serve(state_.get(), context, internal::kListJobs, "jobs",
+                                                 const fleet::ListJobsRequest* request,
+                                                 fleet::ListJobsResponse*) {
+  return Serve(state_.get(), context, *request, internal::kListJobs, "jobs",
                [](UnaryCall&) { return JobsUnavailable(); });
 }
 
 grpc::ServerUnaryReactor* FleetService::GetRun(grpc::CallbackServerContext* context,
                                                const fleet::GetRunRequest* request, fleet::GetRunResponse*) {
-  return Serve(state_.get(), context, internal::kGetRun, absl::StrCat("run ", request->id()),
+  return Serve(state_.get(), context, *request, internal::kGetRun, absl::StrCat("run ", request->id()),
                [](UnaryCall&) { return JobsUnavailable(); });
 }
 
@@ -552,7 +562,7 @@ grpc::ServerUnaryReactor* FleetService::CreateToken(grpc::CallbackServerContext*
                                                     fleet::CreateTokenResponse* response) {
   FleetServiceState* state = state_.get();
   return Serve(
-      state, context, internal::kCreateToken, "token " + request->name(),
+      state, context, *request, internal::kCreateToken, "token " + request->name(),
       [state, request, response](UnaryCall& call) {
         absl::StatusOr<IssuedToken> issued =
             state->deps.tokens->Create(request->name(), request->role(), call.caller().name, absl::Now());
@@ -565,10 +575,10 @@ grpc::ServerUnaryReactor* FleetService::CreateToken(grpc::CallbackServerContext*
 }
 
 grpc::ServerUnaryReactor* FleetService::ListTokens(grpc::CallbackServerContext* context,
-                                                   const fleet::ListTokensRequest*,
+                                                   const fleet::ListTokensRequest* request,
                                                    fleet::ListTokensResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kListTokens, "tokens", [state, response](UnaryCall&) {
+  return Serve(state, context, *request, internal::kListTokens, "tokens", [state, response](UnaryCall&) {
     absl::StatusOr<std::vector<TokenRecord>> tokens = state->deps.tokens->List();
     if (!tokens.ok()) return tokens.status();
     for (const TokenRecord& t : *tokens) *response->add_tokens() = ToProto(t);
@@ -580,7 +590,7 @@ grpc::ServerUnaryReactor* FleetService::RevokeToken(grpc::CallbackServerContext*
                                                     const fleet::RevokeTokenRequest* request,
                                                     fleet::RevokeTokenResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kRevokeToken, absl::StrCat("token id ", request->id()),
+  return Serve(state, context, *request, internal::kRevokeToken, absl::StrCat("token id ", request->id()),
                [state, request, response](UnaryCall& call) {
                  absl::StatusOr<TokenRecord> revoked =
                      state->deps.tokens->Revoke(static_cast<int64_t>(request->id()), absl::Now());
@@ -598,19 +608,31 @@ grpc::ServerUnaryReactor* FleetService::ListAudit(grpc::CallbackServerContext* c
                                                   const fleet::ListAuditRequest* request,
                                                   fleet::ListAuditResponse* response) {
   FleetServiceState* state = state_.get();
-  return Serve(state, context, internal::kListAudit, "audit", [state, request, response](UnaryCall&) {
-    absl::Status limit = CheckLimit(request->limit());
-    if (!limit.ok()) return limit;
-    response->set_next_after_id(request->after_id());
-    absl::StatusOr<std::vector<AuditRecord>> entries =
-        state->deps.store->ListAudit(static_cast<int64_t>(request->after_id()), PageSize(request->limit()));
-    if (!entries.ok()) return entries.status();
-    for (const AuditRecord& r : *entries) {
-      response->set_next_after_id(static_cast<uint64_t>(r.id));
-      *response->add_entries() = ToProto(r);
-    }
-    return absl::OkStatus();
-  });
+  return Serve(
+      state, context, *request, internal::kListAudit, "audit", [state, request, response](UnaryCall&) {
+        absl::Status limit = CheckLimit(request->limit());
+        if (!limit.ok()) return limit;
+        if (request->before_id() != 0 && request->before_id() <= request->after_id()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "before_id ", request->before_id(), " must be larger than after_id ", request->after_id()));
+        }
+        response->set_next_after_id(request->after_id());
+        const int page = PageSize(request->limit());
+        // One more than the page: whether older entries remain, without a count.
+        absl::StatusOr<std::vector<AuditRecord>> entries =
+            state->deps.store->ListAudit(AuditQuery{.after_id = static_cast<int64_t>(request->after_id()),
+                                                    .before_id = static_cast<int64_t>(request->before_id()),
+                                                    .limit = page + 1});
+        if (!entries.ok()) return entries.status();
+        const bool more = entries->size() > static_cast<size_t>(page);
+        if (more) entries->pop_back();
+        for (const AuditRecord& r : *entries) *response->add_entries() = ToProto(r);
+        if (!entries->empty()) {
+          response->set_next_after_id(static_cast<uint64_t>(entries->front().id));
+          if (more) response->set_next_before_id(static_cast<uint64_t>(entries->back().id));
+        }
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace threadfleet::fleetd

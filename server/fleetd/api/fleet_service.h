@@ -18,8 +18,11 @@
 //   service.Shutdown();  // ends the watch/follow streams
 //   server->Shutdown();
 //
-// Every call is authorized first (call_auth.h: bearer token, role per RPC)
-// and every refused or mutating call is audited. Board calls never run on
+// Every request's sizes are checked first (request_limits.h: INVALID_ARGUMENT
+// naming the field and its limit, before any other work), then the call is
+// authorized (call_auth.h: bearer token, role per RPC); every refused call is
+// audited, and every mutating one twice: its intent before it runs, the
+// outcome the client got after. Board calls never run on
 // gRPC's callback threads: they run on the service's bounded worker pool
 // (fan_out.h), which finishes the call's reactor; fan-outs (PushFile,
 // RunProgram) run one task per board there, in parallel, and offline boards
@@ -45,6 +48,7 @@
 
 #include <memory>
 
+#include "server/fleetd/auth/request_limits.h"
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
@@ -67,6 +71,9 @@ struct FleetServiceDeps {
   HealthAggregator* health = nullptr;
   TokenAuthority* tokens = nullptr;
   EventHub* hub = nullptr;
+  // The sizes every request is checked against before any work
+  // (request_limits.h); fleetd.yaml's limits.request.
+  RequestLimitOptions request_limits = {};
 };
 
 class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService {

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "grpcpp/grpcpp.h"
+#include "server/fleetd/api/internal/service_call.h"
 #include "server/fleetd/health/lab_monitor.h"
 #include "server/fleetd/store/sqlite_store.h"
 #include "server/fleetd/testing/lab_processes.h"
@@ -30,6 +31,7 @@ namespace fleet = ::threadfleet::fleet::v1;
 namespace pb = ::threadfleet::board::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::PollUntil;
 using namespace std::chrono_literals;
 
@@ -249,10 +251,12 @@ class FleetServiceTest : public ::testing::Test {
     return out;
   }
 
+  // The audit log oldest first, as it was written.
   std::vector<AuditRecord> Audit() {
-    absl::StatusOr<std::vector<AuditRecord>> audit = store_->ListAudit(0, 1000);
+    absl::StatusOr<std::vector<AuditRecord>> audit = store_->ListAudit(AuditQuery{.limit = 1000});
     EXPECT_TRUE(audit.ok()) << audit.status();
-    return audit.ok() ? *audit : std::vector<AuditRecord>{};
+    if (!audit.ok()) return {};
+    return std::vector<AuditRecord>(audit->rbegin(), audit->rend());
   }
 
   testing::TestLab lab_;
@@ -292,24 +296,32 @@ TEST_F(FleetServiceTest, CallWithoutTokenIsUnauthenticatedAndViewerKillIsDeniedB
 
   fleet::ListAuditResponse audit;
   ASSERT_TRUE(stub_->ListAudit(Context(admin_).get(), fleet::ListAuditRequest(), &audit).ok());
-  ASSERT_EQ(audit.entries_size(), 3);
-  EXPECT_EQ(audit.entries(0).actor(), "anonymous");
-  EXPECT_EQ(audit.entries(0).action(), "Fleet.ListBoards");
-  EXPECT_EQ(audit.entries(0).code(), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_EQ(audit.entries_size(), 3);  // newest first
+  EXPECT_EQ(audit.entries(2).actor(), "anonymous");
+  EXPECT_EQ(audit.entries(2).action(), "Fleet.ListBoards");
+  EXPECT_EQ(audit.entries(2).code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(audit.entries(1).actor(), "watcher");
   EXPECT_EQ(audit.entries(1).action(), "Fleet.KillThread");
   EXPECT_EQ(audit.entries(1).target(), "b01/7");
   EXPECT_EQ(audit.entries(1).code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(audit.entries(2).action(), "Fleet.WatchEvents");
-  EXPECT_EQ(audit.entries(2).target(), "selector all");
-  EXPECT_EQ(audit.next_after_id(), audit.entries(2).id());
+  EXPECT_EQ(audit.entries(1).state(), fleet::AUDIT_STATE_DONE);
+  EXPECT_EQ(audit.entries(0).action(), "Fleet.WatchEvents");
+  EXPECT_EQ(audit.entries(0).target(), "selector all");
+  EXPECT_EQ(audit.next_after_id(), audit.entries(0).id());
+  EXPECT_EQ(audit.next_before_id(), 0u) << "no older entry left";
 
+  // A page of one, then the next older one through the cursor.
   fleet::ListAuditRequest page;
-  page.set_after_id(audit.entries(0).id());
   page.set_limit(1);
   ASSERT_TRUE(stub_->ListAudit(Context(admin_).get(), page, &audit).ok());
   ASSERT_EQ(audit.entries_size(), 1);
+  EXPECT_EQ(audit.entries(0).action(), "Fleet.WatchEvents");
+  ASSERT_EQ(audit.next_before_id(), audit.entries(0).id());
+  page.set_before_id(audit.next_before_id());
+  ASSERT_TRUE(stub_->ListAudit(Context(admin_).get(), page, &audit).ok());
+  ASSERT_EQ(audit.entries_size(), 1);
   EXPECT_EQ(audit.entries(0).action(), "Fleet.KillThread");
+  EXPECT_NE(audit.next_before_id(), 0u);
 
   // Viewers may not read the audit log; operators may not manage tokens.
   EXPECT_EQ(stub_->ListAudit(Context(viewer_).get(), fleet::ListAuditRequest(), &audit).error_code(),
@@ -360,6 +372,102 @@ TEST_F(FleetServiceTest, TokensAreCreatedListedRevokedAndAudited) {
   EXPECT_EQ(audit[1].target, "token alice");
   EXPECT_EQ(audit[2].actor, "anonymous");  // the revoked token's call
   EXPECT_EQ(audit[3].result_code, absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FleetServiceTest, OversizedFieldsAreRefusedBeforeAuthorizationAndLeaveNoAuditRow) {
+  fleet::KillThreadRequest kill;
+  kill.set_board(std::string(3 << 20, 'b'));
+  kill.set_thread_id(1);
+  fleet::KillThreadResponse killed;
+  grpc::Status anonymous = stub_->KillThread(Context("").get(), kill, &killed);
+  EXPECT_EQ(anonymous.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << anonymous.error_message();
+  EXPECT_THAT(anonymous.error_message(), HasSubstr("KillThreadRequest.board is 3145728 bytes"));
+  EXPECT_THAT(anonymous.error_message(), HasSubstr("limits.request.max_field_bytes"));
+  EXPECT_LT(anonymous.error_message().size(), 200u) << "the message never echoes the field";
+
+  // Streams pass the same check.
+  fleet::PushFileRequest push;
+  push.set_path("/" + std::string(2000, 'p'));
+  push.set_content("x");
+  auto push_context = Context(operator_);
+  std::unique_ptr<grpc::ClientReader<fleet::PushFileResponse>> pushing =
+      stub_->PushFile(push_context.get(), push);
+  fleet::PushFileResponse progress;
+  EXPECT_FALSE(pushing->Read(&progress));
+  EXPECT_EQ(pushing->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  EXPECT_THAT(Audit(), IsEmpty()) << "refused before any work: nothing to audit";
+}
+
+TEST_F(FleetServiceTest, RefusedCallsAuditTheirTargetCutShort) {
+  fleet::KillThreadRequest kill;
+  kill.set_board(std::string(1000, 'b'));  // within max_field_bytes
+  kill.set_thread_id(1);
+  fleet::KillThreadResponse killed;
+  EXPECT_EQ(stub_->KillThread(Context("").get(), kill, &killed).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  const std::vector<AuditRecord> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_LT(audit[0].target.size(), 300u);
+  EXPECT_THAT(audit[0].target, HasSubstr("(1002 bytes)"));
+}
+
+TEST_F(FleetServiceTest, IdsOf2To63AndMoreAreInvalidInsteadOfWrapping) {
+  fleet::RevokeTokenRequest revoke;
+  revoke.set_id(uint64_t{1} << 63);
+  fleet::RevokeTokenResponse revoked;
+  grpc::Status status = stub_->RevokeToken(Context(admin_).get(), revoke, &revoked);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("RevokeTokenRequest.id"));
+
+  fleet::ListEventsRequest events;
+  events.set_after_id(UINT64_MAX);
+  fleet::ListEventsResponse listed;
+  EXPECT_EQ(stub_->ListEvents(Context(viewer_).get(), events, &listed).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(FleetServiceTest, TokenNamesAreOneTo64LettersDigitsDotsDashesOrUnderscores) {
+  fleet::CreateTokenRequest create;
+  create.set_role(fleet::ROLE_VIEWER);
+  fleet::CreateTokenResponse created;
+  for (const std::string& bad : {std::string("a\nb"), std::string("nul\0x", 5), std::string(65, 'n'),
+                                 std::string("has space"), std::string()}) {
+    create.set_name(bad);
+    grpc::Status status = stub_->CreateToken(Context(admin_).get(), create, &created);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_THAT(status.error_message(), HasSubstr("A-Z a-z 0-9 . _ -")) << bad;
+  }
+  create.set_name("ci-runner_2.prod");
+  EXPECT_TRUE(stub_->CreateToken(Context(admin_).get(), create, &created).ok());
+  create.set_name(std::string(64, 'n'));
+  EXPECT_TRUE(stub_->CreateToken(Context(admin_).get(), create, &created).ok());
+}
+
+TEST_F(FleetServiceTest, AMutationsAuditEntryEndsDoneWithTheOutcome) {
+  fleet::RevokeTokenRequest revoke;
+  revoke.set_id(999);
+  fleet::RevokeTokenResponse revoked;
+  EXPECT_EQ(stub_->RevokeToken(Context(admin_).get(), revoke, &revoked).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  const std::vector<AuditRecord> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u) << "intent and outcome are one entry";
+  EXPECT_EQ(audit[0].state, fleet::AUDIT_STATE_DONE);
+  EXPECT_EQ(audit[0].result_code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(audit[0].target, "token id 999");
+}
+
+TEST(ClientSawStatus, IsTheResultUnlessTheDeadlinePassedOrTheClientCancelled) {
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  EXPECT_EQ(internal::ClientSawStatus(absl::OkStatus(), now + absl::Seconds(1), false, now),
+            absl::OkStatus());
+  const absl::Status late = internal::ClientSawStatus(absl::OkStatus(), now - absl::Seconds(1), false, now);
+  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(late.message(), HasSubstr("fleetd's result was OK"));
+  const absl::Status cancelled =
+      internal::ClientSawStatus(absl::NotFoundError("no thread 7"), absl::InfiniteFuture(), true, now);
+  EXPECT_EQ(cancelled.code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(cancelled.message(), HasSubstr("no thread 7"));
 }
 
 TEST_F(FleetServiceTest, JobsAnswerUnimplementedAfterAuthorization) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "server/common/quoted_input.h"
 
 namespace threadfleet::fleetd {
 
@@ -30,7 +31,8 @@ std::string SelectorTarget(const fleet::Selector& selector) {
     absl::StrAppend(&target, " boards=", absl::StrJoin(boards, ","));
   }
   if (selector.labels().empty() && selector.boards().empty()) absl::StrAppend(&target, " all");
-  return target;
+  // Messages quote it too: as short as an audit target.
+  return common::CutInput(target, kMaxAuditTargetBytes);
 }
 
 absl::StatusOr<Caller> CallAuthorizer::Authorize(absl::string_view authorization, absl::string_view action,
@@ -60,13 +62,43 @@ void CallAuthorizer::Audit(absl::string_view actor, absl::string_view action, ab
       AuditRecord{.time = absl::Now(),
                   .actor = std::string(actor),
                   .action = std::string(action),
-                  .target = std::string(target),
+                  .target = common::CutInput(target, kMaxAuditTargetBytes),
                   .result_code = result.code(),
-                  .result_message = std::string(result.ok() ? ok_message : result.message())});
+                  .result_message =
+                      common::CutInput(result.ok() ? ok_message : result.message(), kMaxAuditMessageBytes)});
   if (!id.ok()) {
     std::fprintf(stderr, "fleetd: audit write failed action=%s actor=%s target=%s: %s\n",
-                 std::string(action).c_str(), std::string(actor).c_str(), std::string(target).c_str(),
+                 std::string(action).c_str(), std::string(actor).c_str(), common::QuoteInput(target).c_str(),
                  id.status().ToString().c_str());
+  }
+}
+
+absl::StatusOr<int64_t> CallAuthorizer::AuditIntent(absl::string_view actor, absl::string_view action,
+                                                    absl::string_view target) {
+  absl::StatusOr<int64_t> id =
+      store_.AppendAudit(AuditRecord{.time = absl::Now(),
+                                     .actor = std::string(actor),
+                                     .action = std::string(action),
+                                     .target = common::CutInput(target, kMaxAuditTargetBytes),
+                                     .result_code = absl::StatusCode::kUnknown,
+                                     .result_message = "started",
+                                     .state = fleet::AUDIT_STATE_STARTED});
+  if (id.ok()) return id;
+  const absl::StatusCode code =
+      absl::IsDataLoss(id.status()) ? absl::StatusCode::kDataLoss : absl::StatusCode::kUnavailable;
+  return absl::Status(code, absl::StrCat(action, " did not run: the audit log cannot record it (",
+                                         id.status().message(), ")"));
+}
+
+void CallAuthorizer::AuditOutcome(int64_t intent_id, absl::string_view action, absl::string_view target,
+                                  const absl::Status& result, absl::string_view ok_message) {
+  absl::Status written = store_.FinishAudit(
+      intent_id, common::CutInput(target, kMaxAuditTargetBytes), result.code(),
+      common::CutInput(result.ok() ? ok_message : result.message(), kMaxAuditMessageBytes));
+  if (!written.ok()) {
+    std::fprintf(stderr, "fleetd: audit outcome not written id=%lld action=%s code=%d: %s\n",
+                 static_cast<long long>(intent_id), std::string(action).c_str(),
+                 static_cast<int>(result.code()), written.ToString().c_str());
   }
 }
 

@@ -2,6 +2,8 @@
 // which codes refusals get, and what the audit log keeps.
 #include "server/fleetd/auth/call_auth.h"
 
+#include <sqlite3.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,10 +33,12 @@ class CallAuthorizerTest : public ::testing::Test {
     return "Bearer " + t->secret;
   }
 
+  // The audit log oldest first, as it was written.
   std::vector<AuditRecord> Audit() {
-    absl::StatusOr<std::vector<AuditRecord>> all = store_->ListAudit(0, 1000);
+    absl::StatusOr<std::vector<AuditRecord>> all = store_->ListAudit(AuditQuery{.limit = 1000});
     EXPECT_TRUE(all.ok()) << all.status();
-    return all.ok() ? *all : std::vector<AuditRecord>{};
+    if (!all.ok()) return {};
+    return std::vector<AuditRecord>(all->rbegin(), all->rend());
   }
 
   testing::TempStore temp_;  // first: outlives everything using its store
@@ -106,6 +110,42 @@ TEST_F(CallAuthorizerTest, AuditKeepsTheResultOfAMutatingCall) {
   EXPECT_EQ(audit[1].action, "Fleet.AddBoard");
   EXPECT_EQ(audit[1].result_code, absl::StatusCode::kOk);
   EXPECT_GT(audit[1].time, absl::Now() - absl::Minutes(1));
+}
+
+TEST_F(CallAuthorizerTest, AnIntentIsStartedBeforeTheMutationAndItsOutcomeCompletesIt) {
+  absl::StatusOr<int64_t> intent = auth_->AuditIntent("alice", "Fleet.RevokeToken", "token id 3");
+  ASSERT_TRUE(intent.ok()) << intent.status();
+  std::vector<AuditRecord> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].state, fleet::AUDIT_STATE_STARTED);
+  EXPECT_EQ(audit[0].actor, "alice");
+
+  auth_->AuditOutcome(*intent, "Fleet.RevokeToken", "token ci", absl::OkStatus(), "id 3");
+  audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].state, fleet::AUDIT_STATE_DONE);
+  EXPECT_EQ(audit[0].target, "token ci");
+  EXPECT_EQ(audit[0].result_message, "id 3");
+}
+
+TEST_F(CallAuthorizerTest, AnIntentThatCannotBeWrittenSaysTheCallDidNotRun) {
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((temp_.dir() / "fleet.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "DROP TABLE audit_log", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+
+  absl::StatusOr<int64_t> intent = auth_->AuditIntent("alice", "Fleet.PushFile", "selector all /app.py");
+  EXPECT_EQ(intent.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(intent.status().message(), HasSubstr("Fleet.PushFile did not run"));
+}
+
+TEST_F(CallAuthorizerTest, RefusalsStoreTheTargetCutShort) {
+  const std::string target(3 << 20, 'b');
+  EXPECT_FALSE(auth_->Authorize("", "Fleet.KillThread", fleet::ROLE_OPERATOR, target).ok());
+  const std::vector<AuditRecord> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_LE(audit[0].target.size(), kMaxAuditTargetBytes + 32);
+  EXPECT_THAT(audit[0].target, HasSubstr("(3145728 bytes)"));
 }
 
 TEST_F(CallAuthorizerTest, SelectorTargetsNameLabelsAndBoards) {

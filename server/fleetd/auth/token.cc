@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/common/quoted_input.h"
 #include "server/fleetd/store/sha256.h"
 
 namespace threadfleet::fleetd {
@@ -32,7 +33,31 @@ bool IsWellFormed(absl::string_view secret) {
   return true;
 }
 
+bool IsTokenNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+}
+
 }  // namespace
+
+absl::Status CheckTokenName(absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("a token needs a name (what or who it is for): 1 to ",
+                                                   kMaxTokenNameBytes, " of A-Z a-z 0-9 . _ -"));
+  }
+  if (name.size() > kMaxTokenNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("token name ", common::QuoteInput(name),
+                                                   " is too long: at most ", kMaxTokenNameBytes,
+                                                   " characters of A-Z a-z 0-9 . _ -"));
+  }
+  for (char c : name) {
+    if (!IsTokenNameChar(c)) {
+      return absl::InvalidArgumentError(absl::StrCat("token name ", common::QuoteInput(name),
+                                                     " may only use A-Z a-z 0-9 . _ - (1 to ",
+                                                     kMaxTokenNameBytes, " characters)"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 bool RoleAtLeast(Role have, Role need) {
   if (have == threadfleet::fleet::v1::ROLE_UNSPECIFIED || !threadfleet::fleet::v1::Role_IsValid(have))
@@ -59,7 +84,7 @@ absl::StatusOr<Role> ParseRole(absl::string_view name) {
     if (absl::EqualsIgnoreCase(name, RoleName(role))) return role;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown role \"", name, "\"; use viewer, operator or admin"));
+      absl::StrCat("unknown role ", common::QuoteInput(name), "; use viewer, operator or admin"));
 }
 
 absl::StatusOr<std::string> GenerateTokenSecret() {
@@ -83,7 +108,7 @@ absl::StatusOr<absl::string_view> SecretFromAuthorization(absl::string_view head
 
 absl::StatusOr<IssuedToken> TokenAuthority::Create(absl::string_view name, Role role,
                                                    absl::string_view created_by, absl::Time now) {
-  if (name.empty()) return absl::InvalidArgumentError("a token needs a name (what or who it is for)");
+  if (absl::Status valid = CheckTokenName(name); !valid.ok()) return valid;
   if (role == threadfleet::fleet::v1::ROLE_UNSPECIFIED || !threadfleet::fleet::v1::Role_IsValid(role)) {
     return absl::InvalidArgumentError(
         absl::StrCat("token ", name, ": role must be viewer, operator or admin"));

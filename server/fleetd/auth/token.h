@@ -24,6 +24,7 @@
 #ifndef THREADFLEET_SERVER_FLEETD_AUTH_TOKEN_H_
 #define THREADFLEET_SERVER_FLEETD_AUTH_TOKEN_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,6 +41,15 @@ namespace threadfleet::fleetd {
 // Every token secret starts with this, so secret scanners and people can tell
 // what it is.
 inline constexpr absl::string_view kTokenPrefix = "tf_";
+
+// The longest token name. Names appear in audit entries, logs and tables,
+// so they are short and plain.
+inline constexpr size_t kMaxTokenNameBytes = 64;
+
+// OK for a token name of 1 to kMaxTokenNameBytes characters from
+// [A-Za-z0-9._-]; INVALID_ARGUMENT saying the rule otherwise (quoting the
+// name cut short, control characters escaped).
+[[nodiscard]] absl::Status CheckTokenName(absl::string_view name);
 
 // True when `have` may do what `need` may (viewer < operator < admin). An
 // unspecified role may do nothing, and nothing needs less than viewer.
@@ -75,8 +85,8 @@ class TokenAuthority {
   // REQUIRES: `store` outlives this.
   explicit TokenAuthority(Store& store) : store_(store) {}
 
-  // Creates a token named `name` with `role`. INVALID_ARGUMENT if the name is
-  // empty or the role unspecified.
+  // Creates a token named `name` with `role`. INVALID_ARGUMENT if the name
+  // fails CheckTokenName or the role is unspecified.
   [[nodiscard]] absl::StatusOr<IssuedToken> Create(absl::string_view name, threadfleet::fleet::v1::Role role,
                                                    absl::string_view created_by, absl::Time now);
 

@@ -68,6 +68,26 @@ TEST(SecretTest, SecretFromAuthorizationNeedsTheBearerScheme) {
   EXPECT_EQ(SecretFromAuthorization("Bearer").status().code(), absl::StatusCode::kUnauthenticated);
 }
 
+TEST(TokenNameTest, NamesAreOneTo64LettersDigitsDotsDashesOrUnderscores) {
+  EXPECT_TRUE(CheckTokenName("ci").ok());
+  EXPECT_TRUE(CheckTokenName("ci-runner_2.prod").ok());
+  EXPECT_TRUE(CheckTokenName(std::string(64, 'n')).ok());
+  for (const std::string& bad :
+       {std::string(), std::string(65, 'n'), std::string("a\nb"), std::string("nul\0x", 5),
+        std::string("sp ace"), std::string("caf\xc3\xa9")}) {
+    absl::Status status = CheckTokenName(bad);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr("A-Z a-z 0-9 . _ -")) << bad;
+    EXPECT_THAT(std::string(status.message()), Not(HasSubstr("\n"))) << "one line";
+  }
+}
+
+TEST_F(TokenAuthorityTest, CreateRefusesABadNameAndStoresNothing) {
+  EXPECT_EQ(tokens_->Create(std::string(5000, 'x'), fleet::ROLE_VIEWER, "admin", kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(tokens_->List().value().empty());
+}
+
 TEST_F(TokenAuthorityTest, CreatedTokenVerifiesToItsRecord) {
   IssuedToken issued = tokens_->Create("ci", fleet::ROLE_OPERATOR, "admin", kT0).value();
 

@@ -3,12 +3,18 @@
 // HealthAggregator, the RPC-counting interceptor on a real gRPC server.
 #include "server/fleetd/http/http_server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -96,6 +102,154 @@ TEST(HttpServer, StopEndsServingAndIsIdempotent) {
   httplib::Client client("127.0.0.1", port);
   client.set_connection_timeout(1, 0);
   EXPECT_FALSE(client.Get("/healthz"));
+}
+
+// A raw loopback connection: what a slow, idle or hostile client does,
+// byte for byte. Every read waits at most kReadWait, so a server that never
+// answers fails the test instead of hanging it.
+constexpr int kReadWaitMs = 3000;
+
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool connected() const { return connected_; }
+
+  // False once the server has closed or reset the connection.
+  bool Send(absl::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // What the server sent until it closed the connection or went quiet for
+  // kReadWaitMs; "" when it sent nothing.
+  std::string Read() {
+    std::string got;
+    char buf[4096];
+    for (int reads = 0; reads < 1024; ++reads) {
+      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, kReadWaitMs) <= 0) break;
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+      if (got.find("\r\n\r\n") != std::string::npos && got.find("Content-Length") != std::string::npos) {
+        // One whole response is enough for these tests.
+        const size_t length_at = got.find("Content-Length: ") + 16;
+        const size_t body_at = got.find("\r\n\r\n") + 4;
+        if (got.size() >= body_at + std::stoul(got.substr(length_at))) break;
+      }
+    }
+    return got;
+  }
+
+  // True when the server closed the connection (EOF or reset) within
+  // kReadWaitMs, having sent nothing more.
+  bool ClosedByServer() {
+    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, kReadWaitMs) <= 0) return false;
+    char c;
+    return ::recv(fd_, &c, 1, 0) <= 0;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST(HttpServer, ABodyOverTheLimitIsRefused413BeforeItIsRead) {
+  std::atomic<bool> healthy = true;
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start("127.0.0.1:0", Handlers(healthy), HttpLimits{.max_body_bytes = 1024});
+  ASSERT_TRUE(http.ok()) << http.status();
+  RawClient client((*http)->port());
+  ASSERT_TRUE(client.connected());
+  // Announces 300 MB and sends a little: the answer must not wait for the rest.
+  ASSERT_TRUE(client.Send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 314572800\r\n\r\n"));
+  ASSERT_TRUE(client.Send(std::string(4096, 'x')));
+  const std::string response = client.Read();
+  EXPECT_THAT(response, StartsWith("HTTP/1.1 413 "));
+  EXPECT_THAT(response, HasSubstr("limits.http.max_body_bytes"));
+}
+
+TEST(HttpServer, HeadersOverTheLimitAreRefused431) {
+  std::atomic<bool> healthy = true;
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start("127.0.0.1:0", Handlers(healthy), HttpLimits{.max_header_bytes = 4096});
+  ASSERT_TRUE(http.ok()) << http.status();
+  RawClient client((*http)->port());
+  ASSERT_TRUE(client.connected());
+  std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 64; ++i)
+    absl::StrAppend(&request, "X-Filler-", i, ": ", std::string(1000, 'f'), "\r\n");
+  request += "\r\n";
+  client.Send(request);  // the server may close before it has all of it
+  const std::string response = client.Read();
+  EXPECT_THAT(response, StartsWith("HTTP/1.1 431 "));
+  EXPECT_THAT(response, HasSubstr("limits.http.max_header_bytes"));
+}
+
+TEST(HttpServer, HealthzAndMetricsAnswerWhileIdleAndSlowClientsHoldConnections) {
+  std::atomic<bool> healthy = true;
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start("127.0.0.1:0", Handlers(healthy), HttpLimits{.max_connections = 16});
+  ASSERT_TRUE(http.ok()) << http.status();
+  // 40 idle connections and 10 that started a request and stalled.
+  std::vector<std::unique_ptr<RawClient>> holders;
+  for (int i = 0; i < 50; ++i) {
+    holders.push_back(std::make_unique<RawClient>((*http)->port()));
+    ASSERT_TRUE(holders.back()->connected());
+    if (i >= 40) holders.back()->Send("GET /metr");
+  }
+  for (absl::string_view path : {"/healthz", "/metrics"}) {
+    RawClient probe((*http)->port());
+    ASSERT_TRUE(probe.connected());
+    ASSERT_TRUE(probe.Send(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n")));
+    EXPECT_THAT(probe.Read(), StartsWith("HTTP/1.1 200 ")) << path;
+  }
+}
+
+TEST(HttpServer, AtTheConnectionCapTheLongestIdleConnectionMakesRoom) {
+  std::atomic<bool> healthy = true;
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start("127.0.0.1:0", Handlers(healthy), HttpLimits{.max_connections = 2});
+  ASSERT_TRUE(http.ok()) << http.status();
+  RawClient oldest((*http)->port());
+  ASSERT_TRUE(oldest.connected());
+  // The server has taken `oldest` in once it answers on it.
+  ASSERT_TRUE(oldest.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_THAT(oldest.Read(), StartsWith("HTTP/1.1 200 "));
+  RawClient second((*http)->port());
+  ASSERT_TRUE(second.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_THAT(second.Read(), StartsWith("HTTP/1.1 200 "));
+  RawClient third((*http)->port());
+  ASSERT_TRUE(third.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_THAT(third.Read(), StartsWith("HTTP/1.1 200 "));
+  EXPECT_TRUE(oldest.ClosedByServer());
+}
+
+TEST(HttpServer, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  std::atomic<bool> healthy = true;
+  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
+      "127.0.0.1:0", Handlers(healthy), HttpLimits{.idle_timeout = absl::Milliseconds(200)});
+  ASSERT_TRUE(http.ok()) << http.status();
+  RawClient client((*http)->port());
+  ASSERT_TRUE(client.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_THAT(client.Read(), StartsWith("HTTP/1.1 200 "));
+  EXPECT_TRUE(client.ClosedByServer());
 }
 
 pb::HealthSnapshot Snapshot(uint32_t running, uint32_t sleeping, uint32_t heap_free) {

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "server/common/host_port.h"
+#include "server/common/quoted_input.h"
 #include "server/common/read_text_file.h"
 
 namespace threadfleet::fleetd {
@@ -32,11 +33,11 @@ absl::Status ValidateLabelPart(absl::string_view what, absl::string_view text) {
   if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   if (text.size() > kMaxLabelChars) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", text, "\" is longer than ", kMaxLabelChars, " characters"));
+        absl::StrCat(what, " ", common::QuoteInput(text), " is longer than ", kMaxLabelChars, " characters"));
   }
   if (!std::all_of(text.begin(), text.end(), IsLabelChar)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", text, "\" may only contain letters, digits, '.', '_', '-' and '/'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " ", common::QuoteInput(text), " may only contain letters, digits, '.', '_', '-' and '/'"));
   }
   return absl::OkStatus();
 }
@@ -111,14 +112,14 @@ absl::StatusOr<BoardRecord> ParseBoardEntry(const YAML::Node& entry, size_t inde
 absl::Status ValidateBoardName(absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("board name is empty");
   if (name.size() > kMaxBoardNameChars) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("board name \"", name, "\" is longer than ", kMaxBoardNameChars, " characters"));
+    return absl::InvalidArgumentError(absl::StrCat("board name ", common::QuoteInput(name),
+                                                   " is longer than ", kMaxBoardNameChars, " characters"));
   }
   if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0])) ||
       !std::all_of(name.begin(), name.end(), IsNameChar)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("board name \"", name,
-                     "\" must start with a letter or digit and contain only letters, digits, '.', '_', '-'"));
+        absl::StrCat("board name ", common::QuoteInput(name),
+                     " must start with a letter or digit and contain only letters, digits, '.', '_', '-'"));
   }
   return absl::OkStatus();
 }
@@ -127,7 +128,7 @@ absl::Status ValidateAddress(absl::string_view address) { return common::ParseHo
 
 absl::Status ValidateLabel(absl::string_view key, absl::string_view value) {
   if (absl::Status s = ValidateLabelPart("label key", key); !s.ok()) return s;
-  return ValidateLabelPart(absl::StrCat("label ", key, ": value"), value);
+  return ValidateLabelPart(absl::StrCat("label ", key, ": value"), value);  // key checked above
 }
 
 absl::StatusOr<LabelSelector> LabelSelector::Parse(absl::string_view text) {
@@ -138,12 +139,12 @@ absl::StatusOr<LabelSelector> LabelSelector::Parse(absl::string_view text) {
     ++number;
     term = absl::StripAsciiWhitespace(term);
     auto error = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("label selector \"", text, "\": term ", number, " (\"", term, "\") ", what));
+      return absl::InvalidArgumentError(absl::StrCat("label selector ", common::QuoteInput(text), ": term ",
+                                                     number, " (", common::QuoteInput(term), ") ", what));
     };
     if (term.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("label selector \"", text, "\": term ", number,
+          absl::StrCat("label selector ", common::QuoteInput(text), ": term ", number,
                        " is empty; write key=value or key!=value, separated by commas"));
     }
     Term parsed;
@@ -251,8 +252,14 @@ absl::StatusOr<std::vector<BoardRecord>> Inventory::Select(const threadfleet::fl
     if (!known.contains(name)) unknown.push_back(name);
   }
   if (!unknown.empty()) {
-    return absl::NotFoundError(absl::StrCat(unknown.size() == 1 ? "no board named " : "no boards named ",
-                                            absl::StrJoin(unknown, ", ")));
+    // A few names, each cut short: the list comes from the caller.
+    constexpr size_t kNamesShown = 5;
+    std::vector<std::string> shown;
+    for (size_t i = 0; i < unknown.size() && i < kNamesShown; ++i)
+      shown.push_back(common::QuoteInput(unknown[i]));
+    return absl::NotFoundError(absl::StrCat(
+        unknown.size() == 1 ? "no board named " : "no boards named ", absl::StrJoin(shown, ", "),
+        unknown.size() > kNamesShown ? absl::StrCat(" and ", unknown.size() - kNamesShown, " more") : ""));
   }
   absl::flat_hash_set<absl::string_view> named(selector.boards().begin(), selector.boards().end());
   std::erase_if(*boards, [&](const BoardRecord& board) {
@@ -310,7 +317,7 @@ absl::StatusOr<BoardRecord> Inventory::SetLabels(absl::string_view name, const L
                                                  const std::vector<std::string>& remove) {
   for (const auto& [key, value] : set) {
     if (absl::Status s = ValidateLabel(key, value); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("board ", name, ": ", s.message()));
+      return absl::InvalidArgumentError(absl::StrCat("board ", common::QuoteInput(name), ": ", s.message()));
     }
   }
   absl::MutexLock lock(&mu_);

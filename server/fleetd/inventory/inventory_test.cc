@@ -301,7 +301,7 @@ TEST_F(InventoryTest, SelectErrors) {
   absl::Status unknown_status = inventory_->Select(unknown).status();
 
   EXPECT_EQ(unknown_status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(unknown_status.message(), HasSubstr("no boards named zz, yy"));
+  EXPECT_THAT(unknown_status.message(), HasSubstr("no boards named \"zz\", \"yy\""));
   EXPECT_EQ(inventory_->Select(malformed).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -1,12 +1,19 @@
 #include "server/fleetd/store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "server/common/quoted_input.h"
 #include "server/fleetd/store/sha256.h"
 
 namespace threadfleet::fleetd {
@@ -120,6 +127,14 @@ CREATE TABLE tokens (
   create_time_us INTEGER NOT NULL,
   revoke_time_us INTEGER
 ) STRICT;
+)sql"},
+    // Audit entries written before a mutation runs (state STARTED) and
+    // completed after; older entries were all written at the end (DONE).
+    // Time indexes let retention find old rows without a table scan.
+    {2, R"sql(
+ALTER TABLE audit_log ADD COLUMN state INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX audit_log_by_time ON audit_log(time_us);
+CREATE INDEX events_by_time ON events(time_us);
 )sql"},
 };
 
@@ -287,6 +302,10 @@ SqliteStore::~SqliteStore() {
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(absl::string_view path,
                                                                const Options& options) {
   std::string path_str(path);
+  // Created 0600 here rather than by SQLite (0644 less the umask): the file
+  // holds token hashes and the audit log. SQLite gives the -wal and -shm
+  // files the database's mode.
+  if (int fd = ::open(path_str.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) ::close(fd);
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path_str.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -298,10 +317,69 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(absl::string_view
     return absl::FailedPreconditionError(message);
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(path_str), db));
+  if (absl::Status s = store->TightenFileModes(); !s.ok()) return s;
   absl::MutexLock lock(&store->mu_);
   if (absl::Status s = store->Configure(options); !s.ok()) return s;
+  if (absl::Status s = store->QuickCheck(); !s.ok()) return s;
   if (absl::Status s = store->Migrate(); !s.ok()) return s;
+  // Configure created the -wal and -shm files if missing; an older fleetd
+  // may have left them 0644.
+  if (absl::Status s = store->TightenFileModes(); !s.ok()) return s;
   return store;
+}
+
+absl::Status SqliteStore::TightenFileModes() const {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = absl::StrCat(path_, suffix);
+    if (::chmod(file.c_str(), 0600) != 0 && errno != ENOENT) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("store %s: cannot make %s private (mode 0600): %s; fleetd must own the file", path_,
+                          file, std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::QuickCheck() {
+  std::string problems;
+  int lines = 0;
+  absl::StatusOr<Statement> check = Prepare("PRAGMA quick_check(20)");
+  if (!check.ok()) return check.status();
+  for (;;) {
+    absl::StatusOr<bool> row = check->Step("check the database's integrity");
+    if (!row.ok() && !absl::IsDataLoss(row.status())) return row.status();
+    if (!row.ok()) {
+      // Damage bad enough that the check itself stops on it.
+      if (lines++ > 0) problems += "; ";
+      problems += sqlite3_errmsg(db_);
+      break;
+    }
+    if (!*row) break;
+    const std::string line = check->Text(0);
+    if (line == "ok") return absl::OkStatus();
+    if (lines++ > 0) problems += "; ";
+    problems += line;
+  }
+  damage_ = absl::DataLossError(absl::StrFormat(
+      "store %s is damaged (quick_check: %s). fleetd will not start on it: stop every fleetd using it, "
+      "then restore a backup, or recover what is readable with `sqlite3 %s \".recover\" | sqlite3 "
+      "%s.recovered` and point `database:` in fleetd.yaml at the new file",
+      path_, problems, path_, path_));
+  return damage_;
+}
+
+absl::Status SqliteStore::CheckHealth() {
+  absl::MutexLock lock(&mu_);
+  if (!damage_.ok()) return damage_;
+  // One row of each table the API reads and writes on every call.
+  for (const char* sql : {"SELECT max(id) FROM audit_log", "SELECT max(id) FROM events",
+                          "SELECT max(id) FROM tokens", "SELECT count(*) FROM boards"}) {
+    absl::StatusOr<Statement> probe = Prepare(sql);
+    if (!probe.ok()) return probe.status();
+    absl::StatusOr<bool> row = probe->Step("probe the store's health");
+    if (!row.ok()) return row.status();
+  }
+  return damage_;
 }
 
 absl::Status SqliteStore::Error(int rc, absl::string_view what) const {
@@ -314,9 +392,12 @@ absl::Status SqliteStore::Error(int rc, absl::string_view what) const {
           detail,
           "; another process (a second fleetd? a sqlite3 shell?) holds the database, stop it or retry"));
     case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-      return absl::DataLossError(absl::StrCat(
+    case SQLITE_CORRUPT: {
+      absl::Status damage = absl::DataLossError(absl::StrCat(
           detail, "; the file is not a fleetd store or is damaged: move it aside or restore a backup"));
+      if (damage_.ok()) damage_ = damage;
+      return damage;
+    }
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
     case SQLITE_PERM:
@@ -486,7 +567,7 @@ absl::StatusOr<BoardRecord> SqliteStore::GetBoard(absl::string_view name) {
   select->Bind(1, name);
   absl::StatusOr<bool> row = select->Step(absl::StrCat("read board ", name));
   if (!row.ok()) return row.status();
-  if (!*row) return absl::NotFoundError(absl::StrCat("no board named \"", name, "\""));
+  if (!*row) return absl::NotFoundError(absl::StrCat("no board named ", common::QuoteInput(name)));
   BoardRecord board{.name = select->Text(0),
                     .address = select->Text(1),
                     .origin = static_cast<BoardOrigin>(select->Int(2)),
@@ -526,7 +607,8 @@ absl::Status SqliteStore::DeleteBoard(absl::string_view name) {
   if (!del.ok()) return del.status();
   del->Bind(1, name);
   if (absl::Status s = del->Run(absl::StrCat("delete board ", name)); !s.ok()) return s;
-  if (sqlite3_changes64(db_) == 0) return absl::NotFoundError(absl::StrCat("no board named \"", name, "\""));
+  if (sqlite3_changes64(db_) == 0)
+    return absl::NotFoundError(absl::StrCat("no board named ", common::QuoteInput(name)));
   return absl::OkStatus();
 }
 
@@ -576,7 +658,8 @@ absl::StatusOr<ScriptRecord> SqliteStore::GetScript(absl::string_view sha256_hex
   select->Bind(1, sha256_hex);
   absl::StatusOr<bool> row = select->Step(absl::StrCat("read script ", sha256_hex));
   if (!row.ok()) return row.status();
-  if (!*row) return absl::NotFoundError(absl::StrCat("no script with sha256 ", sha256_hex));
+  if (!*row)
+    return absl::NotFoundError(absl::StrCat("no script with sha256 ", common::QuoteInput(sha256_hex)));
   return ScriptRecord{
       .sha256_hex = select->Text(0), .content = select->Blob(1), .create_time = FromMicros(select->Int(2))};
 }
@@ -758,7 +841,7 @@ absl::StatusOr<JobRecord> SqliteStore::GetJob(absl::string_view name) {
   select->Bind(1, name);
   absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", name));
   if (!row.ok()) return row.status();
-  if (!*row) return absl::NotFoundError(absl::StrCat("no job named \"", name, "\""));
+  if (!*row) return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(name)));
   return JobRecord{.name = select->Text(0),
                    .spec_yaml = select->Text(1),
                    .version = select->Int(2),
@@ -816,7 +899,7 @@ absl::StatusOr<RunRecord> SqliteStore::CreateRun(absl::string_view job_name, abs
     select->Bind(1, job_name);
     absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", job_name));
     if (!row.ok()) return row.status();
-    if (!*row) return absl::NotFoundError(absl::StrCat("no job named \"", job_name, "\""));
+    if (!*row) return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(job_name)));
     version = select->Int(2);
   }
   absl::StatusOr<Statement> insert = Prepare(
@@ -972,27 +1055,61 @@ absl::StatusOr<std::vector<threadfleet::fleet::v1::Event>> SqliteStore::ListEven
 absl::StatusOr<int64_t> SqliteStore::AppendAudit(const AuditRecord& record) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> insert = Prepare(
-      "INSERT INTO audit_log (time_us, actor, action, target, result_code, result_message)"
-      " VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO audit_log (time_us, actor, action, target, result_code, result_message, state)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!insert.ok()) return insert.status();
   insert->Bind(1, ToMicros(record.time))
       .Bind(2, record.actor)
       .Bind(3, record.action)
       .Bind(4, record.target)
       .Bind(5, static_cast<int64_t>(record.result_code))
-      .Bind(6, record.result_message);
+      .Bind(6, record.result_message)
+      .Bind(7, static_cast<int64_t>(record.state));
   if (absl::Status s = insert->Run("append audit entry"); !s.ok()) return s;
   return sqlite3_last_insert_rowid(db_);
 }
 
-absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t after_id, int limit) {
-  if (absl::Status s = CheckLimit(limit); !s.ok()) return s;
+absl::Status SqliteStore::FinishAudit(int64_t id, absl::string_view target, absl::StatusCode code,
+                                      absl::string_view message) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> update = Prepare(
+      "UPDATE audit_log SET target = ?, result_code = ?, result_message = ?, state = ?"
+      " WHERE id = ? AND state = ?");
+  if (!update.ok()) return update.status();
+  update->Bind(1, target)
+      .Bind(2, static_cast<int64_t>(code))
+      .Bind(3, message)
+      .Bind(4, int64_t{threadfleet::fleet::v1::AUDIT_STATE_DONE})
+      .Bind(5, id)
+      .Bind(6, int64_t{threadfleet::fleet::v1::AUDIT_STATE_STARTED});
+  if (absl::Status s = update->Run("complete audit entry"); !s.ok()) return s;
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(absl::StrCat("audit entry ", id, " is not a started one"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteStore::AbandonStartedAudits(absl::string_view message) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> update =
+      Prepare("UPDATE audit_log SET state = ?, result_code = ?, result_message = ? WHERE state = ?");
+  if (!update.ok()) return update.status();
+  update->Bind(1, int64_t{threadfleet::fleet::v1::AUDIT_STATE_OUTCOME_UNKNOWN})
+      .Bind(2, static_cast<int64_t>(absl::StatusCode::kUnknown))
+      .Bind(3, message)
+      .Bind(4, int64_t{threadfleet::fleet::v1::AUDIT_STATE_STARTED});
+  if (absl::Status s = update->Run("mark unfinished audit entries"); !s.ok()) return s;
+  return int64_t{sqlite3_changes(db_)};
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditQuery& query) {
+  if (absl::Status s = CheckLimit(query.limit); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> select = Prepare(
-      "SELECT id, time_us, actor, action, target, result_code, result_message FROM audit_log"
-      " WHERE id > ? ORDER BY id LIMIT ?");
+      "SELECT id, time_us, actor, action, target, result_code, result_message, state FROM audit_log"
+      " WHERE id > ?1 AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
   if (!select.ok()) return select.status();
-  select->Bind(1, after_id).Bind(2, int64_t{limit});
+  select->Bind(1, query.after_id).Bind(2, query.before_id).Bind(3, int64_t{query.limit});
   std::vector<AuditRecord> records;
   for (;;) {
     absl::StatusOr<bool> row = select->Step("list audit log");
@@ -1004,8 +1121,63 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t after_id
                                   .action = select->Text(3),
                                   .target = select->Text(4),
                                   .result_code = static_cast<absl::StatusCode>(select->Int(5)),
-                                  .result_message = select->Text(6)});
+                                  .result_message = select->Text(6),
+                                  .state = static_cast<threadfleet::fleet::v1::AuditState>(select->Int(7))});
   }
+}
+
+// ---------------------------------------------------------------------------
+// Retention
+//
+// Both tables grow at the tail (ids rise with time), so the rows to prune are
+// always the oldest: each call deletes one bounded batch from the head, in
+// its own short transaction, and the caller paces the batches.
+
+namespace {
+
+// Rows older than this (microseconds since the epoch) may go; INT64_MIN
+// keeps every row.
+int64_t AgeCutoff(const RetentionRule& rule, absl::Time now) {
+  if (rule.max_age == absl::InfiniteDuration()) return std::numeric_limits<int64_t>::min();
+  return ToMicros(now - rule.max_age);
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> SqliteStore::PruneEvents(const RetentionRule& rule, absl::Time now) {
+  if (absl::Status s = CheckLimit(rule.batch); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  // The cut is the larger of: the id of the newest row older than the age
+  // cutoff (found through the time index), and max(id) - max_rows. Both
+  // subqueries run once; the delete walks ids from the oldest, so a pass
+  // costs its batch, not the table.
+  absl::StatusOr<Statement> prune = Prepare(
+      "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= max("
+      " coalesce((SELECT id FROM events WHERE time_us < ?1 ORDER BY time_us DESC LIMIT 1), 0),"
+      " CASE WHEN ?2 > 0 THEN coalesce((SELECT max(id) FROM events), 0) - ?2 ELSE 0 END)"
+      " ORDER BY id LIMIT ?3)");
+  if (!prune.ok()) return prune.status();
+  prune->Bind(1, AgeCutoff(rule, now)).Bind(2, rule.max_rows).Bind(3, int64_t{rule.batch});
+  if (absl::Status s = prune->Run("prune events"); !s.ok()) return s;
+  return int64_t{sqlite3_changes(db_)};
+}
+
+absl::StatusOr<int64_t> SqliteStore::PruneAudit(const RetentionRule& rule, absl::Time now) {
+  if (absl::Status s = CheckLimit(rule.batch); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  // As PruneEvents; a STARTED entry is a call still running, kept.
+  absl::StatusOr<Statement> prune = Prepare(
+      "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE state != ?4 AND id <= max("
+      " coalesce((SELECT id FROM audit_log WHERE time_us < ?1 ORDER BY time_us DESC LIMIT 1), 0),"
+      " CASE WHEN ?2 > 0 THEN coalesce((SELECT max(id) FROM audit_log), 0) - ?2 ELSE 0 END)"
+      " ORDER BY id LIMIT ?3)");
+  if (!prune.ok()) return prune.status();
+  prune->Bind(1, AgeCutoff(rule, now))
+      .Bind(2, rule.max_rows)
+      .Bind(3, int64_t{rule.batch})
+      .Bind(4, int64_t{threadfleet::fleet::v1::AUDIT_STATE_STARTED});
+  if (absl::Status s = prune->Run("prune audit log"); !s.ok()) return s;
+  return int64_t{sqlite3_changes(db_)};
 }
 
 // ---------------------------------------------------------------------------

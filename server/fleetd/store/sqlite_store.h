@@ -21,6 +21,14 @@
 // or kill of fleetd (a restart loses nothing); a power loss may roll back the
 // last few commits but never corrupts the file.
 //
+// Integrity: Open() runs `PRAGMA quick_check` and refuses a damaged file
+// (DATA_LOSS, saying how to recover). Any later call that meets damage marks
+// the store damaged for CheckHealth().
+//
+// Permissions: the database and its -wal and -shm files are mode 0600 (they
+// hold token hashes and the audit log); Open() creates them so and tightens
+// existing ones.
+//
 // Concurrency: one connection guarded by a mutex; calls from many threads
 // serialize. Another process writing the same file (a second fleetd, the
 // sqlite3 shell) makes calls wait up to Options::busy_timeout, then fail with
@@ -58,8 +66,10 @@ class SqliteStore final : public Store {
   // The schema version this build migrates to (the last migration's).
   static int LatestSchemaVersion();
 
-  // Opens (creating if missing) the database at `path` and migrates it.
-  // DATA_LOSS if the file is not a SQLite database or is corrupt;
+  // Opens (creating if missing, mode 0600) the database at `path`, checks
+  // its integrity and migrates it.
+  // DATA_LOSS if the file is not a SQLite database or is corrupt (the
+  // message says how to restore or recover it);
   // UNAVAILABLE if another process holds a lock longer than busy_timeout;
   // FAILED_PRECONDITION if the schema is newer than this build knows
   // (written by a newer fleetd), or the file cannot be opened for writing
@@ -117,7 +127,20 @@ class SqliteStore final : public Store {
 
   // Store: audit log.
   absl::StatusOr<int64_t> AppendAudit(const AuditRecord& record) override;
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t after_id, int limit) override;
+  absl::Status FinishAudit(int64_t id, absl::string_view target, absl::StatusCode code,
+                           absl::string_view message) override;
+  absl::StatusOr<int64_t> AbandonStartedAudits(absl::string_view message) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
+
+  // Store: retention.
+  absl::StatusOr<int64_t> PruneEvents(const RetentionRule& rule, absl::Time now) override;
+  absl::StatusOr<int64_t> PruneAudit(const RetentionRule& rule, absl::Time now) override;
+
+  // Whether the store works, for /healthz: the first damage any call met
+  // (DATA_LOSS, kept until fleetd restarts: damage does not heal, and a
+  // restart's integrity check refuses the file), else the result of a small
+  // read of every table. OK when both are fine.
+  [[nodiscard]] absl::Status CheckHealth();
 
   // Store: tokens.
   absl::StatusOr<int64_t> AddToken(const TokenRecord& token) override;
@@ -147,12 +170,16 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<std::string>> ArgsOf(int64_t program_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TokenRecord> GetTokenLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<RunRecord> GetRunLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status QuickCheck() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status TightenFileModes() const;
 
   const std::string path_;
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_GUARDED_BY(mu_);
   // Prepared once, reused for the connection's life.
   absl::flat_hash_map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  // The first DATA_LOSS any call met; OK while none did.
+  mutable absl::Status damage_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace threadfleet::fleetd

@@ -1,6 +1,7 @@
 #include "server/fleetd/store/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/fleetd/store/retention.h"
 #include "server/fleetd/store/sha256.h"
 
 namespace threadfleet::fleetd {
@@ -271,7 +273,7 @@ TEST_F(SqliteStoreTest, RestartLosesNothing) {
   ASSERT_THAT(events, SizeIs(1));
   EXPECT_EQ(events[0].message(), "thread 7 failed");
   EXPECT_EQ(events[0].board_event().kind(), board::v1::EVENT_KIND_THREAD_FAILED);
-  std::vector<AuditRecord> audit = store->ListAudit(0, 10).value();
+  std::vector<AuditRecord> audit = store->ListAudit(AuditQuery{.limit = 10}).value();
   ASSERT_THAT(audit, SizeIs(1));
   EXPECT_EQ(audit[0].result_code, absl::StatusCode::kNotFound);
   EXPECT_EQ(audit[0].target, "b01/7");
@@ -505,8 +507,188 @@ TEST_F(SqliteStoreTest, FourConcurrentWritersLoseNothing) {
   for (const absl::Status& s : errors) EXPECT_TRUE(s.ok()) << s;
   EXPECT_THAT(store->ListBoards().value(), SizeIs(kThreads * kPerThread));
   EXPECT_THAT(store->ListEvents({.limit = 1000}).value(), SizeIs(kThreads * kPerThread));
-  EXPECT_THAT(store->ListAudit(0, 1000).value(), SizeIs(kThreads * kPerThread));
+  EXPECT_THAT(store->ListAudit(AuditQuery{.limit = 1000}).value(), SizeIs(kThreads * kPerThread));
   EXPECT_THAT(store->ListRuns("load", 1000).value(), SizeIs(kThreads * kPerThread));
+}
+
+// ---- Integrity, permissions
+
+// Overwrites one page in the middle of the file with garbage, as a disk or
+// a careless copy might.
+void DamagePage(const std::string& path, int page) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(page) * 4096);
+  const std::string garbage(4096, '\x5a');
+  file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+}
+
+TEST_F(SqliteStoreTest, ADamagedFileIsRefusedAtOpenSayingHowToRecover) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_TRUE(
+          store->AppendAudit(AuditRecord{.actor = "a", .action = "x", .target = std::string(200, 't')}).ok());
+    }
+  }  // closing checkpoints the WAL into the file
+  ASSERT_GT(std::filesystem::file_size(path_), 40u * 4096);
+  DamagePage(path_, 30);
+
+  absl::StatusOr<std::unique_ptr<SqliteStore>> reopened = SqliteStore::Open(path_);
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss) << reopened.status();
+  const std::string message(reopened.status().message());
+  EXPECT_THAT(message, HasSubstr("quick_check"));
+  EXPECT_THAT(message, HasSubstr(".recover"));
+  EXPECT_THAT(message, HasSubstr("restore a backup"));
+}
+
+TEST_F(SqliteStoreTest, CheckHealthFailsWhileATableTheApiUsesCannotBeRead) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->CheckHealth().ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "DROP TABLE events", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+
+  absl::Status health = store->CheckHealth();
+  EXPECT_FALSE(health.ok());
+  EXPECT_THAT(health.message(), HasSubstr("events"));
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 0777;
+}
+
+TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreMode0600) {
+  const mode_t old_umask = ::umask(022);
+  {
+    std::unique_ptr<SqliteStore> store = OpenStore();
+    ASSERT_TRUE(store->PutBoard(Board("b01")).ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) EXPECT_EQ(ModeOf(path_ + suffix), 0600u) << suffix;
+  }
+  // A file an older fleetd left 0644 is tightened.
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ::umask(old_umask);
+  EXPECT_EQ(ModeOf(path_), 0600u);
+}
+
+// ---- Audit: intent, outcome, paging
+
+TEST_F(SqliteStoreTest, AStartedEntryIsCompletedByFinishAuditOnce) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  const int64_t id = store
+                         ->AppendAudit(AuditRecord{.actor = "op",
+                                                   .action = "Fleet.RevokeToken",
+                                                   .target = "token id 3",
+                                                   .state = fleet::AUDIT_STATE_STARTED})
+                         .value();
+  EXPECT_EQ(store->ListAudit(AuditQuery{}).value()[0].state, fleet::AUDIT_STATE_STARTED);
+
+  ASSERT_TRUE(store->FinishAudit(id, "token ci", absl::StatusCode::kOk, "id 3").ok());
+  const AuditRecord done = store->ListAudit(AuditQuery{}).value()[0];
+  EXPECT_EQ(done.state, fleet::AUDIT_STATE_DONE);
+  EXPECT_EQ(done.target, "token ci");
+  EXPECT_EQ(done.result_message, "id 3");
+  EXPECT_EQ(store->FinishAudit(id, "x", absl::StatusCode::kOk, "").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, EntriesStillStartedAtTheNextStartBecomeOutcomeUnknown) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(
+      store->AppendAudit(AuditRecord{.action = "Fleet.PushFile", .state = fleet::AUDIT_STATE_STARTED}).ok());
+  ASSERT_TRUE(store->AppendAudit(AuditRecord{.action = "Fleet.KillThread"}).ok());
+
+  EXPECT_EQ(store->AbandonStartedAudits("fleetd stopped").value(), 1);
+
+  const std::vector<AuditRecord> audit = store->ListAudit(AuditQuery{}).value();
+  ASSERT_THAT(audit, SizeIs(2));
+  EXPECT_EQ(audit[1].action, "Fleet.PushFile");
+  EXPECT_EQ(audit[1].state, fleet::AUDIT_STATE_OUTCOME_UNKNOWN);
+  EXPECT_EQ(audit[1].result_message, "fleetd stopped");
+  EXPECT_EQ(audit[0].state, fleet::AUDIT_STATE_DONE);
+}
+
+TEST_F(SqliteStoreTest, AuditListsNewestFirstBetweenTheCursors) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(store->AppendAudit(AuditRecord{.target = absl::StrCat(i)}).ok());
+  auto targets = [&](AuditQuery q) {
+    std::vector<std::string> out;
+    const std::vector<AuditRecord> records = store->ListAudit(q).value();
+    for (const AuditRecord& r : records) out.push_back(r.target);
+    return out;
+  };
+  EXPECT_THAT(targets({.limit = 2}), ElementsAre("5", "4"));
+  EXPECT_THAT(targets({.before_id = 4, .limit = 2}), ElementsAre("3", "2"));
+  EXPECT_THAT(targets({.after_id = 3}), ElementsAre("5", "4"));
+  EXPECT_THAT(targets({.after_id = 1, .before_id = 4}), ElementsAre("3", "2"));
+}
+
+// ---- Retention
+
+TEST_F(SqliteStoreTest, PruneEventsDeletesTheOldestBeyondTheRowLimitInBatches) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, absl::StrCat(i))).ok());
+  }
+  const RetentionRule rule{.max_rows = 10, .batch = 4};
+  std::vector<int64_t> batches;
+  for (int pass = 0; pass < 10; ++pass) {
+    const int64_t deleted = store->PruneEvents(rule, kT0).value();
+    batches.push_back(deleted);
+    if (deleted < rule.batch) break;
+  }
+  EXPECT_THAT(batches, ElementsAre(4, 4, 4, 3));
+  const std::vector<fleet::Event> kept = store->ListEvents(EventQuery{.limit = 100}).value();
+  ASSERT_THAT(kept, SizeIs(10));
+  EXPECT_EQ(kept.front().message(), "15");
+  EXPECT_EQ(kept.back().message(), "24");
+}
+
+TEST_F(SqliteStoreTest, PruneEventsDeletesEventsOlderThanTheMaxAge) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  for (int day : {40, 35, 2, 1}) {
+    fleet::Event e = MakeEvent("b01", fleet::SEVERITY_INFO, absl::StrCat(day, " days old"));
+    e.mutable_time()->set_seconds(absl::ToUnixSeconds(kT0 - absl::Hours(24 * day)));
+    ASSERT_TRUE(store->AppendEvent(e).ok());
+  }
+  EXPECT_EQ(store->PruneEvents(RetentionRule{.max_age = absl::Hours(24 * 30)}, kT0).value(), 2);
+  const std::vector<fleet::Event> kept = store->ListEvents(EventQuery{}).value();
+  ASSERT_THAT(kept, SizeIs(2));
+  EXPECT_EQ(kept[0].message(), "2 days old");
+}
+
+TEST_F(SqliteStoreTest, PruneAuditKeepsEntriesOfCallsStillRunning) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(
+      store
+          ->AppendAudit(AuditRecord{
+              .time = kT0 - absl::Hours(24 * 400), .target = "running", .state = fleet::AUDIT_STATE_STARTED})
+          .ok());
+  ASSERT_TRUE(store->AppendAudit(AuditRecord{.time = kT0 - absl::Hours(24 * 400), .target = "old"}).ok());
+  ASSERT_TRUE(store->AppendAudit(AuditRecord{.time = kT0, .target = "new"}).ok());
+
+  EXPECT_EQ(store->PruneAudit(RetentionRule{.max_age = absl::Hours(24 * 365)}, kT0).value(), 1);
+  std::vector<std::string> kept;
+  const std::vector<AuditRecord> records = store->ListAudit(AuditQuery{}).value();
+  for (const AuditRecord& r : records) kept.push_back(r.target);
+  EXPECT_THAT(kept, ElementsAre("new", "running"));
+}
+
+TEST_F(SqliteStoreTest, RetentionPrunesBothTablesToTheirLimits) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, "e")).ok());
+    ASSERT_TRUE(store->AppendAudit(AuditRecord{.time = absl::Now(), .target = "a"}).ok());
+  }
+  Retention retention(*store, RetentionOptions{.events = {.max_rows = 5, .batch = 2},
+                                               .audit = {.max_rows = 7, .batch = 3},
+                                               .pause = absl::ZeroDuration()});
+  EXPECT_EQ(retention.PruneOnce(absl::Now()), 25 + 23);
+  EXPECT_THAT(store->ListEvents(EventQuery{.limit = 100}).value(), SizeIs(5));
+  EXPECT_THAT(store->ListAudit(AuditQuery{.limit = 100}).value(), SizeIs(7));
 }
 
 TEST_F(SqliteStoreTest, TwoStoresOnOneFileBothWrite) {

@@ -115,7 +115,7 @@ struct RunRecord {
   std::optional<absl::Time> end_time = {};
 };
 
-// One mutating call, as the audit log keeps it.
+// One mutating or refused call, as the audit log keeps it.
 struct AuditRecord {
   // Assigned by the store; 0 until then.
   int64_t id = 0;
@@ -126,9 +126,33 @@ struct AuditRecord {
   std::string action = {};
   // On what, e.g. "b01/7" or "job:smoke".
   std::string target = {};
-  // The result: OK or the error the caller got.
+  // The result: OK or the error the caller got (meaningful once DONE).
   absl::StatusCode result_code = absl::StatusCode::kOk;
   std::string result_message = {};
+  // DONE for a refusal or an ended call; STARTED while a mutation runs;
+  // OUTCOME_UNKNOWN when fleetd stopped before it ended.
+  threadfleet::fleet::v1::AuditState state = threadfleet::fleet::v1::AUDIT_STATE_DONE;
+};
+
+// Which audit entries ListAudit returns: newest first, ids in
+// (after_id, before_id).
+struct AuditQuery {
+  // Only entries with a larger id; 0: no lower bound.
+  int64_t after_id = 0;
+  // Only entries with a smaller id; 0: no upper bound.
+  int64_t before_id = 0;
+  // At most this many. REQUIRES: limit > 0.
+  int limit = 100;
+};
+
+// What one retention pass may delete from a table (events or the audit log):
+// rows older than max_age, and the oldest rows beyond the newest max_rows
+// (by id). At most `batch` rows per call, so no call holds the write lock
+// for long.
+struct RetentionRule {
+  absl::Duration max_age = absl::InfiniteDuration();
+  int64_t max_rows = 0;  // 0: no row limit
+  int batch = 1000;
 };
 
 // A bearer token; the secret itself is never stored.
@@ -265,12 +289,32 @@ class Store {
 
   // ---- Audit log
 
-  // Appends an entry and returns its id (record.id is ignored).
+  // Appends an entry and returns its id (record.id is ignored). An entry
+  // with state STARTED is a mutation's intent: FinishAudit completes it.
   [[nodiscard]] virtual absl::StatusOr<int64_t> AppendAudit(const AuditRecord& record) = 0;
 
-  // Entries with an id larger than after_id, oldest first, at most `limit`.
-  // REQUIRES: limit > 0.
-  [[nodiscard]] virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t after_id, int limit) = 0;
+  // Completes a STARTED entry: its final target (a call may learn it while
+  // running, e.g. a token's name), the code and message the client got, and
+  // state DONE. NOT_FOUND if no entry with that id is STARTED.
+  [[nodiscard]] virtual absl::Status FinishAudit(int64_t id, absl::string_view target, absl::StatusCode code,
+                                                 absl::string_view message) = 0;
+
+  // Marks every STARTED entry OUTCOME_UNKNOWN with `message`, and returns how
+  // many. For a fleetd starting up: no call of an earlier process still runs.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> AbandonStartedAudits(absl::string_view message) = 0;
+
+  // Entries matching the query, newest first.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
+
+  // ---- Retention
+
+  // Deletes at most rule.batch of the oldest events that `rule` lets go
+  // (older than now - max_age, or beyond the newest max_rows), and returns
+  // how many it deleted: fewer than rule.batch when none are left.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> PruneEvents(const RetentionRule& rule, absl::Time now) = 0;
+
+  // As PruneEvents, for the audit log; entries still STARTED are kept.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> PruneAudit(const RetentionRule& rule, absl::Time now) = 0;
 
   // ---- Tokens
 

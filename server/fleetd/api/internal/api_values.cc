@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/common/quoted_input.h"
 
 namespace threadfleet::fleetd::internal {
 
@@ -41,7 +42,7 @@ fleet::BoardError ToBoardError(const absl::Status& status) {
 absl::Status CheckAbsolutePath(absl::string_view path) {
   if (path.empty() || path[0] != '/') {
     return absl::InvalidArgumentError(
-        absl::StrCat("path \"", path, "\" is not absolute (e.g. /app/main.py)"));
+        absl::StrCat("path ", common::QuoteInput(path), " is not absolute (e.g. /app/main.py)"));
   }
   return absl::OkStatus();
 }

@@ -81,7 +81,7 @@ class OutputStreamProxy : public ServiceStream<fleet::StreamOutputResponse> {
 
 grpc::ServerWriteReactor<fleet::StreamOutputResponse>* StartOutputStream(
     FleetServiceState* state, const fleet::StreamOutputRequest& request, std::string authorization) {
-  return (new OutputStreamProxy(state, request, std::move(authorization)))->Start();
+  return (new OutputStreamProxy(state, request, std::move(authorization)))->Start(request);
 }
 
 }  // namespace threadfleet::fleetd::internal

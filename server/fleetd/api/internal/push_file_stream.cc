@@ -143,7 +143,7 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
 
   // Audits the call's result and ends the stream.
   void AuditAndEnd(const absl::Status& status) {
-    state_->auth.Audit(caller_.name, spec_.action, target_, status, audit_message_);
+    AuditOutcome(status, audit_message_);
     End(ToGrpc(status));
   }
 
@@ -165,7 +165,7 @@ grpc::ServerWriteReactor<fleet::PushFileResponse>* StartPushFile(FleetServiceSta
                                                                  const fleet::PushFileRequest& request,
                                                                  std::string authorization,
                                                                  absl::Time deadline) {
-  return (new PushFileStream(state, request, std::move(authorization), deadline))->Start();
+  return (new PushFileStream(state, request, std::move(authorization), deadline))->Start(request);
 }
 
 }  // namespace threadfleet::fleetd::internal

@@ -17,6 +17,20 @@ absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
   return absl::FromChrono(deadline);
 }
 
+absl::Status ClientSawStatus(const absl::Status& result, absl::Time deadline, bool cancelled,
+                             absl::Time now) {
+  const std::string fleetd_result = result.ok() ? "OK" : result.ToString();
+  if (now > deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the call ended after its deadline; fleetd's result was ", fleetd_result));
+  }
+  if (cancelled) {
+    return absl::CancelledError(
+        absl::StrCat("the client cancelled the call or it ended first; fleetd's result was ", fleetd_result));
+  }
+  return result;
+}
+
 std::string FanOutSummary(size_t boards, const std::vector<std::pair<std::string, absl::Status>>& failures) {
   if (failures.empty()) return absl::StrCat(boards, " boards ok");
   std::vector<std::string> parts;

@@ -1,18 +1,21 @@
 // How one Fleet API call runs: RpcSpec (its audit name, least role, whether
 // it mutates), UnaryCall with Serve/ServeAsync for unary RPCs, and
-// ServiceStream for server-streaming ones. Each authorizes the caller first
-// (call_auth.h), runs the body on the state's worker pool, audits mutating
-// results and finishes the reactor.
+// ServiceStream for server-streaming ones. Each checks the request's sizes
+// first (request_limits.h: before any other work, unaudited), authorizes the
+// caller (call_auth.h), records a mutation's intent in the audit log, runs
+// the body on the state's worker pool, records the outcome the client saw
+// and finishes the reactor.
 //
 // Example (a unary handler of FleetService):
 //
-//   return Serve(state, context, kKillThread, "b01/7", [state](UnaryCall& call) {
-//     return absl::OkStatus();  // finishes the call, audited as mutating
+//   return Serve(state, context, *request, kKillThread, "b01/7", [state](UnaryCall& call) {
+//     return absl::OkStatus();  // finishes the call, its outcome audited
 //   });
 #ifndef THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_CALL_H_
 #define THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_CALL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/fleetd/api/internal/api_values.h"
@@ -71,19 +75,43 @@ inline constexpr RpcSpec kListTokens{"Fleet.ListTokens", fleet::ROLE_ADMIN, fals
 inline constexpr RpcSpec kRevokeToken{"Fleet.RevokeToken", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kListAudit{"Fleet.ListAudit", fleet::ROLE_ADMIN, false};
 
-// One unary call: authorizes it, audits it, finishes its reactor.
+// The call's deadline; InfiniteFuture when the client set none.
+absl::Time DeadlineOf(const grpc::ServerContextBase& context);
+
+// The status a client got for a call that ended with `result`: `result`
+// itself, unless the call ended after `deadline` (DEADLINE_EXCEEDED) or the
+// client had cancelled it (CANCELLED) — then what fleetd did is in the
+// message. What the audit log records.
+absl::Status ClientSawStatus(const absl::Status& result, absl::Time deadline, bool cancelled, absl::Time now);
+
+// One unary call: checks its request's sizes, authorizes it, records a
+// mutation's intent before it runs and its outcome after, finishes its
+// reactor.
 class UnaryCall {
  public:
-  UnaryCall(FleetServiceState* state, grpc::ServerUnaryReactor* reactor, const RpcSpec& spec,
-            std::string target, std::string authorization)
+  UnaryCall(FleetServiceState* state, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+            const RpcSpec& spec, std::string target)
       : state_(state),
+        context_(context),
         reactor_(reactor),
         spec_(spec),
         target_(std::move(target)),
-        authorization_(std::move(authorization)) {}
+        authorization_(AuthorizationOf(*context)) {}
+
+  // The size check every request passes first (request_limits.h); on refusal
+  // finishes the call INVALID_ARGUMENT, unaudited (nothing ran, and an audit
+  // row per oversized request is what an attacker wants), and returns false.
+  bool CheckRequest(const google::protobuf::Message& request) {
+    absl::Status sized = state_->limits.Check(request);
+    if (sized.ok()) return true;
+    reactor_->Finish(ToGrpc(sized));
+    return false;
+  }
 
   // Checks the caller's token; on refusal finishes the call (audited) and
-  // returns false.
+  // returns false. For a mutating RPC, then records its intent; when that
+  // cannot be written the call fails (UNAVAILABLE or DATA_LOSS) and returns
+  // false, so no mutation runs unaudited.
   bool Authorize() {
     absl::StatusOr<Caller> caller = state_->auth.Authorize(authorization_, spec_.action, spec_.need, target_);
     if (!caller.ok()) {
@@ -91,6 +119,13 @@ class UnaryCall {
       return false;
     }
     caller_ = *std::move(caller);
+    if (!spec_.mutating) return true;
+    absl::StatusOr<int64_t> intent = state_->auth.AuditIntent(caller_.name, spec_.action, target_);
+    if (!intent.ok()) {
+      reactor_->Finish(ToGrpc(intent.status()));
+      return false;
+    }
+    intent_id_ = *intent;
     return true;
   }
 
@@ -100,29 +135,40 @@ class UnaryCall {
   // failures of a fan-out).
   void set_audit_message(std::string message) { audit_message_ = std::move(message); }
 
-  // Audits a mutating call's result, then finishes it.
+  // Records a mutating call's outcome (as the client sees it), then finishes
+  // it.
   void Finish(const absl::Status& status) {
-    if (spec_.mutating) state_->auth.Audit(caller_.name, spec_.action, target_, status, audit_message_);
+    if (spec_.mutating) {
+      const absl::Status seen =
+          ClientSawStatus(status, DeadlineOf(*context_), context_->IsCancelled(), absl::Now());
+      state_->auth.AuditOutcome(intent_id_, spec_.action, target_, seen, audit_message_);
+    }
     reactor_->Finish(ToGrpc(status));
   }
 
  private:
   FleetServiceState* const state_;
+  grpc::CallbackServerContext* const context_;
   grpc::ServerUnaryReactor* const reactor_;
   const RpcSpec spec_;
   std::string target_;
   const std::string authorization_;
   Caller caller_;
   std::string audit_message_;
+  // The audit entry of a mutating call's intent.
+  int64_t intent_id_ = 0;
 };
 
-// Runs a unary call on the worker pool: authorization, then `body`, whose
-// status finishes the call (audited when the RPC is mutating).
+// Runs a unary call: the request's size check (on gRPC's thread, before any
+// other work), then on the worker pool authorization and `body`, whose status
+// finishes the call (its outcome audited when the RPC is mutating).
 template <typename Body>
 grpc::ServerUnaryReactor* Serve(FleetServiceState* state, grpc::CallbackServerContext* context,
-                                const RpcSpec& spec, std::string target, Body body) {
+                                const google::protobuf::Message& request, const RpcSpec& spec,
+                                std::string target, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto call = std::make_shared<UnaryCall>(state, reactor, spec, std::move(target), AuthorizationOf(*context));
+  auto call = std::make_shared<UnaryCall>(state, context, reactor, spec, std::move(target));
+  if (!call->CheckRequest(request)) return reactor;
   state->pool->Submit([call, body = std::move(body)]() mutable {
     if (!call->Authorize()) return;
     call->Finish(body(*call));
@@ -134,9 +180,11 @@ grpc::ServerUnaryReactor* Serve(FleetServiceState* state, grpc::CallbackServerCo
 // any thread (a fan-out finishes it from its last board task).
 template <typename Body>
 grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackServerContext* context,
-                                     const RpcSpec& spec, std::string target, Body body) {
+                                     const google::protobuf::Message& request, const RpcSpec& spec,
+                                     std::string target, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto call = std::make_shared<UnaryCall>(state, reactor, spec, std::move(target), AuthorizationOf(*context));
+  auto call = std::make_shared<UnaryCall>(state, context, reactor, spec, std::move(target));
+  if (!call->CheckRequest(request)) return reactor;
   state->pool->Submit([call, body = std::move(body)]() mutable {
     if (!call->Authorize()) return;
     body(call);
@@ -144,15 +192,13 @@ grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackSer
   return reactor;
 }
 
-// The call's deadline; InfiniteFuture when the client set none.
-absl::Time DeadlineOf(const grpc::ServerContextBase& context);
-
 // A one-line summary of a fan-out's per-board failures for the audit log;
 // "N boards ok" when every board succeeded.
 std::string FanOutSummary(size_t boards, const std::vector<std::pair<std::string, absl::Status>>& failures);
 
 // A streaming call's reactor with the state and the caller's token: Start()
-// runs Run() on the pool after authorization.
+// checks the request's sizes, then runs Run() on the pool after
+// authorization (and, for a mutating RPC, after its intent is audited).
 template <typename Message>
 class ServiceStream : public StreamReactor<Message> {
  public:
@@ -164,20 +210,23 @@ class ServiceStream : public StreamReactor<Message> {
         target_(std::move(target)),
         authorization_(std::move(authorization)) {}
 
-  // Registers the stream and runs it on the pool. Returns `this` for the
+  // Registers the stream and runs it on the pool; a request over the limits
+  // ends it at once with INVALID_ARGUMENT, unaudited. Returns `this` for the
   // service method to return.
-  StreamReactor<Message>* Start() {
+  StreamReactor<Message>* Start(const google::protobuf::Message& request) {
     this->Register();
+    if (absl::Status sized = state_->limits.Check(request); !sized.ok()) {
+      this->End(ToGrpc(sized));
+      return this;
+    }
     this->Hold();
     state_->pool->Submit([this] {
       if (!this->ending()) {
-        absl::StatusOr<Caller> caller =
-            state_->auth.Authorize(authorization_, spec_.action, spec_.need, target_);
-        if (caller.ok()) {
-          caller_ = *std::move(caller);
+        absl::Status admitted = Admit();
+        if (admitted.ok()) {
           Run();
         } else {
-          this->End(ToGrpc(caller.status()));
+          this->End(ToGrpc(admitted));
         }
       }
       this->Release();
@@ -190,11 +239,34 @@ class ServiceStream : public StreamReactor<Message> {
   // arranges for producers to.
   virtual void Run() = 0;
 
+  // Records a mutating stream's outcome: `status`, or `ok_message` when it is
+  // OK — as the client sees it: CANCELLED when the stream had already ended
+  // (client cancel, deadline, fleetd stopping) before this.
+  void AuditOutcome(const absl::Status& status, absl::string_view ok_message = {}) {
+    const absl::Status seen = ClientSawStatus(status, absl::InfiniteFuture(), this->ending(), absl::Now());
+    state_->auth.AuditOutcome(intent_id_, spec_.action, target_, seen, ok_message);
+  }
+
   FleetServiceState* const state_;
   const RpcSpec spec_;
   const std::string target_;
   const std::string authorization_;
   Caller caller_;
+
+ private:
+  // Authorization, then a mutation's intent.
+  absl::Status Admit() {
+    absl::StatusOr<Caller> caller = state_->auth.Authorize(authorization_, spec_.action, spec_.need, target_);
+    if (!caller.ok()) return caller.status();
+    caller_ = *std::move(caller);
+    if (!spec_.mutating) return absl::OkStatus();
+    absl::StatusOr<int64_t> intent = state_->auth.AuditIntent(caller_.name, spec_.action, target_);
+    if (!intent.ok()) return intent.status();
+    intent_id_ = *intent;
+    return absl::OkStatus();
+  }
+
+  int64_t intent_id_ = 0;
 };
 
 }  // namespace threadfleet::fleetd::internal

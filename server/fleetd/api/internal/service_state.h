@@ -35,6 +35,7 @@
 #include "server/fleetd/api/stream_reactor.h"
 #include "server/fleetd/api/timer_queue.h"
 #include "server/fleetd/auth/call_auth.h"
+#include "server/fleetd/auth/request_limits.h"
 
 namespace threadfleet::fleetd::internal {
 
@@ -59,6 +60,7 @@ class FleetServiceState {
  public:
   explicit FleetServiceState(FleetServiceDeps d)
       : deps(d),
+        limits(d.request_limits),
         auth(*d.store, *d.tokens),
         pool(std::make_unique<WorkerPool>(kWorkerThreads)),
         timers(std::make_unique<TimerQueue>(*pool)) {}
@@ -178,6 +180,8 @@ class FleetServiceState {
   }
 
   const FleetServiceDeps deps;
+  // The size check every request passes first.
+  const RequestLimits limits;
   CallAuthorizer auth;
   OpenStreams streams;
   absl::Mutex mu;

@@ -183,12 +183,12 @@ class WatchHealthStream : public ServiceStream<fleet::WatchHealthResponse> {
 
 grpc::ServerWriteReactor<fleet::WatchEventsResponse>* StartWatchEvents(
     FleetServiceState* state, const fleet::WatchEventsRequest& request, std::string authorization) {
-  return (new WatchEventsStream(state, request, std::move(authorization)))->Start();
+  return (new WatchEventsStream(state, request, std::move(authorization)))->Start(request);
 }
 
 grpc::ServerWriteReactor<fleet::WatchHealthResponse>* StartWatchHealth(
     FleetServiceState* state, const fleet::WatchHealthRequest& request, std::string authorization) {
-  return (new WatchHealthStream(state, request, std::move(authorization)))->Start();
+  return (new WatchHealthStream(state, request, std::move(authorization)))->Start(request);
 }
 
 }  // namespace threadfleet::fleetd::internal
