@@ -1,12 +1,12 @@
 // BoardControl's file RPCs: ListFiles, WriteFile, ReadFile, DeleteFile. They
-// adapt protobuf to board_flash.h; the flash work happens there.
+// adapt protobuf to the supervisor's file API (firmware/supervisor/files.h);
+// the flash work happens there.
 #include <errno.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_internal.h"
 
 #define READ_CHUNKS_PER_POLL 8
@@ -15,19 +15,32 @@
 // metadata), so 4 KB messages appended one by one cost a 64 KB push 19
 // syncs and ~3700 block reads; in 16 KB batches it is 7 syncs and ~60 reads.
 #define WRITE_BATCH_BYTES (16 * 1024)
+#define WRITE_TMP_SUFFIX ".tmp"
+
+bool board_path_ok(const char *path, bool allow_root) {
+  size_t len = strlen(path);
+  if (len == 0 || path[0] != '/' || len > BOARD_PATH_MAX) return false;
+  if (len == 1) return allow_root;
+  if (path[len - 1] == '/') return false;
+  for (const char *c = path + 1; *c;) {
+    const char *end = strchr(c, '/');
+    size_t n = end ? (size_t)(end - c) : strlen(c);
+    if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return false;
+    c += n + (end ? 1 : 0);
+  }
+  return true;
+}
 
 static bool path_checked(rpc_call_t *call, const char *path, bool allow_root) {
-  if (board_flash_path_ok(path, allow_root)) return true;
+  if (board_path_ok(path, allow_root)) return true;
   board_finish(call, RPC_STATUS_INVALID_ARGUMENT,
                "bad path '%s': paths are absolute ('/app/main.py') without '.' or '..' parts or a "
                "trailing '/', at most %d bytes",
-               path, BOARD_FLASH_PATH_MAX);
+               path, (int)BOARD_PATH_MAX);
   return false;
 }
 
-// Finishes a call that failed on the flash with the status and message its
-// errno calls for; `what` names the thing ("file /a.py").
-static void flash_failed(rpc_call_t *call, int rc, const char *what) {
+void board_flash_failed(rpc_call_t *call, int rc, const char *what) {
   switch (-rc) {
     case ENOENT:
       board_finish(call, RPC_STATUS_NOT_FOUND, "%s not found", what);
@@ -48,6 +61,11 @@ static void flash_failed(rpc_call_t *call, int rc, const char *what) {
     case EISDIR:
       board_finish(call, RPC_STATUS_FAILED_PRECONDITION, "%s is a directory", what);
       return;
+    case EBUSY:
+      board_finish(call, RPC_STATUS_UNAVAILABLE,
+                   "the board's VM is busy (a thread holds it in a long native operation); try again (at %s)",
+                   what);
+      return;
     default:
       board_finish(call, board_status_of(rc), "%s: flash error %d", what, -rc);
   }
@@ -64,7 +82,7 @@ void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len) {
   board_scratch_t *s = board_scratch_take();
   size_t count = 0;
   bool truncated = false;
-  int rc = board_flash_list(dir, s->entries, BOARD_FILES_MAX, &count, &truncated);
+  int rc = sup_file_list(dir, s->entries, BOARD_FILES_MAX, &count, &truncated);
   bool sent = false;
   if (rc == 0) {
     BOARD_PB(ListFilesResponse) *resp = &s->msg.list_files;
@@ -83,9 +101,9 @@ void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len) {
   if (rc == -ENOTDIR) {
     board_finish(call, RPC_STATUS_FAILED_PRECONDITION, "%s is a file, not a directory", dir);
   } else if (rc != 0) {
-    char what[BOARD_FLASH_PATH_MAX + 16];
+    char what[BOARD_PATH_MAX + 16];
     snprintf(what, sizeof(what), "directory %s", dir);
-    flash_failed(call, rc, what);
+    board_flash_failed(call, rc, what);
   } else if (sent) {
     rpc_call_finish(call, RPC_STATUS_OK, NULL);
   }
@@ -97,8 +115,8 @@ typedef struct {
   bool header_seen;
   bool tmp_exists;  // the temporary file is on flash and must go on failure
   bool ended;       // finished (with success or an error): ignore the rest
-  char path[BOARD_FLASH_PATH_MAX + 1];
-  char tmp[BOARD_FLASH_PATH_MAX + sizeof(BOARD_FLASH_TMP_SUFFIX)];
+  char path[BOARD_PATH_MAX + 1];
+  char tmp[BOARD_PATH_MAX + sizeof(WRITE_TMP_SUFFIX)];
   bool has_expected;
   uint64_t expected, size;
   mbedtls_sha256_context sha;
@@ -119,19 +137,19 @@ static write_state_t *write_state(rpc_call_t *call) {
 // Ends the write with an error, leaving the old file unchanged.
 static void write_fail(rpc_call_t *call, write_state_t *w, rpc_status_t status, const char *fmt,
                        const char *arg) {
-  if (w->tmp_exists) board_flash_remove(w->tmp);
+  if (w->tmp_exists) sup_file_remove(w->tmp);
   w->tmp_exists = false;
   w->ended = true;
   board_finish(call, status, fmt, arg);
 }
 
 static void write_flash_fail(rpc_call_t *call, write_state_t *w, int rc) {
-  if (w->tmp_exists) board_flash_remove(w->tmp);
+  if (w->tmp_exists) sup_file_remove(w->tmp);
   w->tmp_exists = false;
   w->ended = true;
   char what[sizeof(w->path) + 8];
   snprintf(what, sizeof(what), "file %s", w->path);
-  flash_failed(call, rc, what);
+  board_flash_failed(call, rc, what);
 }
 
 static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(WriteFileHeader) * h) {
@@ -141,16 +159,16 @@ static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(Writ
     return;
   }
   w->header_seen = true;
-  if (!board_flash_path_ok(h->path, false)) {
+  if (!board_path_ok(h->path, false)) {
     w->ended = true;
     path_checked(call, h->path, false);
     return;
   }
   snprintf(w->path, sizeof(w->path), "%s", h->path);
-  snprintf(w->tmp, sizeof(w->tmp), "%s%s", h->path, BOARD_FLASH_TMP_SUFFIX);
+  snprintf(w->tmp, sizeof(w->tmp), "%s%s", h->path, WRITE_TMP_SUFFIX);
   w->has_expected = h->has_expected_size_bytes;
   w->expected = h->expected_size_bytes;
-  int rc = board_flash_create(w->tmp);
+  int rc = sup_file_create(w->tmp);
   if (rc != 0) {
     write_flash_fail(call, w, rc);
     return;
@@ -163,7 +181,7 @@ static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(Writ
 // with the flash's error) when that failed.
 static bool write_flush(rpc_call_t *call, write_state_t *w) {
   if (w->batch_len == 0) return true;
-  int rc = board_flash_append(w->tmp, w->batch, w->batch_len);
+  int rc = sup_file_append(w->tmp, w->batch, w->batch_len);
   w->batch_len = 0;
   if (rc != 0) {
     write_flash_fail(call, w, rc);
@@ -243,7 +261,7 @@ void board_write_file_half_close(rpc_call_t *call) {
     return;
   }
   if (!write_flush(call, w)) return;
-  int rc = board_flash_rename(w->tmp, w->path);
+  int rc = sup_file_rename(w->tmp, w->path);
   if (rc != 0) {
     write_flash_fail(call, w, rc);
     return;
@@ -264,7 +282,7 @@ void board_write_file_done(rpc_call_t *call) {
   write_state_t *w = rpc_call_user(call);
   if (!w) return;
   // Cancelled, or the connection went: the old file stays, the partial goes.
-  if (w->tmp_exists) board_flash_remove(w->tmp);
+  if (w->tmp_exists) sup_file_remove(w->tmp);
   mbedtls_sha256_free(&w->sha);
   free(w->batch);
   free(w);
@@ -274,7 +292,7 @@ void board_write_file_done(rpc_call_t *call) {
 // ---- ReadFile ------------------------------------------------------------------------------
 
 typedef struct {
-  char path[BOARD_FLASH_PATH_MAX + 1];
+  char path[BOARD_PATH_MAX + 1];
   uint64_t offset;  // of the next chunk to send
 } read_state_t;
 
@@ -284,12 +302,12 @@ void board_read_file_message(rpc_call_t *call, const uint8_t *msg, size_t len) {
   if (!path_checked(call, req.path, false)) return;
   bool is_dir = false;
   uint64_t size = 0;
-  int rc = board_flash_stat(req.path, &is_dir, &size);
+  int rc = sup_file_stat(req.path, &is_dir, &size);
   if (rc == 0 && is_dir) rc = -EISDIR;
   if (rc != 0) {
-    char what[BOARD_FLASH_PATH_MAX + 8];
+    char what[BOARD_PATH_MAX + 8];
     snprintf(what, sizeof(what), "file %s", req.path);
-    flash_failed(call, rc, what);
+    board_flash_failed(call, rc, what);
     return;
   }
   read_state_t *r = calloc(1, sizeof(*r));
@@ -311,7 +329,7 @@ void board_read_file_poll(rpc_call_t *call) {
   bool eof = false, blocked = false;
   for (int i = 0; i < READ_CHUNKS_PER_POLL && !eof && !blocked && rc == 0; i++) {
     size_t got = 0;
-    rc = board_flash_read(r->path, r->offset, resp->data.bytes, sizeof(resp->data.bytes), &got);
+    rc = sup_file_read(r->path, r->offset, resp->data.bytes, sizeof(resp->data.bytes), &got);
     eof = rc == 0 && got == 0;
     if (rc != 0 || eof) break;
     resp->data.size = (pb_size_t)got;
@@ -321,9 +339,9 @@ void board_read_file_poll(rpc_call_t *call) {
   }
   board_scratch_give(s);
   if (rc != 0) {
-    char what[BOARD_FLASH_PATH_MAX + 8];
+    char what[BOARD_PATH_MAX + 8];
     snprintf(what, sizeof(what), "file %s", r->path);
-    flash_failed(call, rc, what);
+    board_flash_failed(call, rc, what);
   } else if (eof) {
     rpc_call_finish(call, RPC_STATUS_OK, NULL);
   } else {
@@ -337,11 +355,11 @@ void board_delete_file(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(DeleteFileRequest) req;
   if (!board_decode(call, msg, len, BOARD_PB(DeleteFileRequest_fields), &req)) return;
   if (!path_checked(call, req.path, false)) return;
-  int rc = board_flash_remove(req.path);
+  int rc = sup_file_remove(req.path);
   if (rc != 0) {
-    char what[BOARD_FLASH_PATH_MAX + 8];
+    char what[BOARD_PATH_MAX + 8];
     snprintf(what, sizeof(what), "%s", req.path);
-    flash_failed(call, rc, what);
+    board_flash_failed(call, rc, what);
     return;
   }
   BOARD_PB(DeleteFileResponse) resp = {0};

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_pb.h"
 #include "firmware/rpc/control/board_service.h"
 #include "firmware/rpc/transport/call.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 #include "pb_decode.h"
 #include "pb_encode.h"
@@ -24,6 +24,8 @@
 // handlers never take it (the transport may call them from rpc_call_finish).
 // ListFilesResponse.entries capacity (board.options).
 #define BOARD_FILES_MAX 64
+// Longest path a request may carry (board.options); every path field has it.
+#define BOARD_PATH_MAX (sizeof(((BOARD_PB(ReadFileRequest) *)0)->path) - 1)
 
 typedef struct {
   union {
@@ -42,8 +44,8 @@ typedef struct {
   } msg;
   sup_thread_info_t threads[SUP_MAX_THREAD_RECORDS];
   sup_program_info_t programs[SUP_MAX_PROGRAMS];
-  board_flash_entry_t entries[BOARD_FILES_MAX];  // ListFiles
-  uint8_t out[RPC_MAX_MESSAGE];                  // the encoded response
+  sup_file_entry_t entries[BOARD_FILES_MAX];  // ListFiles
+  uint8_t out[RPC_MAX_MESSAGE];               // the encoded response
 } board_scratch_t;
 
 board_scratch_t *board_scratch_take(void);
@@ -61,6 +63,16 @@ bool board_send(rpc_call_t *call, board_scratch_t *scratch, const pb_msgdesc_t *
 // Finishes the call with a status and a printf-style message.
 void board_finish(rpc_call_t *call, rpc_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+// True for an absolute path ("/a/b") without empty, "." or ".." components
+// and without a trailing "/", at most BOARD_PATH_MAX bytes; "/" itself only
+// when allow_root.
+bool board_path_ok(const char *path, bool allow_root);
+
+// Finishes a call that failed on the flash (a sup_file_* result) with the
+// status and message its errno calls for; `what` names the thing
+// ("file /a.py").
+void board_flash_failed(rpc_call_t *call, int rc, const char *what);
 
 // The status a flash or supervisor errno stands for (-ENOENT: NOT_FOUND, ...).
 rpc_status_t board_status_of(int neg_errno);

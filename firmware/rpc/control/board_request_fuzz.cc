@@ -36,10 +36,10 @@
 #include <string>
 #include <vector>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_service.h"
 #include "firmware/rpc/transport/h2server.h"
 #include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 #include "threadfleet/board/v1/board.pb.h"
 extern "C" {
@@ -78,12 +78,12 @@ const char *const kFixturePrograms[] = {
 bool FixtureFileIntact(const FixtureFile &f) {
   bool is_dir = false;
   uint64_t size = 0;
-  return board_flash_stat(f.path, &is_dir, &size) == 0 && !is_dir && size == f.content.size();
+  return sup_file_stat(f.path, &is_dir, &size) == 0 && !is_dir && size == f.content.size();
 }
 
 bool WriteFixtureFile(const FixtureFile &f) {
-  if (board_flash_create(f.path) != 0) return false;
-  return f.content.empty() || board_flash_append(f.path, f.content.data(), f.content.size()) == 0;
+  if (sup_file_create(f.path) != 0) return false;
+  return f.content.empty() || sup_file_append(f.path, f.content.data(), f.content.size()) == 0;
 }
 
 bool IsFixtureDir(const std::string &dir) { return dir == "/app" || dir == "/app/lib"; }
@@ -93,14 +93,14 @@ void RestoreFlash(const std::string &written) {
   if (!written.empty() && written[0] == '/') {
     bool fixture = false;
     for (const auto &f : FixtureFiles()) fixture = fixture || written == f.path;
-    if (!fixture) board_flash_remove(written.c_str());
+    if (!fixture) sup_file_remove(written.c_str());
     // Parents the write made: each goes if empty (a failed write may have
     // made only the upper ones); fixture dirs stay.
     std::string dir = written;
     for (size_t slash = dir.rfind('/'); slash != std::string::npos && slash > 0; slash = dir.rfind('/')) {
       dir.resize(slash);
       if (IsFixtureDir(dir)) break;
-      board_flash_remove(dir.c_str());
+      sup_file_remove(dir.c_str());
     }
   }
   for (const auto &f : FixtureFiles()) {

@@ -10,14 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_internal.h"
 #include "firmware/storage/lfsdev.h"
-#include "py/mpconfig.h"
-
-#ifndef THREADFLEET_VERSION
-#define THREADFLEET_VERSION "0.0.0"
-#endif
 
 // ---- Configuration ---------------------------------------------------------------------
 
@@ -105,6 +99,8 @@ rpc_status_t board_status_of(int neg_errno) {
       return RPC_STATUS_INVALID_ARGUMENT;
     case ETIMEDOUT:
       return RPC_STATUS_DEADLINE_EXCEEDED;
+    case EBUSY:
+      return RPC_STATUS_UNAVAILABLE;
     default:
       return RPC_STATUS_INTERNAL;
   }
@@ -125,14 +121,14 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   sup_health_t health;
   sup_health(&health);
   uint64_t flash_total = 0, flash_used = 0;
-  board_flash_usage(&flash_total, &flash_used);
+  sup_file_usage(&flash_total, &flash_used);
 
   BOARD_PB(GetInfoResponse) resp = {.has_info = true};
   BOARD_PB(BoardInfo) *info = &resp.info;
   snprintf(info->name, sizeof(info->name), "%s", c->board_name);
   snprintf(info->firmware_version, sizeof(info->firmware_version), "%s", THREADFLEET_VERSION);
-  snprintf(info->micropython_version, sizeof(info->micropython_version), "%d.%d.%d", MICROPY_VERSION_MAJOR,
-           MICROPY_VERSION_MINOR, MICROPY_VERSION_MICRO);
+  snprintf(info->micropython_version, sizeof(info->micropython_version), "%s",
+           THREADFLEET_MICROPYTHON_VERSION);
   info->uptime_us = (uint64_t)health.uptime_us;
   info->heap_size_bytes = (uint32_t)c->heap_bytes;
   info->max_threads = health.max_threads;

@@ -1,7 +1,7 @@
 // BoardControl v1 (proto/threadfleet/board/v1/board.proto): the board's gRPC
 // service, as nanopb handlers on the event-driven call API (call.h). The
 // handlers only adapt protobuf to the board's domain calls: the supervisor
-// (programs, threads, health, output) and the flash (board_flash.h).
+// (programs, threads, health, output) and the flash (supervisor/files.h).
 //
 // Example (fleetboard's wiring):
 //   sup_init(&sup_config, &stack_marker);
