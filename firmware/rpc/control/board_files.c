@@ -17,26 +17,10 @@
 #define WRITE_BATCH_BYTES (16 * 1024)
 #define WRITE_TMP_SUFFIX ".tmp"
 
-bool board_path_ok(const char *path, bool allow_root) {
-  size_t len = strlen(path);
-  if (len == 0 || path[0] != '/' || len > BOARD_PATH_MAX) return false;
-  if (len == 1) return allow_root;
-  if (path[len - 1] == '/') return false;
-  for (const char *c = path + 1; *c;) {
-    const char *end = strchr(c, '/');
-    size_t n = end ? (size_t)(end - c) : strlen(c);
-    if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return false;
-    c += n + (end ? 1 : 0);
-  }
-  return true;
-}
-
 static bool path_checked(rpc_call_t *call, const char *path, bool allow_root) {
-  if (board_path_ok(path, allow_root)) return true;
-  board_finish(call, RPC_STATUS_INVALID_ARGUMENT,
-               "bad path '%s': paths are absolute ('/app/main.py') without '.' or '..' parts or a "
-               "trailing '/', at most %d bytes",
-               path, (int)BOARD_PATH_MAX);
+  char why[BOARD_WHY_MAX];
+  if (board_path_ok(path, allow_root, why, sizeof(why))) return true;
+  board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", why);
   return false;
 }
 
@@ -159,9 +143,8 @@ static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(Writ
     return;
   }
   w->header_seen = true;
-  if (!board_path_ok(h->path, false)) {
+  if (!path_checked(call, h->path, false)) {
     w->ended = true;
-    path_checked(call, h->path, false);
     return;
   }
   snprintf(w->path, sizeof(w->path), "%s", h->path);
@@ -229,12 +212,9 @@ void board_write_file_message(rpc_call_t *call, const uint8_t *msg, size_t len) 
   if (w->ended) return;
   board_scratch_t *s = board_scratch_take();
   BOARD_PB(WriteFileRequest) *req = &s->msg.write_file;
-  pb_istream_t in = pb_istream_from_buffer(msg, len);
-  bool decoded = pb_decode(&in, BOARD_PB(WriteFileRequest_fields), req);
-  if (!decoded) {
-    char reason[96];
-    snprintf(reason, sizeof(reason), "malformed request: %s", PB_GET_ERROR(&in));
-    write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT, "%s", reason);
+  char why[BOARD_WHY_MAX];
+  if (!board_decode_why(msg, len, BOARD_PB(WriteFileRequest_fields), req, why, sizeof(why))) {
+    write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT, "%s", why);
   } else if (req->which_part == BOARD_PB(WriteFileRequest_header_tag)) {
     write_header(call, w, &req->part.header);
   } else if (req->which_part == BOARD_PB(WriteFileRequest_data_tag)) {

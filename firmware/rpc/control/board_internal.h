@@ -51,9 +51,32 @@ typedef struct {
 board_scratch_t *board_scratch_take(void);
 void board_scratch_give(board_scratch_t *scratch);
 
-// Decodes a request. On failure finishes the call with INVALID_ARGUMENT
-// "malformed request: <nanopb's reason>" and returns false.
+// ---- Requests (board_request.c)
+
+// Room for a refusal message (board_finish cuts at 256 bytes anyway).
+#define BOARD_WHY_MAX 256
+
+// Decodes a request into dst and checks what nanopb does not. Returns false
+// with the reason in why:
+//   "<field> is longer than N bytes" / "is larger than N bytes" / "has more
+//   than N entries": a field over its board.options limit (the first one);
+//   "<field> \"...\" contains a NUL byte": a string nanopb would cut short;
+//   "malformed request: <nanopb's reason>": anything else.
+bool board_decode_why(const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst, char *why,
+                      size_t why_len);
+// The same, finishing the call with INVALID_ARGUMENT and the reason.
 bool board_decode(rpc_call_t *call, const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst);
+// The name of a request field in messages ("path", "args"), or NULL.
+const char *board_field_name(const pb_msgdesc_t *message, uint32_t tag);
+// Writes len bytes of `in` to out quoted, C-escaped (\xNN for bytes outside
+// printable ASCII) and cut with "..." to fit cap. Returns the length written.
+size_t board_quote(const char *in, size_t len, char *out, size_t cap);
+
+// True for an absolute path ("/a/b") without control characters, empty, "."
+// or ".." components and without a trailing "/", at most BOARD_PATH_MAX
+// bytes; "/" itself only when allow_root. Otherwise false with "bad path
+// \"...\": <rule>" in why.
+bool board_path_ok(const char *path, bool allow_root, char *why, size_t why_len);
 
 // Encodes src into scratch->out and queues it. Returns rpc_call_send's
 // answer (false: the queue is full, retry later); an encoding failure
@@ -63,11 +86,6 @@ bool board_send(rpc_call_t *call, board_scratch_t *scratch, const pb_msgdesc_t *
 // Finishes the call with a status and a printf-style message.
 void board_finish(rpc_call_t *call, rpc_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-// True for an absolute path ("/a/b") without empty, "." or ".." components
-// and without a trailing "/", at most BOARD_PATH_MAX bytes; "/" itself only
-// when allow_root.
-bool board_path_ok(const char *path, bool allow_root);
 
 // Finishes a call that failed on the flash (a sup_file_* result) with the
 // status and message its errno calls for; `what` names the thing

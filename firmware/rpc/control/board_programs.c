@@ -110,9 +110,9 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
   const char *name = req->name;
   if (req->which_code == BOARD_PB(StartProgramRequest_path_tag)) {
     const char *path = req->code.path;
-    if (!board_path_ok(path, false)) {
-      board_finish(call, RPC_STATUS_INVALID_ARGUMENT,
-                   "bad path '%s': paths are absolute, without '.' or '..'", path);
+    char why[BOARD_WHY_MAX];
+    if (!board_path_ok(path, false, why, sizeof(why))) {
+      board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", why);
       return;
     }
     int rc = script_load(path, &loaded, &len);

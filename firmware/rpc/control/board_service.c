@@ -54,13 +54,6 @@ void board_scratch_give(board_scratch_t *s) {
   pthread_mutex_unlock(&scratch_lock);
 }
 
-bool board_decode(rpc_call_t *call, const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst) {
-  pb_istream_t in = pb_istream_from_buffer(msg, len);
-  if (pb_decode(&in, fields, dst)) return true;
-  board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "malformed request: %s", PB_GET_ERROR(&in));
-  return false;
-}
-
 bool board_send(rpc_call_t *call, board_scratch_t *s, const pb_msgdesc_t *fields, const void *src) {
   pb_ostream_t out = pb_ostream_from_buffer(s->out, sizeof(s->out));
   if (!pb_encode(&out, fields, src)) {
