@@ -18,6 +18,7 @@
 #include "firmware/rpc/transport/server.h"
 #include "firmware/rpc/transport/tls.h"
 #include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 
 typedef struct {
@@ -43,6 +44,21 @@ static void board_net_stats(board_net_stats_t *out, void *ctx) {
                              .tx_bytes = net.tx_bytes,
                              .rx_bytes = net.rx_bytes,
                              .tls_sessions = (uint32_t)rpc_tls_sessions()};
+}
+
+// A write that a crash or kill cut short leaves its partial file on flash
+// (see files.h); before anything writes, the board removes them all, so they
+// never fill the flash.
+static void remove_partial_files(void) {
+  size_t removed = 0;
+  uint64_t bytes = 0;
+  int rc = sup_file_remove_partials(&removed, &bytes);
+  if (rc != 0) {
+    fprintf(stderr, "fleetboard: event=partial_files_not_removed errno=%d removed=%zu\n", -rc, removed);
+  } else if (removed > 0) {
+    fprintf(stderr, "fleetboard: event=partial_files_removed count=%zu bytes=%llu\n", removed,
+            (unsigned long long)bytes);
+  }
 }
 
 static bool parse_listen(serve_options_t *o) {
@@ -154,6 +170,7 @@ int board_serve(int argc, char **argv) {
     rpc_tls_config_free(tls);
     return EXIT_FAILURE;
   }
+  remove_partial_files();
   board_service_configure(&(board_service_config_t){.board = &config, .net_stats = board_net_stats});
   int status = EXIT_FAILURE;
   net_config_t net = {.host_ip = o.host_ip, .port = o.port};

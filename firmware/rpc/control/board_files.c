@@ -15,7 +15,6 @@
 // metadata), so 4 KB messages appended one by one cost a 64 KB push 19
 // syncs and ~3700 block reads; in 16 KB batches it is 7 syncs and ~60 reads.
 #define WRITE_BATCH_BYTES (16 * 1024)
-#define WRITE_TMP_SUFFIX ".tmp"
 
 static bool path_checked(rpc_call_t *call, const char *path, bool allow_root) {
   char why[BOARD_WHY_MAX];
@@ -97,10 +96,10 @@ void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len) {
 
 typedef struct {
   bool header_seen;
-  bool tmp_exists;  // the temporary file is on flash and must go on failure
-  bool ended;       // finished (with success or an error): ignore the rest
+  bool partial_exists;  // the partial file is on flash and must go on failure
+  bool ended;           // finished (with success or an error): ignore the rest
   char path[BOARD_PATH_MAX + 1];
-  char tmp[BOARD_PATH_MAX + sizeof(WRITE_TMP_SUFFIX)];
+  char partial[SUP_FILE_PATH_MAX + 1];  // the file being written, renamed to path when complete
   bool has_expected;
   uint64_t expected, size;
   mbedtls_sha256_context sha;
@@ -121,15 +120,15 @@ static write_state_t *write_state(rpc_call_t *call) {
 // Ends the write with an error, leaving the old file unchanged.
 static void write_fail(rpc_call_t *call, write_state_t *w, rpc_status_t status, const char *fmt,
                        const char *arg) {
-  if (w->tmp_exists) sup_file_remove(w->tmp);
-  w->tmp_exists = false;
+  if (w->partial_exists) sup_file_remove(w->partial);
+  w->partial_exists = false;
   w->ended = true;
   board_finish(call, status, fmt, arg);
 }
 
 static void write_flash_fail(rpc_call_t *call, write_state_t *w, int rc) {
-  if (w->tmp_exists) sup_file_remove(w->tmp);
-  w->tmp_exists = false;
+  if (w->partial_exists) sup_file_remove(w->partial);
+  w->partial_exists = false;
   w->ended = true;
   char what[sizeof(w->path) + 8];
   snprintf(what, sizeof(what), "file %s", w->path);
@@ -147,24 +146,34 @@ static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(Writ
     w->ended = true;
     return;
   }
+  if (sup_file_is_partial(h->path)) {
+    char quoted[96];
+    board_quote(h->path, strlen(h->path), quoted, sizeof(quoted));
+    write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT,
+               "bad path %s: names ending in " SUP_FILE_PARTIAL_MARK
+               "<8 hex digits> are the board's writes in "
+               "progress (removed at boot)",
+               quoted);
+    return;
+  }
   snprintf(w->path, sizeof(w->path), "%s", h->path);
-  snprintf(w->tmp, sizeof(w->tmp), "%s%s", h->path, WRITE_TMP_SUFFIX);
+  sup_file_partial_name(h->path, w->partial, sizeof(w->partial));
   w->has_expected = h->has_expected_size_bytes;
   w->expected = h->expected_size_bytes;
-  int rc = sup_file_create(w->tmp);
+  int rc = sup_file_create(w->partial);
   if (rc != 0) {
     write_flash_fail(call, w, rc);
     return;
   }
-  w->tmp_exists = true;
+  w->partial_exists = true;
   mbedtls_sha256_starts_ret(&w->sha, 0);
 }
 
-// Appends the collected bytes to the temporary file. False (the call ended
+// Appends the collected bytes to the partial file. False (the call ended
 // with the flash's error) when that failed.
 static bool write_flush(rpc_call_t *call, write_state_t *w) {
   if (w->batch_len == 0) return true;
-  int rc = sup_file_append(w->tmp, w->batch, w->batch_len);
+  int rc = sup_file_append(w->partial, w->batch, w->batch_len);
   w->batch_len = 0;
   if (rc != 0) {
     write_flash_fail(call, w, rc);
@@ -241,12 +250,12 @@ void board_write_file_half_close(rpc_call_t *call) {
     return;
   }
   if (!write_flush(call, w)) return;
-  int rc = sup_file_rename(w->tmp, w->path);
+  int rc = sup_file_rename(w->partial, w->path);
   if (rc != 0) {
     write_flash_fail(call, w, rc);
     return;
   }
-  w->tmp_exists = false;
+  w->partial_exists = false;
   w->ended = true;
   uint8_t digest[32];
   mbedtls_sha256_finish_ret(&w->sha, digest);
@@ -262,7 +271,7 @@ void board_write_file_done(rpc_call_t *call) {
   write_state_t *w = rpc_call_user(call);
   if (!w) return;
   // Cancelled, or the connection went: the old file stays, the partial goes.
-  if (w->tmp_exists) sup_file_remove(w->tmp);
+  if (w->partial_exists) sup_file_remove(w->partial);
   mbedtls_sha256_free(&w->sha);
   free(w->batch);
   free(w);

@@ -597,6 +597,15 @@ TEST_F(BoardServiceTest, PathWithAControlCharacterIsRefusedWithThePathEscaped) {
   EXPECT_EQ(PathCall("DeleteFile", "/a\x7f").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(BoardServiceTest, WriteFileToANameOfTheBoardsOwnPartialFilesIsRefused) {
+  // Partial files are removed at boot: a user's file must never look like one.
+  CallResult w = WriteFile("/app.py.tf-partial-0000002a", {"x"});
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(w.status);
+  EXPECT_NE(w.status.error_message().find("writes in progress"), std::string::npos) << Describe(w.status);
+  EXPECT_TRUE(WriteFile("/app.py.tf-partial-notes", {"x"}).status.ok())
+      << "only the exact pattern is reserved";
+}
+
 TEST_F(BoardServiceTest, StartProgramOverTheBoardsLimitsNamesTheFieldAndTheLimit) {
   std::string source = Field(PB(StartProgramRequest_source_tag), "print(1)\n");
 
