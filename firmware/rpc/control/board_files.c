@@ -54,7 +54,61 @@ void board_flash_failed(rpc_call_t *call, int rc, const char *what) {
   }
 }
 
+// ---- SHA-256 of a file ---------------------------------------------------------------
+
+#define SHA256_HEX_LEN 64
+
+static void hex_of(const uint8_t digest[32], char hex[SHA256_HEX_LEN + 1]) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < 32; i++) {
+    hex[2 * i] = digits[digest[i] >> 4];
+    hex[2 * i + 1] = digits[digest[i] & 15];
+  }
+  hex[SHA256_HEX_LEN] = '\0';
+}
+
+// The SHA-256 of the file at path as 64 lowercase hex digits, read through
+// buf (cap bytes at a time: one VM entry each, so programs run in between).
+static int file_sha256(const char *path, uint8_t *buf, size_t cap, char hex[SHA256_HEX_LEN + 1]) {
+  mbedtls_sha256_context sha;
+  mbedtls_sha256_init(&sha);
+  mbedtls_sha256_starts_ret(&sha, 0);
+  uint64_t offset = 0;
+  int rc = 0;
+  for (;;) {  // ends at the end of the file: the flash is finite
+    size_t got = 0;
+    rc = sup_file_read(path, offset, buf, cap, &got);
+    if (rc != 0 || got == 0) break;
+    mbedtls_sha256_update_ret(&sha, buf, got);
+    offset += got;
+  }
+  uint8_t digest[32];
+  mbedtls_sha256_finish_ret(&sha, digest);
+  mbedtls_sha256_free(&sha);
+  if (rc == 0) hex_of(digest, hex);
+  return rc;
+}
+
+static bool is_sha256_hex(const char *s) {
+  if (strlen(s) != SHA256_HEX_LEN) return false;
+  for (; *s; s++) {
+    if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return false;
+  }
+  return true;
+}
+
 // ---- ListFiles -------------------------------------------------------------------------
+
+// The SHA-256 of file `name` in directory `dir`. A name cut to fit the entry
+// (longer than any path the control channel writes) gets none.
+static int entry_sha256(const char *dir, const char *name, uint8_t *buf, size_t cap,
+                        char hex[SHA256_HEX_LEN + 1]) {
+  char path[SUP_FILE_PATH_MAX + 1];
+  int n = snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, name);
+  if (n < 0 || (size_t)n >= sizeof(path) || strlen(name) >= SUP_FILE_NAME_MAX) return 0;
+  int rc = file_sha256(path, buf, cap, hex);
+  return rc == -ENOENT ? 0 : rc;  // removed since it was listed: no digest
+}
 
 void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(ListFilesRequest) req;
@@ -70,15 +124,18 @@ void board_list_files(rpc_call_t *call, const uint8_t *msg, size_t len) {
   if (rc == 0) {
     BOARD_PB(ListFilesResponse) *resp = &s->msg.list_files;
     memset(resp, 0, sizeof(*resp));
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && rc == 0; i++) {
       BOARD_PB(FileEntry) *e = &resp->entries[i];
       snprintf(e->name, sizeof(e->name), "%s", s->entries[i].name);
       e->is_dir = s->entries[i].is_dir;
       e->size_bytes = s->entries[i].size_bytes;
+      // s->out is free until the response is encoded: it is the read buffer.
+      if (req.with_sha256 && !e->is_dir)
+        rc = entry_sha256(dir, e->name, s->out, sizeof(s->out), e->sha256_hex);
     }
     resp->entries_count = (pb_size_t)count;
     resp->truncated = truncated;
-    sent = board_send(call, s, BOARD_PB(ListFilesResponse_fields), resp);
+    if (rc == 0) sent = board_send(call, s, BOARD_PB(ListFilesResponse_fields), resp);
   }
   board_scratch_give(s);
   if (rc == -ENOTDIR) {
@@ -103,7 +160,7 @@ typedef struct {
   bool has_expected;
   uint64_t expected, size;
   mbedtls_sha256_context sha;
-  uint8_t *batch;  // WRITE_BATCH_BYTES, allocated with the first data
+  uint8_t *batch;  // WRITE_BATCH_BYTES, allocated with the first data (or to hash the old file)
   size_t batch_len;
 } write_state_t;
 
@@ -135,6 +192,44 @@ static void write_flash_fail(rpc_call_t *call, write_state_t *w, int rc) {
   board_flash_failed(call, rc, what);
 }
 
+// Queues the response (small: encoded on the stack, so no scratch is
+// needed). False when the transport refused it (it finished the call).
+static bool send_write_response(rpc_call_t *call, const BOARD_PB(WriteFileResponse) * resp) {
+  uint8_t out[BOARD_PB(WriteFileResponse_size)];
+  pb_ostream_t stream = pb_ostream_from_buffer(out, sizeof(out));
+  if (!pb_encode(&stream, BOARD_PB(WriteFileResponse_fields), resp)) {
+    board_finish(call, RPC_STATUS_INTERNAL, "cannot encode the response: %s", PB_GET_ERROR(&stream));
+    return false;
+  }
+  return rpc_call_send(call, out, stream.bytes_written);
+}
+
+// skip_if_sha256_hex: when the file at w->path already has that digest, the
+// call ends at once, OK with unchanged = true, and the client's data (it may
+// still be sending) is ignored. Returns true when it ended the call (or
+// refused a malformed digest); false when the write goes ahead.
+static bool write_unchanged(rpc_call_t *call, write_state_t *w, const char *expected_hex) {
+  if (!is_sha256_hex(expected_hex)) {
+    char quoted[96];
+    board_quote(expected_hex, strlen(expected_hex), quoted, sizeof(quoted));
+    write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT,
+               "skip_if_sha256_hex must be 64 lowercase hex digits, not %s", quoted);
+    return true;
+  }
+  bool is_dir = false;
+  uint64_t size = 0;
+  if (sup_file_stat(w->path, &is_dir, &size) != 0 || is_dir) return false;
+  if (!w->batch) w->batch = malloc(WRITE_BATCH_BYTES);
+  char hex[SHA256_HEX_LEN + 1];
+  if (!w->batch || file_sha256(w->path, w->batch, WRITE_BATCH_BYTES, hex) != 0) return false;
+  if (strcmp(hex, expected_hex) != 0) return false;
+  w->ended = true;
+  BOARD_PB(WriteFileResponse) resp = {.size_bytes = size, .unchanged = true};
+  snprintf(resp.sha256_hex, sizeof(resp.sha256_hex), "%s", hex);
+  if (send_write_response(call, &resp)) rpc_call_finish(call, RPC_STATUS_OK, NULL);
+  return true;
+}
+
 static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(WriteFileHeader) * h) {
   if (w->header_seen) {
     write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT, "%s",
@@ -157,6 +252,7 @@ static void write_header(rpc_call_t *call, write_state_t *w, const BOARD_PB(Writ
     return;
   }
   snprintf(w->path, sizeof(w->path), "%s", h->path);
+  if (h->skip_if_sha256_hex[0] && write_unchanged(call, w, h->skip_if_sha256_hex)) return;
   sup_file_partial_name(h->path, w->partial, sizeof(w->partial));
   w->has_expected = h->has_expected_size_bytes;
   w->expected = h->expected_size_bytes;
@@ -260,11 +356,8 @@ void board_write_file_half_close(rpc_call_t *call) {
   uint8_t digest[32];
   mbedtls_sha256_finish_ret(&w->sha, digest);
   BOARD_PB(WriteFileResponse) resp = {.size_bytes = w->size};
-  for (size_t i = 0; i < sizeof(digest); i++) snprintf(resp.sha256_hex + 2 * i, 3, "%02x", digest[i]);
-  board_scratch_t *s = board_scratch_take();
-  bool sent = board_send(call, s, BOARD_PB(WriteFileResponse_fields), &resp);
-  board_scratch_give(s);
-  if (sent) rpc_call_finish(call, RPC_STATUS_OK, NULL);
+  hex_of(digest, resp.sha256_hex);
+  if (send_write_response(call, &resp)) rpc_call_finish(call, RPC_STATUS_OK, NULL);
 }
 
 void board_write_file_done(rpc_call_t *call) {

@@ -304,11 +304,14 @@ class BoardServiceTest : public ::testing::Test {
   }
 
   CallResult WriteFile(const std::string &path, const std::vector<std::string> &chunks,
-                       std::optional<uint64_t> expected_size = std::nullopt) {
+                       std::optional<uint64_t> expected_size = std::nullopt,
+                       const std::string &skip_if_sha256_hex = "") {
     std::vector<std::string> requests;
     PB(WriteFileRequest) header = {};
     header.which_part = PB(WriteFileRequest_header_tag);
     snprintf(header.part.header.path, sizeof(header.part.header.path), "%s", path.c_str());
+    snprintf(header.part.header.skip_if_sha256_hex, sizeof(header.part.header.skip_if_sha256_hex), "%s",
+             skip_if_sha256_hex.c_str());
     if (expected_size) {
       header.part.header.has_expected_size_bytes = true;
       header.part.header.expected_size_bytes = *expected_size;
@@ -486,6 +489,74 @@ TEST_F(BoardServiceTest, WriteFileInThreeChunksStoresItWithItsSha256) {
   EXPECT_EQ(ReadFile("/data/blob.bin", &status, &messages), content);
   EXPECT_TRUE(status.ok()) << Describe(status);
   EXPECT_EQ(messages, 2u) << "8101 bytes in chunks of at most 4096 bytes";
+}
+
+TEST_F(BoardServiceTest, ListFilesWithSha256ReportsEachFilesDigest) {
+  std::string big(70000, 'q');  // more than one read of the board's 64 KiB buffer
+  ASSERT_TRUE(WriteFile("/lib/a.py", {"print('a')\n"}).status.ok());
+  std::vector<std::string> chunks;
+  for (size_t off = 0; off < big.size(); off += 4096) chunks.push_back(big.substr(off, 4096));
+  ASSERT_TRUE(WriteFile("/lib/big.bin", chunks).status.ok());
+  ASSERT_TRUE(WriteFile("/lib/sub/c.py", {""}).status.ok());
+  PB(ListFilesRequest) req = {};
+  snprintf(req.path, sizeof(req.path), "/lib");
+  req.with_sha256 = true;
+
+  CallResult r = Unary("ListFiles", Encode(PB(ListFilesRequest_fields), req));
+
+  ASSERT_TRUE(r.status.ok()) << Describe(r.status);
+  auto list = Decode<PB(ListFilesResponse)>(PB(ListFilesResponse_fields), r.responses.at(0));
+  ASSERT_EQ(list->entries_count, 3);
+  EXPECT_STREQ(list->entries[0].name, "a.py");
+  EXPECT_EQ(list->entries[0].sha256_hex, Sha256Hex("print('a')\n"));
+  EXPECT_STREQ(list->entries[1].name, "big.bin");
+  EXPECT_EQ(list->entries[1].size_bytes, big.size());
+  EXPECT_EQ(list->entries[1].sha256_hex, Sha256Hex(big));
+  EXPECT_STREQ(list->entries[2].name, "sub");
+  EXPECT_STREQ(list->entries[2].sha256_hex, "") << "directories have no digest";
+
+  req.with_sha256 = false;
+  r = Unary("ListFiles", Encode(PB(ListFilesRequest_fields), req));
+  list = Decode<PB(ListFilesResponse)>(PB(ListFilesResponse_fields), r.responses.at(0));
+  EXPECT_STREQ(list->entries[0].sha256_hex, "") << "only asked for";
+}
+
+TEST_F(BoardServiceTest, WriteFileWhoseContentIsAlreadyThereAnswersUnchangedAndWritesNothing) {
+  ASSERT_TRUE(WriteFile("/app.py", {"print('v1')\n"}).status.ok());
+  uint64_t used_before = 0;
+  PB(BoardInfo) info = {};
+  ASSERT_TRUE(GetInfo(&info).ok());
+  used_before = info.flash_used_bytes;
+
+  // The client already streams different data: the board answers from the
+  // header alone and ignores the rest.
+  CallResult w = WriteFile("/app.py", {std::string(4096, 'v'), "print('v2')\n"}, std::nullopt,
+                           Sha256Hex("print('v1')\n"));
+
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  auto resp = Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0));
+  EXPECT_TRUE(resp->unchanged);
+  EXPECT_EQ(resp->sha256_hex, Sha256Hex("print('v1')\n"));
+  EXPECT_EQ(resp->size_bytes, 12u);
+  grpc::Status status;
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('v1')\n");
+  ASSERT_TRUE(GetInfo(&info).ok());
+  EXPECT_EQ(info.flash_used_bytes, used_before);
+
+  // Another digest (or none, or a file not there yet) writes as usual.
+  w = WriteFile("/app.py", {"print('v2')\n"}, std::nullopt, Sha256Hex("print('v0')\n"));
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  EXPECT_FALSE(Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0))->unchanged);
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('v2')\n");
+  w = WriteFile("/new.py", {"n"}, std::nullopt, Sha256Hex("n"));
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  EXPECT_FALSE(Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0))->unchanged);
+}
+
+TEST_F(BoardServiceTest, WriteFileWithAMalformedDigestToSkipIsInvalidArgument) {
+  CallResult w = WriteFile("/app.py", {"x"}, std::nullopt, "ABCDEF");
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(w.status.error_message(), "skip_if_sha256_hex must be 64 lowercase hex digits, not \"ABCDEF\"");
 }
 
 TEST_F(BoardServiceTest, ReadFileStreamsALargeFileInOrder) {
