@@ -192,6 +192,18 @@ static void write_flash_fail(rpc_call_t *call, write_state_t *w, int rc) {
   board_flash_failed(call, rc, what);
 }
 
+// The write's batch buffer, allocated once and charged to the control
+// channel's byte budget. NULL when the budget or the heap refused it: the
+// call is then finished (RESOURCE_EXHAUSTED) and the partial file gone.
+static uint8_t *write_batch(rpc_call_t *call, write_state_t *w) {
+  if (w->batch) return w->batch;
+  if (!rpc_call_charge(call, WRITE_BATCH_BYTES) || !(w->batch = malloc(WRITE_BATCH_BYTES))) {
+    write_fail(call, w, RPC_STATUS_RESOURCE_EXHAUSTED, "%s", "out of memory for the write");
+    return NULL;
+  }
+  return w->batch;
+}
+
 // Queues the response (small: encoded on the stack, so no scratch is
 // needed). False when the transport refused it (it finished the call).
 static bool send_write_response(rpc_call_t *call, const BOARD_PB(WriteFileResponse) * resp) {
@@ -219,9 +231,9 @@ static bool write_unchanged(rpc_call_t *call, write_state_t *w, const char *expe
   bool is_dir = false;
   uint64_t size = 0;
   if (sup_file_stat(w->path, &is_dir, &size) != 0 || is_dir) return false;
-  if (!w->batch) w->batch = malloc(WRITE_BATCH_BYTES);
   char hex[SHA256_HEX_LEN + 1];
-  if (!w->batch || file_sha256(w->path, w->batch, WRITE_BATCH_BYTES, hex) != 0) return false;
+  if (!write_batch(call, w)) return true;
+  if (file_sha256(w->path, w->batch, WRITE_BATCH_BYTES, hex) != 0) return false;
   if (strcmp(hex, expected_hex) != 0) return false;
   w->ended = true;
   BOARD_PB(WriteFileResponse) resp = {.size_bytes = size, .unchanged = true};
@@ -291,11 +303,7 @@ static void write_data(rpc_call_t *call, write_state_t *w, const uint8_t *data, 
     write_fail(call, w, RPC_STATUS_INVALID_ARGUMENT, "%s", detail);
     return;
   }
-  if (!w->batch) w->batch = malloc(WRITE_BATCH_BYTES);
-  if (!w->batch) {
-    write_fail(call, w, RPC_STATUS_RESOURCE_EXHAUSTED, "%s", "out of memory for the write");
-    return;
-  }
+  if (!write_batch(call, w)) return;
   mbedtls_sha256_update_ret(&w->sha, data, len);
   w->size += len;
   while (len > 0) {

@@ -261,7 +261,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::vector<uint8_t> stream = ClientStream(method.name, msg, len);
   if (stream.empty()) return 0;
 
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz");
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz", nullptr);
   if (conn == nullptr) return 0;
   const uint8_t none = 0;
   if (rpc_h2_conn_feed(conn, stream.data(), stream.size())) {

@@ -6,7 +6,7 @@
 // Example (fleetboard's wiring):
 //   sup_init(&sup_config, &stack_marker);
 //   board_service_configure(&(board_service_config_t){.board = &sup_config});
-//   rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, io, peer);
+//   rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, io, peer, &limits);
 //   ...
 //   sup_host_serve(&stop);  // on the VM host thread: Reset needs it
 //

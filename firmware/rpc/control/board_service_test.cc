@@ -99,7 +99,7 @@ class BoardServer {
   }
 
   void Serve(int fd, int id) {
-    rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_os_socket_transport(fd), "test-peer");
+    rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_os_socket_transport(fd), "test-peer", nullptr);
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_[id] = conn;

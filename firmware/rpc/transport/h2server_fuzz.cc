@@ -49,7 +49,7 @@ const rpc_service_t kService = {"threadfleet.test.v1.Test", kMethods, sizeof kMe
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "fuzz");
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "fuzz", nullptr);
   if (conn == nullptr) return 0;
   // Bytes arrive in reads of varying size, as from a socket.
   size_t off = 0, step = 1;

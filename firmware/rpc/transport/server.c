@@ -44,7 +44,7 @@ static void *serve_connection(void *arg) {
   if (!tls) {
     fprintf(stderr, "fleetboard: event=tls_refused reason=\"%s\"\n", err);
   } else {
-    rpc_h2_conn_t *h2 = rpc_h2_conn_new(config.service, rpc_tls_transport(tls), rpc_tls_peer_cn(tls));
+    rpc_h2_conn_t *h2 = rpc_h2_conn_new(config.service, rpc_tls_transport(tls), rpc_tls_peer_cn(tls), NULL);
     pthread_mutex_lock(&mutex);
     c->h2 = h2;
     bool stop_now = stopping;
