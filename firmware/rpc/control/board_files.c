@@ -204,6 +204,15 @@ static uint8_t *write_batch(rpc_call_t *call, write_state_t *w) {
   return w->batch;
 }
 
+// Frees the batch buffer (no more data to collect), before the response:
+// the budget it was charged to may be what the response needs.
+static void write_batch_free(rpc_call_t *call, write_state_t *w) {
+  if (!w->batch) return;
+  free(w->batch);
+  w->batch = NULL;
+  rpc_call_release(call, WRITE_BATCH_BYTES);
+}
+
 // Queues the response (small: encoded on the stack, so no scratch is
 // needed). False when the transport refused it (it finished the call).
 static bool send_write_response(rpc_call_t *call, const BOARD_PB(WriteFileResponse) * resp) {
@@ -236,6 +245,7 @@ static bool write_unchanged(rpc_call_t *call, write_state_t *w, const char *expe
   if (file_sha256(w->path, w->batch, WRITE_BATCH_BYTES, hex) != 0) return false;
   if (strcmp(hex, expected_hex) != 0) return false;
   w->ended = true;
+  write_batch_free(call, w);
   BOARD_PB(WriteFileResponse) resp = {.size_bytes = size, .unchanged = true};
   snprintf(resp.sha256_hex, sizeof(resp.sha256_hex), "%s", hex);
   if (send_write_response(call, &resp)) rpc_call_finish(call, RPC_STATUS_OK, NULL);
@@ -354,6 +364,7 @@ void board_write_file_half_close(rpc_call_t *call) {
     return;
   }
   if (!write_flush(call, w)) return;
+  write_batch_free(call, w);
   int rc = sup_file_rename(w->partial, w->path);
   if (rc != 0) {
     write_flash_fail(call, w, rc);

@@ -101,6 +101,8 @@ int64_t board_now_ns(void);
 // The board's configuration (board_service_configure).
 const sup_config_t *board_config(void);
 void board_net_stats(board_net_stats_t *out);
+// False (and *out untouched) when no listener reports channel figures.
+bool board_channel_stats(board_channel_stats_t *out);
 
 // Poll interval of handlers that wait for the board (kills, Exec, output).
 #define BOARD_POLL_MS 10

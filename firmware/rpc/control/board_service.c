@@ -39,6 +39,13 @@ void board_net_stats(board_net_stats_t *out) {
   if (service.net_stats) service.net_stats(out, service.net_stats_ctx);
 }
 
+bool board_channel_stats(board_channel_stats_t *out) {
+  if (!service.channel_stats) return false;
+  memset(out, 0, sizeof(*out));
+  service.channel_stats(out, service.channel_stats_ctx);
+  return true;
+}
+
 // ---- Shared helpers ------------------------------------------------------------------------
 
 static board_scratch_t scratch;

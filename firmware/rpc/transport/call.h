@@ -87,6 +87,9 @@ size_t rpc_call_pending_bytes(const rpc_call_t *call);
 // call is finished, or the budget cannot take them: the call is then finished
 // with RESOURCE_EXHAUSTED naming the budget; the handler allocates nothing.
 bool rpc_call_charge(rpc_call_t *call, size_t bytes);
+// Gives back charged bytes early (the handler freed that buffer), so the
+// call's own response never waits for them. At most what was charged.
+void rpc_call_release(rpc_call_t *call, size_t bytes);
 // Ends the call with a status and an optional human message (sent as
 // grpc-message). Further sends fail. Safe to call once; later calls ignored.
 void rpc_call_finish(rpc_call_t *call, rpc_status_t status, const char *message);

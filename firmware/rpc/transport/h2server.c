@@ -320,6 +320,12 @@ bool rpc_call_charge(rpc_call_t *call, size_t bytes) {
   return true;
 }
 
+void rpc_call_release(rpc_call_t *call, size_t bytes) {
+  if (bytes > call->charged) bytes = call->charged;
+  call->charged -= bytes;
+  if (call->conn->limits.budget != NULL) rpc_channel_budget_give(call->conn->limits.budget, bytes);
+}
+
 void rpc_call_finish(rpc_call_t *call, rpc_status_t status, const char *message) {
   if (call->finished || call->done) return;
   call->finished = true;
