@@ -261,7 +261,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::vector<uint8_t> stream = ClientStream(method.name, msg, len);
   if (stream.empty()) return 0;
 
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz", nullptr);
+  // The board's handlers charge the channel's budget (WriteFile's batch): all
+  // of it must be back once the connection is gone.
+  static rpc_channel_budget_t *budget = rpc_channel_budget_new(256 * 1024, nullptr, nullptr);
+  rpc_h2_limits_t limits = {};
+  limits.budget = budget;
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz", &limits);
   if (conn == nullptr) return 0;
   const uint8_t none = 0;
   if (rpc_h2_conn_feed(conn, stream.data(), stream.size())) {
@@ -269,6 +274,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   rpc_h2_conn_free(conn);
+  if (rpc_channel_budget_used(budget) != 0) abort();  // a byte taken and never given back
 
   if (strcmp(method.name, "WriteFile") == 0) RestoreFlash(WrittenPath(msg, len));
   if (strcmp(method.name, "DeleteFile") == 0) RestoreFlash("");
