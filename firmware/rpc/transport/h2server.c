@@ -700,8 +700,6 @@ static int next_wait_ms(const rpc_h2_conn_t *conn, int64_t now) {
   return (int)((until - now + 999999) / 1000000);
 }
 
-// A stop request sends GOAWAY (calls in flight may finish), and after
-// H2_STOP_GRACE_MS ends the session outright.
 // Records why the connection ends, unless a reason came first.
 static void end_because(rpc_h2_conn_t *conn, rpc_h2_end_t end) {
   if (conn->end_known) return;
