@@ -4,9 +4,11 @@
 //   fleetboard serve --name b01 --listen 127.0.0.1:7001 --flash b01.lfs
 //                    --cert b01.pem --key b01.key --ca ca.pem
 //                    [--heap 256k] [--max-threads 16] [--flash-size 1m]
+//                    [control channel limits: see serve_usage]
 //
 // On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
 // sync and close the flash, exit 0.
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "firmware/rpc/transport/server.h"
 #include "firmware/rpc/transport/tls.h"
 #include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 
 typedef struct {
@@ -25,6 +28,7 @@ typedef struct {
   size_t heap_bytes, max_threads, flash_bytes;
   char host_ip[64];
   uint16_t port;
+  rpc_server_config_t channel;  // the control channel's limits
 } serve_options_t;
 
 static volatile int stop_requested;
@@ -45,6 +49,52 @@ static void board_net_stats(board_net_stats_t *out, void *ctx) {
                              .tls_sessions = (uint32_t)rpc_tls_sessions()};
 }
 
+// A write that a crash or kill cut short leaves its partial file on flash
+// (see files.h); before anything writes, the board removes them all, so they
+// never fill the flash.
+static void remove_partial_files(void) {
+  size_t removed = 0;
+  uint64_t bytes = 0;
+  int rc = sup_file_remove_partials(&removed, &bytes);
+  if (rc != 0) {
+    fprintf(stderr, "fleetboard: event=partial_files_not_removed errno=%d removed=%zu\n", -rc, removed);
+  } else if (removed > 0) {
+    fprintf(stderr, "fleetboard: event=partial_files_removed count=%zu bytes=%llu\n", removed,
+            (unsigned long long)bytes);
+  }
+}
+
+// The listener's figures for health snapshots.
+static void board_channel_stats(board_channel_stats_t *out, void *ctx) {
+  (void)ctx;
+  rpc_server_stats_t s;
+  rpc_server_stats(&s);
+  *out = (board_channel_stats_t){.connections = s.connections,
+                                 .max_connections = s.max_connections,
+                                 .refused_connections = s.refused_connections,
+                                 .failed_handshakes = s.failed_handshakes,
+                                 .idle_closed = s.idle_closed,
+                                 .send_timeouts = s.send_timeouts,
+                                 .refused_calls = s.refused_calls,
+                                 .buffered_bytes = s.buffered_bytes,
+                                 .budget_bytes = s.budget_bytes};
+}
+
+// rpc_server_config_t.on_thread_exit: the control channel's handlers entered
+// the VM from this connection thread.
+static void detach_from_vm(void *ctx) {
+  (void)ctx;
+  sup_vm_detach();
+}
+
+// A non-negative count of milliseconds (or connections) that fits an int.
+static bool parse_int(const char *s, int *out) {
+  size_t v;
+  if (!board_parse_size(s, &v) || v > INT_MAX) return false;
+  *out = (int)v;
+  return true;
+}
+
 static bool parse_listen(serve_options_t *o) {
   const char *colon = o->listen ? strrchr(o->listen, ':') : NULL;
   if (!colon || colon == o->listen || (size_t)(colon - o->listen) >= sizeof(o->host_ip)) return false;
@@ -62,9 +112,20 @@ static void serve_usage(FILE *out) {
           "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE\n"
           "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
           "                        [--heap N[k|m]] [--max-threads N] [--flash-size N[k|m]]\n"
+          "                        [--max-connections N] [--handshake-timeout-ms MS]\n"
+          "                        [--idle-timeout-ms MS] [--keepalive-ms MS]\n"
+          "                        [--send-timeout-ms MS] [--channel-budget N[k|m]]\n"
           "\n"
           "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
-          "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n");
+          "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n"
+          "\n"
+          "Control channel limits (0 turns a timeout off):\n"
+          "  --max-connections N      connections served at once, more are refused (16, at most 16)\n"
+          "  --handshake-timeout-ms   a TLS handshake must be done within this (5000)\n"
+          "  --idle-timeout-ms        a connection without a call ends after this (300000)\n"
+          "  --keepalive-ms           a silent peer is probed after this, dropped after ~2x (30000)\n"
+          "  --send-timeout-ms        a peer that reads nothing for this long is dropped (10000)\n"
+          "  --channel-budget         bytes all connections may buffer for their calls (1m)\n");
 }
 
 static int parse_serve(int argc, char **argv, serve_options_t *o) {
@@ -75,7 +136,8 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   sup_config_t defaults = sup_default_config();
   *o = (serve_options_t){.heap_bytes = defaults.heap_bytes,
                          .max_threads = defaults.max_threads,
-                         .flash_bytes = LFSDEV_DEFAULT_BYTES};
+                         .flash_bytes = LFSDEV_DEFAULT_BYTES,
+                         .channel = rpc_server_default_config()};
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
@@ -97,6 +159,18 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
       ok = ok && board_parse_size(v, &o->max_threads);
     else if (strcmp(a, "--flash-size") == 0)
       ok = ok && board_parse_size(v, &o->flash_bytes);
+    else if (strcmp(a, "--max-connections") == 0)
+      ok = ok && parse_int(v, &o->channel.max_connections);
+    else if (strcmp(a, "--handshake-timeout-ms") == 0)
+      ok = ok && parse_int(v, &o->channel.handshake_timeout_ms);
+    else if (strcmp(a, "--idle-timeout-ms") == 0)
+      ok = ok && parse_int(v, &o->channel.idle_timeout_ms);
+    else if (strcmp(a, "--keepalive-ms") == 0)
+      ok = ok && parse_int(v, &o->channel.keepalive_ms);
+    else if (strcmp(a, "--send-timeout-ms") == 0)
+      ok = ok && parse_int(v, &o->channel.send_timeout_ms);
+    else if (strcmp(a, "--channel-budget") == 0)
+      ok = ok && board_parse_size(v, &o->channel.budget_bytes);
     else {
       fprintf(stderr, "fleetboard serve: unknown option %s\n", a);
       return -1;
@@ -123,6 +197,11 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   }
   if (o->max_threads < 1 || o->max_threads > 32 || o->heap_bytes < 16 * 1024) {
     fprintf(stderr, "fleetboard serve: --max-threads must be 1..32 and --heap at least 16k\n");
+    return -1;
+  }
+  char err[160];
+  if (!rpc_server_config_ok(&o->channel, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard serve: control channel limits: %s (see fleetboard serve --help)\n", err);
     return -1;
   }
   return 0;
@@ -154,10 +233,16 @@ int board_serve(int argc, char **argv) {
     rpc_tls_config_free(tls);
     return EXIT_FAILURE;
   }
-  board_service_configure(&(board_service_config_t){.board = &config, .net_stats = board_net_stats});
+  remove_partial_files();
+  board_service_configure(&(board_service_config_t){
+      .board = &config, .net_stats = board_net_stats, .channel_stats = board_channel_stats});
   int status = EXIT_FAILURE;
   net_config_t net = {.host_ip = o.host_ip, .port = o.port};
-  rpc_server_config_t server = {.port = o.port, .tls = tls, .service = &board_service};
+  rpc_server_config_t server = o.channel;
+  server.port = o.port;
+  server.tls = tls;
+  server.service = &board_service;
+  server.on_thread_exit = detach_from_vm;
   if (!net_start(&net, err, sizeof(err))) {
     fprintf(stderr, "fleetboard serve: %s\n", err);
   } else if (!rpc_server_start(&server, err, sizeof(err))) {

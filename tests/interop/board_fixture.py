@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Runs one interop client against a real board over mutual TLS.
 
-    board_fixture.py --fleetboard PATH [--name b01] [--pki PATH] -- CLIENT [ARGS...]
+    board_fixture.py --fleetboard PATH [--name b01] [--pki PATH] [--board-arg ARG]... -- CLIENT [ARGS...]
 
 1. makes a fresh lab PKI in a temporary directory (deploy/pki: a CA, a server
    certificate for the board, a client certificate for the client);
 2. starts `fleetboard serve` on 127.0.0.1 at a free port, with a fresh flash
    image in that directory, and waits for its "serving" line;
 3. runs CLIENT with BOARD_ADDR, BOARD_CA, CLIENT_CERT, CLIENT_KEY and
-   BOARD_NAME in its environment;
+   BOARD_NAME in its environment, and, for clients that start boards of their
+   own with this module's Board (tests/board/channel_test.py), FLEETBOARD,
+   BOARD_CERT, BOARD_KEY and FIXTURE_DIR (a directory for their flash images);
 4. stops the board with SIGTERM and expects it to exit 0.
 
 Exits 0 only when the client exited 0 and the board stopped cleanly. Runs with
@@ -81,13 +83,15 @@ def free_port():
 
 
 class Board:
-    """A `fleetboard serve` process; its stderr is echoed with a prefix."""
+    """A `fleetboard serve` process; its stderr is echoed with a prefix and kept (lines())."""
 
-    def __init__(self, fleetboard, name, port, flash, pki):
+    def __init__(self, fleetboard, name, port, flash, pki, extra_args=()):
         self.name = name
         self.addr = f"127.0.0.1:{port}"
         self._serving_line = f"fleetboard: serving {name} on {self.addr}"
         self._serving = threading.Event()
+        self._lines = []
+        self._lines_lock = threading.Lock()
         self.cmd = [
             fleetboard, "serve",
             "--name", name,
@@ -96,6 +100,7 @@ class Board:
             "--cert", str(pki["board_cert"]),
             "--key", str(pki["board_key"]),
             "--ca", str(pki["ca"]),
+            *extra_args,
         ]
         log("starting: " + " ".join(self.cmd))
         self.proc = subprocess.Popen(
@@ -113,8 +118,15 @@ class Board:
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             print(f"[{self.name}] {line}", file=sys.stderr, flush=True)
+            with self._lines_lock:
+                self._lines.append(line)
             if line.strip() == self._serving_line:
                 self._serving.set()
+
+    def lines(self):
+        """Every line the board has written so far."""
+        with self._lines_lock:
+            return list(self._lines)
 
     def wait_serving(self, timeout):
         deadline = time.monotonic() + timeout
@@ -154,6 +166,7 @@ def main():
     parser.add_argument("--name", default="b01", help="board name (default b01)")
     parser.add_argument("--pki", default=str(REPO / "deploy" / "pki"), help="the lab PKI script")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--board-arg", action="append", default=[], help="one more argument for fleetboard serve")
     parser.add_argument("client", nargs=argparse.REMAINDER, help="-- CLIENT [ARGS...]")
     args = parser.parse_args()
     client = args.client[1:] if args.client[:1] == ["--"] else args.client
@@ -166,7 +179,9 @@ def main():
     board = None
     try:
         pki = make_pki(args.pki, tmp)
-        board = Board(args.fleetboard, args.name, free_port(), pathlib.Path(tmp) / f"{args.name}.lfs", pki)
+        board = Board(
+            args.fleetboard, args.name, free_port(), pathlib.Path(tmp) / f"{args.name}.lfs", pki, args.board_arg
+        )
         board.wait_serving(SERVING_TIMEOUT_S)
         log(f"board {args.name} serving on {board.addr}")
 
@@ -177,6 +192,10 @@ def main():
             CLIENT_CERT=str(pki["client_cert"]),
             CLIENT_KEY=str(pki["client_key"]),
             BOARD_NAME=args.name,
+            FLEETBOARD=str(pathlib.Path(args.fleetboard).resolve()),
+            BOARD_CERT=str(pki["board_cert"]),
+            BOARD_KEY=str(pki["board_key"]),
+            FIXTURE_DIR=tmp,
         )
         log("running client: " + " ".join(client))
         try:

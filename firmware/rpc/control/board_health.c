@@ -83,6 +83,19 @@ static void build_snapshot(board_scratch_t *s, watch_state_t *w, BOARD_PB(Health
       .tcp_connections = net.tcp_connections, .tx_bytes = net.tx_bytes, .rx_bytes = net.rx_bytes};
   snap->tls_sessions = net.tls_sessions;
   snap->vm_state = threadfleet_board_v1_VmState_VM_STATE_RUNNING;
+  board_channel_stats_t channel;
+  snap->has_channel = board_channel_stats(&channel);
+  if (snap->has_channel) {
+    snap->channel = (BOARD_PB(ControlChannelStats)){.connections = channel.connections,
+                                                    .max_connections = channel.max_connections,
+                                                    .refused_connections = channel.refused_connections,
+                                                    .failed_handshakes = channel.failed_handshakes,
+                                                    .idle_closed = channel.idle_closed,
+                                                    .send_timeouts = channel.send_timeouts,
+                                                    .refused_calls = channel.refused_calls,
+                                                    .buffered_bytes = channel.buffered_bytes,
+                                                    .budget_bytes = channel.budget_bytes};
+  }
 }
 
 // Sends the snapshot if one is due. Returns false if the transport refused it.

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_pb.h"
 #include "firmware/rpc/control/board_service.h"
 #include "firmware/rpc/transport/call.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 #include "pb_decode.h"
 #include "pb_encode.h"
@@ -24,6 +24,8 @@
 // handlers never take it (the transport may call them from rpc_call_finish).
 // ListFilesResponse.entries capacity (board.options).
 #define BOARD_FILES_MAX 64
+// Longest path a request may carry (board.options); every path field has it.
+#define BOARD_PATH_MAX (sizeof(((BOARD_PB(ReadFileRequest) *)0)->path) - 1)
 
 typedef struct {
   union {
@@ -42,16 +44,39 @@ typedef struct {
   } msg;
   sup_thread_info_t threads[SUP_MAX_THREAD_RECORDS];
   sup_program_info_t programs[SUP_MAX_PROGRAMS];
-  board_flash_entry_t entries[BOARD_FILES_MAX];  // ListFiles
-  uint8_t out[RPC_MAX_MESSAGE];                  // the encoded response
+  sup_file_entry_t entries[BOARD_FILES_MAX];  // ListFiles
+  uint8_t out[RPC_MAX_MESSAGE];               // the encoded response
 } board_scratch_t;
 
 board_scratch_t *board_scratch_take(void);
 void board_scratch_give(board_scratch_t *scratch);
 
-// Decodes a request. On failure finishes the call with INVALID_ARGUMENT
-// "malformed request: <nanopb's reason>" and returns false.
+// ---- Requests (board_request.c)
+
+// Room for a refusal message (board_finish cuts at 256 bytes anyway).
+#define BOARD_WHY_MAX 256
+
+// Decodes a request into dst and checks what nanopb does not. Returns false
+// with the reason in why:
+//   "<field> is longer than N bytes" / "is larger than N bytes" / "has more
+//   than N entries": a field over its board.options limit (the first one);
+//   "<field> \"...\" contains a NUL byte": a string nanopb would cut short;
+//   "malformed request: <nanopb's reason>": anything else.
+bool board_decode_why(const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst, char *why,
+                      size_t why_len);
+// The same, finishing the call with INVALID_ARGUMENT and the reason.
 bool board_decode(rpc_call_t *call, const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst);
+// The name of a request field in messages ("path", "args"), or NULL.
+const char *board_field_name(const pb_msgdesc_t *message, uint32_t tag);
+// Writes len bytes of `in` to out quoted, C-escaped (\xNN for bytes outside
+// printable ASCII) and cut with "..." to fit cap. Returns the length written.
+size_t board_quote(const char *in, size_t len, char *out, size_t cap);
+
+// True for an absolute path ("/a/b") without control characters, empty, "."
+// or ".." components and without a trailing "/", at most BOARD_PATH_MAX
+// bytes; "/" itself only when allow_root. Otherwise false with "bad path
+// \"...\": <rule>" in why.
+bool board_path_ok(const char *path, bool allow_root, char *why, size_t why_len);
 
 // Encodes src into scratch->out and queues it. Returns rpc_call_send's
 // answer (false: the queue is full, retry later); an encoding failure
@@ -62,6 +87,11 @@ bool board_send(rpc_call_t *call, board_scratch_t *scratch, const pb_msgdesc_t *
 void board_finish(rpc_call_t *call, rpc_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Finishes a call that failed on the flash (a sup_file_* result) with the
+// status and message its errno calls for; `what` names the thing
+// ("file /a.py").
+void board_flash_failed(rpc_call_t *call, int rc, const char *what);
+
 // The status a flash or supervisor errno stands for (-ENOENT: NOT_FOUND, ...).
 rpc_status_t board_status_of(int neg_errno);
 
@@ -71,6 +101,8 @@ int64_t board_now_ns(void);
 // The board's configuration (board_service_configure).
 const sup_config_t *board_config(void);
 void board_net_stats(board_net_stats_t *out);
+// False (and *out untouched) when no listener reports channel figures.
+bool board_channel_stats(board_channel_stats_t *out);
 
 // Poll interval of handlers that wait for the board (kills, Exec, output).
 #define BOARD_POLL_MS 10

@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_internal.h"
 #include "firmware/rpc/control/board_literal.h"
-#include "firmware/runtime/text_print.h"
-#include "py/compile.h"
-#include "py/runtime.h"
 
 // Largest script StartProgram loads from flash (it is copied to the heap
 // twice: once here, once by the supervisor).
@@ -34,54 +30,12 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-// ---- A script's syntax -----------------------------------------------------------------
-
-typedef struct {
-  const char *name, *source;
-  size_t len;
-  char *message;  // the SyntaxError, if any
-  size_t cap;
-} syntax_check_t;
-
-static void syntax_check_run(void *ctx) {
-  syntax_check_t *c = ctx;
-  nlr_buf_t nlr;
-  if (nlr_push(&nlr) == 0) {
-    qstr file = qstr_from_str(c->name);
-    mp_lexer_t *lex = mp_lexer_new_from_str_len(file, c->source, c->len, 0);
-    mp_parse_tree_t tree = mp_parse(lex, MP_PARSE_FILE_INPUT);
-    mp_compile(&tree, file, false);
-    nlr_pop();
-    return;
-  }
-  mp_obj_t exc = MP_OBJ_FROM_PTR(nlr.ret_val);
-  // Only a SyntaxError is the script's fault; a full heap shows when it runs.
-  if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_SyntaxError)))
-    return;
-  rt_text_t text;
-  mp_print_t print = rt_text_printer(&text, c->message, c->cap);
-  mp_obj_print_helper(&print, exc, PRINT_EXC);
-  size_t n = 0, *values = NULL;
-  mp_obj_exception_get_traceback(exc, &n, &values);
-  if (n >= 3) mp_printf(&print, " (%s, line %u)", qstr_str((qstr)values[0]), (unsigned)values[1]);
-}
-
-// Compiles a script without running it. Returns false with "SyntaxError: ...
-// (file, line N)" in message when it does not compile.
-static bool script_syntax_ok(const char *name, const char *source, size_t len, char *message, size_t cap) {
-  message[0] = '\0';
-  syntax_check_t c = {name, source, len, message, cap};
-  char err[64];
-  sup_vm_run(syntax_check_run, &c, err, sizeof(err));
-  return message[0] == '\0';
-}
-
 // Reads a script from flash into a malloc'd buffer. Returns 0, -ENOENT,
 // -EISDIR, -EFBIG (over BOARD_SCRIPT_MAX), -ENOMEM or a flash error.
 static int script_load(const char *path, char **source, size_t *len) {
   bool is_dir = false;
   uint64_t size = 0;
-  int rc = board_flash_stat(path, &is_dir, &size);
+  int rc = sup_file_stat(path, &is_dir, &size);
   if (rc != 0) return rc;
   if (is_dir) return -EISDIR;
   if (size > BOARD_SCRIPT_MAX) return -EFBIG;
@@ -90,7 +44,7 @@ static int script_load(const char *path, char **source, size_t *len) {
   size_t got = 0;
   while (got < size) {
     size_t n = 0;
-    rc = board_flash_read(path, got, buf + got, (size_t)size - got, &n);
+    rc = sup_file_read(path, got, buf + got, (size_t)size - got, &n);
     if (rc != 0 || n == 0) break;
     got += n;
   }
@@ -156,9 +110,9 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
   const char *name = req->name;
   if (req->which_code == BOARD_PB(StartProgramRequest_path_tag)) {
     const char *path = req->code.path;
-    if (!board_flash_path_ok(path, false)) {
-      board_finish(call, RPC_STATUS_INVALID_ARGUMENT,
-                   "bad path '%s': paths are absolute, without '.' or '..'", path);
+    char why[BOARD_WHY_MAX];
+    if (!board_path_ok(path, false, why, sizeof(why))) {
+      board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", why);
       return;
     }
     int rc = script_load(path, &loaded, &len);
@@ -172,7 +126,9 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
       return;
     }
     if (rc != 0) {
-      board_finish(call, board_status_of(rc), "cannot read script %s (error %d)", path, -rc);
+      char what[BOARD_PATH_MAX + 16];
+      snprintf(what, sizeof(what), "script %s", path);
+      board_flash_failed(call, rc, what);
       return;
     }
     source = loaded;
@@ -187,9 +143,11 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
   }
 
   char message[SUP_EXC_MAX];
-  if (!script_syntax_ok(name, source, len, message, sizeof(message))) {
+  int syntax = sup_file_check_syntax(name, source, len, message, sizeof(message));
+  if (syntax != 0) {
     free(loaded);
-    board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", message);
+    board_finish(call, syntax == -EBUSY ? RPC_STATUS_UNAVAILABLE : RPC_STATUS_INVALID_ARGUMENT, "%s",
+                 message);
     return;
   }
   const char *argv[1 + COUNT_OF(req->args)];

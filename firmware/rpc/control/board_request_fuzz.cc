@@ -36,10 +36,10 @@
 #include <string>
 #include <vector>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_service.h"
 #include "firmware/rpc/transport/h2server.h"
 #include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/files.h"
 #include "firmware/supervisor/supervisor.h"
 #include "threadfleet/board/v1/board.pb.h"
 extern "C" {
@@ -78,12 +78,12 @@ const char *const kFixturePrograms[] = {
 bool FixtureFileIntact(const FixtureFile &f) {
   bool is_dir = false;
   uint64_t size = 0;
-  return board_flash_stat(f.path, &is_dir, &size) == 0 && !is_dir && size == f.content.size();
+  return sup_file_stat(f.path, &is_dir, &size) == 0 && !is_dir && size == f.content.size();
 }
 
 bool WriteFixtureFile(const FixtureFile &f) {
-  if (board_flash_create(f.path) != 0) return false;
-  return f.content.empty() || board_flash_append(f.path, f.content.data(), f.content.size()) == 0;
+  if (sup_file_create(f.path) != 0) return false;
+  return f.content.empty() || sup_file_append(f.path, f.content.data(), f.content.size()) == 0;
 }
 
 bool IsFixtureDir(const std::string &dir) { return dir == "/app" || dir == "/app/lib"; }
@@ -93,14 +93,14 @@ void RestoreFlash(const std::string &written) {
   if (!written.empty() && written[0] == '/') {
     bool fixture = false;
     for (const auto &f : FixtureFiles()) fixture = fixture || written == f.path;
-    if (!fixture) board_flash_remove(written.c_str());
+    if (!fixture) sup_file_remove(written.c_str());
     // Parents the write made: each goes if empty (a failed write may have
     // made only the upper ones); fixture dirs stay.
     std::string dir = written;
     for (size_t slash = dir.rfind('/'); slash != std::string::npos && slash > 0; slash = dir.rfind('/')) {
       dir.resize(slash);
       if (IsFixtureDir(dir)) break;
-      board_flash_remove(dir.c_str());
+      sup_file_remove(dir.c_str());
     }
   }
   for (const auto &f : FixtureFiles()) {
@@ -261,7 +261,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::vector<uint8_t> stream = ClientStream(method.name, msg, len);
   if (stream.empty()) return 0;
 
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz");
+  // The board's handlers charge the channel's budget (WriteFile's batch): all
+  // of it must be back once the connection is gone.
+  static rpc_channel_budget_t *budget = rpc_channel_budget_new(256 * 1024, nullptr, nullptr);
+  rpc_h2_limits_t limits = {};
+  limits.budget = budget;
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_transport_t{}, "fuzz", &limits);
   if (conn == nullptr) return 0;
   const uint8_t none = 0;
   if (rpc_h2_conn_feed(conn, stream.data(), stream.size())) {
@@ -269,6 +274,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   rpc_h2_conn_free(conn);
+  if (rpc_channel_budget_used(budget) != 0) abort();  // a byte taken and never given back
 
   if (strcmp(method.name, "WriteFile") == 0) RestoreFlash(WrittenPath(msg, len));
   if (strcmp(method.name, "DeleteFile") == 0) RestoreFlash("");

@@ -10,14 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "firmware/rpc/control/board_flash.h"
 #include "firmware/rpc/control/board_internal.h"
 #include "firmware/storage/lfsdev.h"
-#include "py/mpconfig.h"
-
-#ifndef THREADFLEET_VERSION
-#define THREADFLEET_VERSION "0.0.0"
-#endif
 
 // ---- Configuration ---------------------------------------------------------------------
 
@@ -45,6 +39,13 @@ void board_net_stats(board_net_stats_t *out) {
   if (service.net_stats) service.net_stats(out, service.net_stats_ctx);
 }
 
+bool board_channel_stats(board_channel_stats_t *out) {
+  if (!service.channel_stats) return false;
+  memset(out, 0, sizeof(*out));
+  service.channel_stats(out, service.channel_stats_ctx);
+  return true;
+}
+
 // ---- Shared helpers ------------------------------------------------------------------------
 
 static board_scratch_t scratch;
@@ -58,13 +59,6 @@ board_scratch_t *board_scratch_take(void) {
 void board_scratch_give(board_scratch_t *s) {
   (void)s;
   pthread_mutex_unlock(&scratch_lock);
-}
-
-bool board_decode(rpc_call_t *call, const uint8_t *msg, size_t len, const pb_msgdesc_t *fields, void *dst) {
-  pb_istream_t in = pb_istream_from_buffer(msg, len);
-  if (pb_decode(&in, fields, dst)) return true;
-  board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "malformed request: %s", PB_GET_ERROR(&in));
-  return false;
 }
 
 bool board_send(rpc_call_t *call, board_scratch_t *s, const pb_msgdesc_t *fields, const void *src) {
@@ -105,6 +99,8 @@ rpc_status_t board_status_of(int neg_errno) {
       return RPC_STATUS_INVALID_ARGUMENT;
     case ETIMEDOUT:
       return RPC_STATUS_DEADLINE_EXCEEDED;
+    case EBUSY:
+      return RPC_STATUS_UNAVAILABLE;
     default:
       return RPC_STATUS_INTERNAL;
   }
@@ -125,14 +121,14 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   sup_health_t health;
   sup_health(&health);
   uint64_t flash_total = 0, flash_used = 0;
-  board_flash_usage(&flash_total, &flash_used);
+  sup_file_usage(&flash_total, &flash_used);
 
   BOARD_PB(GetInfoResponse) resp = {.has_info = true};
   BOARD_PB(BoardInfo) *info = &resp.info;
   snprintf(info->name, sizeof(info->name), "%s", c->board_name);
   snprintf(info->firmware_version, sizeof(info->firmware_version), "%s", THREADFLEET_VERSION);
-  snprintf(info->micropython_version, sizeof(info->micropython_version), "%d.%d.%d", MICROPY_VERSION_MAJOR,
-           MICROPY_VERSION_MINOR, MICROPY_VERSION_MICRO);
+  snprintf(info->micropython_version, sizeof(info->micropython_version), "%s",
+           THREADFLEET_MICROPYTHON_VERSION);
   info->uptime_us = (uint64_t)health.uptime_us;
   info->heap_size_bytes = (uint32_t)c->heap_bytes;
   info->max_threads = health.max_threads;

@@ -13,6 +13,7 @@
 #include <mbedtls/sha256.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pb_common.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
 #include <pthread.h>
@@ -98,7 +99,7 @@ class BoardServer {
   }
 
   void Serve(int fd, int id) {
-    rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_os_socket_transport(fd), "test-peer");
+    rpc_h2_conn_t *conn = rpc_h2_conn_new(&board_service, rpc_os_socket_transport(fd), "test-peer", nullptr);
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_[id] = conn;
@@ -236,6 +237,23 @@ std::string Sha256Hex(const std::string &data) {
   return hex;
 }
 
+// Hand-made protobuf, for what nanopb cannot encode from its fixed structs
+// (a string with a NUL in it, more elements than a field's capacity).
+std::string Varint(uint64_t v) {
+  std::string out;
+  do {
+    uint8_t byte = v & 0x7f;
+    v >>= 7;
+    out.push_back(static_cast<char>(v ? byte | 0x80 : byte));
+  } while (v);
+  return out;
+}
+
+// A length-delimited field: a string, bytes or a sub-message.
+std::string Field(uint32_t tag, const std::string &value) {
+  return Varint(tag << 3 | 2) + Varint(value.size()) + value;
+}
+
 void *StackTop() {
   pthread_attr_t attr;
   void *addr = nullptr;
@@ -286,11 +304,14 @@ class BoardServiceTest : public ::testing::Test {
   }
 
   CallResult WriteFile(const std::string &path, const std::vector<std::string> &chunks,
-                       std::optional<uint64_t> expected_size = std::nullopt) {
+                       std::optional<uint64_t> expected_size = std::nullopt,
+                       const std::string &skip_if_sha256_hex = "") {
     std::vector<std::string> requests;
     PB(WriteFileRequest) header = {};
     header.which_part = PB(WriteFileRequest_header_tag);
     snprintf(header.part.header.path, sizeof(header.part.header.path), "%s", path.c_str());
+    snprintf(header.part.header.skip_if_sha256_hex, sizeof(header.part.header.skip_if_sha256_hex), "%s",
+             skip_if_sha256_hex.c_str());
     if (expected_size) {
       header.part.header.has_expected_size_bytes = true;
       header.part.header.expected_size_bytes = *expected_size;
@@ -470,6 +491,74 @@ TEST_F(BoardServiceTest, WriteFileInThreeChunksStoresItWithItsSha256) {
   EXPECT_EQ(messages, 2u) << "8101 bytes in chunks of at most 4096 bytes";
 }
 
+TEST_F(BoardServiceTest, ListFilesWithSha256ReportsEachFilesDigest) {
+  std::string big(70000, 'q');  // more than one read of the board's 64 KiB buffer
+  ASSERT_TRUE(WriteFile("/lib/a.py", {"print('a')\n"}).status.ok());
+  std::vector<std::string> chunks;
+  for (size_t off = 0; off < big.size(); off += 4096) chunks.push_back(big.substr(off, 4096));
+  ASSERT_TRUE(WriteFile("/lib/big.bin", chunks).status.ok());
+  ASSERT_TRUE(WriteFile("/lib/sub/c.py", {""}).status.ok());
+  PB(ListFilesRequest) req = {};
+  snprintf(req.path, sizeof(req.path), "/lib");
+  req.with_sha256 = true;
+
+  CallResult r = Unary("ListFiles", Encode(PB(ListFilesRequest_fields), req));
+
+  ASSERT_TRUE(r.status.ok()) << Describe(r.status);
+  auto list = Decode<PB(ListFilesResponse)>(PB(ListFilesResponse_fields), r.responses.at(0));
+  ASSERT_EQ(list->entries_count, 3);
+  EXPECT_STREQ(list->entries[0].name, "a.py");
+  EXPECT_EQ(list->entries[0].sha256_hex, Sha256Hex("print('a')\n"));
+  EXPECT_STREQ(list->entries[1].name, "big.bin");
+  EXPECT_EQ(list->entries[1].size_bytes, big.size());
+  EXPECT_EQ(list->entries[1].sha256_hex, Sha256Hex(big));
+  EXPECT_STREQ(list->entries[2].name, "sub");
+  EXPECT_STREQ(list->entries[2].sha256_hex, "") << "directories have no digest";
+
+  req.with_sha256 = false;
+  r = Unary("ListFiles", Encode(PB(ListFilesRequest_fields), req));
+  list = Decode<PB(ListFilesResponse)>(PB(ListFilesResponse_fields), r.responses.at(0));
+  EXPECT_STREQ(list->entries[0].sha256_hex, "") << "only asked for";
+}
+
+TEST_F(BoardServiceTest, WriteFileWhoseContentIsAlreadyThereAnswersUnchangedAndWritesNothing) {
+  ASSERT_TRUE(WriteFile("/app.py", {"print('v1')\n"}).status.ok());
+  uint64_t used_before = 0;
+  PB(BoardInfo) info = {};
+  ASSERT_TRUE(GetInfo(&info).ok());
+  used_before = info.flash_used_bytes;
+
+  // The client already streams different data: the board answers from the
+  // header alone and ignores the rest.
+  CallResult w = WriteFile("/app.py", {std::string(4096, 'v'), "print('v2')\n"}, std::nullopt,
+                           Sha256Hex("print('v1')\n"));
+
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  auto resp = Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0));
+  EXPECT_TRUE(resp->unchanged);
+  EXPECT_EQ(resp->sha256_hex, Sha256Hex("print('v1')\n"));
+  EXPECT_EQ(resp->size_bytes, 12u);
+  grpc::Status status;
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('v1')\n");
+  ASSERT_TRUE(GetInfo(&info).ok());
+  EXPECT_EQ(info.flash_used_bytes, used_before);
+
+  // Another digest (or none, or a file not there yet) writes as usual.
+  w = WriteFile("/app.py", {"print('v2')\n"}, std::nullopt, Sha256Hex("print('v0')\n"));
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  EXPECT_FALSE(Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0))->unchanged);
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('v2')\n");
+  w = WriteFile("/new.py", {"n"}, std::nullopt, Sha256Hex("n"));
+  ASSERT_TRUE(w.status.ok()) << Describe(w.status);
+  EXPECT_FALSE(Decode<PB(WriteFileResponse)>(PB(WriteFileResponse_fields), w.responses.at(0))->unchanged);
+}
+
+TEST_F(BoardServiceTest, WriteFileWithAMalformedDigestToSkipIsInvalidArgument) {
+  CallResult w = WriteFile("/app.py", {"x"}, std::nullopt, "ABCDEF");
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(w.status.error_message(), "skip_if_sha256_hex must be 64 lowercase hex digits, not \"ABCDEF\"");
+}
+
 TEST_F(BoardServiceTest, ReadFileStreamsALargeFileInOrder) {
   // 300 KB: more than HTTP/2's initial window and the transport's send queue.
   std::vector<std::string> chunks;
@@ -539,6 +628,133 @@ TEST_F(BoardServiceTest, PathTraversalIsInvalidArgument) {
   EXPECT_EQ(PathCall("ReadFile", "/a/../b").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(PathCall("DeleteFile", "/..").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(PathCall("ListFiles", "/x/..").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(BoardServiceTest, PathWithANulIsRefusedAndLeavesTheFileItStartsWithAlone) {
+  ASSERT_TRUE(WriteFile("/app.py", {"print('original')\n"}).status.ok());
+  const std::string nul_path("/app.py\0.bak", 12);
+  std::string header = Field(PB(WriteFileRequest_header_tag), Field(PB(WriteFileHeader_path_tag), nul_path));
+  std::string data = Field(PB(WriteFileRequest_data_tag), "print('replaced')\n");
+
+  CallResult w = Call(channel_.get(), Method("WriteFile"), {header, data});
+
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(w.status);
+  EXPECT_EQ(w.status.error_message(), "path \"/app.py\\x00.bak\" contains a NUL byte");
+  grpc::Status status;
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('original')\n");
+  CallResult list = PathCall("ListFiles", "/");
+  auto entries = Decode<PB(ListFilesResponse)>(PB(ListFilesResponse_fields), list.responses.at(0));
+  EXPECT_EQ(entries->entries_count, 1) << "nothing else was written";
+
+  // Every other request that carries a path refuses it too.
+  for (const char *method : {"ReadFile", "DeleteFile", "ListFiles"}) {
+    CallResult r = Unary(method, Field(1, nul_path));  // field 1 is the path in all three
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_EQ(r.status.error_message(), "path \"/app.py\\x00.bak\" contains a NUL byte") << method;
+  }
+  CallResult start = Unary("StartProgram", Field(PB(StartProgramRequest_path_tag), nul_path));
+  EXPECT_EQ(start.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(start.status.error_message(), "path \"/app.py\\x00.bak\" contains a NUL byte");
+  EXPECT_EQ(ReadFile("/app.py", &status), "print('original')\n") << "DeleteFile did not remove it";
+}
+
+TEST_F(BoardServiceTest, PathWithAControlCharacterIsRefusedWithThePathEscaped) {
+  CallResult w = WriteFile("/log\n.txt", {"x"});
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(w.status.error_message().rfind("bad path \"/log\\x0a.txt\": paths may not contain control", 0),
+            0u)
+      << w.status.error_message();
+  EXPECT_EQ(PathCall("ReadFile", "/\x1b[2J").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PathCall("DeleteFile", "/a\x7f").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(BoardServiceTest, WriteFileToANameOfTheBoardsOwnPartialFilesIsRefused) {
+  // Partial files are removed at boot: a user's file must never look like one.
+  CallResult w = WriteFile("/app.py.tf-partial-0000002a", {"x"});
+  EXPECT_EQ(w.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(w.status);
+  EXPECT_NE(w.status.error_message().find("writes in progress"), std::string::npos) << Describe(w.status);
+  EXPECT_TRUE(WriteFile("/app.py.tf-partial-notes", {"x"}).status.ok())
+      << "only the exact pattern is reserved";
+}
+
+TEST_F(BoardServiceTest, StartProgramOverTheBoardsLimitsNamesTheFieldAndTheLimit) {
+  std::string source = Field(PB(StartProgramRequest_source_tag), "print(1)\n");
+
+  CallResult r =
+      Unary("StartProgram", source + Field(PB(StartProgramRequest_name_tag), std::string(33, 'n')));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(r.status.error_message(), "name is longer than 32 bytes");
+
+  std::string nine_args;
+  for (int i = 0; i < 9; i++) nine_args += Field(PB(StartProgramRequest_args_tag), "a");
+  r = Unary("StartProgram", source + nine_args);
+  EXPECT_EQ(r.status.error_message(), "args has more than 8 entries");
+
+  r = Unary("StartProgram", source + Field(PB(StartProgramRequest_args_tag), "ok") +
+                                Field(PB(StartProgramRequest_args_tag), std::string(129, 'a')));
+  EXPECT_EQ(r.status.error_message(), "args[1] is longer than 128 bytes");
+}
+
+// Every string, bytes and repeated field of every request, one over its
+// board.options limit, is refused with its name and its limit, never as
+// "malformed request: string overflow".
+TEST_F(BoardServiceTest, EveryRequestFieldOverItsLimitIsNamed) {
+  struct Request {
+    const char *method;
+    const pb_msgdesc_t *fields;
+    uint32_t wrapped_in;  // the field of the method's request that holds this message, 0 if it is it
+  };
+  const Request requests[] = {
+      {"ListFiles", PB(ListFilesRequest_fields), 0},
+      {"WriteFile", PB(WriteFileRequest_fields), 0},
+      {"WriteFile", PB(WriteFileHeader_fields), 1},
+      {"ReadFile", PB(ReadFileRequest_fields), 0},
+      {"DeleteFile", PB(DeleteFileRequest_fields), 0},
+      {"StartProgram", PB(StartProgramRequest_fields), 0},
+      {"StartThread", PB(StartThreadRequest_fields), 0},
+      {"Exec", PB(ExecRequest_fields), 0},
+      {"KillThread", PB(KillThreadRequest_fields), 0},
+      {"KillProgram", PB(KillProgramRequest_fields), 0},
+      {"ListThreads", PB(ListThreadsRequest_fields), 0},
+      {"WatchHealth", PB(WatchHealthRequest_fields), 0},
+      {"StreamOutput", PB(StreamOutputRequest_fields), 0},
+  };
+  static char scratch[64 * 1024];  // field iteration computes addresses in a message; never written
+  int checked = 0;
+  for (const Request &req : requests) {
+    pb_field_iter_t it;
+    if (!pb_field_iter_begin(&it, req.fields, scratch)) continue;
+    do {
+      uint8_t ltype = PB_LTYPE(it.type);
+      bool repeated = PB_HTYPE(it.type) == PB_HTYPE_REPEATED;
+      if (PB_LTYPE_IS_SUBMSG(it.type) || (!repeated && ltype != PB_LTYPE_STRING && ltype != PB_LTYPE_BYTES))
+        continue;
+      size_t capacity = ltype == PB_LTYPE_STRING  ? it.data_size - 1
+                        : ltype == PB_LTYPE_BYTES ? it.data_size - offsetof(pb_bytes_array_t, bytes)
+                                                  : 0;
+      std::string encoded;
+      std::string limit;
+      if (repeated) {
+        for (size_t i = 0; i <= it.array_size; i++) encoded += Field(it.tag, "x");
+        limit = std::to_string(it.array_size);
+      } else {
+        encoded = Field(it.tag, std::string(capacity + 1, 'x'));
+        limit = std::to_string(capacity);
+      }
+      if (req.wrapped_in) encoded = Field(req.wrapped_in, encoded);
+
+      CallResult r = Unary(req.method, encoded);
+
+      std::string what =
+          std::string(req.method) + " field " + std::to_string(it.tag) + ": " + Describe(r.status);
+      EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+      EXPECT_EQ(r.status.error_message().find("malformed"), std::string::npos) << what;
+      EXPECT_EQ(r.status.error_message().find("field "), std::string::npos) << what << " (unnamed)";
+      EXPECT_NE(r.status.error_message().find(" " + limit + " "), std::string::npos) << what;
+      checked++;
+    } while (pb_field_iter_next(&it));
+  }
+  EXPECT_EQ(checked, 14);
 }
 
 TEST_F(BoardServiceTest, DeleteFileRemovesItAndMissingFilesAreNotFound) {

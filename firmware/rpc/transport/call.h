@@ -61,8 +61,9 @@ typedef struct {
   // Asked for via rpc_call_poll_in, or when flow control lets the stream
   // send again. May be NULL.
   void (*poll)(rpc_call_t *call);
-  // The call is gone (finished, cancelled, deadline, connection lost):
-  // release the handler's state. Called exactly once. May be NULL.
+  // The call is gone (finished, cancelled, past its deadline, connection
+  // lost): release the handler's state. Called exactly once; at the deadline
+  // itself, even if the status has not reached the client yet. May be NULL.
   void (*on_done)(rpc_call_t *call);
 } rpc_method_t;
 
@@ -74,10 +75,21 @@ typedef struct {
 
 // Queues one response message (copied). Returns false if the call is
 // already finished or the per-call send queue (RPC_MAX_MESSAGE * 2) is full:
-// the handler should retry from its next poll.
+// the handler should retry from its next poll. Also false when the channel's
+// byte budget (h2server.h) cannot take the message: the call is then finished
+// with RESOURCE_EXHAUSTED naming the budget.
 bool rpc_call_send(rpc_call_t *call, const uint8_t *msg, size_t len);
 // Bytes of queued response data not yet handed to HTTP/2.
 size_t rpc_call_pending_bytes(const rpc_call_t *call);
+// Charges `bytes` of the handler's own memory for this call (a buffer it
+// allocates) to the channel's byte budget until the call is freed, after
+// on_done. Returns true when charged (or there is no budget). False when the
+// call is finished, or the budget cannot take them: the call is then finished
+// with RESOURCE_EXHAUSTED naming the budget; the handler allocates nothing.
+bool rpc_call_charge(rpc_call_t *call, size_t bytes);
+// Gives back charged bytes early (the handler freed that buffer), so the
+// call's own response never waits for them. At most what was charged.
+void rpc_call_release(rpc_call_t *call, size_t bytes);
 // Ends the call with a status and an optional human message (sent as
 // grpc-message). Further sends fail. Safe to call once; later calls ignored.
 void rpc_call_finish(rpc_call_t *call, rpc_status_t status, const char *message);

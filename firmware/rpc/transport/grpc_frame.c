@@ -4,14 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-void grpc_frame_reader_init(grpc_frame_reader_t *r, uint32_t max) {
+void grpc_frame_reader_init(grpc_frame_reader_t *r, uint32_t max, rpc_channel_budget_t *budget) {
   memset(r, 0, sizeof *r);
   r->max = max;
+  r->budget = budget;
+}
+
+// Frees the reassembly buffer and gives its bytes back.
+static void release_buf(grpc_frame_reader_t *r) {
+  if (r->buf != NULL && r->budget != NULL) rpc_channel_budget_give(r->budget, r->len);
+  free(r->buf);
+  r->buf = NULL;
 }
 
 void grpc_frame_reader_reset(grpc_frame_reader_t *r) {
-  free(r->buf);
-  grpc_frame_reader_init(r, r->max);
+  release_buf(r);
+  grpc_frame_reader_init(r, r->max, r->budget);
 }
 
 bool grpc_frame_reader_partial(const grpc_frame_reader_t *r) {
@@ -28,8 +36,7 @@ void grpc_frame_write_prefix(uint8_t out[GRPC_FRAME_PREFIX], uint32_t len) {
 }
 
 static void start_next(grpc_frame_reader_t *r) {
-  free(r->buf);
-  r->buf = NULL;
+  release_buf(r);
   r->prefix_len = 0;
   r->len = 0;
   r->got = 0;
@@ -78,8 +85,15 @@ size_t grpc_frame_read(grpc_frame_reader_t *r, const uint8_t *data, size_t len, 
     return used + want;
   }
   if (r->buf == NULL) {
+    if (r->budget != NULL && !rpc_channel_budget_take(r->budget, r->len)) {
+      r->failed = true;
+      out->result = GRPC_FRAME_OVER_BUDGET;
+      out->announced = r->len;
+      return used;
+    }
     r->buf = malloc(r->len);
     if (r->buf == NULL) {
+      if (r->budget != NULL) rpc_channel_budget_give(r->budget, r->len);
       r->failed = true;
       out->result = GRPC_FRAME_NO_MEMORY;
       return used;

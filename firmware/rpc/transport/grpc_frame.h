@@ -4,7 +4,7 @@
 // DATA frames and one frame may carry several.
 //
 // Example:
-//   grpc_frame_reader_t r; grpc_frame_reader_init(&r, RPC_MAX_MESSAGE);
+//   grpc_frame_reader_t r; grpc_frame_reader_init(&r, RPC_MAX_MESSAGE, budget);
 //   while (len > 0) {
 //     grpc_frame_msg_t m;
 //     size_t used = grpc_frame_read(&r, data, len, &m);
@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "firmware/rpc/transport/channel_budget.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,11 +29,12 @@ extern "C" {
 #define GRPC_FRAME_PREFIX 5
 
 typedef enum {
-  GRPC_FRAME_NEED_MORE,   // all input consumed, no complete message yet
-  GRPC_FRAME_MESSAGE,     // one complete message in data/len
-  GRPC_FRAME_COMPRESSED,  // the compressed flag is set (we support none)
-  GRPC_FRAME_TOO_LARGE,   // the prefix announces more than the reader's max
-  GRPC_FRAME_NO_MEMORY,   // the message buffer could not be allocated
+  GRPC_FRAME_NEED_MORE,    // all input consumed, no complete message yet
+  GRPC_FRAME_MESSAGE,      // one complete message in data/len
+  GRPC_FRAME_COMPRESSED,   // the compressed flag is set (we support none)
+  GRPC_FRAME_TOO_LARGE,    // the prefix announces more than the reader's max
+  GRPC_FRAME_NO_MEMORY,    // the message buffer could not be allocated
+  GRPC_FRAME_OVER_BUDGET,  // the message buffer does not fit the channel's byte budget
 } grpc_frame_result_t;
 
 typedef struct {
@@ -41,21 +44,24 @@ typedef struct {
   // caller's input or into the reader's buffer).
   const uint8_t *data;
   size_t len;
-  // GRPC_FRAME_TOO_LARGE only: the announced length.
+  // GRPC_FRAME_TOO_LARGE and GRPC_FRAME_OVER_BUDGET: the announced length.
   uint32_t announced;
 } grpc_frame_msg_t;
 
 typedef struct {
   uint32_t max;  // largest accepted message
   uint8_t prefix[GRPC_FRAME_PREFIX];
-  uint8_t prefix_len;  // prefix bytes seen of the current message
-  uint32_t len;        // the current message's length (prefix complete)
-  uint32_t got;        // bytes of it in buf
-  uint8_t *buf;        // owned; allocated only when a message spans reads
-  bool failed;         // an error was reported; later reads consume nothing
+  uint8_t prefix_len;            // prefix bytes seen of the current message
+  uint32_t len;                  // the current message's length (prefix complete)
+  uint32_t got;                  // bytes of it in buf
+  uint8_t *buf;                  // owned; allocated only when a message spans reads
+  bool failed;                   // an error was reported; later reads consume nothing
+  rpc_channel_budget_t *budget;  // buf's bytes are taken from it; may be NULL
 } grpc_frame_reader_t;
 
-void grpc_frame_reader_init(grpc_frame_reader_t *r, uint32_t max);
+// budget (may be NULL, not owned): where the bytes of a message that spans
+// reads come from while it is reassembled.
+void grpc_frame_reader_init(grpc_frame_reader_t *r, uint32_t max, rpc_channel_budget_t *budget);
 // Frees the reader's buffer and forgets any partial message.
 void grpc_frame_reader_reset(grpc_frame_reader_t *r);
 // Consumes input up to and including the end of the next complete message

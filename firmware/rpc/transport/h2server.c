@@ -1,10 +1,19 @@
 // gRPC over HTTP/2 (nghttp2), server side; see h2server.h and call.h.
 //
-// One I/O thread per connection runs rpc_h2_conn_run: recv (waiting at most
-// until the earliest poll or deadline), nghttp2_session_mem_recv, timers,
-// then nghttp2_session_mem_send -> send until nghttp2 has nothing more.
-// Every nghttp2 callback and every handler callback runs on that thread, so
-// no call state needs a lock; only the stop request crosses threads.
+// One I/O thread per connection runs rpc_h2_conn_run: timers, then
+// nghttp2_session_mem_send -> send until nghttp2 has nothing more, then recv
+// (waiting at most until the earliest poll, deadline or limit) and
+// nghttp2_session_mem_recv. Every nghttp2 callback and every handler callback
+// runs on that thread, so no call state needs a lock; only the stop request
+// crosses threads.
+//
+// No wait is longer than H2_MAX_WAIT_MS, sends included: bytes the peer does
+// not take stay pending (nghttp2's buffer is valid until the next
+// mem_send) and the loop comes round to its timers before it offers them
+// again. While bytes are pending the connection reads nothing (a TLS record
+// half sent must be offered again before anything else touches the session)
+// and asks nghttp2 for nothing more, so response data waits in the calls'
+// queues, which the budget bounds.
 //
 // A call's response goes out as: HEADERS (:status 200) with the first queued
 // message, DATA drawn from the call's send queue by a data provider that
@@ -26,9 +35,9 @@
 #define H2_MAX_CONCURRENT_STREAMS 32
 #define H2_WINDOW (1 << 20)        // stream and connection receive windows
 #define H2_RECV_CHUNK 16384        // bytes read from the transport at once
-#define H2_MAX_WAIT_MS 100         // longest recv wait: how late a stop request is seen
+#define H2_MAX_WAIT_MS 100         // longest wait in recv or send: how late a stop request is seen
 #define H2_STOP_GRACE_MS 1000      // calls in flight at rpc_h2_conn_stop get this long
-#define H2_SEND_RETRY_NS 1000000   // pause before retrying a send that would block
+#define H2_CLOSE_GRACE_MS 1000     // a closing connection waits this long for its last bytes to go
 #define H2_PATH_MAX 256            // longer :path values cannot name one of our methods
 #define H2_PEER_MAX 128            // longest peer name kept
 #define H2_STATUS_MESSAGE_MAX 512  // longest grpc-message kept (before encoding)
@@ -41,6 +50,9 @@ typedef struct send_chunk {
   size_t off;  // bytes already handed to nghttp2
   uint8_t data[];
 } send_chunk_t;
+
+// What a chunk of len bytes costs the budget (its allocation).
+#define CHUNK_COST(len) (sizeof(send_chunk_t) + (len))
 
 struct rpc_call {
   rpc_h2_conn_t *conn;
@@ -77,11 +89,13 @@ struct rpc_call {
 
   bool done;  // on_done ran; the handler must not be called again
   void *user;
+  size_t charged;  // rpc_call_charge's bytes, given back when the call is freed
 };
 
 struct rpc_h2_conn {
   const rpc_service_t *service;
   rpc_transport_t io;
+  rpc_h2_limits_t limits;
   char peer[H2_PEER_MAX];
   nghttp2_session *session;
   rpc_call_t *calls;
@@ -91,6 +105,15 @@ struct rpc_h2_conn {
   bool protocol_error;         // we sent GOAWAY with an error code
   bool unusable;               // rpc_h2_conn_feed: the session failed
   int64_t stop_deadline_ns;
+  // Bytes nghttp2 handed over that the transport has not taken yet (valid
+  // until the next nghttp2_session_mem_send), and since when it takes none.
+  const uint8_t *out;
+  size_t out_len;
+  int64_t out_stuck_since_ns;  // -1: the last send took bytes
+  int64_t idle_since_ns;       // when the last stream closed (or the connection began)
+  int64_t close_deadline_ns;   // once closing (stop, idle): give up on pending bytes then; -1 before
+  rpc_h2_end_t end;            // why the connection is ending (the first reason wins)
+  bool end_known;
   uint8_t recv_buf[H2_RECV_CHUNK];
 };
 
@@ -179,6 +202,8 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
     if (c->off == c->len) {
       call->queue_head = c->next;
       if (call->queue_head == NULL) call->queue_tail = NULL;
+      if (call->conn->limits.budget != NULL)
+        rpc_channel_budget_give(call->conn->limits.budget, CHUNK_COST(c->len));
       free(c);
     }
   }
@@ -228,14 +253,33 @@ static void resume(rpc_call_t *call) {
 
 // ---- call.h
 
+// Finishes a call the channel's byte budget cannot take `wanted` more bytes
+// for, naming the budget.
+static void finish_over_budget(rpc_call_t *call, size_t wanted) {
+  const rpc_channel_budget_t *b = call->conn->limits.budget;
+  char message[192];
+  snprintf(message, sizeof message,
+           "the board's control channel is out of buffer space: %zu more bytes do not fit its byte budget "
+           "of %zu bytes (%zu in use)",
+           wanted, rpc_channel_budget_limit(b), rpc_channel_budget_used(b));
+  rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, message);
+}
+
 bool rpc_call_send(rpc_call_t *call, const uint8_t *msg, size_t len) {
   if (call->finished || call->done || len > RPC_MAX_MESSAGE) return false;
   if (call->pending + GRPC_FRAME_PREFIX + len > H2_SEND_QUEUE_MAX) {
     call->send_blocked = true;
     return false;
   }
-  send_chunk_t *c = malloc(sizeof *c + GRPC_FRAME_PREFIX + len);
+  rpc_channel_budget_t *budget = call->conn->limits.budget;
+  size_t cost = CHUNK_COST(GRPC_FRAME_PREFIX + len);
+  if (budget != NULL && !rpc_channel_budget_take(budget, cost)) {
+    finish_over_budget(call, cost);
+    return false;
+  }
+  send_chunk_t *c = malloc(cost);
   if (c == NULL) {
+    if (budget != NULL) rpc_channel_budget_give(budget, cost);
     rpc_call_poll_in(call, 10);  // out of memory for now: let the handler retry
     return false;
   }
@@ -263,6 +307,24 @@ bool rpc_call_send(rpc_call_t *call, const uint8_t *msg, size_t len) {
 }
 
 size_t rpc_call_pending_bytes(const rpc_call_t *call) { return call->pending; }
+
+bool rpc_call_charge(rpc_call_t *call, size_t bytes) {
+  if (call->finished || call->done) return false;
+  rpc_channel_budget_t *budget = call->conn->limits.budget;
+  if (budget == NULL) return true;
+  if (!rpc_channel_budget_take(budget, bytes)) {
+    finish_over_budget(call, bytes);
+    return false;
+  }
+  call->charged += bytes;
+  return true;
+}
+
+void rpc_call_release(rpc_call_t *call, size_t bytes) {
+  if (bytes > call->charged) bytes = call->charged;
+  call->charged -= bytes;
+  if (call->conn->limits.budget != NULL) rpc_channel_budget_give(call->conn->limits.budget, bytes);
+}
 
 void rpc_call_finish(rpc_call_t *call, rpc_status_t status, const char *message) {
   if (call->finished || call->done) return;
@@ -298,12 +360,15 @@ static void call_done(rpc_call_t *call) {
 }
 
 static void call_free(rpc_call_t *call) {
+  rpc_channel_budget_t *budget = call->conn->limits.budget;
   send_chunk_t *c = call->queue_head;
   while (c != NULL) {
     send_chunk_t *next = c->next;
+    if (budget != NULL) rpc_channel_budget_give(budget, CHUNK_COST(c->len));
     free(c);
     c = next;
   }
+  if (budget != NULL) rpc_channel_budget_give(budget, call->charged);
   grpc_frame_reader_reset(&call->reader);
   free(call->status_message);
   free(call);
@@ -408,6 +473,9 @@ static void deliver(rpc_call_t *call, const uint8_t *data, size_t len) {
       case GRPC_FRAME_NO_MEMORY:
         rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for the request message");
         break;
+      case GRPC_FRAME_OVER_BUDGET:
+        finish_over_budget(call, m.announced);
+        break;
     }
   }
 }
@@ -426,7 +494,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   call->stream_id = frame->hd.stream_id;
   call->deadline_ns = -1;
   call->poll_at_ns = -1;
-  grpc_frame_reader_init(&call->reader, RPC_MAX_MESSAGE);
+  grpc_frame_reader_init(&call->reader, RPC_MAX_MESSAGE, conn->limits.budget);
   if (nghttp2_session_set_stream_user_data(session, call->stream_id, call) != 0) {
     free(call);
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -514,16 +582,23 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   unlink_call(conn, call);
   call_done(call);
   call_free(call);
+  if (conn->calls == NULL) conn->idle_since_ns = now_ns();
   return 0;
 }
 
 // ---- Connection
 
-rpc_h2_conn_t *rpc_h2_conn_new(const rpc_service_t *service, rpc_transport_t io, const char *peer) {
+rpc_h2_conn_t *rpc_h2_conn_new(const rpc_service_t *service, rpc_transport_t io, const char *peer,
+                               const rpc_h2_limits_t *limits) {
   rpc_h2_conn_t *conn = calloc(1, sizeof *conn);
   if (conn == NULL) return NULL;
   conn->service = service;
   conn->io = io;
+  if (limits != NULL) conn->limits = *limits;
+  conn->out_stuck_since_ns = -1;
+  conn->idle_since_ns = now_ns();
+  conn->close_deadline_ns = -1;
+  conn->end = RPC_H2_END_PEER_CLOSED;
   snprintf(conn->peer, sizeof conn->peer, "%s", peer != NULL ? peer : "");
   atomic_init(&conn->stop_requested, false);
 
@@ -583,6 +658,10 @@ static void run_timers(rpc_h2_conn_t *conn, int64_t now) {
     if (c->method == NULL || c->finished) continue;
     if (c->deadline_ns >= 0 && now >= c->deadline_ns) {
       rpc_call_finish(c, RPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+      // The handler is done with it now, even while the status waits behind
+      // bytes a slow peer has not taken: what it holds (a snippet running,
+      // a partial file) is released at the deadline.
+      call_done(c);
       continue;
     }
     if (c->poll_at_ns >= 0 && now >= c->poll_at_ns) {
@@ -592,7 +671,16 @@ static void run_timers(rpc_h2_conn_t *conn, int64_t now) {
   }
 }
 
-// How long recv may wait: until the next timer, at most H2_MAX_WAIT_MS.
+// When a connection without a stream (and not closing yet) reaches its idle
+// timeout (monotonic ns), or -1 for none.
+static int64_t idle_deadline(const rpc_h2_conn_t *conn) {
+  int64_t idle_ns = (int64_t)conn->limits.idle_timeout_ms * 1000000LL;
+  if (idle_ns <= 0 || conn->calls != NULL || conn->terminating || conn->goaway_sent) return -1;
+  return conn->idle_since_ns + idle_ns;
+}
+
+// How long recv or send may wait: until the next timer or limit, at most
+// H2_MAX_WAIT_MS.
 static int next_wait_ms(const rpc_h2_conn_t *conn, int64_t now) {
   int64_t until = now + (int64_t)H2_MAX_WAIT_MS * 1000000LL;
   for (const rpc_call_t *c = conn->calls; c != NULL; c = c->next) {
@@ -601,51 +689,118 @@ static int next_wait_ms(const rpc_h2_conn_t *conn, int64_t now) {
     if (c->deadline_ns >= 0 && c->deadline_ns < until) until = c->deadline_ns;
   }
   if (conn->goaway_sent && conn->stop_deadline_ns < until) until = conn->stop_deadline_ns;
+  if (conn->close_deadline_ns >= 0 && conn->close_deadline_ns < until) until = conn->close_deadline_ns;
+  int64_t idle = idle_deadline(conn);
+  if (idle >= 0 && idle < until) until = idle;
+  int64_t send_ns = (int64_t)conn->limits.send_timeout_ms * 1000000LL;
+  if (send_ns > 0 && conn->out_stuck_since_ns >= 0 && conn->out_stuck_since_ns + send_ns < until) {
+    until = conn->out_stuck_since_ns + send_ns;
+  }
   if (until <= now) return 0;
   return (int)((until - now + 999999) / 1000000);
+}
+
+// Records why the connection ends, unless a reason came first.
+static void end_because(rpc_h2_conn_t *conn, rpc_h2_end_t end) {
+  if (conn->end_known) return;
+  conn->end = end;
+  conn->end_known = true;
+}
+
+// Ends the session: GOAWAY with `error`, and the connection closes once
+// that is sent or, with a peer that takes nothing, after H2_CLOSE_GRACE_MS.
+static void terminate(rpc_h2_conn_t *conn, int64_t now, uint32_t error) {
+  if (conn->terminating) return;
+  conn->terminating = true;
+  conn->close_deadline_ns = now + (int64_t)H2_CLOSE_GRACE_MS * 1000000LL;
+  nghttp2_session_terminate_session(conn->session, error);
 }
 
 // A stop request sends GOAWAY (calls in flight may finish), and after
 // H2_STOP_GRACE_MS ends the session outright.
 static void handle_stop(rpc_h2_conn_t *conn, int64_t now) {
   if (!atomic_load(&conn->stop_requested) || conn->terminating) return;
+  end_because(conn, RPC_H2_END_STOPPED);
   if (!conn->goaway_sent) {
     conn->goaway_sent = true;
     conn->stop_deadline_ns = now + (int64_t)H2_STOP_GRACE_MS * 1000000LL;
     nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(conn->session), NGHTTP2_NO_ERROR, NULL, 0);
   } else if (now >= conn->stop_deadline_ns) {
-    conn->terminating = true;
-    nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR);
+    terminate(conn, now, NGHTTP2_NO_ERROR);
   }
 }
 
-// Writes all of data, retrying while the transport would block.
-static int send_all(rpc_h2_conn_t *conn, const uint8_t *data, size_t len) {
-  while (len > 0) {
-    int n = conn->io.send(conn->io.ctx, data, len);
-    if (n > 0) {
-      data += n;
-      len -= (size_t)n;
-    } else if (n == RPC_IO_WOULD_BLOCK) {
-      struct timespec pause = {0, H2_SEND_RETRY_NS};
-      nanosleep(&pause, NULL);
+// A connection without a stream for idle_timeout_ms ends with GOAWAY
+// (NO_ERROR), as gRPC servers' max connection idle does: clients reconnect
+// at their next call.
+static void handle_idle(rpc_h2_conn_t *conn, int64_t now) {
+  int64_t deadline = idle_deadline(conn);
+  if (deadline < 0 || now < deadline) return;
+  end_because(conn, RPC_H2_END_IDLE);
+  terminate(conn, now, NGHTTP2_NO_ERROR);
+}
+
+// True when the connection must go now with bytes still unsent: the peer
+// took none for send_timeout_ms, or a closing connection's grace is over.
+static bool give_up_sending(rpc_h2_conn_t *conn, int64_t now) {
+  if (conn->out_len == 0) return false;
+  int64_t send_ns = (int64_t)conn->limits.send_timeout_ms * 1000000LL;
+  if (send_ns > 0 && conn->out_stuck_since_ns >= 0 && now - conn->out_stuck_since_ns >= send_ns) {
+    end_because(conn, RPC_H2_END_SEND_TIMEOUT);
+    return true;
+  }
+  return conn->close_deadline_ns >= 0 && now >= conn->close_deadline_ns;
+}
+
+static rpc_h2_end_t end_of_io(int io_result) {
+  if (io_result == RPC_IO_CLOSED) return RPC_H2_END_PEER_CLOSED;
+  return io_result == RPC_IO_PEER_GONE ? RPC_H2_END_PEER_GONE : RPC_H2_END_IO_ERROR;
+}
+
+// Hands what nghttp2 wants to send to the transport, waiting at most wait_ms
+// in all for it to take the bytes. Bytes it does not take stay pending in
+// conn->out. Returns 0, or -1 if the session or the transport failed
+// (conn->end says how).
+static int flush(rpc_h2_conn_t *conn, int wait_ms) {
+  int64_t give_up = now_ns() + (int64_t)wait_ms * 1000000LL;
+  for (;;) {
+    if (conn->out_len == 0) {
+      const uint8_t *data;
+      ssize_t n = nghttp2_session_mem_send(conn->session, &data);
+      if (n < 0) {
+        end_because(conn, RPC_H2_END_PROTOCOL_ERROR);
+        return -1;
+      }
+      if (n == 0) return 0;
+      conn->out = data;
+      conn->out_len = (size_t)n;
+    }
+    int64_t now = now_ns();
+    int left_ms = now >= give_up ? 0 : (int)((give_up - now + 999999) / 1000000);
+    int sent = conn->io.send(conn->io.ctx, conn->out, conn->out_len, left_ms);
+    if (sent > 0) {
+      conn->out += sent;
+      conn->out_len -= (size_t)sent;
+      conn->out_stuck_since_ns = -1;
+    } else if (sent == RPC_IO_WOULD_BLOCK) {
+      if (conn->out_stuck_since_ns < 0) conn->out_stuck_since_ns = now;
+      return 0;
     } else {
+      end_because(conn, end_of_io(sent));
       return -1;
     }
   }
-  return 0;
 }
 
-// Hands everything nghttp2 wants to send to the transport (or drops it when
-// `discard`). Returns 0, or -1 if the session or the transport failed.
-static int flush(rpc_h2_conn_t *conn, bool discard) {
+// Drops everything nghttp2 wants to send (rpc_h2_conn_feed). Returns 0, or -1
+// if the session failed.
+static int flush_discard(rpc_h2_conn_t *conn) {
   for (;;) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(conn->session, &data);
     if (n < 0) return -1;
     if (n == 0) return 0;
-    if (!discard && send_all(conn, data, (size_t)n) != 0) return -1;
   }
 }
 
@@ -653,55 +808,68 @@ static bool session_over(const rpc_h2_conn_t *conn) {
   return !nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session);
 }
 
-// A fatal nghttp2 error on input: try to tell the peer, then give up.
-static void fail_session(rpc_h2_conn_t *conn, bool discard) {
-  if (!conn->terminating) {
-    conn->terminating = true;
-    nghttp2_session_terminate_session(conn->session, NGHTTP2_PROTOCOL_ERROR);
-  }
-  flush(conn, discard);
-}
-
-int rpc_h2_conn_run(rpc_h2_conn_t *conn) {
-  int rc = 0;
+rpc_h2_end_t rpc_h2_conn_run(rpc_h2_conn_t *conn) {
   for (;;) {
     int64_t now = now_ns();
     handle_stop(conn, now);
     run_timers(conn, now);
-    if (flush(conn, false) != 0) {
-      rc = -1;
-      break;
-    }
+    handle_idle(conn, now);
+    if (give_up_sending(conn, now)) break;
+    if (flush(conn, next_wait_ms(conn, now)) != 0) break;
+    if (conn->out_len > 0) continue;  // the peer is slow: timers, then offer the bytes again
     if (session_over(conn)) break;
     int n = conn->io.recv(conn->io.ctx, conn->recv_buf, sizeof conn->recv_buf, next_wait_ms(conn, now_ns()));
     if (n == RPC_IO_WOULD_BLOCK) continue;
-    if (n == RPC_IO_CLOSED) break;
     if (n < 0) {
-      rc = -1;
+      end_because(conn, end_of_io(n));
       break;
     }
     if (nghttp2_session_mem_recv(conn->session, conn->recv_buf, (size_t)n) < 0) {
-      fail_session(conn, false);
-      rc = -1;
+      // A fatal error on input: try to tell the peer, then give up.
+      terminate(conn, now_ns(), NGHTTP2_PROTOCOL_ERROR);
+      end_because(conn, RPC_H2_END_PROTOCOL_ERROR);
+      flush(conn, 0);
       break;
     }
   }
-  if (conn->protocol_error) rc = -1;
+  if (conn->protocol_error) conn->end = RPC_H2_END_PROTOCOL_ERROR;
+  end_because(conn, RPC_H2_END_PEER_CLOSED);
   close_all_calls(conn);
-  return rc;
+  return conn->end;
 }
 
 bool rpc_h2_conn_feed(rpc_h2_conn_t *conn, const uint8_t *data, size_t len) {
   if (conn->unusable) return false;
   if (nghttp2_session_mem_recv(conn->session, data, len) < 0) {
-    fail_session(conn, true);
+    terminate(conn, now_ns(), NGHTTP2_PROTOCOL_ERROR);
+    flush_discard(conn);
     conn->unusable = true;
     return false;
   }
   run_timers(conn, now_ns());
-  if (flush(conn, true) != 0 || session_over(conn)) {
+  if (flush_discard(conn) != 0 || session_over(conn)) {
     conn->unusable = true;
     return false;
   }
   return true;
+}
+
+const char *rpc_h2_end_name(rpc_h2_end_t end) {
+  switch (end) {
+    case RPC_H2_END_PEER_CLOSED:
+      return "peer_closed";
+    case RPC_H2_END_STOPPED:
+      return "stopped";
+    case RPC_H2_END_IDLE:
+      return "idle";
+    case RPC_H2_END_SEND_TIMEOUT:
+      return "send_timeout";
+    case RPC_H2_END_PEER_GONE:
+      return "peer_gone";
+    case RPC_H2_END_PROTOCOL_ERROR:
+      return "protocol_error";
+    case RPC_H2_END_IO_ERROR:
+      return "io_error";
+  }
+  return "unknown";
 }

@@ -1,8 +1,12 @@
 // libFuzzer: raw client bytes (as after the TLS layer) into an HTTP/2 gRPC
-// connection serving a small service of every call shape. Seeds in
-// fuzz-corpus/h2server/ are byte streams recorded from gRPC C++ clients.
+// connection serving a small service of every call shape, under a small byte
+// budget (16 KiB: messages that span reads, queues that grow, handler charges
+// run into it). Every byte taken from the budget must be back once the
+// connection is freed. Seeds in fuzz-corpus/h2server/ are byte streams
+// recorded from gRPC C++ clients (h2server_test with THREADFLEET_H2_RECORD).
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "firmware/rpc/transport/h2server.h"
 
@@ -36,6 +40,16 @@ void SumHalfClose(rpc_call_t *call) {
 }
 
 void Sleep(rpc_call_t *call, const uint8_t *msg, size_t len) { rpc_call_poll_in(call, len > 0 ? 0 : 1000); }
+
+// Charge: charges 256 bytes per request byte to the budget, gives half back,
+// answers with what it charged.
+void Charge(rpc_call_t *call, const uint8_t *msg, size_t len) {
+  size_t bytes = len * 256;
+  if (!rpc_call_charge(call, bytes)) return;  // the call ended RESOURCE_EXHAUSTED
+  rpc_call_release(call, bytes / 2);
+  rpc_call_send(call, reinterpret_cast<const uint8_t *>(&bytes), sizeof bytes);
+  rpc_call_finish(call, RPC_STATUS_OK, nullptr);
+}
 void SleepPoll(rpc_call_t *call) { rpc_call_finish(call, RPC_STATUS_OK, nullptr); }
 
 const rpc_method_t kMethods[] = {
@@ -43,13 +57,17 @@ const rpc_method_t kMethods[] = {
     {"Count", false, true, Count, nullptr, CountPoll, nullptr},
     {"Sum", true, false, SumMessage, SumHalfClose, nullptr, nullptr},
     {"Sleep", false, false, Sleep, nullptr, SleepPoll, nullptr},
+    {"Charge", false, false, Charge, nullptr, nullptr, nullptr},
 };
 const rpc_service_t kService = {"threadfleet.test.v1.Test", kMethods, sizeof kMethods / sizeof kMethods[0]};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "fuzz");
+  static rpc_channel_budget_t *budget = rpc_channel_budget_new(16 * 1024, nullptr, nullptr);
+  rpc_h2_limits_t limits = {};
+  limits.budget = budget;
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "fuzz", &limits);
   if (conn == nullptr) return 0;
   // Bytes arrive in reads of varying size, as from a socket.
   size_t off = 0, step = 1;
@@ -60,5 +78,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     step = step * 7 % 4096 + 1;
   }
   rpc_h2_conn_free(conn);
+  if (rpc_channel_budget_used(budget) != 0) abort();  // a byte taken and never given back
   return 0;
 }

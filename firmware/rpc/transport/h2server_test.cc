@@ -21,9 +21,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -173,9 +175,9 @@ struct TapTransport {
   std::atomic<long long> *received;
   FILE *record;
 
-  static int Send(void *ctx, const uint8_t *data, size_t len) {
+  static int Send(void *ctx, const uint8_t *data, size_t len, int timeout_ms) {
     auto *t = static_cast<TapTransport *>(ctx);
-    return t->lower.send(t->lower.ctx, data, len);
+    return t->lower.send(t->lower.ctx, data, len, timeout_ms);
   }
   static int Recv(void *ctx, uint8_t *buf, size_t cap, int timeout_ms) {
     auto *t = static_cast<TapTransport *>(ctx);
@@ -190,7 +192,9 @@ struct TapTransport {
 
 class TestServer {
  public:
-  TestServer() {
+  // sndbuf > 0: the kernel send buffer of accepted sockets (small ones make
+  // a peer that does not read block the server quickly).
+  explicit TestServer(rpc_h2_limits_t limits = {}, int sndbuf = 0) : limits_(limits), sndbuf_(sndbuf) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -224,9 +228,14 @@ class TestServer {
   int accepted() const { return accepted_; }
   long long received() const { return received_; }
   // Results of finished rpc_h2_conn_run calls.
-  std::vector<int> run_results() {
+  std::vector<rpc_h2_end_t> run_results() {
     std::lock_guard<std::mutex> lock(mu_);
     return run_results_;
+  }
+  // Waits until `n` connections have ended; false after `timeout`.
+  bool WaitForEnds(size_t n, milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return ended_.wait_for(lock, timeout, [&] { return run_results_.size() >= n; });
   }
 
  private:
@@ -239,6 +248,7 @@ class TestServer {
       }
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (sndbuf_ > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf_, sizeof sndbuf_);
       int id = accepted_++;
       conn_threads_.emplace_back([this, fd, id] { Serve(fd, id); });
     }
@@ -251,23 +261,26 @@ class TestServer {
     }
     TapTransport tap{rpc_os_socket_transport(fd), &received_, record};
     rpc_transport_t io{&tap, TapTransport::Send, TapTransport::Recv};
-    rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, io, "test-peer");
+    rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, io, "test-peer", &limits_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_[id] = conn;
       if (stopping_) rpc_h2_conn_stop(conn);
     }
-    int rc = rpc_h2_conn_run(conn);
+    rpc_h2_end_t end = rpc_h2_conn_run(conn);
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_.erase(id);
-      run_results_.push_back(rc);
+      run_results_.push_back(end);
+      ended_.notify_all();
     }
     rpc_h2_conn_free(conn);
     close(fd);
     if (record != nullptr) fclose(record);
   }
 
+  const rpc_h2_limits_t limits_;
+  const int sndbuf_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -277,7 +290,8 @@ class TestServer {
   std::vector<std::thread> conn_threads_;  // only the accept thread adds
   std::mutex mu_;
   std::map<int, rpc_h2_conn_t *> live_;
-  std::vector<int> run_results_;
+  std::vector<rpc_h2_end_t> run_results_;
+  std::condition_variable ended_;
 };
 
 // ---- The client: gRPC C++ generic stub, one completion queue per call
@@ -418,7 +432,8 @@ RawResponse RawRequest(int port, const std::vector<std::pair<std::string, std::s
   while (!response.closed && steady_clock::now() < give_up) {
     const uint8_t *out;
     ssize_t n;
-    while ((n = nghttp2_session_mem_send(session, &out)) > 0) io.send(io.ctx, out, static_cast<size_t>(n));
+    while ((n = nghttp2_session_mem_send(session, &out)) > 0)
+      io.send(io.ctx, out, static_cast<size_t>(n), 1000);
     uint8_t buf[4096];
     int got = io.recv(io.ctx, buf, sizeof buf, 100);
     if (got == RPC_IO_WOULD_BLOCK) continue;
@@ -429,6 +444,80 @@ RawResponse RawRequest(int port, const std::vector<std::pair<std::string, std::s
   close(fd);
   return response;
 }
+
+// A client that asks for a lot and then reads nothing, like a peer that hung
+// or went away without closing: it announces the largest HTTP/2 windows (so
+// flow control never holds the server back) over a socket with a small
+// receive buffer, sends its requests, and never reads again.
+class StalledClient {
+ public:
+  explicit StalledClient(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_client_new(&session_, cb, this);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_settings_entry window = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_MAX_WINDOW_SIZE};
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &window, 1);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, NGHTTP2_MAX_WINDOW_SIZE);
+  }
+  ~StalledClient() {
+    nghttp2_session_del(session_);
+    Close();
+  }
+
+  // Starts a call with one request message; grpc_timeout "" for none.
+  void Start(const std::string &method, const std::string &request, const std::string &grpc_timeout = "") {
+    auto body = std::make_unique<std::string>(5, '\0');
+    grpc_frame_write_prefix(reinterpret_cast<uint8_t *>(body->data()), static_cast<uint32_t>(request.size()));
+    *body += request;
+    std::string path = Method(method);
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {":method", "POST"}, {":scheme", "http"}, {":authority", "127.0.0.1"},
+        {":path", path},     {"te", "trailers"},  {"content-type", "application/grpc"}};
+    if (!grpc_timeout.empty()) headers.emplace_back("grpc-timeout", grpc_timeout);
+    std::vector<nghttp2_nv> nva;
+    for (const auto &h : headers) {
+      nva.push_back({(uint8_t *)h.first.data(), (uint8_t *)h.second.data(), h.first.size(), h.second.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider provider;
+    provider.source.ptr = body.get();
+    provider.read_callback = [](nghttp2_session *, int32_t, uint8_t *buf, size_t length, uint32_t *flags,
+                                nghttp2_data_source *source, void *) -> ssize_t {
+      auto *b = static_cast<std::string *>(source->ptr);
+      size_t n = std::min(length, b->size());
+      memcpy(buf, b->data(), n);
+      b->erase(0, n);
+      if (b->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    };
+    nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &provider, nullptr);
+    const uint8_t *out;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(session_, &out)) > 0) {
+      ASSERT_EQ(send(fd_, out, static_cast<size_t>(n), MSG_NOSIGNAL), n);
+    }
+    bodies_.push_back(std::move(body));
+  }
+  // What a client process that dies does to its connection.
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+  nghttp2_session *session_ = nullptr;
+  std::vector<std::unique_ptr<std::string>> bodies_;
+};
 
 class H2ServerTest : public ::testing::Test {
  protected:
@@ -726,8 +815,148 @@ TEST(H2ServerShutdown, ConnectionLossRunsOnDone) {
   }
 }
 
+// ---- Limits: a peer that stops reading, idle connections, the byte budget
+
+// The kernel buffers between a server and a client that stopped reading fill
+// with at most a few hundred KB; 10^6 small messages are ~9 MB of frames.
+constexpr const char *kEndless = "1000000";
+constexpr int kSmallSendBuffer = 4096;
+
+TEST(H2ServerLimits, PeerThatStopsReadingIsDroppedAfterTheSendTimeout) {
+  rpc_h2_limits_t limits = {};
+  limits.send_timeout_ms = 300;
+  TestServer server(limits, kSmallSendBuffer);
+  StalledClient client(server.port());
+  client.Start("Count", kEndless);
+
+  ASSERT_TRUE(server.WaitForEnds(1, milliseconds(10000))) << "the connection is still up";
+  EXPECT_EQ(server.run_results()[0], RPC_H2_END_SEND_TIMEOUT);
+}
+
+TEST(H2ServerLimits, DeadlinesFireWhileThePeerDoesNotRead) {
+  rpc_h2_limits_t limits = {};
+  limits.send_timeout_ms = 60000;
+  TestServer server(limits, kSmallSendBuffer);
+  int done_before = g_log.Get(&ServiceLog::sleep_done);
+  StalledClient client(server.port());
+  client.Start("Count", kEndless);
+  client.Start("Sleep", "60000", "200m");
+
+  // The Sleep call's deadline ends it (on_done runs) though the connection
+  // cannot send its status: the peer reads nothing.
+  EXPECT_TRUE(g_log.WaitFor(&ServiceLog::sleep_done, done_before + 1, milliseconds(5000)));
+  EXPECT_TRUE(server.run_results().empty()) << "the connection is still up (the send timeout is 60 s)";
+  client.Close();
+}
+
+TEST(H2ServerLimits, StopEndsAConnectionWhosePeerDoesNotRead) {
+  rpc_h2_limits_t limits = {};  // no send timeout at all
+  auto server = std::make_unique<TestServer>(limits, kSmallSendBuffer);
+  StalledClient client(server->port());
+  client.Start("Count", kEndless);
+  ASSERT_FALSE(server->WaitForEnds(1, milliseconds(300)));
+
+  // The destructor asks every connection to stop and joins its thread.
+  auto stopped = std::async(std::launch::async, [&] { server.reset(); });
+  bool returned = stopped.wait_for(milliseconds(5000)) == std::future_status::ready;
+  client.Close();  // unblocks a server that does not give up by itself
+  stopped.wait();
+  EXPECT_TRUE(returned) << "stopping waited for a peer that reads nothing";
+}
+
+TEST(H2ServerLimits, IdleConnectionIsClosedWithGoawayAndTheClientReconnects) {
+  rpc_h2_limits_t limits = {};
+  limits.idle_timeout_ms = 200;
+  TestServer server(limits);
+  auto channel = NewChannel(server);
+  std::string response;
+  ASSERT_TRUE(Unary(channel.get(), Method("Echo"), "before", &response).ok());
+
+  ASSERT_TRUE(server.WaitForEnds(1, milliseconds(5000)));
+  EXPECT_EQ(server.run_results()[0], RPC_H2_END_IDLE);
+  // GOAWAY(NO_ERROR) is a clean end to gRPC: the next call connects again.
+  ASSERT_TRUE(Unary(channel.get(), Method("Echo"), "after", &response).ok());
+  EXPECT_EQ(response, "after");
+  EXPECT_EQ(server.accepted(), 2);
+}
+
+TEST(H2ServerLimits, ConnectionWithAnOpenStreamIsNotIdle) {
+  rpc_h2_limits_t limits = {};
+  limits.idle_timeout_ms = 100;
+  TestServer server(limits);
+  auto channel = NewChannel(server);
+  std::string response;
+
+  grpc::Status status = Unary(channel.get(), Method("Sleep"), "600", &response);
+
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response, "slept");
+  EXPECT_EQ(server.accepted(), 1);
+}
+
+TEST(H2ServerLimits, ResponsesBeyondTheByteBudgetEndTheCallNamingTheBudget) {
+  rpc_channel_budget_t *budget = rpc_channel_budget_new(40 * 1024, nullptr, nullptr);
+  rpc_h2_limits_t limits = {};
+  limits.budget = budget;
+  {
+    TestServer server(limits);
+    auto channel = NewChannel(server);
+    // Count queues as many messages as its call may (128 KiB) in one poll:
+    // more than the whole channel's 40 KiB.
+    StreamResult r = Stream(channel.get(), Method("Count"), {"100000"});
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(r.status.error_message(), ::testing::HasSubstr("byte budget of 40960 bytes"));
+    std::string response;
+    EXPECT_TRUE(Unary(channel.get(), Method("Echo"), "small", &response).ok()) << "the connection is fine";
+    EXPECT_EQ(rpc_channel_budget_refusals(budget), 1u);
+  }
+  EXPECT_EQ(rpc_channel_budget_used(budget), 0u) << "every byte taken was given back";
+  rpc_channel_budget_free(budget);
+}
+
+TEST(H2ServerLimits, RequestBeyondTheByteBudgetIsRefusedNamingTheBudget) {
+  rpc_channel_budget_t *budget = rpc_channel_budget_new(16 * 1024, nullptr, nullptr);
+  rpc_h2_limits_t limits = {};
+  limits.budget = budget;
+  {
+    TestServer server(limits);
+    auto channel = NewChannel(server);
+    // 32 KiB arrive in two DATA frames: reassembling it would take 32 KiB.
+    grpc::Status status = Unary(channel.get(), Method("Echo"), std::string(32 * 1024, 'r'), nullptr);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr("byte budget of 16384 bytes"));
+  }
+  EXPECT_EQ(rpc_channel_budget_used(budget), 0u);
+  rpc_channel_budget_free(budget);
+}
+
+TEST(ChannelBudget, TakesUpToTheLimitAndCountsRefusals) {
+  struct Refusal {
+    size_t wanted = 0, used = 0, limit = 0;
+  } last;
+  rpc_channel_budget_t *b = rpc_channel_budget_new(
+      100,
+      [](void *ctx, size_t wanted, size_t used, size_t limit) {
+        *static_cast<Refusal *>(ctx) = {wanted, used, limit};
+      },
+      &last);
+  EXPECT_TRUE(rpc_channel_budget_take(b, 60));
+  EXPECT_TRUE(rpc_channel_budget_take(b, 40));
+  EXPECT_FALSE(rpc_channel_budget_take(b, 1));
+  EXPECT_EQ(last.wanted, 1u);
+  EXPECT_EQ(last.used, 100u);
+  EXPECT_EQ(last.limit, 100u);
+  rpc_channel_budget_give(b, 60);
+  EXPECT_TRUE(rpc_channel_budget_take(b, 60));
+  EXPECT_FALSE(rpc_channel_budget_take(b, SIZE_MAX)) << "no overflow past the limit";
+  EXPECT_EQ(rpc_channel_budget_used(b), 100u);
+  EXPECT_EQ(rpc_channel_budget_refusals(b), 2u);
+  rpc_channel_budget_give(b, 100);
+  rpc_channel_budget_free(b);
+}
+
 TEST(H2ServerFeed, GarbageIsRefusedWithoutACrash) {
-  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "");
+  rpc_h2_conn_t *conn = rpc_h2_conn_new(&kService, rpc_transport_t{}, "", nullptr);
   ASSERT_NE(conn, nullptr);
   const uint8_t garbage[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   EXPECT_FALSE(rpc_h2_conn_feed(conn, garbage, sizeof garbage - 1));
@@ -739,7 +968,7 @@ TEST(H2ServerFeed, GarbageIsRefusedWithoutACrash) {
 
 TEST(GrpcFrame, MessagesSpanningReadsAndSeveralPerRead) {
   grpc_frame_reader_t r;
-  grpc_frame_reader_init(&r, 100);
+  grpc_frame_reader_init(&r, 100, nullptr);
   const uint8_t bytes[] = {0, 0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 'x', 'y'};
   std::vector<std::string> got;
   // Feed one byte at a time, then all at once.
@@ -765,7 +994,7 @@ TEST(GrpcFrame, MessagesSpanningReadsAndSeveralPerRead) {
 
 TEST(GrpcFrame, CompressedAndOversizeAreRefusedAtThePrefix) {
   grpc_frame_reader_t r;
-  grpc_frame_reader_init(&r, 100);
+  grpc_frame_reader_init(&r, 100, nullptr);
   grpc_frame_msg_t m;
   const uint8_t compressed[] = {1, 0, 0, 0, 1, 'z'};
   grpc_frame_read(&r, compressed, sizeof compressed, &m);
@@ -777,6 +1006,27 @@ TEST(GrpcFrame, CompressedAndOversizeAreRefusedAtThePrefix) {
   EXPECT_EQ(m.announced, 0x7fffffffu);
   EXPECT_EQ(grpc_frame_read(&r, big, sizeof big, &m), 0u);
   grpc_frame_reader_reset(&r);
+}
+
+TEST(GrpcFrame, AMessageSpanningReadsTakesItsBufferFromTheBudget) {
+  rpc_channel_budget_t *budget = rpc_channel_budget_new(64, nullptr, nullptr);
+  grpc_frame_reader_t r;
+  grpc_frame_reader_init(&r, 1000, budget);
+  grpc_frame_msg_t m;
+  const uint8_t small[] = {0, 0, 0, 0, 40, 'a'};  // 40 bytes announced, 1 here
+  grpc_frame_read(&r, small, sizeof small, &m);
+  EXPECT_EQ(m.result, GRPC_FRAME_NEED_MORE);
+  EXPECT_EQ(rpc_channel_budget_used(budget), 40u);
+  grpc_frame_reader_reset(&r);
+  EXPECT_EQ(rpc_channel_budget_used(budget), 0u);
+
+  const uint8_t big[] = {0, 0, 0, 0, 65, 'b'};  // 65 bytes: more than the budget
+  grpc_frame_read(&r, big, sizeof big, &m);
+  EXPECT_EQ(m.result, GRPC_FRAME_OVER_BUDGET);
+  EXPECT_EQ(m.announced, 65u);
+  grpc_frame_reader_reset(&r);
+  EXPECT_EQ(rpc_channel_budget_used(budget), 0u);
+  rpc_channel_budget_free(budget);
 }
 
 TEST(GrpcTimeout, ParsesEveryUnitAndRejectsMalformedValues) {

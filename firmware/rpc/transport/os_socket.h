@@ -17,9 +17,10 @@ extern "C" {
 // A transport reading and writing `fd` (a connected stream socket, blocking or
 // not). It holds no state beyond the descriptor: the fd stays the caller's to
 // close, and the transport is valid until then.
-//   send: waits until the socket takes at least one byte; returns the count,
-//         RPC_IO_CLOSED if the peer is gone (EPIPE/ECONNRESET; never SIGPIPE),
-//         RPC_IO_ERROR otherwise.
+//   send: waits up to timeout_ms with poll() until the socket takes at least
+//         one byte; returns the count, RPC_IO_WOULD_BLOCK when it took none in
+//         time, RPC_IO_CLOSED if the peer is gone (EPIPE/ECONNRESET; never
+//         SIGPIPE), RPC_IO_PEER_GONE on ETIMEDOUT, RPC_IO_ERROR otherwise.
 //   recv: waits up to timeout_ms with poll(); RPC_IO_WOULD_BLOCK when nothing
 //         arrived in time, RPC_IO_CLOSED on EOF or reset, RPC_IO_ERROR otherwise.
 rpc_transport_t rpc_os_socket_transport(int fd);

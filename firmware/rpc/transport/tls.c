@@ -9,8 +9,10 @@
 //
 // Time limits are per connection and per call, so they cannot live in the
 // shared config (mbedtls_ssl_conf_read_timeout would race across threads):
-// each connection keeps a deadline that its BIO recv callback turns into the
-// lower transport's timeout_ms.
+// each connection keeps a deadline that its BIO callbacks, send and recv
+// alike, turn into the lower transport's timeout_ms. So no call waits longer
+// than it was given, even when mbedTLS writes while reading (alerts) or
+// flushes a record the peer does not take.
 #include "firmware/rpc/transport/tls.h"
 
 #include <limits.h>
@@ -50,7 +52,8 @@ struct rpc_tls_config {
 struct rpc_tls_conn {
   mbedtls_ssl_context ssl;
   rpc_transport_t lower;   // not owned: the caller closes it
-  int64_t deadline_ms;     // the current call's limit (monotonic ms)
+  int64_t deadline_ms;     // the current call's limit, both directions (monotonic ms)
+  int lower_error;         // the RPC_IO_* error the lower transport last reported, or 0
   int dead;                // 0, or the RPC_IO_* every later call returns
   uint8_t first_bytes[4];  // what the peer sent first, to name non-TLS peers
   size_t first_len;
@@ -98,15 +101,24 @@ static int set_err(char *err, size_t err_len, const char *step, int ret) {
 // Both buffers belong to mbedTLS (its record buffers) and are only lent for
 // the duration of the call; the lower transport copies what it keeps.
 
-// Returns bytes written (> 0), MBEDTLS_ERR_SSL_WANT_WRITE when the lower
-// transport would block (mbedTLS keeps the record and calls again),
-// MBEDTLS_ERR_NET_CONN_RESET when the peer is gone, or
-// MBEDTLS_ERR_NET_SEND_FAILED when the stream is broken.
+// The lower transport's timeout_ms for what is left until c->deadline_ms.
+static int wait_left_ms(const rpc_tls_conn_t *c) {
+  if (c->deadline_ms == RPC_TLS_NO_DEADLINE) return -1;
+  int64_t left = c->deadline_ms - now_ms();
+  return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
+}
+
+// Waits for the lower transport until the connection's deadline. Returns
+// bytes written (> 0), MBEDTLS_ERR_SSL_WANT_WRITE when it took nothing by the
+// deadline (mbedTLS keeps the record and calls again), MBEDTLS_ERR_NET_CONN_RESET
+// when the peer is gone, or MBEDTLS_ERR_NET_SEND_FAILED when the stream is
+// broken (c->lower_error keeps which).
 static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
   rpc_tls_conn_t *c = ctx;
-  int n = c->lower.send(c->lower.ctx, buf, len);
+  int n = c->lower.send(c->lower.ctx, buf, len, wait_left_ms(c));
   if (n > 0) return n;
   if (n == RPC_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_WRITE;
+  c->lower_error = n;
   return n == RPC_IO_CLOSED ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
@@ -114,22 +126,20 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
 // bytes read (> 0); 0 on EOF (mbedTLS: "closed without close_notify");
 // MBEDTLS_ERR_SSL_WANT_READ when nothing came by the deadline (the caller
 // decides whether that is a timeout; unlike MBEDTLS_ERR_SSL_TIMEOUT it keeps
-// the context usable); MBEDTLS_ERR_NET_RECV_FAILED when the stream is broken.
+// the context usable); MBEDTLS_ERR_NET_RECV_FAILED when the stream is broken
+// (c->lower_error keeps how).
 static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
   rpc_tls_conn_t *c = ctx;
-  int wait_ms = -1;
-  if (c->deadline_ms != RPC_TLS_NO_DEADLINE) {
-    int64_t left = c->deadline_ms - now_ms();
-    wait_ms = left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
-  }
-  int n = c->lower.recv(c->lower.ctx, buf, len, wait_ms);
+  int n = c->lower.recv(c->lower.ctx, buf, len, wait_left_ms(c));
   if (n > 0) {
     for (int i = 0; i < n && c->first_len < sizeof c->first_bytes; i++)
       c->first_bytes[c->first_len++] = buf[i];
     return n;
   }
   if (n == RPC_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
-  return n == RPC_IO_CLOSED ? 0 : MBEDTLS_ERR_NET_RECV_FAILED;
+  if (n == RPC_IO_CLOSED) return 0;
+  c->lower_error = n;
+  return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
 // ---- Config.
@@ -318,8 +328,10 @@ fail:
 // After any error other than "try again", mbedTLS requires the context to
 // be left alone; every later call returns the same verdict.
 static int stream_ended(rpc_tls_conn_t *c, int ret) {
-  if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
-      ret == MBEDTLS_ERR_NET_CONN_RESET) {
+  if (c->lower_error == RPC_IO_PEER_GONE) {
+    c->dead = RPC_IO_PEER_GONE;
+  } else if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
+             ret == MBEDTLS_ERR_NET_CONN_RESET) {
     c->dead = RPC_IO_CLOSED;
   } else {
     c->dead = RPC_IO_ERROR;
@@ -327,13 +339,14 @@ static int stream_ended(rpc_tls_conn_t *c, int ret) {
   return c->dead;
 }
 
-// Returns bytes written, RPC_IO_WOULD_BLOCK (call again with the same
-// bytes: mbedTLS has already encrypted them), RPC_IO_CLOSED or RPC_IO_ERROR.
-static int tls_send(void *ctx, const uint8_t *data, size_t len) {
+// Returns bytes written, RPC_IO_WOULD_BLOCK when the lower transport took
+// nothing within timeout_ms (call again with the same bytes: mbedTLS has
+// already encrypted them), RPC_IO_CLOSED, RPC_IO_PEER_GONE or RPC_IO_ERROR.
+static int tls_send(void *ctx, const uint8_t *data, size_t len, int timeout_ms) {
   rpc_tls_conn_t *c = ctx;
   if (c->dead) return c->dead;
   if (len == 0) return 0;  // mbedTLS would answer 0, which reads as EOF below
-  c->deadline_ms = RPC_TLS_NO_DEADLINE;
+  c->deadline_ms = deadline_after(timeout_ms);
   int ret = mbedtls_ssl_write(&c->ssl, data, len);
   if (ret > 0) return ret;
   if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ) return RPC_IO_WOULD_BLOCK;
@@ -342,7 +355,7 @@ static int tls_send(void *ctx, const uint8_t *data, size_t len) {
 
 // Returns bytes read, RPC_IO_WOULD_BLOCK when nothing arrived within
 // timeout_ms, RPC_IO_CLOSED on close_notify (or EOF: HTTP/2 framing above
-// notices a cut-off stream), RPC_IO_ERROR otherwise.
+// notices a cut-off stream), RPC_IO_PEER_GONE, RPC_IO_ERROR otherwise.
 static int tls_recv(void *ctx, uint8_t *buf, size_t cap, int timeout_ms) {
   rpc_tls_conn_t *c = ctx;
   if (c->dead) return c->dead;

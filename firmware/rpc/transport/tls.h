@@ -22,7 +22,8 @@ rpc_tls_config_t *rpc_tls_config_new(const char *cert_pem_path, const char *key_
                                      const char *ca_pem_path, char *err, size_t err_len);
 void rpc_tls_config_free(rpc_tls_config_t *config);
 
-// Runs the handshake over `lower` (blocking, at most timeout_ms). Returns
+// Runs the handshake over `lower` (blocking, at most timeout_ms, sends and
+// receives together). Returns
 // NULL with a reason in err on failure. One config serves many connections,
 // each on its own thread. `lower` stays the caller's (close it after a
 // failed accept or after rpc_tls_close).
@@ -30,8 +31,11 @@ rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, 
                                size_t err_len);
 // The decrypted stream (valid until rpc_tls_close); one thread at a time.
 // recv: RPC_IO_WOULD_BLOCK when nothing came within timeout_ms, RPC_IO_CLOSED
-// on close_notify or EOF. send: after RPC_IO_WOULD_BLOCK, call again with the
-// same bytes (mbedTLS has already encrypted them).
+// on close_notify or EOF. send: RPC_IO_WOULD_BLOCK when the lower transport
+// took nothing within timeout_ms; then call again with the same bytes
+// (mbedTLS has already encrypted them), and do not recv in between (mbedTLS
+// may flush that record while reading and would then send it twice).
+// RPC_IO_PEER_GONE passes through from the lower transport.
 rpc_transport_t rpc_tls_transport(rpc_tls_conn_t *conn);
 // The client certificate's subject CN.
 const char *rpc_tls_peer_cn(const rpc_tls_conn_t *conn);

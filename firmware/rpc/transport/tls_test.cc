@@ -162,7 +162,8 @@ struct Outcome {
 bool SendAll(rpc_transport_t t, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {
-    int n = t.send(t.ctx, reinterpret_cast<const uint8_t*>(data.data()) + off, data.size() - off);
+    int n =
+        t.send(t.ctx, reinterpret_cast<const uint8_t*>(data.data()) + off, data.size() - off, kIoTimeoutMs);
     if (n == RPC_IO_WOULD_BLOCK) continue;  // mbedTLS wants the same bytes again
     if (n < 0) return false;
     off += n;
@@ -382,6 +383,29 @@ TEST_F(TlsTest, RecvReturnsWouldBlockAfterItsTimeoutWhenThePeerIsIdle) {
   EXPECT_GE(waited_ms, 190);
   EXPECT_LT(waited_ms, 1000);
   EXPECT_EQ(out.received, "ping\n");  // the session is still usable after a timeout
+}
+
+TEST_F(TlsTest, SendReturnsWouldBlockAfterItsTimeoutWhenThePeerDoesNotRead) {
+  // s_client copies what it receives to its stdout, which nobody reads: once
+  // that pipe and the socket buffers are full, it takes nothing more.
+  int sends = 0, last = 0, again = 0;
+  auto server = Serve([&](rpc_transport_t t, Outcome& out) {
+    const std::string chunk(16384, 'z');
+    const auto* bytes = reinterpret_cast<const uint8_t*>(chunk.data());
+    for (sends = 0; sends < 20000; sends++) {  // 320 MB at most: far more than any buffer between
+      last = t.send(t.ctx, bytes, chunk.size(), 200);
+      if (last <= 0) break;
+    }
+    // The record is kept: the same bytes offered again go out once there is
+    // room, or wait again; the stream is not broken.
+    if (last == RPC_IO_WOULD_BLOCK) again = t.send(t.ctx, bytes, chunk.size(), 50);
+  });
+  SClient client(Args(Trusting(), ClientCert("fleetd")), port_);
+  Outcome out = server.get();
+
+  ASSERT_TRUE(out.handshake_ok) << out.err;
+  EXPECT_EQ(last, RPC_IO_WOULD_BLOCK) << "after " << sends << " sends";
+  EXPECT_TRUE(again == RPC_IO_WOULD_BLOCK || again == 16384) << again;
 }
 
 // ---- Handshakes that are refused

@@ -1,39 +1,31 @@
-// The flash as the control channel uses it (see board_flash.h). Each call
-// enters the VM once through sup_vm_run and works through MicroPython's VFS,
-// so the control channel and the board's programs see one file system.
-//
-// No MicroPython object outlives a call: a host thread's C state is not a GC
-// root, so files are opened and closed within each call.
-#include "firmware/rpc/control/board_flash.h"
+// Files on the flash for host threads (see files.h). Each call runs one job
+// inside the VM through sup_vm_run and works through MicroPython's VFS; a
+// host thread's C state is not a GC root, so files are opened and closed
+// within each job.
+#include "firmware/supervisor/files.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "extmod/vfs.h"
+#include "firmware/runtime/text_print.h"
 #include "firmware/supervisor/supervisor.h"
+#include "py/compile.h"
 #include "py/objstr.h"
 #include "py/objtuple.h"
 #include "py/runtime.h"
 #include "py/stream.h"
 
 #define STAT_MODE_DIR 0x4000
+// Partial files the boot sweep removes per walk of the flash: it collects
+// their paths first (littlefs may skip entries of a directory that changes
+// while it is listed), then walks again while a walk filled the batch.
+#define SWEEP_BATCH 16
+#define SWEEP_MAX_WALKS 64
 
-bool board_flash_path_ok(const char *path, bool allow_root) {
-  size_t len = strlen(path);
-  if (len == 0 || path[0] != '/' || len > BOARD_FLASH_PATH_MAX) return false;
-  if (len == 1) return allow_root;
-  if (path[len - 1] == '/') return false;
-  for (const char *c = path + 1; *c;) {
-    const char *end = strchr(c, '/');
-    size_t n = end ? (size_t)(end - c) : strlen(c);
-    if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return false;
-    c += n + (end ? 1 : 0);
-  }
-  return true;
-}
-
-// ---- Running a piece of VFS work --------------------------------------------------
+// ---- Running a piece of VFS work ---------------------------------------------------
 
 typedef struct {
   void (*fn)(void *arg);
@@ -63,10 +55,12 @@ static void vfs_job_run(void *ctx) {
 }
 
 // Runs fn(arg) in the VM; an exception it raises becomes the negative errno.
+// vfs_job_run catches every exception, so a false sup_vm_run means the VM
+// was never entered.
 static int vfs_call(void (*fn)(void *arg), void *arg) {
   vfs_job_t job = {fn, arg, 0};
   char err[96];
-  if (!sup_vm_run(vfs_job_run, &job, err, sizeof(err))) return -EIO;
+  if (!sup_vm_run(vfs_job_run, &job, err, sizeof(err))) return -EBUSY;
   return job.rc;
 }
 
@@ -90,7 +84,7 @@ static int close_file(mp_obj_t file) {
   return errno_of(MP_OBJ_FROM_PTR(nlr.ret_val));
 }
 
-// ---- Stat and list -------------------------------------------------------------------
+// ---- Stat and list ---------------------------------------------------------------------
 
 typedef struct {
   const char *path;
@@ -105,7 +99,7 @@ static void do_stat(void *arg) {
   a->size = a->is_dir ? 0 : (uint64_t)mp_obj_get_int(st->items[6]);
 }
 
-int board_flash_stat(const char *path, bool *is_dir, uint64_t *size_bytes) {
+int sup_file_stat(const char *path, bool *is_dir, uint64_t *size_bytes) {
   stat_args_t a = {.path = path};
   int rc = vfs_call(do_stat, &a);
   if (rc == 0) {
@@ -115,16 +109,27 @@ int board_flash_stat(const char *path, bool *is_dir, uint64_t *size_bytes) {
   return rc;
 }
 
+// One entry of an ilistdir() iteration: (name, type, inode[, size]).
+static void entry_of(mp_obj_t item, sup_file_entry_t *e) {
+  size_t n;
+  mp_obj_t *fields;
+  mp_obj_tuple_get(item, &n, &fields);
+  memset(e, 0, sizeof(*e));
+  snprintf(e->name, sizeof(e->name), "%s", mp_obj_str_get_str(fields[0]));
+  e->is_dir = (mp_obj_get_int(fields[1]) & STAT_MODE_DIR) != 0;
+  e->size_bytes = !e->is_dir && n > 3 ? (uint64_t)mp_obj_get_int(fields[3]) : 0;
+}
+
 typedef struct {
   const char *dir;
-  board_flash_entry_t *out;
+  sup_file_entry_t *out;
   size_t max, count;
   bool truncated;
 } list_args_t;
 
 // Keeps the `max` smallest names, sorted: inserts e in place, dropping the
 // largest when full.
-static void list_insert(list_args_t *a, const board_flash_entry_t *e) {
+static void list_insert(list_args_t *a, const sup_file_entry_t *e) {
   size_t pos = a->count;
   while (pos > 0 && strcmp(a->out[pos - 1].name, e->name) > 0) pos--;
   if (a->count == a->max) {
@@ -142,22 +147,17 @@ static void do_list(void *arg) {
   mp_obj_t dir = str_of(a->dir);
   mp_obj_t iter = mp_vfs_ilistdir(1, &dir);
   for (mp_obj_t item; (item = mp_iternext(iter)) != MP_OBJ_STOP_ITERATION;) {
-    size_t n;
-    mp_obj_t *fields;
-    mp_obj_tuple_get(item, &n, &fields);
-    board_flash_entry_t e = {0};
-    snprintf(e.name, sizeof(e.name), "%s", mp_obj_str_get_str(fields[0]));
-    e.is_dir = (mp_obj_get_int(fields[1]) & STAT_MODE_DIR) != 0;
-    e.size_bytes = !e.is_dir && n > 3 ? (uint64_t)mp_obj_get_int(fields[3]) : 0;
+    sup_file_entry_t e;
+    entry_of(item, &e);
     list_insert(a, &e);
   }
 }
 
-int board_flash_list(const char *dir, board_flash_entry_t *out, size_t max, size_t *count, bool *truncated) {
+int sup_file_list(const char *dir, sup_file_entry_t *out, size_t max, size_t *count, bool *truncated) {
   list_args_t a = {.dir = dir, .out = out, .max = max};
   bool is_dir = false;
   uint64_t size;
-  int rc = board_flash_stat(dir, &is_dir, &size);
+  int rc = sup_file_stat(dir, &is_dir, &size);
   if (rc == 0 && !is_dir) rc = -ENOTDIR;
   if (rc == 0) rc = vfs_call(do_list, &a);
   *count = a.count;
@@ -176,7 +176,7 @@ typedef struct {
 
 // mkdir for every missing parent of path.
 static void make_parents(const char *path) {
-  char dir[BOARD_FLASH_PATH_MAX + sizeof(BOARD_FLASH_TMP_SUFFIX)];
+  char dir[SUP_FILE_PATH_MAX + 1];
   for (const char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
     size_t n = (size_t)(slash - path);
     if (n >= sizeof(dir)) return;
@@ -208,13 +208,13 @@ static void do_create(void *arg) {
 
 static void do_append(void *arg) { write_with_mode(arg, "ab"); }
 
-int board_flash_create(const char *path) {
+int sup_file_create(const char *path) {
   write_args_t a = {.path = path};
   int rc = vfs_call(do_create, &a);
   return rc ? rc : a.rc;
 }
 
-int board_flash_append(const char *path, const void *data, size_t len) {
+int sup_file_append(const char *path, const void *data, size_t len) {
   write_args_t a = {.path = path, .data = data, .len = len};
   int rc = vfs_call(do_append, &a);
   return rc ? rc : a.rc;
@@ -240,7 +240,7 @@ static void do_read(void *arg) {
   a->rc = err ? -err : close_err;
 }
 
-int board_flash_read(const char *path, uint64_t offset, void *buf, size_t cap, size_t *got) {
+int sup_file_read(const char *path, uint64_t offset, void *buf, size_t cap, size_t *got) {
   read_args_t a = {.path = path, .offset = offset, .buf = buf, .cap = cap};
   int rc = vfs_call(do_read, &a);
   if (rc == 0) rc = a.rc;
@@ -259,7 +259,7 @@ static void do_rename(void *arg) {
   mp_vfs_rename(str_of(a->from), str_of(a->to));
 }
 
-int board_flash_rename(const char *from, const char *to) {
+int sup_file_rename(const char *from, const char *to) {
   rename_args_t a = {from, to};
   return vfs_call(do_rename, &a);
 }
@@ -273,7 +273,7 @@ static void do_remove(void *arg) {
     mp_vfs_remove(str_of(a->path));
 }
 
-int board_flash_remove(const char *path) {
+int sup_file_remove(const char *path) {
   stat_args_t a = {.path = path};
   return vfs_call(do_remove, &a);
 }
@@ -292,10 +292,129 @@ static void do_usage(void *arg) {
   a->used = block * (blocks - free_blocks);
 }
 
-int board_flash_usage(uint64_t *total_bytes, uint64_t *used_bytes) {
+int sup_file_usage(uint64_t *total_bytes, uint64_t *used_bytes) {
   usage_args_t a = {0};
   int rc = vfs_call(do_usage, &a);
   *total_bytes = a.total;
   *used_bytes = a.used;
   return rc;
+}
+
+// ---- Partial files ---------------------------------------------------------------------
+
+static atomic_uint partial_seq;  // numbers the partial names of this process
+
+int sup_file_partial_name(const char *path, char *out, size_t cap) {
+  unsigned seq = atomic_fetch_add(&partial_seq, 1);
+  int n = snprintf(out, cap, "%s%s%08x", path, SUP_FILE_PARTIAL_MARK, seq);
+  return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static bool is_hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+bool sup_file_is_partial(const char *name) {
+  size_t len = strlen(name);
+  size_t mark_len = sizeof(SUP_FILE_PARTIAL_MARK) - 1;
+  if (len < SUP_FILE_PARTIAL_SUFFIX_LEN) return false;
+  const char *suffix = name + len - SUP_FILE_PARTIAL_SUFFIX_LEN;
+  if (memcmp(suffix, SUP_FILE_PARTIAL_MARK, mark_len) != 0) return false;
+  for (const char *c = suffix + mark_len; *c; c++) {
+    if (!is_hex_digit(*c)) return false;
+  }
+  return true;
+}
+
+typedef struct {
+  char paths[SWEEP_BATCH][SUP_FILE_PATH_MAX + 1];
+  uint64_t sizes[SWEEP_BATCH];
+  size_t found;
+} sweep_args_t;
+
+// Collects the partial files under dir (a path of len bytes in a buffer of
+// SUP_FILE_PATH_MAX + 1) into a, depth first, until the batch is full.
+// Directories whose paths do not fit the buffer cannot hold a partial file
+// the control channel made (its paths fit), so they are not entered.
+static void sweep_collect(char *dir, size_t len, sweep_args_t *a) {
+  mp_obj_t dir_obj = str_of(dir[0] ? dir : "/");
+  mp_obj_t iter = mp_vfs_ilistdir(1, &dir_obj);
+  for (mp_obj_t item; a->found < SWEEP_BATCH && (item = mp_iternext(iter)) != MP_OBJ_STOP_ITERATION;) {
+    sup_file_entry_t e;
+    entry_of(item, &e);
+    size_t name_len = strlen(e.name);
+    if (len + 1 + name_len > SUP_FILE_PATH_MAX) continue;
+    dir[len] = '/';
+    memcpy(dir + len + 1, e.name, name_len + 1);
+    if (e.is_dir) {
+      sweep_collect(dir, len + 1 + name_len, a);
+    } else if (sup_file_is_partial(e.name)) {
+      memcpy(a->paths[a->found], dir, len + 1 + name_len + 1);
+      a->sizes[a->found++] = e.size_bytes;
+    }
+    dir[len] = '\0';
+  }
+}
+
+static void do_sweep(void *arg) {
+  sweep_args_t *a = arg;
+  char dir[SUP_FILE_PATH_MAX + 1] = "";
+  a->found = 0;
+  sweep_collect(dir, 0, a);
+}
+
+int sup_file_remove_partials(size_t *removed, uint64_t *removed_bytes) {
+  static sweep_args_t sweep;  // ~2.4 KB, used once at boot: not on the stack
+  *removed = 0;
+  *removed_bytes = 0;
+  for (int walk = 0; walk < SWEEP_MAX_WALKS; walk++) {
+    int rc = vfs_call(do_sweep, &sweep);
+    if (rc != 0) return rc;
+    for (size_t i = 0; i < sweep.found; i++) {
+      rc = sup_file_remove(sweep.paths[i]);
+      if (rc != 0) return rc;
+      (*removed)++;
+      *removed_bytes += sweep.sizes[i];
+    }
+    if (sweep.found < SWEEP_BATCH) return 0;
+  }
+  return 0;
+}
+
+// ---- Scripts ---------------------------------------------------------------------------
+
+typedef struct {
+  const char *name, *source;
+  size_t len;
+  char *message;  // the SyntaxError, if any
+  size_t cap;
+} syntax_check_t;
+
+static void syntax_check_run(void *ctx) {
+  syntax_check_t *c = ctx;
+  nlr_buf_t nlr;
+  if (nlr_push(&nlr) == 0) {
+    qstr file = qstr_from_str(c->name);
+    mp_lexer_t *lex = mp_lexer_new_from_str_len(file, c->source, c->len, 0);
+    mp_parse_tree_t tree = mp_parse(lex, MP_PARSE_FILE_INPUT);
+    mp_compile(&tree, file, false);
+    nlr_pop();
+    return;
+  }
+  mp_obj_t exc = MP_OBJ_FROM_PTR(nlr.ret_val);
+  // Only a SyntaxError is the script's fault; a full heap shows when it runs.
+  if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_SyntaxError)))
+    return;
+  rt_text_t text;
+  mp_print_t print = rt_text_printer(&text, c->message, c->cap);
+  mp_obj_print_helper(&print, exc, PRINT_EXC);
+  size_t n = 0, *values = NULL;
+  mp_obj_exception_get_traceback(exc, &n, &values);
+  if (n >= 3) mp_printf(&print, " (%s, line %u)", qstr_str((qstr)values[0]), (unsigned)values[1]);
+}
+
+int sup_file_check_syntax(const char *name, const char *source, size_t len, char *message, size_t cap) {
+  if (cap == 0) return -EINVAL;
+  message[0] = '\0';
+  syntax_check_t c = {name, source, len, message, cap};
+  if (!sup_vm_run(syntax_check_run, &c, message, cap)) return -EBUSY;
+  return message[0] == '\0' ? 0 : -EINVAL;
 }
