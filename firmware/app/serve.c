@@ -3,7 +3,8 @@
 //
 //   fleetboard serve --name b01 --listen 127.0.0.1:7001 --flash b01.lfs
 //                    --cert b01.pem --key b01.key --ca ca.pem
-//                    [--heap 256k] [--max-threads 16] [--flash-size 1m]
+//                    [--heap 256k] [--max-threads 16] [--max-stack 256k]
+//                    [--flash-size 1m]
 //
 // On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
 // sync and close the flash, exit 0.
@@ -22,7 +23,7 @@
 
 typedef struct {
   const char *name, *listen, *flash, *cert, *key, *ca;
-  size_t heap_bytes, max_threads, flash_bytes;
+  size_t heap_bytes, max_threads, max_stack_bytes, flash_bytes;
   char host_ip[64];
   uint16_t port;
 } serve_options_t;
@@ -61,10 +62,13 @@ static void serve_usage(FILE *out) {
   fprintf(out,
           "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE\n"
           "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
-          "                        [--heap N[k|m]] [--max-threads N] [--flash-size N[k|m]]\n"
+          "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
+          "                        [--flash-size N[k|m]]\n"
           "\n"
           "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
-          "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n");
+          "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n"
+          "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
+          "the board commits at most max-threads x max-stack bytes of stack.\n");
 }
 
 static int parse_serve(int argc, char **argv, serve_options_t *o) {
@@ -75,6 +79,7 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   sup_config_t defaults = sup_default_config();
   *o = (serve_options_t){.heap_bytes = defaults.heap_bytes,
                          .max_threads = defaults.max_threads,
+                         .max_stack_bytes = defaults.max_stack_bytes,
                          .flash_bytes = LFSDEV_DEFAULT_BYTES};
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -95,6 +100,8 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
       ok = ok && board_parse_size(v, &o->heap_bytes);
     else if (strcmp(a, "--max-threads") == 0)
       ok = ok && board_parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--max-stack") == 0)
+      ok = ok && board_parse_size(v, &o->max_stack_bytes);
     else if (strcmp(a, "--flash-size") == 0)
       ok = ok && board_parse_size(v, &o->flash_bytes);
     else {
@@ -125,6 +132,7 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
     fprintf(stderr, "fleetboard serve: --max-threads must be 1..32 and --heap at least 16k\n");
     return -1;
   }
+  if (!board_max_stack_ok(o->max_stack_bytes, "fleetboard serve")) return -1;
   return 0;
 }
 
@@ -147,6 +155,7 @@ int board_serve(int argc, char **argv) {
   config.board_name = o.name;
   config.heap_bytes = o.heap_bytes;
   config.max_threads = o.max_threads;
+  config.max_stack_bytes = o.max_stack_bytes;
   config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {

@@ -41,6 +41,9 @@ typedef struct {
   sup_program_info_t info;
   sup_thread_state_t main_outcome;  // how its main thread ended
   bool killing;                     // a kill covers threads it starts later too
+  // _thread.stack_size() as this program set it (0: the port's default), so
+  // one program's setting never reaches another.
+  size_t thread_stack_bytes;
   // Output ring: bytes [written - kept, written) are in data.
   char *data;
   size_t capacity;
@@ -121,6 +124,5 @@ size_t sup_locks_release_owned_by(uint32_t thread_id);
 // modfleet.c
 extern const mp_obj_type_t sup_type_ThreadKilled;
 void sup_metric_set(uint32_t thread_id, const char *key, double value);
-void sup_modthread_reset(void);
 
 #endif  // THREADFLEET_SUPERVISOR_INTERNAL_H

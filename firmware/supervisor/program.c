@@ -202,7 +202,9 @@ int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint
   rt_sched_unlock();
 
   int rc = 0;
-  uint32_t tid = rt_thread_create(&program_ops, ps, 128 * 1024, &rc);
+  size_t stack =
+      SUP_MAIN_THREAD_STACK < sup.config.max_stack_bytes ? SUP_MAIN_THREAD_STACK : sup.config.max_stack_bytes;
+  uint32_t tid = rt_thread_create(&program_ops, ps, stack, &rc);
   rt_sched_lock();
   if (tid == 0) {
     p->in_use = false;

@@ -31,6 +31,7 @@ sup_config_t sup_default_config(void) {
       .heap_bytes = 256 * 1024,
       .max_threads = 16,
       .output_buffer_bytes = 64 * 1024,
+      .max_stack_bytes = SUP_DEFAULT_MAX_STACK,
       .stall_after_ms = 5000,
       .kill_grace_ms = 200,
   };
@@ -218,7 +219,6 @@ int sup_reset(void) {
   }
   rt_vm_deinit();
   sup_locks_forget();
-  sup_modthread_reset();
   rt_sched_lock();
   sup.metric_count = 0;
   rt_sched_unlock();

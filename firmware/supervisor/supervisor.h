@@ -33,6 +33,15 @@ extern "C" {
 #define SUP_MAX_THREAD_RECORDS 128  // live threads plus the most recent ended
 #define SUP_MAX_CYCLE 16
 #define SUP_MAX_METRICS 32
+// sup_config_t.max_stack_bytes by default: 4 x a thread's default stack, the
+// scale of an ESP32's internal RAM (docs/architecture.md, "Threads").
+#define SUP_DEFAULT_MAX_STACK (256 * 1024)
+// The range --max-stack accepts: from a thread's default stack (64 KiB,
+// rt_thread_default_stack) to 16 MiB.
+#define SUP_MAX_STACK_LOWEST (64 * 1024)
+#define SUP_MAX_STACK_HIGHEST (16 * 1024 * 1024)
+// A program's main thread's stack (less when max_stack_bytes is smaller).
+#define SUP_MAIN_THREAD_STACK (128 * 1024)
 
 typedef enum {
   SUP_THREAD_RUNNING = 1,
@@ -55,8 +64,13 @@ typedef struct {
   size_t heap_bytes;           // MicroPython GC heap
   size_t max_threads;          // live user threads, at most RT_MAX_THREADS - 4
   size_t output_buffer_bytes;  // per program ring buffer
-  int64_t stall_after_ms;      // a lock wait longer than this is a stall
-  int64_t kill_grace_ms;       // default grace before a kill escalates
+  // Largest stack a thread may have, bytes (a program's main thread gets
+  // min(128 KiB, this)). Stacks are committed whole (painted for the
+  // high-water mark), so the board's stack memory is at most
+  // max_threads * max_stack_bytes. SUP_MAX_STACK_LOWEST..SUP_MAX_STACK_HIGHEST.
+  size_t max_stack_bytes;
+  int64_t stall_after_ms;  // a lock wait longer than this is a stall
+  int64_t kill_grace_ms;   // default grace before a kill escalates
   // Called on the VM host thread, inside the VM, after every (re)start of the
   // VM: mount flash and the like. May be NULL.
   void (*on_vm_start)(void *ctx);

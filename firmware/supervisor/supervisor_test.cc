@@ -624,7 +624,13 @@ TEST_F(BoardTest, KillingEndedThreadReturnsEsrch) {
 
 // ---- Stack -----------------------------------------------------------------------
 
-TEST_F(BoardTest, StackPeakGrowsWithRecursionDepth) {
+// Deep recursion under ASan needs stacks over the default --max-stack.
+class BoardWithBigStacksTest : public BoardTest {
+ protected:
+  void Configure(sup_config_t *config) override { config->max_stack_bytes = 1024 * 1024; }
+};
+
+TEST_F(BoardWithBigStacksTest, StackPeakGrowsWithRecursionDepth) {
   // 200 levels need more than the default 64 KiB thread stack (and far more
   // under ASan, whose frames are several times larger).
   ProgramRun run = RunProgram(R"(
@@ -707,7 +713,7 @@ TEST(StackPaint, PeakIsRescannedExactlyWhenTheThreadsCpuTimeMoved) {
   EXPECT_EQ(rt_thread_stack_peak(&stack.thread, -1), stack.PeakAt(5));
 }
 
-TEST_F(BoardTest, StackPeakOfEverySnapshotEqualsAFullScan) {
+TEST_F(BoardWithBigStacksTest, StackPeakOfEverySnapshotEqualsAFullScan) {
   // Workers recurse to growing depths and then sleep for good; snapshots are
   // taken all along, while they start, run and sleep. A thread long asleep in
   // time.sleep(3600) executes nothing, so comparing its figure with a full
@@ -953,6 +959,63 @@ gate.release()
   EXPECT_EQ(run.info.threads_started, config_.max_threads);
 
   ExpectBoardStillRunsPrograms();
+}
+
+// Issue #11 defect 4: 2 threads x 256 MiB stacks once took +512 MiB of RSS.
+TEST_F(BoardTest, ThreadStackOverTheBoardsLimitRaisesOSErrorNamingTheLimit) {
+  ProgramRun run = RunProgram(R"(
+import _thread
+print("previous", _thread.stack_size(256 * 1024 * 1024))
+def never():
+    print("ran with a 256 MiB stack")
+try:
+    _thread.start_new_thread(never, ())
+except OSError as e:
+    print("OSError:", e)
+)");
+  EXPECT_EQ(run.info.exit_code, 0) << run.output;
+  EXPECT_TRUE(Contains(run.output, "previous 0\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output,
+                       "OSError: can't start thread: a stack of 268435456 bytes is over the board's "
+                       "limit of " +
+                           std::to_string(config_.max_stack_bytes) + " bytes"))
+      << run.output;
+  EXPECT_FALSE(Contains(run.output, "ran with")) << run.output;
+  EXPECT_EQ(run.info.threads_started, 1u);  // its main thread only
+}
+
+TEST_F(BoardTest, ThreadStackAtTheLimitStartsAndItsSizeIsReported) {
+  uint32_t prog =
+      Start("import _thread, time\n_thread.stack_size(" + std::to_string(config_.max_stack_bytes) +
+            ")\ndef big():\n    time.sleep(3600)\n_thread.start_new_thread(big, ())\n");
+  uint32_t big = FindThread(prog, "big");
+  EXPECT_EQ(Thread(big).stack_size, config_.max_stack_bytes);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
+// A later ordinary program once committed 3.9 GB: the setting had stayed.
+TEST_F(BoardTest, StackSizeSetByOneProgramDoesNotReachTheNext) {
+  ProgramRun first = RunProgram(R"(
+import _thread
+_thread.stack_size(200 * 1024)
+_thread.start_new_thread(lambda: None, ())
+print("set")
+)");
+  ASSERT_EQ(first.output, "set\n");
+  uint32_t prog = Start(R"(
+import _thread, time
+print("setting", _thread.stack_size())
+def plain():
+    time.sleep(3600)
+_thread.start_new_thread(plain, ())
+)");
+  uint32_t plain = FindThread(prog, "plain");
+  EXPECT_EQ(Thread(plain).stack_size, rt_thread_default_stack());
+  ASSERT_TRUE(WaitForOutput(prog, "setting"));
+  EXPECT_EQ(Output(prog), "setting 0\n");
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
 }
 
 TEST_F(BoardTest, MemoryErrorFailsProgramAndItsHeapIsReclaimed) {

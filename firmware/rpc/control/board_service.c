@@ -139,6 +139,7 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   info->flash_size_bytes = flash_total ? flash_total : lfsdev_size();
   info->flash_used_bytes = flash_used;
   info->output_buffer_bytes = (uint32_t)c->output_buffer_bytes;
+  info->max_stack_bytes = (uint32_t)c->max_stack_bytes;
 
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(GetInfoResponse_fields), &resp);
