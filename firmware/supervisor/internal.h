@@ -123,6 +123,7 @@ size_t sup_locks_release_owned_by(uint32_t thread_id);
 
 // modfleet.c
 extern const mp_obj_type_t sup_type_ThreadKilled;
-void sup_metric_set(uint32_t thread_id, const char *key, double value);
+// Frees the metrics slots fleet.report gave a thread. REQUIRES: sched lock.
+void sup_metrics_forget_thread(uint32_t thread_id);
 
 #endif  // THREADFLEET_SUPERVISOR_INTERNAL_H

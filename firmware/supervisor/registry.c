@@ -52,6 +52,7 @@ void sup_thread_end(sup_thread_t *t, sup_thread_state_t state) {
   t->stack_peak_final = rt_thread_stack_peak(t->rt, cpu_ns);
   t->rt = NULL;
   t->kill_phase = SUP_KILL_NONE;
+  sup_metrics_forget_thread(t->id);
 }
 
 static sup_thread_state_t live_state(const rt_thread_t *rt) {

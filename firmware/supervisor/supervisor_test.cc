@@ -1185,6 +1185,84 @@ except BaseException:
   EXPECT_TRUE(Contains(run.output, "except Exception let ThreadKilled through\n")) << run.output;
 }
 
+// The board's metrics, key -> thread id.
+std::map<std::string, uint32_t> Metrics() {
+  sup_health_t health;
+  sup_health(&health);
+  std::map<std::string, uint32_t> out;
+  for (size_t i = 0; i < health.metric_count; i++) out[health.metrics[i].key] = health.metrics[i].thread_id;
+  return out;
+}
+
+// Issue #11 defect 11: after 32 keys, later metrics were dropped silently.
+TEST_F(BoardTest, MetricsOfEndedThreadsAreFreedForNewOnes) {
+  ProgramRun filler = RunProgram(R"(
+import _thread, fleet, time
+def fill(n):
+    fleet.report(**{"k%d_%d" % (n, i): i for i in range(8)})
+for n in range(4):
+    _thread.start_new_thread(fill, (n,))
+time.sleep(0.2)
+print("filled")
+)");
+  ASSERT_EQ(filler.output, "filled\n");
+  EXPECT_EQ(Metrics().size(), 0u) << "the fillers' slots outlived them";
+
+  uint32_t prog = Start(R"(
+import _thread, fleet, time
+def sensor():
+    fleet.report(temp=21.5)
+    time.sleep(3600)
+_thread.start_new_thread(sensor, ())
+)");
+  uint32_t sensor = FindThread(prog, "sensor");
+  EXPECT_TRUE(PollUntil([&] { return Metrics().count("temp") == 1; }))
+      << "fleet.report(temp=21.5) was dropped";
+  EXPECT_EQ(Metrics()["temp"], sensor);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  ASSERT_TRUE(WaitForEnd(prog));
+  EXPECT_EQ(Metrics().size(), 0u);
+}
+
+TEST_F(BoardTest, ReportBeyondTheMetricTableRaisesOSErrorAndStoresNothing) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import fleet, time
+fleet.report(**{"k%d" % i: i for i in range(31)})
+try:
+    fleet.report(k0=100, last=1, over=2)
+except OSError as e:
+    print("errno", e.errno, e.args[1])
+fleet.report(last=1)
+try:
+    fleet.report(name_far_longer_than_the_board_keeps=1)
+except ValueError as e:
+    print("ValueError", e)
+print("reported")
+time.sleep(3600)
+)",
+                        &main_tid);
+  ASSERT_TRUE(WaitForOutput(prog, "reported"));
+  std::string output = Output(prog);
+  EXPECT_TRUE(Contains(output, "errno 28 fleet.report: no room for '")) << output;
+  EXPECT_TRUE(Contains(output, "the board keeps 32 metrics and live threads use them all")) << output;
+  EXPECT_TRUE(Contains(output,
+                       "ValueError report(): name name_far_longer_than_the_board_keeps is longer than "
+                       "31 characters"))
+      << output;
+  sup_health_t health;
+  sup_health(&health);
+  ASSERT_EQ(health.metric_count, 32u);
+  for (size_t i = 0; i < health.metric_count; i++) {
+    EXPECT_EQ(health.metrics[i].thread_id, main_tid);
+    if (std::string(health.metrics[i].key) == "k0") {
+      EXPECT_EQ(health.metrics[i].value, 0.0) << "k0 was changed";
+    }
+  }
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
 // ---- Reset and flash ------------------------------------------------------------------
 
 TEST_F(BoardTest, SoftResetKillsProgramsClearsVmStateAndKeepsFlash) {

@@ -51,6 +51,21 @@ class StackLimitTest(BoardTestCase):
         self.assertNotIn(b"started", output)
 
 
+class MetricsTest(BoardTestCase):
+    def test_metrics_of_ended_programs_free_their_slots_for_new_ones(self):
+        for round_ in range(3):  # 3 x 32 keys: a board that never freed would drop all but the first 32
+            program, _ = board.run_to_end(f"import fleet\nfleet.report(**{{'r{round_}_%d' % i: i for i in range(32)}})\n")
+            self.assertEqual(program.state, pb.PROGRAM_STATE_FINISHED, program)
+        started = start("import fleet, time\nfleet.report(temp=21.5)\ntime.sleep(3600)\n", "sensor")
+
+        def reported():
+            return [m for m in board.snapshot().metrics if m.key == "temp"]
+
+        metric = poll("fleet.report(temp=21.5) in a snapshot", 5, reported)[0]
+        self.assertEqual(metric.thread_id, started.main_thread_id)
+        self.assertEqual(metric.value, 21.5)
+
+
 if __name__ == "__main__":
     try:
         unittest.main(verbosity=2)
