@@ -42,15 +42,26 @@ int64_t sup_uptime_us(int64_t mono_ns) { return (mono_ns - sup.boot_ns) / 1000; 
 // ---- Kill policy -----------------------------------------------------------------
 
 void sup_kill_request(sup_thread_t *t, int64_t grace_ms) {
-  if (t->kill_phase != SUP_KILL_NONE) return;  // already on its way
-  t->kill_grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
-  t->kill_phase = SUP_KILL_SOFT;
-  t->kill_deadline_ns = rt_now_ns() + t->kill_grace_ns;
-  rt_thread_kill(t->rt, false);
+  int64_t grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
+  int64_t now = rt_now_ns();
+  if (t->kill_phase == SUP_KILL_NONE) {
+    t->kill_grace_ns = grace_ns;
+    t->kill_phase = SUP_KILL_SOFT;
+    t->kill_deadline_ns = now + grace_ns;
+    rt_thread_kill(t->rt, false);
+    pthread_cond_signal(&monitor_wake);
+    return;
+  }
+  // A kill is on its way: a shorter grace brings its next step (and the
+  // ones after it) closer, a longer one changes nothing.
+  if (t->kill_phase == SUP_KILL_GAVE_UP || grace_ns >= t->kill_grace_ns) return;
+  t->kill_grace_ns = grace_ns;
+  if (now + grace_ns < t->kill_deadline_ns) t->kill_deadline_ns = now + grace_ns;
   pthread_cond_signal(&monitor_wake);
 }
 
 int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
+  if (grace_ms > SUP_KILL_GRACE_MAX_MS) return -EINVAL;
   rt_sched_lock();
   sup_thread_t *t = sup_thread_rec(thread_id);
   int rc = !t ? -ENOENT : !t->rt ? -ESRCH : 0;
@@ -60,6 +71,7 @@ int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
 }
 
 int sup_program_kill(uint32_t program_id, int64_t grace_ms) {
+  if (grace_ms > SUP_KILL_GRACE_MAX_MS) return -EINVAL;
   rt_sched_lock();
   sup_program_t *p = sup_program_rec(program_id);
   int rc = p ? 0 : -ENOENT;

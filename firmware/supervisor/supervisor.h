@@ -33,6 +33,8 @@ extern "C" {
 #define SUP_MAX_THREAD_RECORDS 128  // live threads plus the most recent ended
 #define SUP_MAX_CYCLE 16
 #define SUP_MAX_METRICS 32
+// The longest kill grace the board accepts (fleetd caps it at the same).
+#define SUP_KILL_GRACE_MAX_MS 10000
 // sup_config_t.max_stack_bytes by default: 4 x a thread's default stack, the
 // scale of an ESP32's internal RAM (docs/architecture.md, "Threads").
 #define SUP_DEFAULT_MAX_STACK (256 * 1024)
@@ -144,7 +146,8 @@ int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint
 // Waits until the program has ended (all its threads). timeout_ms < 0: no
 // limit. Returns 0, -ETIMEDOUT or -ENOENT.
 int sup_program_wait(uint32_t program_id, int64_t timeout_ms);
-// Kills every thread of a program. Returns 0 or -ENOENT.
+// Kills every thread of a program, as sup_thread_kill. Returns 0, -ENOENT or
+// -EINVAL (grace_ms over SUP_KILL_GRACE_MAX_MS).
 int sup_program_kill(uint32_t program_id, int64_t grace_ms);
 bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
 size_t sup_programs_list(sup_program_info_t *out, size_t max);
@@ -177,8 +180,10 @@ bool sup_thread_get(uint32_t thread_id, sup_thread_info_t *out);
 // `except Exception:` does not catch it) and it is woken from any sleep or
 // lock wait. After grace_ms (<0: the configured default) a thread still alive
 // is unwound without running its handlers; after another grace_ms it is
-// reported unkillable. Returns 0, -ENOENT (no such thread) or -ESRCH
-// (already ended; nothing to do).
+// reported unkillable. A kill of a thread already being killed with a shorter
+// grace brings the next step closer (a longer one changes nothing). Returns
+// 0, -ENOENT (no such thread), -ESRCH (already ended; nothing to do) or
+// -EINVAL (grace_ms over SUP_KILL_GRACE_MAX_MS).
 int sup_thread_kill(uint32_t thread_id, int64_t grace_ms);
 
 // ---- Events --------------------------------------------------------------------

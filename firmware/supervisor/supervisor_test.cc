@@ -468,6 +468,51 @@ _thread.start_new_thread(waiter, ())
   EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
 }
 
+// A thread that swallows every ThreadKilled, asleep.
+constexpr char kStubbornSleeper[] = R"(
+import time
+while True:
+    try:
+        time.sleep(3600)
+    except BaseException:
+        print("swallowed")
+)";
+
+// Issue #11 defect 3: a second kill with a short grace was ignored while a
+// long one was pending.
+TEST_F(BoardTest, SecondKillWithShorterGraceIsNotIgnored) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  ASSERT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS), 0);
+  ASSERT_TRUE(WaitForOutput(prog, "swallowed"));
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+
+  KillAndExpectKilled(main_tid, "second_kill_grace_50ms", 50);
+}
+
+TEST_F(BoardTest, SecondKillWithLongerGraceDoesNotDelayTheFirst) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  ASSERT_EQ(sup_thread_kill(main_tid, 50), 0);
+  ASSERT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS), 0);
+  EXPECT_TRUE(WaitForState(main_tid, SUP_THREAD_KILLED)) << StateName(Thread(main_tid).state);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
+TEST_F(BoardTest, KillGraceOverTheLimitIsRefused) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  EXPECT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS + 1), -EINVAL);
+  EXPECT_EQ(sup_program_kill(prog, SUP_KILL_GRACE_MAX_MS + 1), -EINVAL);
+  EXPECT_EQ(Thread(main_tid).state, SUP_THREAD_SLEEPING) << "a refused kill was carried out";
+  EXPECT_FALSE(Contains(Output(prog), "swallowed")) << "a refused kill was carried out";
+  ASSERT_EQ(sup_program_kill(prog, 50), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
 TEST_F(BoardTest, ProgramKillEndsEveryThreadOfTheProgram) {
   uint32_t main_tid = 0;
   uint32_t prog = Start(R"(

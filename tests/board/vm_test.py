@@ -20,6 +20,16 @@ from board_client import CONTROL_DEADLINE_S, BoardUnderTest, poll
 from threadfleet.board.v1 import board_pb2 as pb
 
 DEFAULT_MAX_STACK_BYTES = 256 * 1024  # sup_config_t's default (--max-stack)
+KILL_GRACE_MAX_MS = 10000  # SUP_KILL_GRACE_MAX_MS
+
+STUBBORN_SLEEPER = """\
+import time
+while True:
+    try:
+        time.sleep(3600)
+    except BaseException:
+        print("swallowed")
+"""
 
 board = BoardUnderTest.from_env()
 
@@ -64,6 +74,39 @@ class MetricsTest(BoardTestCase):
         metric = poll("fleet.report(temp=21.5) in a snapshot", 5, reported)[0]
         self.assertEqual(metric.thread_id, started.main_thread_id)
         self.assertEqual(metric.value, 21.5)
+
+
+class KillTest(BoardTestCase):
+    def sleeping_stubborn_thread(self):
+        started = start(STUBBORN_SLEEPER, "stubborn")
+        poll(
+            "stubborn thread asleep",
+            5,
+            lambda: [t for t in board.live_threads(started.program_id) if t.state == pb.THREAD_STATE_SLEEPING],
+        )
+        return started.main_thread_id
+
+    def test_second_kill_with_a_shorter_grace_is_honoured(self):
+        thread_id = self.sleeping_stubborn_thread()
+        # The first kill's answer comes before its call's deadline, while its
+        # long grace still runs.
+        first = board.stub().KillThread(
+            pb.KillThreadRequest(thread_id=thread_id, grace_ms=KILL_GRACE_MAX_MS), timeout=0.5
+        ).thread
+        self.assertIn(first.state, (pb.THREAD_STATE_RUNNING, pb.THREAD_STATE_SLEEPING), first)
+        second = board.stub().KillThread(
+            pb.KillThreadRequest(thread_id=thread_id, grace_ms=100), timeout=CONTROL_DEADLINE_S
+        ).thread
+        self.assertEqual(second.state, pb.THREAD_STATE_KILLED, second)
+
+    def test_kill_grace_over_the_limit_is_invalid_argument_naming_it(self):
+        thread_id = self.sleeping_stubborn_thread()
+        with self.assertRaises(grpc.RpcError) as caught:
+            board.stub().KillThread(
+                pb.KillThreadRequest(thread_id=thread_id, grace_ms=60000), timeout=CONTROL_DEADLINE_S
+            )
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, caught.exception.details())
+        self.assertIn(f"grace_ms 60000 is over the board's limit of {KILL_GRACE_MAX_MS} ms", caught.exception.details())
 
 
 if __name__ == "__main__":
