@@ -121,6 +121,12 @@ uint32_t sup_lock_owner(const void *lock);
 // Releases the `_thread` locks a killed thread still owns; returns how many.
 size_t sup_locks_release_owned_by(uint32_t thread_id);
 
+// rootfs.c
+// Makes the file system mounted at "/" (if any) impossible for programs to
+// unmount: os.umount('/') raises OSError(EPERM) and "/" stays. Only file
+// systems with the VFS protocol (VfsLfs2, VfsFat) are guarded. REQUIRES: GIL.
+void sup_rootfs_guard(void);
+
 // modfleet.c
 extern const mp_obj_type_t sup_type_ThreadKilled;
 // Frees the metrics slots fleet.report gave a thread. REQUIRES: sched lock.

@@ -156,11 +156,10 @@ static bool vm_start(void *stack_top) {
     fprintf(stderr, "supervisor: cannot allocate a %zu-byte heap\n", sup.config.heap_bytes);
     return false;
   }
-  if (sup.config.on_vm_start) {
-    rt_vm_enter();
-    sup.config.on_vm_start(sup.config.on_vm_start_ctx);
-    rt_vm_leave();
-  }
+  rt_vm_enter();
+  if (sup.config.on_vm_start) sup.config.on_vm_start(sup.config.on_vm_start_ctx);
+  sup_rootfs_guard();
+  rt_vm_leave();
   return true;
 }
 

@@ -1368,6 +1368,41 @@ print('ok')
   EXPECT_EQ(second_boot.output, "kept\nhello from flash\n");
 }
 
+// Issue #11 defect 10: os.umount('/') left the flash failing with "flash
+// error 19" until the board restarted.
+TEST_F(BoardTest, ProgramCannotUnmountTheFlash) {
+  ProgramRun run = RunProgram(R"(
+import os
+os.mkdir('/work')
+os.chdir('/work')
+try:
+    os.umount('/')
+    print("unmounted")
+except OSError as e:
+    print("OSError", e.errno, e.args[1])
+fs = os.mount()[-1][0]
+try:
+    fs.umount()
+except OSError as e:
+    print("OSError", e.errno)
+print("cwd", os.getcwd())
+with open('still.txt', 'w') as f:
+    f.write('here')
+with open('/work/still.txt') as f:
+    print(f.read())
+)");
+  EXPECT_EQ(run.info.exit_code, 0) << run.output;
+  EXPECT_FALSE(Contains(run.output, "unmounted")) << run.output;
+  EXPECT_TRUE(Contains(run.output,
+                       "OSError 1 the board's flash stays mounted at /: programs may not unmount it\n"
+                       "OSError 1\n"
+                       "cwd /work\nhere\n"))
+      << run.output;
+
+  ProgramRun next = RunProgram("import os\nprint(open('/work/still.txt').read(), len(os.mount()))\n");
+  EXPECT_EQ(next.output, "here 1\n");
+}
+
 // ---- Host threads ------------------------------------------------------------------
 
 // What a control-channel thread does: enter the VM to touch Python objects

@@ -109,6 +109,28 @@ class KillTest(BoardTestCase):
         self.assertIn(f"grace_ms 60000 is over the board's limit of {KILL_GRACE_MAX_MS} ms", caught.exception.details())
 
 
+class FlashTest(BoardTestCase):
+    def test_program_cannot_unmount_the_flash_and_file_calls_keep_working(self):
+        program, output = board.run_to_end(
+            "import os\n"
+            "try:\n"
+            "    os.umount('/')\n"
+            "    print('unmounted')\n"
+            "except OSError as e:\n"
+            "    print('OSError', e.errno)\n"
+        )
+        self.assertEqual(output, b"OSError 1\n", program)
+
+        def requests():
+            yield pb.WriteFileRequest(header=pb.WriteFileHeader(path="/after-umount.txt"))
+            yield pb.WriteFileRequest(data=b"still here")
+
+        written = board.stub().WriteFile(requests(), timeout=CONTROL_DEADLINE_S)
+        self.assertEqual(written.size_bytes, len(b"still here"))
+        listing = board.stub().ListFiles(pb.ListFilesRequest(path="/"), timeout=CONTROL_DEADLINE_S)
+        self.assertIn("after-umount.txt", [e.name for e in listing.entries])
+
+
 if __name__ == "__main__":
     try:
         unittest.main(verbosity=2)
