@@ -4,6 +4,7 @@
 #define THREADFLEET_SUPERVISOR_INTERNAL_H
 
 #include "firmware/runtime/mpthreadport.h"
+#include "firmware/runtime/vm.h"
 #include "firmware/supervisor/supervisor.h"
 #include "py/obj.h"
 
@@ -19,6 +20,7 @@ typedef struct {
   int64_t cpu_us_final;
   size_t stack_size, stack_peak_final;
   sup_kill_phase_t kill_phase;
+  int64_t kill_requested_ns;  // the first request of the kill under way
   int64_t kill_deadline_ns, kill_grace_ns;
   bool unkillable;
   int64_t stall_reported_for;  // block_since of the wait already reported
@@ -64,6 +66,8 @@ typedef struct {
   sup_metric_t metrics[SUP_MAX_METRICS];
   size_t metric_count;
   bool killing_all;  // reset/shutdown: every thread, even new ones, is killed
+  // The heap figures as last read by a holder of the GIL (see sup_health).
+  rt_heap_stats_t heap;
 } sup_state_t;
 
 extern sup_state_t sup;

@@ -35,6 +35,13 @@ extern "C" {
 #define SUP_MAX_METRICS 32
 // The longest kill grace the board accepts (fleetd caps it at the same).
 #define SUP_KILL_GRACE_MAX_MS 10000
+// A thread that holds the VM this long without passing a point where it can
+// be interrupted (a bytecode branch) is "in native code": its
+// sup_thread_info_t.native_us is set, and host threads stop waiting for the
+// VM (sup_vm_run).
+#define SUP_NATIVE_BUSY_MS 250
+// The longest sup_vm_run waits for the VM whatever holds it.
+#define SUP_VM_WAIT_MAX_MS 1000
 // sup_config_t.max_stack_bytes by default: 4 x a thread's default stack, the
 // scale of an ESP32's internal RAM (docs/architecture.md, "Threads").
 #define SUP_DEFAULT_MAX_STACK (256 * 1024)
@@ -85,8 +92,12 @@ sup_config_t sup_default_config(void);
 // top of the calling thread's stack (it becomes the VM host thread).
 // Returns false with a message on stderr if the heap cannot be had.
 bool sup_init(const sup_config_t *config, void *stack_top);
-// Kills everything and stops the VM. REQUIRES: called on the VM host thread.
-void sup_deinit(void);
+// Kills everything and stops the VM. Returns 0, or the number of threads
+// that could not be killed (stuck in native code, they hold the VM): then
+// the VM and the supervisor are left as they are, for the process to end
+// (fleetboard exits, or restarts itself), and sup_init must not be called
+// again. REQUIRES: called on the VM host thread.
+int sup_deinit(void);
 // Soft reset, like Ctrl-D on a board: kills every thread (soft, then hard),
 // restarts the VM with a fresh heap; files on flash are kept.
 // REQUIRES: called on the VM host thread. Returns the number of threads that
@@ -98,9 +109,20 @@ int sup_reset(void);
 // Runs fn(ctx) inside the VM on the calling host thread (a thread of the
 // control channel, say): it takes the GIL and a VM thread state of its own for
 // the duration, so fn may use MicroPython's C API (files on flash, objects).
-// An exception escaping fn is caught: returns false with its text in err.
 // fn must not block for long: Python threads wait while it runs.
+// Never waits long for the VM: gives up at once while sup_vm_busy() says so,
+// and waits at most SUP_VM_WAIT_MAX_MS in any case. Returns true when fn
+// ran to its end. False with the reason in err: an exception escaped fn
+// (its text; errno 0), or fn never ran because the VM was busy (errno
+// EBUSY; "the VM is busy: thread 7 (match) has been in native code for
+// 12.0 s"). Callers turn EBUSY into UNAVAILABLE.
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len);
+// True, with the reason in why (may be NULL), while a program's thread has
+// held the VM for SUP_NATIVE_BUSY_MS or more without passing a point where
+// it can be interrupted: "the VM is busy: thread 7 (match) has been in
+// native code for 12.0 s". Threads, kills and health do not need the VM;
+// only calls that run Python's C API (files, compiling) wait for it.
+bool sup_vm_busy(char *why, size_t why_len);
 // Releases the calling host thread's VM registration (before it exits).
 void sup_vm_detach(void);
 
@@ -166,7 +188,11 @@ typedef struct {
   uint32_t stack_size, stack_used, stack_peak;  // bytes
   uint32_t waiting_lock_id;                     // 0: not waiting
   int64_t wait_us;                              // in the current block
-  char exception[SUP_EXC_MAX];                  // "ValueError: bad" or ""
+  // How long it has held the VM inside one native operation, once that is
+  // SUP_NATIVE_BUSY_MS or more (0 otherwise): a kill lands only once it
+  // comes back (it is reported unkillable at the end of the kill's grace).
+  int64_t native_us;
+  char exception[SUP_EXC_MAX];  // "ValueError: bad" or ""
   char traceback[SUP_TRACEBACK_MAX];
   uint64_t output_bytes;
 } sup_thread_info_t;
@@ -256,8 +282,12 @@ typedef struct {
   size_t metric_count;
 } sup_health_t;
 
-// Takes a health snapshot (enters the VM briefly, via sup_vm_run, for the
-// heap figures).
+// Takes a health snapshot without waiting for the VM. The heap figures are
+// read at once when the VM is free (the GIL taken without waiting, for a few
+// microseconds); when a thread holds it they are the ones the holder read at
+// its last yield point after the previous snapshot asked (Python code yields
+// every 32 branches), and while a thread is stuck in native code they are
+// those from before it stopped yielding.
 void sup_health(sup_health_t *out);
 
 #ifdef __cplusplus

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -1441,6 +1443,120 @@ TEST_F(BoardTest, HostThreadsEnterTheVmWhileProgramsRun) {
   EXPECT_STREQ(err, "ValueError: bad file name");
   EXPECT_EQ(sup_program_kill(prog, -1), 0);
   EXPECT_EQ(sup_program_wait(prog, 5000), 0);
+}
+
+// ---- A thread stuck in native code ---------------------------------------------------
+
+// A regular expression that backtracks for tens of seconds inside one native
+// call (re1.5), holding the VM all along (issue #11 defect 5). The tests
+// never wait for it: the process ends with it.
+constexpr char kNativeMatch[] = R"(
+import re
+print("matching")
+re.match("(a|aa)*c", "a" * 44)
+print("matched")
+)";
+
+// Runs fn on a host thread of its own, as the control channel calls the
+// supervisor; true if it returned within kDeadline (else it is left behind,
+// so fn must own what it touches).
+bool ReturnsWithinDeadline(std::function<void()> fn) {
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  std::thread([fn, finished] {
+    fn();
+    sup_vm_detach();
+    finished->store(true);
+  }).detach();
+  return PollUntil([&] { return finished->load(); });
+}
+
+struct VmRunResult {
+  bool ran = false;
+  int error = 0;
+  char err[160] = "";
+  size_t len = 0;
+};
+
+class NativeCodeTest : public BoardTest {
+ protected:
+  // Starts kNativeMatch and waits until its thread counts as in native code.
+  void StartNativeMatch() {
+    prog_ = Start(kNativeMatch, &main_tid_);
+    ASSERT_TRUE(WaitForOutput(prog_, "matching"));
+    ASSERT_TRUE(PollUntil([&] { return Thread(main_tid_).native_us >= SUP_NATIVE_BUSY_MS * 1000; }))
+        << "native_us=" << Thread(main_tid_).native_us;
+  }
+
+  uint32_t prog_ = 0, main_tid_ = 0;
+};
+
+TEST_F(NativeCodeTest, ThreadInNativeCodeIsReportedAndHealthDoesNotWaitForIt) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  auto health = std::make_shared<sup_health_t>();
+  auto threads = std::make_shared<std::vector<sup_thread_info_t>>(SUP_MAX_THREAD_RECORDS);
+  EXPECT_TRUE(ReturnsWithinDeadline([health, threads] {
+    sup_health(health.get());
+    threads->resize(sup_threads_list(threads->data(), threads->size(), 0, false));
+  })) << "a health snapshot waited for the VM";
+  EXPECT_EQ(health->live_threads, 1u);
+  EXPECT_EQ(health->threads_by_state[SUP_THREAD_RUNNING], 1u);
+  EXPECT_GT(health->heap_total, 0u);
+  ASSERT_EQ(threads->size(), 1u);
+  EXPECT_EQ(threads->at(0).id, main_tid_);
+  EXPECT_GE(threads->at(0).native_us, SUP_NATIVE_BUSY_MS * 1000);
+  EXPECT_FALSE(Contains(Output(prog_), "matched"));
+}
+
+TEST_F(NativeCodeTest, HostThreadGivesUpOnTheVmNamingTheThreadInNativeCode) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  auto result = std::make_shared<VmRunResult>();
+  EXPECT_TRUE(ReturnsWithinDeadline([result] {
+    result->ran = sup_vm_run(AllocateListInVm, &result->len, result->err, sizeof(result->err));
+    result->error = errno;
+  })) << "sup_vm_run waited for the VM";
+  EXPECT_FALSE(result->ran);
+  EXPECT_EQ(result->error, EBUSY);
+  EXPECT_TRUE(Contains(result->err, "the VM is busy: thread " + std::to_string(main_tid_) +
+                                        " (main) has been in native code for "))
+      << result->err;
+  char why[160] = "";
+  EXPECT_TRUE(sup_vm_busy(why, sizeof(why)));
+  EXPECT_TRUE(Contains(why, "has been in native code for ")) << why;
+}
+
+TEST_F(NativeCodeTest, KillOfThreadInNativeCodeReportsItUnkillableAfterOneGrace) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  uint64_t cursor = 0;
+  sup_event_t started;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_THREAD_STARTED, &cursor, &started));
+  ASSERT_EQ(sup_thread_kill(main_tid_, 100), 0);
+  sup_event_t unkillable;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_THREAD_UNKILLABLE, &cursor, &unkillable));
+  EXPECT_EQ(unkillable.thread_id, main_tid_);
+  // Not "still alive ... after a kill": the hard phase's second grace was skipped.
+  EXPECT_TRUE(Contains(unkillable.message, "is stuck in native code for")) << unkillable.message;
+  sup_thread_info_t info = Thread(main_tid_);
+  EXPECT_TRUE(info.unkillable);
+  EXPECT_EQ(info.state, SUP_THREAD_RUNNING) << StateName(info.state);
+  EXPECT_GE(info.native_us, SUP_NATIVE_BUSY_MS * 1000);
+}
+
+TEST_F(BoardTest, BusyPythonLoopIsNotReportedAsNativeCode) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start("print('spinning')\nx = 0\nwhile True:\n    x += 1\n", &main_tid);
+  ASSERT_TRUE(WaitForOutput(prog, "spinning"));
+  for (int i = 0; i < 50; i++) {
+    EXPECT_EQ(Thread(main_tid).native_us, 0);
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  auto result = std::make_shared<VmRunResult>();
+  EXPECT_TRUE(ReturnsWithinDeadline([result] {
+    result->ran = sup_vm_run(AllocateListInVm, &result->len, result->err, sizeof(result->err));
+  }));
+  EXPECT_TRUE(result->ran) << result->err;
+  EXPECT_EQ(result->len, 1000u);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
 }
 
 TEST_F(BoardTest, ResetRequestedFromAnotherThreadRunsOnTheHostThread) {

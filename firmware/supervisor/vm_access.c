@@ -10,12 +10,57 @@
 
 // The VM thread state a host thread uses while inside sup_vm_run.
 #define HOST_VM_STACK_LIMIT (128 * 1024)
+// How often a host thread waiting for the VM looks at what holds it.
+#define VM_WAIT_POLL_MS 10
+
+// REQUIRES: sched lock.
+static bool vm_busy_locked(int64_t now, char *why, size_t why_len) {
+  rt_thread_t *holder;
+  int64_t native_ns = rt_gil_native_ns(now, &holder);
+  const sup_thread_t *t = sup_thread_of(holder);
+  if (!t || native_ns < (int64_t)SUP_NATIVE_BUSY_MS * 1000000) return false;
+  if (why) {
+    snprintf(why, why_len, "the VM is busy: thread %u (%s) has been in native code for %.1f s", t->id,
+             t->name, (double)native_ns / 1e9);
+  }
+  return true;
+}
+
+bool sup_vm_busy(char *why, size_t why_len) {
+  rt_sched_lock();
+  bool busy = vm_busy_locked(rt_now_ns(), why, why_len);
+  rt_sched_unlock();
+  return busy;
+}
+
+typedef struct {
+  char *why;
+  size_t why_len;
+} vm_wait_t;
+
+static bool keep_waiting(void *ctx) {
+  vm_wait_t *w = ctx;
+  return !sup_vm_busy(w->why, w->why_len);
+}
+
+// Takes the GIL for a host thread, within the bounds sup_vm_run promises.
+// False (with why) if it gave up.
+static bool vm_enter_bounded(char *why, size_t why_len) {
+  if (sup_vm_busy(why, why_len)) return false;
+  vm_wait_t w = {why, why_len};
+  int64_t deadline = rt_now_ns() + (int64_t)SUP_VM_WAIT_MAX_MS * 1000000;
+  if (rt_gil_acquire_bounded(deadline, (int64_t)VM_WAIT_POLL_MS * 1000000, keep_waiting, &w)) return true;
+  if (!sup_vm_busy(why, why_len))
+    snprintf(why, why_len, "the VM is busy: waited %d ms for it", SUP_VM_WAIT_MAX_MS);
+  return false;
+}
 
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
   rt_thread_t *self = rt_self();
   if (!self) self = rt_thread_register_system();
   if (!self) {
     snprintf(err, err_len, "too many threads use the VM");
+    errno = EBUSY;
     return false;
   }
   // The VM host thread has its state already; other host threads get one on
@@ -27,24 +72,27 @@ bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
     ts.nlr_top = NULL;
     self->stack_top = &ts + 1;
   }
-  rt_gil_acquire();
-  bool ok = true;
-  nlr_buf_t nlr;
-  if (nlr_push(&nlr) == 0) {
-    fn(ctx);
-    nlr_pop();
-  } else {
-    ok = false;
-    rt_text_t text;
-    mp_print_t print = rt_text_printer(&text, err, err_len);
-    mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
+  bool entered = vm_enter_bounded(err, err_len);
+  bool ok = entered;
+  if (entered) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+      fn(ctx);
+      nlr_pop();
+    } else {
+      ok = false;
+      rt_text_t text;
+      mp_print_t print = rt_text_printer(&text, err, err_len);
+      mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
+    }
+    rt_gil_release();
   }
-  rt_gil_release();
   if (own_state) {
     rt_sched_lock();
     mp_thread_set_state(NULL);
     rt_sched_unlock();
   }
+  errno = entered ? 0 : EBUSY;
   return ok;
 }
 

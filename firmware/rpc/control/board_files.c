@@ -48,6 +48,9 @@ static void flash_failed(rpc_call_t *call, int rc, const char *what) {
     case EISDIR:
       board_finish(call, RPC_STATUS_FAILED_PRECONDITION, "%s is a directory", what);
       return;
+    case EBUSY:
+      board_finish_vm_busy(call, what);
+      return;
     default:
       board_finish(call, board_status_of(rc), "%s: flash error %d", what, -rc);
   }

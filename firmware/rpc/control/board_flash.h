@@ -4,7 +4,8 @@
 //
 // Every fallible call returns 0 or a negative errno: -ENOENT, -ENOTDIR,
 // -EISDIR, -EEXIST, -ENOTEMPTY, -ENOSPC (flash full), -ENOMEM (VM heap
-// full), -EIO (anything else).
+// full), -EBUSY (the VM is busy, see sup_vm_busy: nothing was done), -EIO
+// (anything else).
 //
 // Example:
 //   board_flash_create("/app/main.py.tmp");          // parents made as needed

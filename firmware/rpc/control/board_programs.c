@@ -68,14 +68,14 @@ static void syntax_check_run(void *ctx) {
   if (n >= 3) mp_printf(&print, " (%s, line %u)", qstr_str((qstr)values[0]), (unsigned)values[1]);
 }
 
-// Compiles a script without running it. Returns false with "SyntaxError: ...
-// (file, line N)" in message when it does not compile.
-static bool script_syntax_ok(const char *name, const char *source, size_t len, char *message, size_t cap) {
+// Compiles a script without running it. Returns 0, -EINVAL with
+// "SyntaxError: ... (file, line N)" in message when it does not compile, or
+// -EBUSY with why the VM could not be had.
+static int script_syntax_check(const char *name, const char *source, size_t len, char *message, size_t cap) {
   message[0] = '\0';
   syntax_check_t c = {name, source, len, message, cap};
-  char err[64];
-  sup_vm_run(syntax_check_run, &c, err, sizeof(err));
-  return message[0] == '\0';
+  if (!sup_vm_run(syntax_check_run, &c, message, cap) && errno == EBUSY) return -EBUSY;
+  return message[0] == '\0' ? 0 : -EINVAL;
 }
 
 // Reads a script from flash into a malloc'd buffer. Returns 0, -ENOENT,
@@ -168,6 +168,12 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
       board_finish(call, RPC_STATUS_NOT_FOUND, "script %s not found", path);
       return;
     }
+    if (rc == -EBUSY) {
+      char what[BOARD_FLASH_PATH_MAX + 16];
+      snprintf(what, sizeof(what), "script %s", path);
+      board_finish_vm_busy(call, what);
+      return;
+    }
     if (rc == -EFBIG) {
       board_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "script %s is larger than the board's %d-byte limit",
                    path, BOARD_SCRIPT_MAX);
@@ -189,9 +195,11 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
   }
 
   char message[SUP_EXC_MAX];
-  if (!script_syntax_ok(name, source, len, message, sizeof(message))) {
+  int checked = script_syntax_check(name, source, len, message, sizeof(message));
+  if (checked != 0) {
     free(loaded);
-    board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", message);
+    board_finish(call, checked == -EBUSY ? RPC_STATUS_UNAVAILABLE : RPC_STATUS_INVALID_ARGUMENT, "%s",
+                 message);
     return;
   }
   const char *argv[1 + COUNT_OF(req->args)];

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -105,9 +106,17 @@ rpc_status_t board_status_of(int neg_errno) {
       return RPC_STATUS_INVALID_ARGUMENT;
     case ETIMEDOUT:
       return RPC_STATUS_DEADLINE_EXCEEDED;
+    case EBUSY:
+      return RPC_STATUS_UNAVAILABLE;
     default:
       return RPC_STATUS_INTERNAL;
   }
+}
+
+void board_finish_vm_busy(rpc_call_t *call, const char *what) {
+  char why[160];
+  if (!sup_vm_busy(why, sizeof(why))) snprintf(why, sizeof(why), "the VM is busy");
+  board_finish(call, RPC_STATUS_UNAVAILABLE, "%s: %s", what, why);
 }
 
 int64_t board_now_ns(void) {
@@ -124,8 +133,13 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   const sup_config_t *c = board_config();
   sup_health_t health;
   sup_health(&health);
+  // The flash's figures need the VM; while it is busy, the last ones read.
+  static _Atomic uint64_t last_flash_used;
   uint64_t flash_total = 0, flash_used = 0;
-  board_flash_usage(&flash_total, &flash_used);
+  if (board_flash_usage(&flash_total, &flash_used) == 0)
+    atomic_store(&last_flash_used, flash_used);
+  else
+    flash_used = atomic_load(&last_flash_used);
 
   BOARD_PB(GetInfoResponse) resp = {.has_info = true};
   BOARD_PB(BoardInfo) *info = &resp.info;
