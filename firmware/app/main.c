@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
     if (parse_run(argc - 2, argv + 2, &options) != 0) return EXIT_USAGE;
     return run_program(&options);
   }
-  if (strcmp(argv[1], "serve") == 0) return board_serve(argc - 2, argv + 2);
+  if (strcmp(argv[1], "serve") == 0) return board_serve(argc - 2, argv + 2, argv);
   fprintf(stderr,
           "fleetboard: unknown command '%s' (try: fleetboard run SCRIPT.py | fleetboard serve --help)\n",
           argv[1]);

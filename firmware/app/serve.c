@@ -8,10 +8,18 @@
 //
 // On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
 // sync and close the flash, exit 0.
+//
+// A Reset that cannot end a thread stuck in native code restarts the board
+// as a watchdog would: the Reset call is answered (hard = true), connections
+// are closed, the flash is synced, and the process executes itself again with
+// the same arguments (same pid; uptime, thread and program ids start again).
+#define _GNU_SOURCE  // close_range
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "firmware/app/board_common.h"
 #include "firmware/net/netstack.h"
@@ -68,7 +76,9 @@ static void serve_usage(FILE *out) {
           "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
           "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n"
           "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
-          "the board commits at most max-threads x max-stack bytes of stack.\n");
+          "the board commits at most max-threads x max-stack bytes of stack.\n"
+          "A Reset that cannot end a thread stuck in native code restarts the board: the\n"
+          "process executes itself again with the same arguments (same pid; flash kept).\n");
 }
 
 static int parse_serve(int argc, char **argv, serve_options_t *o) {
@@ -136,7 +146,22 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   return 0;
 }
 
-int board_serve(int argc, char **argv) {
+// The hard reset's last step: the board starts again from its first
+// instruction, with its flash as synced. On an MCU this is the watchdog
+// reset. Returns only if the restart failed.
+static void restart_board(char **process_argv) {
+  lfsdev_close();
+  fflush(stdout);
+  // Nothing but stdio survives into the new board: libslirp opens its host
+  // sockets without O_CLOEXEC, and a connection or listener inherited that
+  // way is served by nobody (new clients hung in their TLS handshake).
+  if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+    fprintf(stderr, "fleetboard: event=restart_fds reason=\"%s\"\n", strerror(errno));
+  execv("/proc/self/exe", process_argv);
+  fprintf(stderr, "fleetboard: event=restart_failed reason=\"%s\"\n", strerror(errno));
+}
+
+int board_serve(int argc, char **argv, char **process_argv) {
   serve_options_t o;
   int parsed = parse_serve(argc, argv, &o);
   if (parsed != 0) return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
@@ -178,13 +203,25 @@ int board_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "fleetboard: serving %s on %s:%u\n", o.name, o.host_ip, o.port);
-    sup_host_serve(&stop_requested);  // until SIGTERM
-    fprintf(stderr, "fleetboard: stopping %s\n", o.name);
+    bool hard_reset = sup_host_serve(&stop_requested) == SUP_HOST_HARD_RESET;  // until SIGTERM
+    if (hard_reset) {
+      char why[160];
+      if (!sup_vm_busy(why, sizeof(why))) snprintf(why, sizeof(why), "threads could not be killed");
+      fprintf(stderr, "fleetboard: event=hard_reset board=%s reason=\"%s\"\n", o.name, why);
+    } else {
+      fprintf(stderr, "fleetboard: stopping %s\n", o.name);
+    }
     rpc_server_stop();
     net_stop();
+    if (hard_reset) {
+      restart_board(process_argv);
+      return EXIT_FAILURE;  // a supervisor (systemd, deploy/lab up) may start it again
+    }
     status = EXIT_SUCCESS;
   }
-  sup_deinit();
+  int stuck = sup_deinit();
+  if (stuck > 0)
+    fprintf(stderr, "fleetboard: %d thread(s) stuck in native code end with the process\n", stuck);
   lfsdev_close();
   rpc_tls_config_free(tls);
   return status;

@@ -288,8 +288,8 @@ int sup_reset(void) {
   int survivors = kill_all_and_wait();
   if (survivors > 0) {
     rt_sched_lock();
-    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "reset refused: %d thread(s) could not be killed",
-                   survivors);
+    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0,
+                   "soft reset impossible: %d thread(s) stuck in native code; the board restarts", survivors);
     rt_sched_unlock();
     return survivors;
   }

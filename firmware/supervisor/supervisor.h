@@ -100,8 +100,9 @@ bool sup_init(const sup_config_t *config, void *stack_top);
 int sup_deinit(void);
 // Soft reset, like Ctrl-D on a board: kills every thread (soft, then hard),
 // restarts the VM with a fresh heap; files on flash are kept.
-// REQUIRES: called on the VM host thread. Returns the number of threads that
-// could not be killed (they are abandoned; 0 is the normal case).
+// REQUIRES: called on the VM host thread. Returns 0, or the number of threads
+// that could not be killed (stuck in native code): then the VM is left as it
+// is, and only restarting the board brings it back (sup_host_serve).
 int sup_reset(void);
 
 // ---- Host threads inside the VM ----------------------------------------------
@@ -127,14 +128,21 @@ bool sup_vm_busy(char *why, size_t why_len);
 void sup_vm_detach(void);
 
 // Serves work that must run on the VM host thread (soft reset) until *stop
-// becomes non-zero. REQUIRES: called on the VM host thread.
+// becomes non-zero: returns 0. When a reset could not end every thread
+// (stuck in native code), returns SUP_HOST_HARD_RESET once the reset's
+// requester has collected the result (sup_reset_finished or
+// sup_reset_request; 2 s at most): the caller must then restart the board,
+// as a watchdog would (fleetboard serve re-executes itself; sup_deinit
+// must not be called). REQUIRES: called on the VM host thread.
+#define SUP_HOST_HARD_RESET 1
 int sup_host_serve(volatile int *stop);
 // From any thread: has the VM host thread (in sup_host_serve) soft-reset the
-// board and returns sup_reset's result, or -ETIMEDOUT.
+// board and returns sup_reset's result (> 0: the board restarts instead), or
+// -ETIMEDOUT.
 int sup_reset_request(int64_t timeout_ms);
 // The same without waiting: sup_reset_begin asks for a reset and returns a
 // ticket; sup_reset_finished tells whether that reset is done, with
-// sup_reset's result.
+// sup_reset's result (> 0: the board restarts once this was told).
 uint64_t sup_reset_begin(void);
 bool sup_reset_finished(uint64_t ticket, int *result);
 
@@ -189,8 +197,9 @@ typedef struct {
   uint32_t waiting_lock_id;                     // 0: not waiting
   int64_t wait_us;                              // in the current block
   // How long it has held the VM inside one native operation, once that is
-  // SUP_NATIVE_BUSY_MS or more (0 otherwise): a kill lands only once it
-  // comes back (it is reported unkillable at the end of the kill's grace).
+  // SUP_NATIVE_BUSY_MS or more, or the thread is unkillable (0 otherwise): a
+  // kill lands only once it comes back (it is reported unkillable at the end
+  // of the kill's grace).
   int64_t native_us;
   char exception[SUP_EXC_MAX];  // "ValueError: bad" or ""
   char traceback[SUP_TRACEBACK_MAX];

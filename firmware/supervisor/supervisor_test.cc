@@ -1541,6 +1541,25 @@ TEST_F(NativeCodeTest, KillOfThreadInNativeCodeReportsItUnkillableAfterOneGrace)
   EXPECT_GE(info.native_us, SUP_NATIVE_BUSY_MS * 1000);
 }
 
+TEST_F(NativeCodeTest, ResetThatCannotEndAThreadInNativeCodeAsksForARestart) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  volatile int stop = 0;
+  int result = 0;
+  std::thread control([&] { result = sup_reset_request(kDeadline.count()); });
+  std::thread watchdog([&] {  // sup_host_serve must return on its own; this only bounds the test
+    PollUntil([&] { return result != 0; }, kDeadline * 2);
+    stop = 1;
+  });
+  EXPECT_EQ(sup_host_serve(&stop), SUP_HOST_HARD_RESET);  // this test's thread is the VM host thread
+  control.join();
+  watchdog.join();
+  EXPECT_EQ(result, 1) << "sup_reset_request's result: threads that survived";
+  uint64_t cursor = 0;
+  sup_event_t reset;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_RESET, &cursor, &reset));
+  EXPECT_TRUE(Contains(reset.message, "stuck in native code; the board restarts")) << reset.message;
+}
+
 TEST_F(BoardTest, BusyPythonLoopIsNotReportedAsNativeCode) {
   uint32_t main_tid = 0;
   uint32_t prog = Start("print('spinning')\nx = 0\nwhile True:\n    x += 1\n", &main_tid);

@@ -104,7 +104,13 @@ void sup_vm_detach(void) {
 // ---- The VM host thread's service loop --------------------------------------------
 
 static uint64_t reset_asked, reset_done;  // sched
+static uint64_t reset_collected;          // the newest result a requester has seen (sched)
 static int reset_result;                  // sched
+
+// A reset that left threads alive (stuck in native code) cannot bring the VM
+// back: the board restarts instead, once its requester has its answer (a
+// Reset call says `hard`), or after this long.
+#define HARD_RESET_ANSWER_WAIT_MS 2000
 
 int sup_host_serve(volatile int *stop) {
   rt_sched_lock();
@@ -117,7 +123,12 @@ int sup_host_serve(volatile int *stop) {
       reset_result = result;
       reset_done = ticket;
       pthread_cond_broadcast(&sup.changed);
-      continue;
+      if (result == 0) continue;
+      int64_t deadline = rt_now_ns() + (int64_t)HARD_RESET_ANSWER_WAIT_MS * 1000000;
+      while (reset_collected < ticket && !*stop && rt_now_ns() < deadline)
+        rt_sched_wait_until(&sup.changed, deadline);
+      rt_sched_unlock();
+      return SUP_HOST_HARD_RESET;
     }
     rt_sched_wait_until(&sup.changed, rt_now_ns() + 100 * 1000000);
   }
@@ -133,10 +144,18 @@ uint64_t sup_reset_begin(void) {
   return ticket;
 }
 
+// REQUIRES: sched lock.
+static bool reset_collect(uint64_t ticket, int *result) {
+  if (reset_done < ticket) return false;
+  *result = reset_result;
+  if (reset_collected < ticket) reset_collected = ticket;
+  pthread_cond_broadcast(&sup.changed);
+  return true;
+}
+
 bool sup_reset_finished(uint64_t ticket, int *result) {
   rt_sched_lock();
-  bool done = reset_done >= ticket;
-  if (done) *result = reset_result;
+  bool done = reset_collect(ticket, result);
   rt_sched_unlock();
   return done;
 }
@@ -144,9 +163,9 @@ bool sup_reset_finished(uint64_t ticket, int *result) {
 int sup_reset_request(int64_t timeout_ms) {
   int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
   uint64_t ticket = sup_reset_begin();
+  int rc = -ETIMEDOUT;
   rt_sched_lock();
-  while (reset_done < ticket && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
-  int rc = reset_done >= ticket ? reset_result : -ETIMEDOUT;
+  while (!reset_collect(ticket, &rc) && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
   rt_sched_unlock();
   return rc;
 }

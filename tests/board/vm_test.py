@@ -13,6 +13,7 @@ against a board with the default limits (256 KiB heap, 16 threads, 256 KiB
 stacks).
 """
 
+import time
 import unittest
 
 import grpc
@@ -21,6 +22,19 @@ from threadfleet.board.v1 import board_pb2 as pb
 
 DEFAULT_MAX_STACK_BYTES = 256 * 1024  # sup_config_t's default (--max-stack)
 KILL_GRACE_MAX_MS = 10000  # SUP_KILL_GRACE_MAX_MS
+
+# Backtracks for far longer than any test runs, inside one native call
+# (re1.5) that holds the VM all along; only a hard reset ends it.
+NATIVE_MATCH = """\
+import re
+print("matching")
+re.match("(a|aa)*c", "a" * 46)
+print("matched")
+"""
+NATIVE_BUSY_US = 250 * 1000  # SUP_NATIVE_BUSY_MS
+# The board restarting after a hard reset: process start, TLS set-up, and
+# python-grpcio's reconnect backoff (1 s, then 1.6 s, ...).
+RESTART_TIMEOUT_S = 20
 
 STUBBORN_SLEEPER = """\
 import time
@@ -41,6 +55,29 @@ def start(source, name):
 class BoardTestCase(unittest.TestCase):
     def tearDown(self):
         board.reset()
+
+
+def answers(call):
+    """call()'s result, or None while the board does not answer (restarting)."""
+    try:
+        return call()
+    except grpc.RpcError:
+        return None
+
+
+def wait_for_restart(uptime_before_us):
+    """Waits until a restarted board answers (its uptime began again); returns its info."""
+
+    def restarted():
+        # A fresh channel each time: python-grpcio's channel whose connect
+        # failed while the board restarted reconnects after a backoff, and
+        # that reconnect's TLS handshake stalls on any board, restarted by
+        # exec or not (seen with the board before issue #11 as well).
+        board.close()
+        info = answers(board.get_info)
+        return info if info and info.uptime_us < uptime_before_us else None
+
+    return poll("the board back after its hard reset", RESTART_TIMEOUT_S, restarted, interval_s=0.1)
 
 
 class StackLimitTest(BoardTestCase):
@@ -129,6 +166,90 @@ class FlashTest(BoardTestCase):
         self.assertEqual(written.size_bytes, len(b"still here"))
         listing = board.stub().ListFiles(pb.ListFilesRequest(path="/"), timeout=CONTROL_DEADLINE_S)
         self.assertIn("after-umount.txt", [e.name for e in listing.entries])
+
+
+class NativeCodeTest(unittest.TestCase):
+    """A thread inside one long native operation (issue #11 defect 5)."""
+
+    def setUp(self):
+        self.started = start(NATIVE_MATCH, "match")
+        self.thread_id = self.started.main_thread_id
+        poll("the match running", 5, lambda: b"matching" in board.output(self.started.program_id))
+
+    def tearDown(self):
+        # Only a hard reset ends the match.
+        uptime_us = board.get_info().uptime_us
+        self.assertTrue(board.stub().Reset(pb.ResetRequest(), timeout=5).hard)
+        wait_for_restart(uptime_us)
+
+    def thread(self, snapshot):
+        return next(t for t in snapshot.threads if t.id == self.thread_id)
+
+    def test_health_keeps_streaming_and_shows_the_thread_in_native_code(self):
+        stream = board.stub().WatchHealth(pb.WatchHealthRequest(period_ms=100), timeout=10)
+        try:
+            for update in stream:
+                if update.HasField("snapshot") and self.thread(update.snapshot).native_time_us >= 1_000_000:
+                    thread = self.thread(update.snapshot)
+                    break
+        finally:
+            stream.cancel()
+        self.assertEqual(thread.state, pb.THREAD_STATE_RUNNING, thread)
+        listed = board.live_threads(self.started.program_id)
+        self.assertEqual([t.id for t in listed], [self.thread_id])
+        self.assertGreaterEqual(listed[0].native_time_us, thread.native_time_us)
+        self.assertEqual(board.get_info().name, board.name)
+
+    def test_calls_that_need_the_vm_are_unavailable_naming_the_thread(self):
+        poll("native code reported", 5, lambda: board.live_threads()[0].native_time_us >= NATIVE_BUSY_US)
+        busy = f"the VM is busy: thread {self.thread_id} (main) has been in native code for "
+
+        def write():
+            yield pb.WriteFileRequest(header=pb.WriteFileHeader(path="/during-match.txt"))
+            yield pb.WriteFileRequest(data=b"x")
+
+        calls = {
+            "WriteFile": lambda: board.stub().WriteFile(write(), timeout=CONTROL_DEADLINE_S),
+            "ListFiles": lambda: board.stub().ListFiles(pb.ListFilesRequest(path="/"), timeout=CONTROL_DEADLINE_S),
+            "StartProgram": lambda: start("print('hello')", "hello"),
+        }
+        for name, call in calls.items():
+            with self.subTest(call=name):
+                with self.assertRaises(grpc.RpcError) as caught:
+                    call()
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE, caught.exception.details())
+                self.assertIn(busy, caught.exception.details())
+
+    def test_kill_answers_with_the_thread_unkillable_in_native_code(self):
+        killed = board.stub().KillThread(
+            pb.KillThreadRequest(thread_id=self.thread_id, grace_ms=200), timeout=CONTROL_DEADLINE_S
+        ).thread
+        self.assertTrue(killed.unkillable, killed)
+        self.assertEqual(killed.state, pb.THREAD_STATE_RUNNING, killed)
+        self.assertGreater(killed.native_time_us, 0, killed)
+
+
+class HardResetTest(unittest.TestCase):
+    def test_reset_with_a_thread_stuck_in_native_code_restarts_the_board_clean(self):
+        def requests():
+            yield pb.WriteFileRequest(header=pb.WriteFileHeader(path="/kept.txt"))
+            yield pb.WriteFileRequest(data=b"kept")
+
+        board.stub().WriteFile(requests(), timeout=CONTROL_DEADLINE_S)
+        started = start(NATIVE_MATCH, "match")
+        poll("the match running", 5, lambda: b"matching" in board.output(started.program_id))
+        uptime_us = board.get_info().uptime_us
+
+        asked = time.monotonic()
+        self.assertTrue(board.stub().Reset(pb.ResetRequest(), timeout=5).hard)
+        info = wait_for_restart(uptime_us)
+        print(f"hard reset: Reset to the board answering again {time.monotonic() - asked:.2f} s", flush=True)
+
+        self.assertEqual(info.name, board.name)
+        self.assertEqual(board.live_threads(), [])
+        program, output = board.run_to_end("print(open('/kept.txt').read())\n")
+        self.assertEqual(output, b"kept\n")
+        self.assertEqual(program.id, 1, "program ids start again after a restart")
 
 
 if __name__ == "__main__":

@@ -165,7 +165,8 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
 
 // The VM host thread (in sup_host_serve) does the reset; this I/O thread goes
 // on serving and answers once the VM is back, so a client's next call lands
-// on the fresh VM. The call's user pointer holds the reset's ticket.
+// on the fresh VM, or with `hard` when the board restarts instead. The call's
+// user pointer holds the reset's ticket.
 static void reset(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(ResetRequest) req;
   if (!board_decode(call, msg, len, BOARD_PB(ResetRequest_fields), &req)) return;
@@ -179,14 +180,9 @@ static void reset_poll(rpc_call_t *call) {
     rpc_call_poll_in(call, 5);
     return;
   }
-  if (survivors > 0) {
-    char message[96];
-    snprintf(message, sizeof(message),
-             "reset refused: %d thread(s) could not be killed (stuck in native code)", survivors);
-    rpc_call_finish(call, RPC_STATUS_FAILED_PRECONDITION, message);
-    return;
-  }
-  BOARD_PB(ResetResponse) resp = {0};
+  // Threads stuck in native code survived: the board restarts (hard reset)
+  // once this answer is out.
+  BOARD_PB(ResetResponse) resp = {.hard = survivors > 0};
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(ResetResponse_fields), &resp);
   board_scratch_give(s);
