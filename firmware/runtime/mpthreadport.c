@@ -224,7 +224,15 @@ static __attribute__((noinline)) void gil_release_spilled(rt_thread_t *t) {
   __asm__ volatile("" ::: "memory");  // no tail call: keep the spill frame
 }
 
-void rt_gil_release(void) { gil_release_spilled(tls_self); }
+// Does the yield work if it was asked for. REQUIRES: GIL held.
+static void serve_yield_work(void) {
+  if (atomic_load(&yield_work_wanted) && atomic_exchange(&yield_work_wanted, 0)) yield_work();
+}
+
+void rt_gil_release(void) {
+  serve_yield_work();
+  gil_release_spilled(tls_self);
+}
 
 // ---- py/mpthread.h ----------------------------------------------------------
 
@@ -256,7 +264,7 @@ int mp_thread_mutex_lock(mp_thread_mutex_t *mutex, int wait) {
 void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
   (void)mutex;
   rt_check_hard_kill();
-  if (atomic_load(&yield_work_wanted) && atomic_exchange(&yield_work_wanted, 0)) yield_work();
+  serve_yield_work();
   if (atomic_load(&gil_nwait) == 0) return;
   rt_thread_t *self = tls_self;
   if (atomic_load(&gil_hurry) || rt_now_ns() - self->gil_since_ns >= RT_GIL_SLICE_NS) {
@@ -382,22 +390,28 @@ static void *thread_trampoline(void *arg) {
   t->stack_top = &ts + 1;
   rt_gil_acquire();
 
-  void *entry_arg = t->entry_arg;
+  // The entry argument is read from t at each use, never kept in this frame:
+  // `exiting` may collect the heap, and this frame is scanned.
   nlr_buf_t nlr;
   if (nlr_push(&nlr) == 0) {
     t->entry_nlr = &nlr;
-    t->ops->run(t, entry_arg);
+    t->ops->run(t, t->entry_arg);
     nlr_pop();
   } else {
-    t->ops->unwound(t, entry_arg);
+    t->ops->unwound(t, t->entry_arg);
   }
+
+  rt_sched_lock();
+  t->entry_arg = NULL;
+  t->kill_exc = NULL;
+  t->entry_nlr = NULL;  // nothing may unwind it any more
+  rt_sched_unlock();
+  if (t->ops->exiting) t->ops->exiting(t);
+  serve_yield_work();
 
   rt_sched_lock();
   t->ended = true;
   t->ts = NULL;
-  t->entry_arg = NULL;
-  t->kill_exc = NULL;
-  t->entry_nlr = NULL;
   user_live--;
   rt_sched_unlock();
   gil_release_now();

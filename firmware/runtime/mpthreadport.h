@@ -48,11 +48,15 @@ typedef struct rt_thread rt_thread_t;
 // What a new thread runs: `created` on the creating thread with the sched
 // lock held, once the id is known and before the thread can run; `run` on the
 // new thread once it holds the GIL; `unwound` instead of the rest of `run`
-// when a hard kill unwound it (with the GIL).
+// when a hard kill unwound it (with the GIL); `exiting` (may be NULL) last,
+// with the GIL, once the port keeps neither its entry argument nor its kill
+// exception as roots and no kill can unwind it any more: it may collect the
+// heap.
 typedef struct {
   void (*created)(rt_thread_t *t, void *arg);
   void (*run)(rt_thread_t *self, void *arg);
   void (*unwound)(rt_thread_t *self, void *arg);
+  void (*exiting)(rt_thread_t *self);
 } rt_thread_ops_t;
 
 struct rt_thread {
@@ -194,9 +198,11 @@ int64_t rt_gil_native_ns(int64_t now_ns, rt_thread_t **holder);
 // REQUIRES: sched lock.
 int64_t rt_thread_native_since_ns(const rt_thread_t *t, int64_t now_ns);
 
-// Work the GIL's holder does at its next yield point (a GIL bounce) once
-// asked, e.g. reading figures only the GIL may read. `work` runs with the GIL
-// held on a thread in the middle of bytecode: it must not allocate or raise.
+// Work the GIL's holder does at its next yield point (a GIL bounce, or
+// letting the GIL go: a blocking wait, the end of a thread) once asked, e.g.
+// reading figures only the GIL may read. `work` runs with the GIL held,
+// possibly in the middle of bytecode, without the sched lock: it must not
+// allocate or raise.
 void rt_gil_set_yield_work(void (*work)(void));
 // Asks for the yield work (from any thread, no lock needed).
 void rt_gil_request_yield_work(void);

@@ -68,6 +68,10 @@ typedef struct {
   bool killing_all;  // reset/shutdown: every thread, even new ones, is killed
   // The heap figures as last read by a holder of the GIL (see sup_health).
   rt_heap_stats_t heap;
+  // The VM exists (false while a reset or shutdown tears it down and builds
+  // a new one). Written and read with the GIL held: a host thread that got
+  // the GIL checks it before touching the VM.
+  bool vm_up;
 } sup_state_t;
 
 extern sup_state_t sup;
@@ -97,13 +101,18 @@ sup_thread_state_t sup_thread_outcome(rt_thread_t *self, mp_obj_t exc, mp_obj_t 
 uint32_t sup_current_program(void);
 
 // supervisor.c
-// Starts the kill of `t` (no-op if already under way). REQUIRES: sched lock.
+// Starts the kill of `t`, or brings an earlier one's next step closer (see
+// sup_thread_kill). REQUIRES: sched lock.
 void sup_kill_request(sup_thread_t *t, int64_t grace_ms);
+// Reads the heap figures sup_health reports (nothing while the VM is down).
+// REQUIRES: GIL held, sched lock not held.
+void sup_heap_figures_publish(void);
 
 // program.c
 sup_program_t *sup_program_rec(uint32_t id);
 void sup_program_thread_started(uint32_t program_id, uint32_t thread_id);
-void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
+// Returns true when this was the program's last thread (the program ended).
+bool sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
                               int exit_code);
 void sup_output_capture(int stream, const char *data, size_t len);
 void sup_programs_clear(void);

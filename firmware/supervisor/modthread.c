@@ -66,6 +66,7 @@ static const rt_thread_ops_t thread_ops = {
     .created = sup_spawn_created,
     .run = thread_run,
     .unwound = sup_spawn_unwound,
+    .exiting = sup_spawn_exiting,
 };
 
 static mp_obj_t mod_thread_start_new_thread(size_t n_args, const mp_obj_t *args) {

@@ -39,6 +39,30 @@ sup_config_t sup_default_config(void) {
 
 int64_t sup_uptime_us(int64_t mono_ns) { return (mono_ns - sup.boot_ns) / 1000; }
 
+// ---- Heap figures -----------------------------------------------------------------
+
+void sup_heap_figures_publish(void) {
+  if (!sup.vm_up) return;  // no heap to read while a reset replaces the VM
+  rt_heap_stats_t heap;
+  rt_vm_heap_stats(&heap);
+  rt_sched_lock();
+  sup.heap = heap;
+  rt_sched_unlock();
+}
+
+// Fresh figures if the GIL is free this instant; else the holder is asked to
+// read them at its next yield point (for the next snapshot).
+static void heap_figures_refresh(void) {
+  rt_thread_t *self = rt_self();
+  if (!self) self = rt_thread_register_system();
+  if (self && rt_gil_try_acquire()) {
+    sup_heap_figures_publish();
+    rt_gil_release();
+  } else {
+    rt_gil_request_yield_work();
+  }
+}
+
 // ---- Kill policy -----------------------------------------------------------------
 
 void sup_kill_request(sup_thread_t *t, int64_t grace_ms) {
@@ -170,30 +194,6 @@ static void *monitor_main(void *arg) {
   return NULL;
 }
 
-// ---- Heap figures -----------------------------------------------------------------
-
-// Reads the heap figures for sup_health. REQUIRES: GIL held.
-static void heap_figures_publish(void) {
-  rt_heap_stats_t heap;
-  rt_vm_heap_stats(&heap);
-  rt_sched_lock();
-  sup.heap = heap;
-  rt_sched_unlock();
-}
-
-// Fresh figures if the GIL is free this instant; else the holder is asked to
-// read them at its next yield point (for the next snapshot).
-static void heap_figures_refresh(void) {
-  rt_thread_t *self = rt_self();
-  if (!self) self = rt_thread_register_system();
-  if (self && rt_gil_try_acquire()) {
-    heap_figures_publish();
-    rt_gil_release();
-  } else {
-    rt_gil_request_yield_work();
-  }
-}
-
 // ---- Lifecycle -------------------------------------------------------------------
 
 static bool vm_start(void *stack_top) {
@@ -205,12 +205,22 @@ static bool vm_start(void *stack_top) {
   rt_vm_enter();
   if (sup.config.on_vm_start) sup.config.on_vm_start(sup.config.on_vm_start_ctx);
   sup_rootfs_guard();
-  heap_figures_publish();
+  sup.vm_up = true;
+  sup_heap_figures_publish();
   rt_vm_leave();
   return true;
 }
 
 static void *vm_stack_top;
+
+// Tears the VM down; host threads that get the GIL meanwhile see vm_up false
+// and leave it alone.
+static void vm_stop(void) {
+  rt_vm_enter();
+  sup.vm_up = false;
+  rt_vm_leave();
+  rt_vm_deinit();
+}
 
 bool sup_init(const sup_config_t *config, void *stack_top) {
   memset(&sup, 0, sizeof(sup));
@@ -221,7 +231,7 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
   pthread_cond_init(&monitor_wake, NULL);
   rt_output_set_sink(sup_output_capture);
   rt_gc_set_hook(sup_locks_mark);
-  rt_gil_set_yield_work(heap_figures_publish);
+  rt_gil_set_yield_work(sup_heap_figures_publish);
   rt_threads_set_limit(config->max_threads);
   vm_stack_top = stack_top;
   if (!vm_start(stack_top)) return false;
@@ -276,7 +286,7 @@ int sup_deinit(void) {
   // for it forever, and freeing state under it would crash it.
   if (survivors > 0) return survivors;
   pthread_cond_destroy(&monitor_wake);
-  rt_vm_deinit();
+  vm_stop();
   sup_locks_forget();
   sup_programs_clear();
   rt_output_set_sink(NULL);
@@ -293,7 +303,7 @@ int sup_reset(void) {
     rt_sched_unlock();
     return survivors;
   }
-  rt_vm_deinit();
+  vm_stop();
   sup_locks_forget();
   rt_sched_lock();
   sup.metric_count = 0;

@@ -110,7 +110,9 @@ int sup_reset(void);
 // Runs fn(ctx) inside the VM on the calling host thread (a thread of the
 // control channel, say): it takes the GIL and a VM thread state of its own for
 // the duration, so fn may use MicroPython's C API (files on flash, objects).
-// fn must not block for long: Python threads wait while it runs.
+// fn must not block for long: Python threads wait while it runs. With no
+// program running, a heap left less than a quarter free is collected after
+// fn (control calls' garbage must not look like a full heap).
 // Never waits long for the VM: gives up at once while sup_vm_busy() says so,
 // and waits at most SUP_VM_WAIT_MAX_MS in any case. Returns true when fn
 // ran to its end. False with the reason in err: an exception escaped fn
@@ -294,9 +296,9 @@ typedef struct {
 // Takes a health snapshot without waiting for the VM. The heap figures are
 // read at once when the VM is free (the GIL taken without waiting, for a few
 // microseconds); when a thread holds it they are the ones the holder read at
-// its last yield point after the previous snapshot asked (Python code yields
-// every 32 branches), and while a thread is stuck in native code they are
-// those from before it stopped yielding.
+// its next yield point or when it let the VM go after the previous snapshot
+// asked (Python code yields every 32 branches), and while a thread is stuck
+// in native code they are those from before it stopped yielding.
 void sup_health(sup_health_t *out);
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 
 #include "firmware/runtime/text_print.h"
 #include "firmware/supervisor/internal.h"
+#include "py/gc.h"
 #include "py/runtime.h"
 
 // The VM thread state a host thread uses while inside sup_vm_run.
@@ -55,6 +56,28 @@ static bool vm_enter_bounded(char *why, size_t why_len) {
   return false;
 }
 
+// With no program running, a host thread's garbage (file objects of a push,
+// a script compiled for its syntax) is all the heap holds besides modules:
+// it is collected when less than this fraction of the heap is free, so an
+// idle board's health does not show garbage as a full heap (fleetd marks a
+// board with under 10 % free DEGRADED). Programs' garbage goes when they end
+// (sup_spawn_exiting).
+#define IDLE_COLLECT_FREE_FRACTION 4
+
+// Collects an idle board's low heap, once per change of it: a heap full of
+// live data (modules) is not collected call after call. REQUIRES: GIL held.
+static void collect_idle_heap(void) {
+  static size_t used_after_last;  // GIL
+  if (rt_threads_live() > 0) return;
+  rt_heap_stats_t heap;
+  rt_vm_heap_stats(&heap);
+  if (heap.free >= heap.total / IDLE_COLLECT_FREE_FRACTION || heap.used == used_after_last) return;
+  gc_collect();
+  rt_vm_heap_stats(&heap);
+  used_after_last = heap.used;
+  sup_heap_figures_publish();
+}
+
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
   rt_thread_t *self = rt_self();
   if (!self) self = rt_thread_register_system();
@@ -72,21 +95,24 @@ bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
     ts.nlr_top = NULL;
     self->stack_top = &ts + 1;
   }
-  bool entered = vm_enter_bounded(err, err_len);
-  bool ok = entered;
+  bool got_gil = vm_enter_bounded(err, err_len);
+  bool entered = got_gil && sup.vm_up;  // else a reset is replacing the VM
+  if (got_gil && !entered) snprintf(err, err_len, "the VM is busy: the board is resetting");
+  bool ok = false;
   if (entered) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
       fn(ctx);
       nlr_pop();
+      ok = true;
     } else {
-      ok = false;
       rt_text_t text;
       mp_print_t print = rt_text_printer(&text, err, err_len);
       mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
     }
-    rt_gil_release();
+    collect_idle_heap();
   }
+  if (got_gil) rt_gil_release();
   if (own_state) {
     rt_sched_lock();
     mp_thread_set_state(NULL);

@@ -168,6 +168,46 @@ class FlashTest(BoardTestCase):
         self.assertIn("after-umount.txt", [e.name for e in listing.entries])
 
 
+# fleetd marks a board with less free heap than this DEGRADED.
+DEGRADED_HEAP_FREE_FRACTION = 0.10
+
+FILL_HEAP = """\
+data = []
+try:
+    while True:
+        data.append(bytearray(1000))
+except MemoryError:
+    data.pop()
+print("filled")
+"""
+
+
+class IdleHeapTest(BoardTestCase):
+    """An idle board is not DEGRADED by garbage (issue #11 defect 14)."""
+
+    def test_heap_of_a_program_that_filled_it_is_free_once_it_ended(self):
+        program, output = board.run_to_end(FILL_HEAP)
+        self.assertEqual(output, b"filled\n", program)
+
+        def mostly_free():
+            heap = board.snapshot().heap
+            return heap if heap.free_bytes >= heap.total_bytes // 2 else None
+
+        poll("the ended program's heap free", 5, mostly_free)
+
+    def test_pushes_to_an_idle_board_never_show_its_heap_degraded(self):
+        for i in range(30):  # each push leaves ~9 KB of garbage in a 256 KiB heap
+
+            def requests():
+                yield pb.WriteFileRequest(header=pb.WriteFileHeader(path=f"/pushed{i}.bin"))
+                for _ in range(4):
+                    yield pb.WriteFileRequest(data=bytes(4096))
+
+            board.stub().WriteFile(requests(), timeout=CONTROL_DEADLINE_S)
+            heap = board.snapshot().heap
+            self.assertGreaterEqual(heap.free_bytes, heap.total_bytes * DEGRADED_HEAP_FREE_FRACTION, f"push {i}: {heap}")
+
+
 class NativeCodeTest(unittest.TestCase):
     """A thread inside one long native operation (issue #11 defect 5)."""
 
