@@ -240,17 +240,19 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
   return true;
 }
 
-// True once every live thread is reported unkillable: waiting longer for
-// them is pointless.
-static bool every_live_thread_unkillable(void) {
+// True once every one of the `live` threads the port counts is reported
+// unkillable: waiting longer for them is pointless. (A thread whose record
+// has ended but which is still on its way out, collecting its program's
+// heap, is waited for.)
+static bool every_live_thread_unkillable(size_t live) {
+  size_t unkillable = 0;
   rt_sched_lock();
-  bool all = true;
-  for (size_t i = 0; all && i < SUP_MAX_THREAD_RECORDS; i++) {
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
     const sup_thread_t *t = &sup.threads[i];
-    if (t->in_use && t->rt && !t->unkillable) all = false;
+    if (t->in_use && t->rt && t->unkillable) unkillable++;
   }
   rt_sched_unlock();
-  return all;
+  return unkillable >= live;
 }
 
 // Kills every live thread and waits for them. Returns how many survived.
@@ -265,7 +267,7 @@ static int kill_all_and_wait(void) {
   rt_sched_unlock();
   int64_t deadline = rt_now_ns() + (3 * grace_ms + 500) * 1000000;
   size_t live;
-  while ((live = rt_threads_reap()) > 0 && rt_now_ns() < deadline && !every_live_thread_unkillable()) {
+  while ((live = rt_threads_reap()) > 0 && rt_now_ns() < deadline && !every_live_thread_unkillable(live)) {
     struct timespec ts = {0, 2 * 1000000};
     nanosleep(&ts, NULL);
   }
