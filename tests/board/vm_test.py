@@ -252,6 +252,7 @@ class NativeCodeTest(unittest.TestCase):
             "WriteFile": lambda: board.stub().WriteFile(write(), timeout=CONTROL_DEADLINE_S),
             "ListFiles": lambda: board.stub().ListFiles(pb.ListFilesRequest(path="/"), timeout=CONTROL_DEADLINE_S),
             "StartProgram": lambda: start("print('hello')", "hello"),
+            "Exec": lambda: board.stub().Exec(pb.ExecRequest(source="print(1)"), timeout=CONTROL_DEADLINE_S),
         }
         for name, call in calls.items():
             with self.subTest(call=name):

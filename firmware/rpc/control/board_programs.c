@@ -489,6 +489,12 @@ typedef struct {
 #define EXEC_NAME "<exec>"
 
 void board_exec_message(rpc_call_t *call, const uint8_t *msg, size_t len) {
+  // A snippet is answered when it has run: while a thread is stuck in native
+  // code it could only wait out the deadline.
+  if (sup_vm_busy(NULL, 0)) {
+    board_finish_vm_busy(call, "Exec");
+    return;
+  }
   exec_state_t *e = calloc(1, sizeof(*e));
   if (!e) {
     board_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for the call");
