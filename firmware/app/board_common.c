@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "firmware/storage/lfsdev.h"
+#include "firmware/supervisor/supervisor.h"
 
 bool board_parse_size(const char *s, size_t *out) {
   char *end;
@@ -22,6 +23,13 @@ bool board_parse_size(const char *s, size_t *out) {
   if (*end) return false;
   *out = (size_t)v;
   return true;
+}
+
+bool board_max_stack_ok(size_t bytes, const char *command) {
+  if (bytes >= SUP_MAX_STACK_LOWEST && bytes <= SUP_MAX_STACK_HIGHEST) return true;
+  fprintf(stderr, "%s: --max-stack must be between %dk and %dm (got %zu bytes)\n", command,
+          SUP_MAX_STACK_LOWEST / 1024, SUP_MAX_STACK_HIGHEST / (1024 * 1024), bytes);
+  return false;
 }
 
 void board_mount_flash(void *ctx) {

@@ -2,7 +2,8 @@
 //
 //   fleetboard serve --name b01 --listen 127.0.0.1:PORT ...   (serve.c)
 //   fleetboard run SCRIPT.py [--heap N] [--flash FILE] [--max-threads N]
-//                  [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]
+//                  [--max-stack N] [--timeout SECONDS] [--name NAME]
+//                  [-X OPTION] [ARGS...]
 //
 // `run` boots a fresh board, runs one program on it and exits when the
 // program has ended (all of its threads), printing its output like
@@ -26,6 +27,7 @@ typedef struct {
   const char *flash;
   size_t heap_bytes;
   size_t max_threads;
+  size_t max_stack_bytes;
   double timeout_s;  // <= 0: none
   const char *name;
   int argc;  // script arguments (sys.argv[1:])
@@ -36,12 +38,15 @@ static void usage(FILE *out) {
   fprintf(
       out,
       "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE --cert C --key K --ca CA\n"
-      "                        [--heap N[k|m]] [--max-threads N]\n"
+      "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
       "       fleetboard run SCRIPT.py [--heap N[k|m]] [--flash FILE] [--max-threads N]\n"
-      "                      [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]\n"
+      "                      [--max-stack N[k|m]] [--timeout SECONDS] [--name NAME]\n"
+      "                      [-X OPTION] [ARGS...]\n"
       "\n"
       "Runs SCRIPT.py as a program on a fresh simulated board and exits when all of\n"
-      "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n");
+      "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n"
+      "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
+      "a board commits at most max-threads x max-stack bytes of stack.\n");
 }
 
 // -X options are MicroPython's (run-tests passes them): heapsize= sets the
@@ -53,8 +58,10 @@ static bool apply_x_option(const char *opt, run_options_t *o) {
 
 static int parse_run(int argc, char **argv, run_options_t *o) {
   sup_config_t defaults = sup_default_config();
-  *o = (run_options_t){
-      .heap_bytes = defaults.heap_bytes, .max_threads = defaults.max_threads, .name = "board"};
+  *o = (run_options_t){.heap_bytes = defaults.heap_bytes,
+                       .max_threads = defaults.max_threads,
+                       .max_stack_bytes = defaults.max_stack_bytes,
+                       .name = "board"};
   int i = 0;
   for (; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
@@ -66,6 +73,8 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
       o->flash = v;
     else if (strcmp(a, "--max-threads") == 0)
       ok = ok && board_parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--max-stack") == 0)
+      ok = ok && board_parse_size(v, &o->max_stack_bytes);
     else if (strcmp(a, "--timeout") == 0)
       ok = ok && (o->timeout_s = atof(v)) > 0;
     else if (strcmp(a, "--name") == 0)
@@ -94,6 +103,7 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
     fprintf(stderr, "fleetboard run: --max-threads must be between 1 and 32\n");
     return -1;
   }
+  if (!board_max_stack_ok(o->max_stack_bytes, "fleetboard run")) return -1;
   o->script = argv[i];
   o->argc = argc - i;
   o->argv = argv + i;
@@ -157,6 +167,7 @@ static int run_program(const run_options_t *o) {
   config.board_name = o->name;
   config.heap_bytes = o->heap_bytes;
   config.max_threads = o->max_threads;
+  config.max_stack_bytes = o->max_stack_bytes;
   config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
@@ -203,7 +214,7 @@ int main(int argc, char **argv) {
     if (parse_run(argc - 2, argv + 2, &options) != 0) return EXIT_USAGE;
     return run_program(&options);
   }
-  if (strcmp(argv[1], "serve") == 0) return board_serve(argc - 2, argv + 2);
+  if (strcmp(argv[1], "serve") == 0) return board_serve(argc - 2, argv + 2, argv);
   fprintf(stderr,
           "fleetboard: unknown command '%s' (try: fleetboard run SCRIPT.py | fleetboard serve --help)\n",
           argv[1]);

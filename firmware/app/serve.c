@@ -3,16 +3,24 @@
 //
 //   fleetboard serve --name b01 --listen 127.0.0.1:7001 --flash b01.lfs
 //                    --cert b01.pem --key b01.key --ca ca.pem
-//                    [--heap 256k] [--max-threads 16] [--flash-size 1m]
-//                    [control channel limits: see serve_usage]
+//                    [--heap 256k] [--max-threads 16] [--max-stack 256k]
+//                    [--flash-size 1m] [control channel limits: see serve_usage]
 //
 // On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
 // sync and close the flash, exit 0.
+//
+// A Reset that cannot end a thread stuck in native code restarts the board
+// as a watchdog would: the Reset call is answered (hard = true), connections
+// are closed, the flash is synced, and the process executes itself again with
+// the same arguments (same pid; uptime, thread and program ids start again).
+#define _GNU_SOURCE  // close_range
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "firmware/app/board_common.h"
 #include "firmware/net/netstack.h"
@@ -25,7 +33,7 @@
 
 typedef struct {
   const char *name, *listen, *flash, *cert, *key, *ca;
-  size_t heap_bytes, max_threads, flash_bytes;
+  size_t heap_bytes, max_threads, max_stack_bytes, flash_bytes;
   char host_ip[64];
   uint16_t port;
   rpc_server_config_t channel;  // the control channel's limits
@@ -111,13 +119,18 @@ static void serve_usage(FILE *out) {
   fprintf(out,
           "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE\n"
           "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
-          "                        [--heap N[k|m]] [--max-threads N] [--flash-size N[k|m]]\n"
+          "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
+          "                        [--flash-size N[k|m]]\n"
           "                        [--max-connections N] [--handshake-timeout-ms MS]\n"
           "                        [--idle-timeout-ms MS] [--keepalive-ms MS]\n"
           "                        [--send-timeout-ms MS] [--channel-budget N[k|m]]\n"
           "\n"
           "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
           "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n"
+          "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
+          "the board commits at most max-threads x max-stack bytes of stack.\n"
+          "A Reset that cannot end a thread stuck in native code restarts the board: the\n"
+          "process executes itself again with the same arguments (same pid; flash kept).\n"
           "\n"
           "Control channel limits (0 turns a timeout off):\n"
           "  --max-connections N      connections served at once, more are refused (16, at most 16)\n"
@@ -136,6 +149,7 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   sup_config_t defaults = sup_default_config();
   *o = (serve_options_t){.heap_bytes = defaults.heap_bytes,
                          .max_threads = defaults.max_threads,
+                         .max_stack_bytes = defaults.max_stack_bytes,
                          .flash_bytes = LFSDEV_DEFAULT_BYTES,
                          .channel = rpc_server_default_config()};
   for (int i = 0; i < argc; i += 2) {
@@ -157,6 +171,8 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
       ok = ok && board_parse_size(v, &o->heap_bytes);
     else if (strcmp(a, "--max-threads") == 0)
       ok = ok && board_parse_size(v, &o->max_threads);
+    else if (strcmp(a, "--max-stack") == 0)
+      ok = ok && board_parse_size(v, &o->max_stack_bytes);
     else if (strcmp(a, "--flash-size") == 0)
       ok = ok && board_parse_size(v, &o->flash_bytes);
     else if (strcmp(a, "--max-connections") == 0)
@@ -199,6 +215,7 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
     fprintf(stderr, "fleetboard serve: --max-threads must be 1..32 and --heap at least 16k\n");
     return -1;
   }
+  if (!board_max_stack_ok(o->max_stack_bytes, "fleetboard serve")) return -1;
   char err[160];
   if (!rpc_server_config_ok(&o->channel, err, sizeof(err))) {
     fprintf(stderr, "fleetboard serve: control channel limits: %s (see fleetboard serve --help)\n", err);
@@ -207,7 +224,22 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   return 0;
 }
 
-int board_serve(int argc, char **argv) {
+// The hard reset's last step: the board starts again from its first
+// instruction, with its flash as synced. On an MCU this is the watchdog
+// reset. Returns only if the restart failed.
+static void restart_board(char **process_argv) {
+  lfsdev_close();
+  fflush(stdout);
+  // Nothing but stdio survives into the new board: libslirp opens its host
+  // sockets without O_CLOEXEC, and a connection or listener inherited that
+  // way is served by nobody (new clients hung in their TLS handshake).
+  if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+    fprintf(stderr, "fleetboard: event=restart_fds reason=\"%s\"\n", strerror(errno));
+  execv("/proc/self/exe", process_argv);
+  fprintf(stderr, "fleetboard: event=restart_failed reason=\"%s\"\n", strerror(errno));
+}
+
+int board_serve(int argc, char **argv, char **process_argv) {
   serve_options_t o;
   int parsed = parse_serve(argc, argv, &o);
   if (parsed != 0) return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
@@ -226,6 +258,7 @@ int board_serve(int argc, char **argv) {
   config.board_name = o.name;
   config.heap_bytes = o.heap_bytes;
   config.max_threads = o.max_threads;
+  config.max_stack_bytes = o.max_stack_bytes;
   config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
@@ -254,13 +287,25 @@ int board_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "fleetboard: serving %s on %s:%u\n", o.name, o.host_ip, o.port);
-    sup_host_serve(&stop_requested);  // until SIGTERM
-    fprintf(stderr, "fleetboard: stopping %s\n", o.name);
+    bool hard_reset = sup_host_serve(&stop_requested) == SUP_HOST_HARD_RESET;  // until SIGTERM
+    if (hard_reset) {
+      char why[160];
+      if (!sup_vm_busy(why, sizeof(why))) snprintf(why, sizeof(why), "threads could not be killed");
+      fprintf(stderr, "fleetboard: event=hard_reset board=%s reason=\"%s\"\n", o.name, why);
+    } else {
+      fprintf(stderr, "fleetboard: stopping %s\n", o.name);
+    }
     rpc_server_stop();
     net_stop();
+    if (hard_reset) {
+      restart_board(process_argv);
+      return EXIT_FAILURE;  // a supervisor (systemd, deploy/lab up) may start it again
+    }
     status = EXIT_SUCCESS;
   }
-  sup_deinit();
+  int stuck = sup_deinit();
+  if (stuck > 0)
+    fprintf(stderr, "fleetboard: %d thread(s) stuck in native code end with the process\n", stuck);
   lfsdev_close();
   rpc_tls_config_free(tls);
   return status;

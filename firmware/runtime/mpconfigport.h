@@ -57,6 +57,9 @@ typedef long mp_off_t;
 #define MICROPY_PY_THREAD (1)
 #define MICROPY_PY_THREAD_GIL (1)
 #define MICROPY_PY_THREAD_GIL_VM_DIVISOR (32)
+// Every branch is a point where the VM can interrupt a thread: counted, so a
+// thread that stops passing them shows as "in native code" (rt_gil_native_ns).
+#define MICROPY_VM_HOOK_LOOP rt_vm_step();
 void rt_begin_atomic(void);
 void rt_end_atomic(void);
 #define MICROPY_BEGIN_ATOMIC_SECTION() (rt_begin_atomic(), 0)

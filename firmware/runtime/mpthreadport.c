@@ -41,6 +41,17 @@ static atomic_int gil_hurry;  // a queued thread has a kill pending
 static pthread_mutex_t gil_mutex = PTHREAD_MUTEX_INITIALIZER;
 static rt_thread_t *gil_head;  // FIFO of waiters (gil_mutex)
 
+uintptr_t rt_vm_steps;
+// What the last sample of the GIL's holder saw (sched): see rt_gil_native_ns.
+static rt_thread_t *sampled_holder;
+static uintptr_t sampled_steps;
+static int64_t sampled_since_ns;
+
+// Work the GIL's holder does at its next yield point when asked (see
+// rt_gil_request_yield_work).
+static void (*yield_work)(void);
+static atomic_int yield_work_wanted;
+
 int64_t rt_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -53,6 +64,18 @@ static void gil_enqueue(rt_thread_t *t) {
   while (*p) p = &(*p)->gil_next;
   *p = t;
   atomic_fetch_add(&gil_nwait, 1);
+}
+
+// Takes `t` out of the queue. REQUIRES: t is queued.
+static void gil_unqueue(rt_thread_t *t) {
+  for (rt_thread_t **p = &gil_head; *p; p = &(*p)->gil_next) {
+    if (*p == t) {
+      *p = t->gil_next;
+      t->gil_next = NULL;
+      atomic_fetch_sub(&gil_nwait, 1);
+      return;
+    }
+  }
 }
 
 // Removes and returns the next thread to serve: an urgent one first.
@@ -74,6 +97,7 @@ static rt_thread_t *gil_dequeue(void) {
 }
 
 static void gil_took(rt_thread_t *t) {
+  rt_vm_step();  // a new holder: whatever the last one was doing is over
   t->gil_since_ns = rt_now_ns();
   if (t->gil_urgent) {
     t->gil_urgent = false;
@@ -81,26 +105,80 @@ static void gil_took(rt_thread_t *t) {
   }
 }
 
+// Waits on `cond` with `mutex` until signalled or the monotonic deadline
+// passes (spurious wake-ups possible: re-check).
+static void cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t deadline_ns) {
+  // Condition variables time out on CLOCK_REALTIME: convert the time left.
+  int64_t left = deadline_ns - rt_now_ns();
+  struct timespec abs;
+  clock_gettime(CLOCK_REALTIME, &abs);
+  int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + (left > 0 ? left : 0);
+  abs.tv_sec = at / 1000000000;
+  abs.tv_nsec = at % 1000000000;
+  pthread_cond_timedwait(cond, mutex, &abs);
+}
+
+// The uncontended case: the GIL is free and nobody queues for it.
+static bool gil_take_free(rt_thread_t *self) {
+  rt_thread_t *expected = NULL;
+  return atomic_load(&gil_nwait) == 0 && atomic_compare_exchange_strong(&gil_owner, &expected, self);
+}
+
+// Whether queued `self` holds the GIL now: handed over by the last owner,
+// or free while self is first in line. REQUIRES: gil_mutex; self queued
+// (and no longer, when this returns true).
+static bool gil_got(rt_thread_t *self) {
+  if (atomic_load(&gil_owner) == self) return true;  // handed over (and unqueued) by the owner
+  rt_thread_t *expected = NULL;
+  if (gil_head != self || !atomic_compare_exchange_strong(&gil_owner, &expected, self)) return false;
+  gil_unqueue(self);
+  return true;
+}
+
 void rt_gil_acquire(void) {
   rt_thread_t *self = tls_self;
-  rt_thread_t *expected = NULL;
-  if (atomic_load(&gil_nwait) == 0 && atomic_compare_exchange_strong(&gil_owner, &expected, self)) {
+  if (!gil_take_free(self)) {
+    pthread_mutex_lock(&gil_mutex);
+    gil_enqueue(self);
+    while (!gil_got(self)) pthread_cond_wait(&self->gil_cond, &gil_mutex);
+    pthread_mutex_unlock(&gil_mutex);
+  }
+  gil_took(self);
+}
+
+bool rt_gil_try_acquire(void) {
+  rt_thread_t *self = tls_self;
+  if (!gil_take_free(self)) return false;
+  gil_took(self);
+  return true;
+}
+
+bool rt_gil_acquire_bounded(int64_t deadline_ns, int64_t poll_ns, bool (*keep_waiting)(void *ctx),
+                            void *ctx) {
+  rt_thread_t *self = tls_self;
+  if (gil_take_free(self)) {
     gil_took(self);
-    return;
+    return true;
   }
   pthread_mutex_lock(&gil_mutex);
-  gil_enqueue(self);
-  for (;;) {
-    if (atomic_load(&gil_owner) == self) break;  // handed over by the owner
-    expected = NULL;
-    if (gil_head == self && atomic_compare_exchange_strong(&gil_owner, &expected, self)) {
-      gil_dequeue();
-      break;
-    }
-    pthread_cond_wait(&self->gil_cond, &gil_mutex);
+  gil_enqueue(self);  // keeps its place in the queue however often it asks
+  bool got;
+  while (!(got = gil_got(self))) {
+    int64_t now = rt_now_ns();
+    if (now >= deadline_ns) break;
+    int64_t wake = now + poll_ns < deadline_ns ? now + poll_ns : deadline_ns;
+    cond_wait_until(&self->gil_cond, &gil_mutex, wake);
+    if (gil_got(self) || rt_now_ns() < wake) continue;
+    // keep_waiting may take the sched lock, which comes before gil_mutex.
+    pthread_mutex_unlock(&gil_mutex);
+    bool go_on = keep_waiting(ctx);
+    pthread_mutex_lock(&gil_mutex);
+    if (!go_on) break;
   }
+  if (!got && !(got = gil_got(self))) gil_unqueue(self);
   pthread_mutex_unlock(&gil_mutex);
-  gil_took(self);
+  if (got) gil_took(self);
+  return got;
 }
 
 static void gil_handoff(void) {
@@ -146,7 +224,15 @@ static __attribute__((noinline)) void gil_release_spilled(rt_thread_t *t) {
   __asm__ volatile("" ::: "memory");  // no tail call: keep the spill frame
 }
 
-void rt_gil_release(void) { gil_release_spilled(tls_self); }
+// Does the yield work if it was asked for. REQUIRES: GIL held.
+static void serve_yield_work(void) {
+  if (atomic_load(&yield_work_wanted) && atomic_exchange(&yield_work_wanted, 0)) yield_work();
+}
+
+void rt_gil_release(void) {
+  serve_yield_work();
+  gil_release_spilled(tls_self);
+}
 
 // ---- py/mpthread.h ----------------------------------------------------------
 
@@ -178,6 +264,7 @@ int mp_thread_mutex_lock(mp_thread_mutex_t *mutex, int wait) {
 void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
   (void)mutex;
   rt_check_hard_kill();
+  serve_yield_work();
   if (atomic_load(&gil_nwait) == 0) return;
   rt_thread_t *self = tls_self;
   if (atomic_load(&gil_hurry) || rt_now_ns() - self->gil_since_ns >= RT_GIL_SLICE_NS) {
@@ -190,14 +277,7 @@ void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
 void rt_sched_lock(void) { pthread_mutex_lock(&sched_mutex); }
 void rt_sched_unlock(void) { pthread_mutex_unlock(&sched_mutex); }
 void rt_sched_wait_until(pthread_cond_t *cond, int64_t deadline_ns) {
-  // Condition variables time out on CLOCK_REALTIME: convert the time left.
-  int64_t left = deadline_ns - rt_now_ns();
-  struct timespec abs;
-  clock_gettime(CLOCK_REALTIME, &abs);
-  int64_t at = (int64_t)abs.tv_sec * 1000000000 + abs.tv_nsec + (left > 0 ? left : 0);
-  abs.tv_sec = at / 1000000000;
-  abs.tv_nsec = at % 1000000000;
-  pthread_cond_timedwait(cond, &sched_mutex, &abs);
+  cond_wait_until(cond, &sched_mutex, deadline_ns);
 }
 
 rt_thread_t *rt_self(void) { return tls_self; }
@@ -310,22 +390,28 @@ static void *thread_trampoline(void *arg) {
   t->stack_top = &ts + 1;
   rt_gil_acquire();
 
-  void *entry_arg = t->entry_arg;
+  // The entry argument is read from t at each use, never kept in this frame:
+  // `exiting` may collect the heap, and this frame is scanned.
   nlr_buf_t nlr;
   if (nlr_push(&nlr) == 0) {
     t->entry_nlr = &nlr;
-    t->ops->run(t, entry_arg);
+    t->ops->run(t, t->entry_arg);
     nlr_pop();
   } else {
-    t->ops->unwound(t, entry_arg);
+    t->ops->unwound(t, t->entry_arg);
   }
+
+  rt_sched_lock();
+  t->entry_arg = NULL;
+  t->kill_exc = NULL;
+  t->entry_nlr = NULL;  // nothing may unwind it any more
+  rt_sched_unlock();
+  if (t->ops->exiting) t->ops->exiting(t);
+  serve_yield_work();
 
   rt_sched_lock();
   t->ended = true;
   t->ts = NULL;
-  t->entry_arg = NULL;
-  t->kill_exc = NULL;
-  t->entry_nlr = NULL;
   user_live--;
   rt_sched_unlock();
   gil_release_now();
@@ -480,6 +566,32 @@ void rt_check_hard_kill(void) {
   MP_STATE_THREAD(mp_pending_exception) = MP_OBJ_NULL;
   MP_STATE_THREAD(nlr_top) = self->entry_nlr;
   nlr_jump(self->kill_exc);
+}
+
+// ---- Progress and yield work ------------------------------------------------
+
+int64_t rt_gil_native_ns(int64_t now_ns, rt_thread_t **holder) {
+  rt_thread_t *owner = atomic_load(&gil_owner);
+  uintptr_t steps = __atomic_load_n(&rt_vm_steps, __ATOMIC_RELAXED);
+  if (owner != sampled_holder || steps != sampled_steps) {
+    sampled_holder = owner;
+    sampled_steps = steps;
+    sampled_since_ns = now_ns;
+  }
+  if (holder) *holder = owner;
+  return owner ? now_ns - sampled_since_ns : 0;
+}
+
+int64_t rt_thread_native_since_ns(const rt_thread_t *t, int64_t now_ns) {
+  rt_thread_t *holder;
+  rt_gil_native_ns(now_ns, &holder);
+  return holder == t ? sampled_since_ns : -1;
+}
+
+void rt_gil_set_yield_work(void (*work)(void)) { yield_work = work; }
+
+void rt_gil_request_yield_work(void) {
+  if (yield_work) atomic_store(&yield_work_wanted, 1);
 }
 
 // ---- Measurements -----------------------------------------------------------

@@ -48,11 +48,15 @@ typedef struct rt_thread rt_thread_t;
 // What a new thread runs: `created` on the creating thread with the sched
 // lock held, once the id is known and before the thread can run; `run` on the
 // new thread once it holds the GIL; `unwound` instead of the rest of `run`
-// when a hard kill unwound it (with the GIL).
+// when a hard kill unwound it (with the GIL); `exiting` (may be NULL) last,
+// with the GIL, once the port keeps neither its entry argument nor its kill
+// exception as roots and no kill can unwind it any more: it may collect the
+// heap.
 typedef struct {
   void (*created)(rt_thread_t *t, void *arg);
   void (*run)(rt_thread_t *self, void *arg);
   void (*unwound)(rt_thread_t *self, void *arg);
+  void (*exiting)(rt_thread_t *self);
 } rt_thread_ops_t;
 
 struct rt_thread {
@@ -162,8 +166,46 @@ void rt_check_hard_kill(void);
 // Explicit release/acquire around blocking native code.
 void rt_gil_release(void);
 void rt_gil_acquire(void);
+// Takes the GIL only if it is free and nobody queues for it; never waits.
+bool rt_gil_try_acquire(void);
+// Waits for the GIL in the queue like rt_gil_acquire, but gives up at the
+// monotonic deadline_ns, or when keep_waiting(ctx), asked every poll_ns
+// (with no port lock held; it may take the sched lock), returns false.
+// Returns true holding the GIL; false having left the queue.
+bool rt_gil_acquire_bounded(int64_t deadline_ns, int64_t poll_ns, bool (*keep_waiting)(void *ctx), void *ctx);
 // Time slice a thread keeps the GIL when others wait for it.
 #define RT_GIL_SLICE_NS (1000 * 1000)
+
+// ---- Progress: is the GIL's holder inside one native operation? ------------
+
+// Counts the points where the VM can interrupt the thread that runs it
+// (every bytecode branch: pending kills land there and the GIL bounces
+// there; MICROPY_VM_HOOK_LOOP) and every change of the GIL's holder. Only the
+// GIL's holder writes it.
+extern uintptr_t rt_vm_steps;
+static inline void rt_vm_step(void) {
+  __atomic_store_n(&rt_vm_steps, __atomic_load_n(&rt_vm_steps, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+// How long the GIL's holder (in *holder, may be NULL; NULL: the GIL is free,
+// result 0) has held it without passing such a point: inside one native
+// operation (a long regular expression match, a big sort, a compile).
+// Measured by sampling rt_vm_steps: each call is a sample, and the result
+// counts from the first sample that saw the current count, so it is short by
+// at most the time between two samples. REQUIRES: sched lock.
+int64_t rt_gil_native_ns(int64_t now_ns, rt_thread_t **holder);
+// Since when (monotonic ns) `t` has held the GIL without passing such a
+// point, sampling as rt_gil_native_ns; -1 if t does not hold the GIL.
+// REQUIRES: sched lock.
+int64_t rt_thread_native_since_ns(const rt_thread_t *t, int64_t now_ns);
+
+// Work the GIL's holder does at its next yield point (a GIL bounce, or
+// letting the GIL go: a blocking wait, the end of a thread) once asked, e.g.
+// reading figures only the GIL may read. `work` runs with the GIL held,
+// possibly in the middle of bytecode, without the sched lock: it must not
+// allocate or raise.
+void rt_gil_set_yield_work(void (*work)(void));
+// Asks for the yield work (from any thread, no lock needed).
+void rt_gil_request_yield_work(void);
 
 // ---- Measurements ----------------------------------------------------------
 

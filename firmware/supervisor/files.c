@@ -60,7 +60,7 @@ static void vfs_job_run(void *ctx) {
 static int vfs_call(void (*fn)(void *arg), void *arg) {
   vfs_job_t job = {fn, arg, 0};
   char err[96];
-  if (!sup_vm_run(vfs_job_run, &job, err, sizeof(err))) return -EBUSY;
+  if (!sup_vm_run(vfs_job_run, &job, err, sizeof(err))) return errno == EBUSY ? -EBUSY : -EIO;
   return job.rc;
 }
 

@@ -4,6 +4,7 @@
 #define THREADFLEET_SUPERVISOR_INTERNAL_H
 
 #include "firmware/runtime/mpthreadport.h"
+#include "firmware/runtime/vm.h"
 #include "firmware/supervisor/supervisor.h"
 #include "py/obj.h"
 
@@ -19,6 +20,7 @@ typedef struct {
   int64_t cpu_us_final;
   size_t stack_size, stack_peak_final;
   sup_kill_phase_t kill_phase;
+  int64_t kill_requested_ns;  // the first request of the kill under way
   int64_t kill_deadline_ns, kill_grace_ns;
   bool unkillable;
   int64_t stall_reported_for;  // block_since of the wait already reported
@@ -41,6 +43,9 @@ typedef struct {
   sup_program_info_t info;
   sup_thread_state_t main_outcome;  // how its main thread ended
   bool killing;                     // a kill covers threads it starts later too
+  // _thread.stack_size() as this program set it (0: the port's default), so
+  // one program's setting never reaches another.
+  size_t thread_stack_bytes;
   // Output ring: bytes [written - kept, written) are in data.
   char *data;
   size_t capacity;
@@ -61,6 +66,12 @@ typedef struct {
   sup_metric_t metrics[SUP_MAX_METRICS];
   size_t metric_count;
   bool killing_all;  // reset/shutdown: every thread, even new ones, is killed
+  // The heap figures as last read by a holder of the GIL (see sup_health).
+  rt_heap_stats_t heap;
+  // The VM exists (false while a reset or shutdown tears it down and builds
+  // a new one). Written and read with the GIL held: a host thread that got
+  // the GIL checks it before touching the VM.
+  bool vm_up;
 } sup_state_t;
 
 extern sup_state_t sup;
@@ -90,13 +101,18 @@ sup_thread_state_t sup_thread_outcome(rt_thread_t *self, mp_obj_t exc, mp_obj_t 
 uint32_t sup_current_program(void);
 
 // supervisor.c
-// Starts the kill of `t` (no-op if already under way). REQUIRES: sched lock.
+// Starts the kill of `t`, or brings an earlier one's next step closer (see
+// sup_thread_kill). REQUIRES: sched lock.
 void sup_kill_request(sup_thread_t *t, int64_t grace_ms);
+// Reads the heap figures sup_health reports (nothing while the VM is down).
+// REQUIRES: GIL held, sched lock not held.
+void sup_heap_figures_publish(void);
 
 // program.c
 sup_program_t *sup_program_rec(uint32_t id);
 void sup_program_thread_started(uint32_t program_id, uint32_t thread_id);
-void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
+// Returns true when this was the program's last thread (the program ended).
+bool sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
                               int exit_code);
 void sup_output_capture(int stream, const char *data, size_t len);
 void sup_programs_clear(void);
@@ -118,9 +134,15 @@ uint32_t sup_lock_owner(const void *lock);
 // Releases the `_thread` locks a killed thread still owns; returns how many.
 size_t sup_locks_release_owned_by(uint32_t thread_id);
 
+// rootfs.c
+// Makes the file system mounted at "/" (if any) impossible for programs to
+// unmount: os.umount('/') raises OSError(EPERM) and "/" stays. Only file
+// systems with the VFS protocol (VfsLfs2, VfsFat) are guarded. REQUIRES: GIL.
+void sup_rootfs_guard(void);
+
 // modfleet.c
 extern const mp_obj_type_t sup_type_ThreadKilled;
-void sup_metric_set(uint32_t thread_id, const char *key, double value);
-void sup_modthread_reset(void);
+// Frees the metrics slots fleet.report gave a thread. REQUIRES: sched lock.
+void sup_metrics_forget_thread(uint32_t thread_id);
 
 #endif  // THREADFLEET_SUPERVISOR_INTERNAL_H

@@ -19,7 +19,19 @@ typedef struct {
   mp_obj_t args[];
 } thread_args_t;
 
-static size_t thread_stack_size;  // 0: the port's default
+// The calling thread's program's _thread.stack_size setting (0: the
+// default); with `set`, replaces it with `bytes` and returns the previous one.
+// A running program's record is never reused, so every user thread finds its
+// own.
+static size_t own_stack_setting(size_t bytes, bool set) {
+  rt_sched_lock();
+  sup_thread_t *t = sup_thread_of(rt_self());
+  sup_program_t *p = t ? sup_program_rec(t->program_id) : NULL;
+  size_t previous = p ? p->thread_stack_bytes : 0;
+  if (p && set) p->thread_stack_bytes = bytes;
+  rt_sched_unlock();
+  return previous;
+}
 
 static void callable_name(mp_obj_t fun, char *out, size_t len) {
   mp_obj_t dest[2];
@@ -54,9 +66,20 @@ static const rt_thread_ops_t thread_ops = {
     .created = sup_spawn_created,
     .run = thread_run,
     .unwound = sup_spawn_unwound,
+    .exiting = sup_spawn_exiting,
 };
 
 static mp_obj_t mod_thread_start_new_thread(size_t n_args, const mp_obj_t *args) {
+  size_t stack_bytes = own_stack_setting(0, false);
+  // A real port fails here too, when its RTOS cannot have the stack (esp32:
+  // "OSError: can't create thread"); this board says which limit it hit.
+  if (stack_bytes > sup.config.max_stack_bytes) {
+    mp_raise_msg_varg(
+        &mp_type_OSError,
+        MP_ERROR_TEXT("can't start thread: a stack of %lu bytes is over the board's limit of %lu "
+                      "bytes (see _thread.stack_size)"),
+        (unsigned long)stack_bytes, (unsigned long)sup.config.max_stack_bytes);
+  }
   size_t pos_len;
   mp_obj_t *pos;
   mp_obj_get_array(args[1], &pos_len, &pos);
@@ -83,7 +106,7 @@ static mp_obj_t mod_thread_start_new_thread(size_t n_args, const mp_obj_t *args)
     }
   }
   int err = 0;
-  uint32_t id = rt_thread_create(&thread_ops, a, thread_stack_size, &err);
+  uint32_t id = rt_thread_create(&thread_ops, a, stack_bytes, &err);
   if (id == 0 && err == EAGAIN) {
     mp_raise_msg_varg(&mp_type_OSError,
                       MP_ERROR_TEXT("can't start thread: board limit of %d threads reached"),
@@ -100,13 +123,12 @@ static mp_obj_t mod_thread_get_ident(void) { return mp_obj_new_int_from_uint(mp_
 static MP_DEFINE_CONST_FUN_OBJ_0(mod_thread_get_ident_obj, mod_thread_get_ident);
 
 // stack_size([size]): returns the previous setting and sets a new one; no
-// argument means 0, the default (as in MicroPython).
+// argument means 0, the default (as in MicroPython). Any size is taken, as on
+// every MicroPython port: start_new_thread judges it.
 static mp_obj_t mod_thread_stack_size(size_t n_args, const mp_obj_t *args) {
-  mp_obj_t previous = mp_obj_new_int_from_uint(thread_stack_size);
   mp_int_t size = n_args ? mp_obj_get_int(args[0]) : 0;
   if (size < 0) mp_raise_ValueError(MP_ERROR_TEXT("size must be 0 or positive"));
-  thread_stack_size = (size_t)size;
-  return previous;
+  return mp_obj_new_int_from_uint(own_stack_setting((size_t)size, true));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mod_thread_stack_size_obj, 0, 1, mod_thread_stack_size);
 
@@ -115,8 +137,6 @@ static MP_DEFINE_CONST_FUN_OBJ_0(mod_thread_exit_obj, mod_thread_exit);
 
 static mp_obj_t mod_thread_allocate_lock(void) { return sup_lock_new(); }
 static MP_DEFINE_CONST_FUN_OBJ_0(mod_thread_allocate_lock_obj, mod_thread_allocate_lock);
-
-void sup_modthread_reset(void) { thread_stack_size = 0; }
 
 static const mp_rom_map_elem_t mp_module_thread_globals_table[] = {
     {MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__thread)},

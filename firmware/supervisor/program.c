@@ -60,10 +60,10 @@ void sup_program_thread_started(uint32_t program_id, uint32_t thread_id) {
   p->info.threads_live++;
 }
 
-void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
+bool sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_thread_state_t state,
                               int exit_code) {
   sup_program_t *p = sup_program_rec(program_id);
-  if (!p) return;
+  if (!p) return false;
   if (thread_id == p->info.main_thread_id) {
     // A killed main thread has no exit code of its own: report 1, like a
     // failure.
@@ -72,7 +72,7 @@ void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_threa
   }
   if (--p->info.threads_live > 0) {
     pthread_cond_broadcast(&sup.changed);
-    return;
+    return false;
   }
   // The program ends with its last thread; its state says how the main did.
   p->info.state = p->main_outcome == SUP_THREAD_KILLED   ? SUP_PROGRAM_KILLED
@@ -83,6 +83,7 @@ void sup_program_thread_ended(uint32_t program_id, uint32_t thread_id, sup_threa
   sup_event_emit(SUP_EVENT_PROGRAM_ENDED, thread_id, program_id, NULL, 0, "program %u (%s) %s, exit code %d",
                  program_id, p->info.name, names[p->info.state], p->info.exit_code);
   pthread_cond_broadcast(&sup.changed);
+  return true;
 }
 
 // ---- The main thread -------------------------------------------------------------
@@ -136,6 +137,7 @@ static const rt_thread_ops_t program_ops = {
     .created = sup_spawn_created,
     .run = program_run,
     .unwound = program_unwound,
+    .exiting = sup_spawn_exiting,
 };
 
 static char *dup_n(const char *s, size_t n) {
@@ -202,7 +204,9 @@ int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint
   rt_sched_unlock();
 
   int rc = 0;
-  uint32_t tid = rt_thread_create(&program_ops, ps, 128 * 1024, &rc);
+  size_t stack =
+      SUP_MAIN_THREAD_STACK < sup.config.max_stack_bytes ? SUP_MAIN_THREAD_STACK : sup.config.max_stack_bytes;
+  uint32_t tid = rt_thread_create(&program_ops, ps, stack, &rc);
   rt_sched_lock();
   if (tid == 0) {
     p->in_use = false;

@@ -52,6 +52,7 @@ void sup_thread_end(sup_thread_t *t, sup_thread_state_t state) {
   t->stack_peak_final = rt_thread_stack_peak(t->rt, cpu_ns);
   t->rt = NULL;
   t->kill_phase = SUP_KILL_NONE;
+  sup_metrics_forget_thread(t->id);
 }
 
 static sup_thread_state_t live_state(const rt_thread_t *rt) {
@@ -92,6 +93,12 @@ void sup_thread_fill_info(const sup_thread_t *t, int64_t now_ns, sup_thread_info
     out->stack_peak = (uint32_t)t->stack_peak_final;
     return;
   }
+  // An unkillable thread in native code shows it whatever the time: that is
+  // why the kill could not land.
+  int64_t native_since = rt_thread_native_since_ns(rt, now_ns);
+  int64_t native_ns = native_since >= 0 ? now_ns - native_since : 0;
+  if (native_ns >= (int64_t)SUP_NATIVE_BUSY_MS * 1000000 || (native_ns > 0 && t->unkillable))
+    out->native_us = native_ns / 1000;
   int64_t cpu_ns = rt_thread_cpu_ns(rt);
   out->cpu_us = cpu_ns < 0 ? -1 : cpu_ns / 1000;
   out->stack_peak = (uint32_t)rt_thread_stack_peak(rt, cpu_ns);

@@ -1,6 +1,12 @@
 // Start and end of every supervised thread (see spawn.h).
 #include "firmware/supervisor/spawn.h"
 
+#include "py/gc.h"
+#include "py/runtime.h"
+
+// Set by sup_spawn_finish when the calling thread was its program's last.
+static __thread bool ended_its_program;
+
 void sup_spawn_created(rt_thread_t *t, void *arg) {
   const sup_spawn_t *spawn = arg;
   sup_thread_t *rec = sup_thread_begin(t, spawn->program_id, spawn->name);
@@ -36,8 +42,21 @@ void sup_spawn_finish(rt_thread_t *self, sup_thread_state_t state, int exit_code
                      self->id, t->name);
       break;
   }
-  sup_program_thread_ended(program_id, self->id, state, exit_code);
+  ended_its_program = sup_program_thread_ended(program_id, self->id, state, exit_code);
   rt_sched_unlock();
+}
+
+void sup_spawn_exiting(rt_thread_t *self) {
+  (void)self;
+  if (!ended_its_program) return;
+  ended_its_program = false;
+  // Nothing of the program stays reachable from here: this thread's VM state
+  // goes back to the board's own globals, and its pending kill is void.
+  mp_locals_set(mp_state_ctx.thread.dict_locals);
+  mp_globals_set(mp_state_ctx.thread.dict_globals);
+  MP_STATE_THREAD(mp_pending_exception) = MP_OBJ_NULL;
+  gc_collect();
+  sup_heap_figures_publish();
 }
 
 void sup_spawn_unwound(rt_thread_t *self, void *arg) {

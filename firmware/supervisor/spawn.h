@@ -18,5 +18,9 @@ void sup_spawn_created(rt_thread_t *t, void *arg);
 void sup_spawn_unwound(rt_thread_t *self, void *arg);
 // Ends the calling thread's record with `state` (GIL held).
 void sup_spawn_finish(rt_thread_t *self, sup_thread_state_t state, int exit_code);
+// rt_thread_ops_t.exiting: the last thread of a program collects the heap,
+// so a board whose programs have ended shows its heap free, not full of
+// their garbage.
+void sup_spawn_exiting(rt_thread_t *self);
 
 #endif  // THREADFLEET_SUPERVISOR_SPAWN_H

@@ -31,6 +31,7 @@ sup_config_t sup_default_config(void) {
       .heap_bytes = 256 * 1024,
       .max_threads = 16,
       .output_buffer_bytes = 64 * 1024,
+      .max_stack_bytes = SUP_DEFAULT_MAX_STACK,
       .stall_after_ms = 5000,
       .kill_grace_ms = 200,
   };
@@ -38,18 +39,55 @@ sup_config_t sup_default_config(void) {
 
 int64_t sup_uptime_us(int64_t mono_ns) { return (mono_ns - sup.boot_ns) / 1000; }
 
+// ---- Heap figures -----------------------------------------------------------------
+
+void sup_heap_figures_publish(void) {
+  if (!sup.vm_up) return;  // no heap to read while a reset replaces the VM
+  rt_heap_stats_t heap;
+  rt_vm_heap_stats(&heap);
+  rt_sched_lock();
+  sup.heap = heap;
+  rt_sched_unlock();
+}
+
+// Fresh figures if the GIL is free this instant; else the holder is asked to
+// read them at its next yield point (for the next snapshot).
+static void heap_figures_refresh(void) {
+  rt_thread_t *self = rt_self();
+  if (!self) self = rt_thread_register_system();
+  if (self && rt_gil_try_acquire()) {
+    sup_heap_figures_publish();
+    rt_gil_release();
+  } else {
+    rt_gil_request_yield_work();
+  }
+}
+
 // ---- Kill policy -----------------------------------------------------------------
 
 void sup_kill_request(sup_thread_t *t, int64_t grace_ms) {
-  if (t->kill_phase != SUP_KILL_NONE) return;  // already on its way
-  t->kill_grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
-  t->kill_phase = SUP_KILL_SOFT;
-  t->kill_deadline_ns = rt_now_ns() + t->kill_grace_ns;
-  rt_thread_kill(t->rt, false);
+  int64_t grace_ns = (grace_ms < 0 ? sup.config.kill_grace_ms : grace_ms) * 1000000;
+  int64_t now = rt_now_ns();
+  if (t->kill_phase == SUP_KILL_NONE) {
+    rt_gil_native_ns(now, NULL);  // a sample now: was it stuck already? (escalate_kills)
+    t->kill_grace_ns = grace_ns;
+    t->kill_phase = SUP_KILL_SOFT;
+    t->kill_requested_ns = now;
+    t->kill_deadline_ns = now + grace_ns;
+    rt_thread_kill(t->rt, false);
+    pthread_cond_signal(&monitor_wake);
+    return;
+  }
+  // A kill is on its way: a shorter grace brings its next step (and the
+  // ones after it) closer, a longer one changes nothing.
+  if (t->kill_phase == SUP_KILL_GAVE_UP || grace_ns >= t->kill_grace_ns) return;
+  t->kill_grace_ns = grace_ns;
+  if (now + grace_ns < t->kill_deadline_ns) t->kill_deadline_ns = now + grace_ns;
   pthread_cond_signal(&monitor_wake);
 }
 
 int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
+  if (grace_ms > SUP_KILL_GRACE_MAX_MS) return -EINVAL;
   rt_sched_lock();
   sup_thread_t *t = sup_thread_rec(thread_id);
   int rc = !t ? -ENOENT : !t->rt ? -ESRCH : 0;
@@ -59,6 +97,7 @@ int sup_thread_kill(uint32_t thread_id, int64_t grace_ms) {
 }
 
 int sup_program_kill(uint32_t program_id, int64_t grace_ms) {
+  if (grace_ms > SUP_KILL_GRACE_MAX_MS) return -EINVAL;
   rt_sched_lock();
   sup_program_t *p = sup_program_rec(program_id);
   int rc = p ? 0 : -ENOENT;
@@ -71,11 +110,30 @@ int sup_program_kill(uint32_t program_id, int64_t grace_ms) {
   return rc;
 }
 
+// A thread that has held the VM since before its kill without passing a
+// point where the kill can land is inside one native operation: neither
+// phase of the kill can reach it before it comes back, so it is reported
+// unkillable at the end of the first grace, and unwound (the hard phase) if
+// it ever comes back. REQUIRES: sched lock held.
+static bool stuck_since_kill(sup_thread_t *t, int64_t now) {
+  int64_t since = rt_thread_native_since_ns(t->rt, now);
+  if (since < 0 || since > t->kill_requested_ns) return false;
+  t->kill_phase = SUP_KILL_GAVE_UP;
+  t->unkillable = true;
+  rt_thread_kill(t->rt, true);
+  sup_event_emit(SUP_EVENT_THREAD_UNKILLABLE, t->id, t->program_id, NULL, 0,
+                 "thread %u (%s) is stuck in native code for %lld ms: the kill lands when it returns; Reset "
+                 "restarts the board",
+                 t->id, t->name, (long long)((now - since) / 1000000));
+  return true;
+}
+
 // REQUIRES: sched lock held.
 static void escalate_kills(int64_t now) {
   for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
     sup_thread_t *t = &sup.threads[i];
     if (!t->in_use || !t->rt || now < t->kill_deadline_ns) continue;
+    if (t->kill_phase == SUP_KILL_SOFT && stuck_since_kill(t, now)) continue;
     if (t->kill_phase == SUP_KILL_SOFT) {
       // It swallowed ThreadKilled or is stuck: unwind it, skipping handlers.
       t->kill_phase = SUP_KILL_HARD;
@@ -121,6 +179,7 @@ static void *monitor_main(void *arg) {
   rt_sched_lock();
   while (!monitor_stop) {
     int64_t now = rt_now_ns();
+    rt_gil_native_ns(now, NULL);  // a sample per tick at least: native_us is short by a tick at most
     escalate_kills(now);
     report_stalls(now);
     rt_sched_unlock();
@@ -143,15 +202,25 @@ static bool vm_start(void *stack_top) {
     fprintf(stderr, "supervisor: cannot allocate a %zu-byte heap\n", sup.config.heap_bytes);
     return false;
   }
-  if (sup.config.on_vm_start) {
-    rt_vm_enter();
-    sup.config.on_vm_start(sup.config.on_vm_start_ctx);
-    rt_vm_leave();
-  }
+  rt_vm_enter();
+  if (sup.config.on_vm_start) sup.config.on_vm_start(sup.config.on_vm_start_ctx);
+  sup_rootfs_guard();
+  sup.vm_up = true;
+  sup_heap_figures_publish();
+  rt_vm_leave();
   return true;
 }
 
 static void *vm_stack_top;
+
+// Tears the VM down; host threads that get the GIL meanwhile see vm_up false
+// and leave it alone.
+static void vm_stop(void) {
+  rt_vm_enter();
+  sup.vm_up = false;
+  rt_vm_leave();
+  rt_vm_deinit();
+}
 
 bool sup_init(const sup_config_t *config, void *stack_top) {
   memset(&sup, 0, sizeof(sup));
@@ -162,12 +231,28 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
   pthread_cond_init(&monitor_wake, NULL);
   rt_output_set_sink(sup_output_capture);
   rt_gc_set_hook(sup_locks_mark);
+  rt_gil_set_yield_work(sup_heap_figures_publish);
   rt_threads_set_limit(config->max_threads);
   vm_stack_top = stack_top;
   if (!vm_start(stack_top)) return false;
   monitor_stop = false;
   pthread_create(&monitor_thread, NULL, monitor_main, NULL);
   return true;
+}
+
+// True once every one of the `live` threads the port counts is reported
+// unkillable: waiting longer for them is pointless. (A thread whose record
+// has ended but which is still on its way out, collecting its program's
+// heap, is waited for.)
+static bool every_live_thread_unkillable(size_t live) {
+  size_t unkillable = 0;
+  rt_sched_lock();
+  for (size_t i = 0; i < SUP_MAX_THREAD_RECORDS; i++) {
+    const sup_thread_t *t = &sup.threads[i];
+    if (t->in_use && t->rt && t->unkillable) unkillable++;
+  }
+  rt_sched_unlock();
+  return unkillable >= live;
 }
 
 // Kills every live thread and waits for them. Returns how many survived.
@@ -182,7 +267,7 @@ static int kill_all_and_wait(void) {
   rt_sched_unlock();
   int64_t deadline = rt_now_ns() + (3 * grace_ms + 500) * 1000000;
   size_t live;
-  while ((live = rt_threads_reap()) > 0 && rt_now_ns() < deadline) {
+  while ((live = rt_threads_reap()) > 0 && rt_now_ns() < deadline && !every_live_thread_unkillable(live)) {
     struct timespec ts = {0, 2 * 1000000};
     nanosleep(&ts, NULL);
   }
@@ -192,33 +277,36 @@ static int kill_all_and_wait(void) {
   return (int)live;
 }
 
-void sup_deinit(void) {
-  kill_all_and_wait();
+int sup_deinit(void) {
+  int survivors = kill_all_and_wait();
   rt_sched_lock();
   monitor_stop = true;
   pthread_cond_signal(&monitor_wake);
   rt_sched_unlock();
   pthread_join(monitor_thread, NULL);
+  // A survivor holds the VM (or waits for it): tearing the VM down would wait
+  // for it forever, and freeing state under it would crash it.
+  if (survivors > 0) return survivors;
   pthread_cond_destroy(&monitor_wake);
-  rt_vm_deinit();
+  vm_stop();
   sup_locks_forget();
   sup_programs_clear();
   rt_output_set_sink(NULL);
   pthread_cond_destroy(&sup.changed);
+  return 0;
 }
 
 int sup_reset(void) {
   int survivors = kill_all_and_wait();
   if (survivors > 0) {
     rt_sched_lock();
-    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "reset refused: %d thread(s) could not be killed",
-                   survivors);
+    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0,
+                   "soft reset impossible: %d thread(s) stuck in native code; the board restarts", survivors);
     rt_sched_unlock();
     return survivors;
   }
-  rt_vm_deinit();
+  vm_stop();
   sup_locks_forget();
-  sup_modthread_reset();
   rt_sched_lock();
   sup.metric_count = 0;
   rt_sched_unlock();
@@ -231,23 +319,19 @@ int sup_reset(void) {
 
 // ---- Health ----------------------------------------------------------------------
 
-static void heap_stats(void *ctx) { rt_vm_heap_stats(ctx); }
-
 void sup_health(sup_health_t *out) {
   memset(out, 0, sizeof(*out));
-  rt_heap_stats_t heap = {0};
-  char err[64];
-  sup_vm_run(heap_stats, &heap, err, sizeof(err));
-  out->heap_total = heap.total;
-  out->heap_used = heap.used;
-  out->heap_free = heap.free;
-  out->heap_largest_free = heap.largest_free;
+  heap_figures_refresh();
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   out->process_cpu_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
                         (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
 
   rt_sched_lock();
+  out->heap_total = sup.heap.total;
+  out->heap_used = sup.heap.used;
+  out->heap_free = sup.heap.free;
+  out->heap_largest_free = sup.heap.largest_free;
   int64_t now = rt_now_ns();
   out->uptime_us = sup_uptime_us(now);
   out->max_threads = (uint32_t)rt_threads_limit();

@@ -33,6 +33,24 @@ extern "C" {
 #define SUP_MAX_THREAD_RECORDS 128  // live threads plus the most recent ended
 #define SUP_MAX_CYCLE 16
 #define SUP_MAX_METRICS 32
+// The longest kill grace the board accepts (fleetd caps it at the same).
+#define SUP_KILL_GRACE_MAX_MS 10000
+// A thread that holds the VM this long without passing a point where it can
+// be interrupted (a bytecode branch) is "in native code": its
+// sup_thread_info_t.native_us is set, and host threads stop waiting for the
+// VM (sup_vm_run).
+#define SUP_NATIVE_BUSY_MS 250
+// The longest sup_vm_run waits for the VM whatever holds it.
+#define SUP_VM_WAIT_MAX_MS 1000
+// sup_config_t.max_stack_bytes by default: 4 x a thread's default stack, the
+// scale of an ESP32's internal RAM (docs/architecture.md, "Threads").
+#define SUP_DEFAULT_MAX_STACK (256 * 1024)
+// The range --max-stack accepts: from a thread's default stack (64 KiB,
+// rt_thread_default_stack) to 16 MiB.
+#define SUP_MAX_STACK_LOWEST (64 * 1024)
+#define SUP_MAX_STACK_HIGHEST (16 * 1024 * 1024)
+// A program's main thread's stack (less when max_stack_bytes is smaller).
+#define SUP_MAIN_THREAD_STACK (128 * 1024)
 
 typedef enum {
   SUP_THREAD_RUNNING = 1,
@@ -55,8 +73,13 @@ typedef struct {
   size_t heap_bytes;           // MicroPython GC heap
   size_t max_threads;          // live user threads, at most RT_MAX_THREADS - 4
   size_t output_buffer_bytes;  // per program ring buffer
-  int64_t stall_after_ms;      // a lock wait longer than this is a stall
-  int64_t kill_grace_ms;       // default grace before a kill escalates
+  // Largest stack a thread may have, bytes (a program's main thread gets
+  // min(128 KiB, this)). Stacks are committed whole (painted for the
+  // high-water mark), so the board's stack memory is at most
+  // max_threads * max_stack_bytes. SUP_MAX_STACK_LOWEST..SUP_MAX_STACK_HIGHEST.
+  size_t max_stack_bytes;
+  int64_t stall_after_ms;  // a lock wait longer than this is a stall
+  int64_t kill_grace_ms;   // default grace before a kill escalates
   // Called on the VM host thread, inside the VM, after every (re)start of the
   // VM: mount flash and the like. May be NULL.
   void (*on_vm_start)(void *ctx);
@@ -69,12 +92,17 @@ sup_config_t sup_default_config(void);
 // top of the calling thread's stack (it becomes the VM host thread).
 // Returns false with a message on stderr if the heap cannot be had.
 bool sup_init(const sup_config_t *config, void *stack_top);
-// Kills everything and stops the VM. REQUIRES: called on the VM host thread.
-void sup_deinit(void);
+// Kills everything and stops the VM. Returns 0, or the number of threads
+// that could not be killed (stuck in native code, they hold the VM): then
+// the VM and the supervisor are left as they are, for the process to end
+// (fleetboard exits, or restarts itself), and sup_init must not be called
+// again. REQUIRES: called on the VM host thread.
+int sup_deinit(void);
 // Soft reset, like Ctrl-D on a board: kills every thread (soft, then hard),
 // restarts the VM with a fresh heap; files on flash are kept.
-// REQUIRES: called on the VM host thread. Returns the number of threads that
-// could not be killed (they are abandoned; 0 is the normal case).
+// REQUIRES: called on the VM host thread. Returns 0, or the number of threads
+// that could not be killed (stuck in native code): then the VM is left as it
+// is, and only restarting the board brings it back (sup_host_serve).
 int sup_reset(void);
 
 // ---- Host threads inside the VM ----------------------------------------------
@@ -82,21 +110,41 @@ int sup_reset(void);
 // Runs fn(ctx) inside the VM on the calling host thread (a thread of the
 // control channel, say): it takes the GIL and a VM thread state of its own for
 // the duration, so fn may use MicroPython's C API (files on flash, objects).
-// An exception escaping fn is caught: returns false with its text in err.
-// fn must not block for long: Python threads wait while it runs.
+// fn must not block for long: Python threads wait while it runs. With no
+// program running, a heap left less than a quarter free is collected after
+// fn (control calls' garbage must not look like a full heap).
+// Never waits long for the VM: gives up at once while sup_vm_busy() says so,
+// and waits at most SUP_VM_WAIT_MAX_MS in any case. Returns true when fn
+// ran to its end. False with the reason in err: an exception escaped fn
+// (its text; errno 0), or fn never ran because the VM was busy (errno
+// EBUSY; "the VM is busy: thread 7 (match) has been in native code for
+// 12.0 s"). Callers turn EBUSY into UNAVAILABLE.
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len);
+// True, with the reason in why (may be NULL), while a program's thread has
+// held the VM for SUP_NATIVE_BUSY_MS or more without passing a point where
+// it can be interrupted: "the VM is busy: thread 7 (match) has been in
+// native code for 12.0 s". Threads, kills and health do not need the VM;
+// only calls that run Python's C API (files, compiling) wait for it.
+bool sup_vm_busy(char *why, size_t why_len);
 // Releases the calling host thread's VM registration (before it exits).
 void sup_vm_detach(void);
 
 // Serves work that must run on the VM host thread (soft reset) until *stop
-// becomes non-zero. REQUIRES: called on the VM host thread.
+// becomes non-zero: returns 0. When a reset could not end every thread
+// (stuck in native code), returns SUP_HOST_HARD_RESET once the reset's
+// requester has collected the result (sup_reset_finished or
+// sup_reset_request; 2 s at most): the caller must then restart the board,
+// as a watchdog would (fleetboard serve re-executes itself; sup_deinit
+// must not be called). REQUIRES: called on the VM host thread.
+#define SUP_HOST_HARD_RESET 1
 int sup_host_serve(volatile int *stop);
 // From any thread: has the VM host thread (in sup_host_serve) soft-reset the
-// board and returns sup_reset's result, or -ETIMEDOUT.
+// board and returns sup_reset's result (> 0: the board restarts instead), or
+// -ETIMEDOUT.
 int sup_reset_request(int64_t timeout_ms);
 // The same without waiting: sup_reset_begin asks for a reset and returns a
 // ticket; sup_reset_finished tells whether that reset is done, with
-// sup_reset's result.
+// sup_reset's result (> 0: the board restarts once this was told).
 uint64_t sup_reset_begin(void);
 bool sup_reset_finished(uint64_t ticket, int *result);
 
@@ -130,7 +178,8 @@ int sup_program_start(const sup_program_spec_t *spec, uint32_t *program_id, uint
 // Waits until the program has ended (all its threads). timeout_ms < 0: no
 // limit. Returns 0, -ETIMEDOUT or -ENOENT.
 int sup_program_wait(uint32_t program_id, int64_t timeout_ms);
-// Kills every thread of a program. Returns 0 or -ENOENT.
+// Kills every thread of a program, as sup_thread_kill. Returns 0, -ENOENT or
+// -EINVAL (grace_ms over SUP_KILL_GRACE_MAX_MS).
 int sup_program_kill(uint32_t program_id, int64_t grace_ms);
 bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
 size_t sup_programs_list(sup_program_info_t *out, size_t max);
@@ -149,7 +198,12 @@ typedef struct {
   uint32_t stack_size, stack_used, stack_peak;  // bytes
   uint32_t waiting_lock_id;                     // 0: not waiting
   int64_t wait_us;                              // in the current block
-  char exception[SUP_EXC_MAX];                  // "ValueError: bad" or ""
+  // How long it has held the VM inside one native operation, once that is
+  // SUP_NATIVE_BUSY_MS or more, or the thread is unkillable (0 otherwise): a
+  // kill lands only once it comes back (it is reported unkillable at the end
+  // of the kill's grace).
+  int64_t native_us;
+  char exception[SUP_EXC_MAX];  // "ValueError: bad" or ""
   char traceback[SUP_TRACEBACK_MAX];
   uint64_t output_bytes;
 } sup_thread_info_t;
@@ -163,8 +217,10 @@ bool sup_thread_get(uint32_t thread_id, sup_thread_info_t *out);
 // `except Exception:` does not catch it) and it is woken from any sleep or
 // lock wait. After grace_ms (<0: the configured default) a thread still alive
 // is unwound without running its handlers; after another grace_ms it is
-// reported unkillable. Returns 0, -ENOENT (no such thread) or -ESRCH
-// (already ended; nothing to do).
+// reported unkillable. A kill of a thread already being killed with a shorter
+// grace brings the next step closer (a longer one changes nothing). Returns
+// 0, -ENOENT (no such thread), -ESRCH (already ended; nothing to do) or
+// -EINVAL (grace_ms over SUP_KILL_GRACE_MAX_MS).
 int sup_thread_kill(uint32_t thread_id, int64_t grace_ms);
 
 // ---- Events --------------------------------------------------------------------
@@ -237,8 +293,12 @@ typedef struct {
   size_t metric_count;
 } sup_health_t;
 
-// Takes a health snapshot (enters the VM briefly, via sup_vm_run, for the
-// heap figures).
+// Takes a health snapshot without waiting for the VM. The heap figures are
+// read at once when the VM is free (the GIL taken without waiting, for a few
+// microseconds); when a thread holds it they are the ones the holder read at
+// its next yield point or when it let the VM go after the previous snapshot
+// asked (Python code yields every 32 branches), and while a thread is stuck
+// in native code they are those from before it stopped yielding.
 void sup_health(sup_health_t *out);
 
 #ifdef __cplusplus

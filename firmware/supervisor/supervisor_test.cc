@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -468,6 +470,51 @@ _thread.start_new_thread(waiter, ())
   EXPECT_EQ(run.info.state, SUP_PROGRAM_FINISHED) << ProgramStateName(run.info.state);
 }
 
+// A thread that swallows every ThreadKilled, asleep.
+constexpr char kStubbornSleeper[] = R"(
+import time
+while True:
+    try:
+        time.sleep(3600)
+    except BaseException:
+        print("swallowed")
+)";
+
+// Issue #11 defect 3: a second kill with a short grace was ignored while a
+// long one was pending.
+TEST_F(BoardTest, SecondKillWithShorterGraceIsNotIgnored) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  ASSERT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS), 0);
+  ASSERT_TRUE(WaitForOutput(prog, "swallowed"));
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+
+  KillAndExpectKilled(main_tid, "second_kill_grace_50ms", 50);
+}
+
+TEST_F(BoardTest, SecondKillWithLongerGraceDoesNotDelayTheFirst) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  ASSERT_EQ(sup_thread_kill(main_tid, 50), 0);
+  ASSERT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS), 0);
+  EXPECT_TRUE(WaitForState(main_tid, SUP_THREAD_KILLED)) << StateName(Thread(main_tid).state);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
+TEST_F(BoardTest, KillGraceOverTheLimitIsRefused) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(kStubbornSleeper, &main_tid);
+  ASSERT_TRUE(WaitForState(main_tid, SUP_THREAD_SLEEPING));
+  EXPECT_EQ(sup_thread_kill(main_tid, SUP_KILL_GRACE_MAX_MS + 1), -EINVAL);
+  EXPECT_EQ(sup_program_kill(prog, SUP_KILL_GRACE_MAX_MS + 1), -EINVAL);
+  EXPECT_EQ(Thread(main_tid).state, SUP_THREAD_SLEEPING) << "a refused kill was carried out";
+  EXPECT_FALSE(Contains(Output(prog), "swallowed")) << "a refused kill was carried out";
+  ASSERT_EQ(sup_program_kill(prog, 50), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
 TEST_F(BoardTest, ProgramKillEndsEveryThreadOfTheProgram) {
   uint32_t main_tid = 0;
   uint32_t prog = Start(R"(
@@ -624,7 +671,13 @@ TEST_F(BoardTest, KillingEndedThreadReturnsEsrch) {
 
 // ---- Stack -----------------------------------------------------------------------
 
-TEST_F(BoardTest, StackPeakGrowsWithRecursionDepth) {
+// Deep recursion under ASan needs stacks over the default --max-stack.
+class BoardWithBigStacksTest : public BoardTest {
+ protected:
+  void Configure(sup_config_t *config) override { config->max_stack_bytes = 1024 * 1024; }
+};
+
+TEST_F(BoardWithBigStacksTest, StackPeakGrowsWithRecursionDepth) {
   // 200 levels need more than the default 64 KiB thread stack (and far more
   // under ASan, whose frames are several times larger).
   ProgramRun run = RunProgram(R"(
@@ -707,7 +760,7 @@ TEST(StackPaint, PeakIsRescannedExactlyWhenTheThreadsCpuTimeMoved) {
   EXPECT_EQ(rt_thread_stack_peak(&stack.thread, -1), stack.PeakAt(5));
 }
 
-TEST_F(BoardTest, StackPeakOfEverySnapshotEqualsAFullScan) {
+TEST_F(BoardWithBigStacksTest, StackPeakOfEverySnapshotEqualsAFullScan) {
   // Workers recurse to growing depths and then sleep for good; snapshots are
   // taken all along, while they start, run and sleep. A thread long asleep in
   // time.sleep(3600) executes nothing, so comparing its figure with a full
@@ -955,6 +1008,63 @@ gate.release()
   ExpectBoardStillRunsPrograms();
 }
 
+// Issue #11 defect 4: 2 threads x 256 MiB stacks once took +512 MiB of RSS.
+TEST_F(BoardTest, ThreadStackOverTheBoardsLimitRaisesOSErrorNamingTheLimit) {
+  ProgramRun run = RunProgram(R"(
+import _thread
+print("previous", _thread.stack_size(256 * 1024 * 1024))
+def never():
+    print("ran with a 256 MiB stack")
+try:
+    _thread.start_new_thread(never, ())
+except OSError as e:
+    print("OSError:", e)
+)");
+  EXPECT_EQ(run.info.exit_code, 0) << run.output;
+  EXPECT_TRUE(Contains(run.output, "previous 0\n")) << run.output;
+  EXPECT_TRUE(Contains(run.output,
+                       "OSError: can't start thread: a stack of 268435456 bytes is over the board's "
+                       "limit of " +
+                           std::to_string(config_.max_stack_bytes) + " bytes"))
+      << run.output;
+  EXPECT_FALSE(Contains(run.output, "ran with")) << run.output;
+  EXPECT_EQ(run.info.threads_started, 1u);  // its main thread only
+}
+
+TEST_F(BoardTest, ThreadStackAtTheLimitStartsAndItsSizeIsReported) {
+  uint32_t prog =
+      Start("import _thread, time\n_thread.stack_size(" + std::to_string(config_.max_stack_bytes) +
+            ")\ndef big():\n    time.sleep(3600)\n_thread.start_new_thread(big, ())\n");
+  uint32_t big = FindThread(prog, "big");
+  EXPECT_EQ(Thread(big).stack_size, config_.max_stack_bytes);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
+// A later ordinary program once committed 3.9 GB: the setting had stayed.
+TEST_F(BoardTest, StackSizeSetByOneProgramDoesNotReachTheNext) {
+  ProgramRun first = RunProgram(R"(
+import _thread
+_thread.stack_size(200 * 1024)
+_thread.start_new_thread(lambda: None, ())
+print("set")
+)");
+  ASSERT_EQ(first.output, "set\n");
+  uint32_t prog = Start(R"(
+import _thread, time
+print("setting", _thread.stack_size())
+def plain():
+    time.sleep(3600)
+_thread.start_new_thread(plain, ())
+)");
+  uint32_t plain = FindThread(prog, "plain");
+  EXPECT_EQ(Thread(plain).stack_size, rt_thread_default_stack());
+  ASSERT_TRUE(WaitForOutput(prog, "setting"));
+  EXPECT_EQ(Output(prog), "setting 0\n");
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
 TEST_F(BoardTest, MemoryErrorFailsProgramAndItsHeapIsReclaimed) {
   ProgramRun run = RunProgram(R"(
 x = []
@@ -1122,6 +1232,126 @@ except BaseException:
   EXPECT_TRUE(Contains(run.output, "except Exception let ThreadKilled through\n")) << run.output;
 }
 
+// The board's metrics, key -> thread id.
+std::map<std::string, uint32_t> Metrics() {
+  sup_health_t health;
+  sup_health(&health);
+  std::map<std::string, uint32_t> out;
+  for (size_t i = 0; i < health.metric_count; i++) out[health.metrics[i].key] = health.metrics[i].thread_id;
+  return out;
+}
+
+// Issue #11 defect 11: after 32 keys, later metrics were dropped silently.
+TEST_F(BoardTest, MetricsOfEndedThreadsAreFreedForNewOnes) {
+  ProgramRun filler = RunProgram(R"(
+import _thread, fleet, time
+def fill(n):
+    fleet.report(**{"k%d_%d" % (n, i): i for i in range(8)})
+for n in range(4):
+    _thread.start_new_thread(fill, (n,))
+time.sleep(0.2)
+print("filled")
+)");
+  ASSERT_EQ(filler.output, "filled\n");
+  EXPECT_EQ(Metrics().size(), 0u) << "the fillers' slots outlived them";
+
+  uint32_t prog = Start(R"(
+import _thread, fleet, time
+def sensor():
+    fleet.report(temp=21.5)
+    time.sleep(3600)
+_thread.start_new_thread(sensor, ())
+)");
+  uint32_t sensor = FindThread(prog, "sensor");
+  EXPECT_TRUE(PollUntil([&] { return Metrics().count("temp") == 1; }))
+      << "fleet.report(temp=21.5) was dropped";
+  EXPECT_EQ(Metrics()["temp"], sensor);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  ASSERT_TRUE(WaitForEnd(prog));
+  EXPECT_EQ(Metrics().size(), 0u);
+}
+
+TEST_F(BoardTest, ReportBeyondTheMetricTableRaisesOSErrorAndStoresNothing) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start(R"(
+import fleet, time
+fleet.report(**{"k%d" % i: i for i in range(31)})
+try:
+    fleet.report(k0=100, last=1, over=2)
+except OSError as e:
+    print("errno", e.errno, e.args[1])
+fleet.report(last=1)
+try:
+    fleet.report(name_far_longer_than_the_board_keeps=1)
+except ValueError as e:
+    print("ValueError", e)
+print("reported")
+time.sleep(3600)
+)",
+                        &main_tid);
+  ASSERT_TRUE(WaitForOutput(prog, "reported"));
+  std::string output = Output(prog);
+  EXPECT_TRUE(Contains(output, "errno 28 fleet.report: no room for '")) << output;
+  EXPECT_TRUE(Contains(output, "the board keeps 32 metrics and live threads use them all")) << output;
+  EXPECT_TRUE(Contains(output,
+                       "ValueError report(): name name_far_longer_than_the_board_keeps is longer than "
+                       "31 characters"))
+      << output;
+  sup_health_t health;
+  sup_health(&health);
+  ASSERT_EQ(health.metric_count, 32u);
+  for (size_t i = 0; i < health.metric_count; i++) {
+    EXPECT_EQ(health.metrics[i].thread_id, main_tid);
+    if (std::string(health.metrics[i].key) == "k0") {
+      EXPECT_EQ(health.metrics[i].value, 0.0) << "k0 was changed";
+    }
+  }
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
+}
+
+// ---- Garbage on an idle board ------------------------------------------------------------
+
+// Issue #11 defect 14: an idle board showed "heap free 3.7 %" (fleetd:
+// DEGRADED) while a finished program's garbage stayed uncollected.
+bool HeapMostlyFree() {
+  sup_health_t health;
+  sup_health(&health);
+  return health.heap_free >= health.heap_total * 3 / 4;
+}
+
+TEST_F(BoardTest, ProgramsGarbageIsCollectedWhenItEnds) {
+  ProgramRun run = RunProgram(R"(
+data = []
+try:
+    while True:
+        data.append(bytearray(1000))
+except MemoryError:
+    data.pop()
+print("filled")
+)");
+  ASSERT_EQ(run.output, "filled\n");
+  // Once its thread is gone the VM is free, and health reads the heap then.
+  ASSERT_TRUE(PollUntil([] { return rt_threads_live() == 0; }));
+  EXPECT_TRUE(HeapMostlyFree()) << "the ended program's heap was not collected";
+}
+
+// What control calls leave in the heap (file objects, compiled scripts):
+// garbage as soon as they return, up to 90 % of the heap.
+void LeaveGarbage(void *) {
+  rt_heap_stats_t heap;
+  do {
+    m_malloc(1000);
+    rt_vm_heap_stats(&heap);
+  } while (heap.free > heap.total / 10);
+}
+
+TEST_F(BoardTest, IdleBoardCollectsGarbageTheControlChannelLeft) {
+  char err[64];
+  ASSERT_TRUE(sup_vm_run(LeaveGarbage, nullptr, err, sizeof(err))) << err;
+  EXPECT_TRUE(PollUntil(HeapMostlyFree)) << "an idle board kept its garbage";
+}
+
 // ---- Reset and flash ------------------------------------------------------------------
 
 TEST_F(BoardTest, SoftResetKillsProgramsClearsVmStateAndKeepsFlash) {
@@ -1182,6 +1412,41 @@ print('ok')
   EXPECT_EQ(second_boot.output, "kept\nhello from flash\n");
 }
 
+// Issue #11 defect 10: os.umount('/') left the flash failing with "flash
+// error 19" until the board restarted.
+TEST_F(BoardTest, ProgramCannotUnmountTheFlash) {
+  ProgramRun run = RunProgram(R"(
+import os
+os.mkdir('/work')
+os.chdir('/work')
+try:
+    os.umount('/')
+    print("unmounted")
+except OSError as e:
+    print("OSError", e.errno, e.args[1])
+fs = os.mount()[-1][0]
+try:
+    fs.umount()
+except OSError as e:
+    print("OSError", e.errno)
+print("cwd", os.getcwd())
+with open('still.txt', 'w') as f:
+    f.write('here')
+with open('/work/still.txt') as f:
+    print(f.read())
+)");
+  EXPECT_EQ(run.info.exit_code, 0) << run.output;
+  EXPECT_FALSE(Contains(run.output, "unmounted")) << run.output;
+  EXPECT_TRUE(Contains(run.output,
+                       "OSError 1 the board's flash stays mounted at /: programs may not unmount it\n"
+                       "OSError 1\n"
+                       "cwd /work\nhere\n"))
+      << run.output;
+
+  ProgramRun next = RunProgram("import os\nprint(open('/work/still.txt').read(), len(os.mount()))\n");
+  EXPECT_EQ(next.output, "here 1\n");
+}
+
 // ---- Host threads ------------------------------------------------------------------
 
 // What a control-channel thread does: enter the VM to touch Python objects
@@ -1220,6 +1485,139 @@ TEST_F(BoardTest, HostThreadsEnterTheVmWhileProgramsRun) {
   EXPECT_STREQ(err, "ValueError: bad file name");
   EXPECT_EQ(sup_program_kill(prog, -1), 0);
   EXPECT_EQ(sup_program_wait(prog, 5000), 0);
+}
+
+// ---- A thread stuck in native code ---------------------------------------------------
+
+// A regular expression that backtracks for tens of seconds inside one native
+// call (re1.5), holding the VM all along (issue #11 defect 5). The tests
+// never wait for it: the process ends with it.
+constexpr char kNativeMatch[] = R"(
+import re
+print("matching")
+re.match("(a|aa)*c", "a" * 44)
+print("matched")
+)";
+
+// Runs fn on a host thread of its own, as the control channel calls the
+// supervisor; true if it returned within kDeadline (else it is left behind,
+// so fn must own what it touches).
+bool ReturnsWithinDeadline(std::function<void()> fn) {
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  std::thread([fn, finished] {
+    fn();
+    sup_vm_detach();
+    finished->store(true);
+  }).detach();
+  return PollUntil([&] { return finished->load(); });
+}
+
+struct VmRunResult {
+  bool ran = false;
+  int error = 0;
+  char err[160] = "";
+  size_t len = 0;
+};
+
+class NativeCodeTest : public BoardTest {
+ protected:
+  // Starts kNativeMatch and waits until its thread counts as in native code.
+  void StartNativeMatch() {
+    prog_ = Start(kNativeMatch, &main_tid_);
+    ASSERT_TRUE(WaitForOutput(prog_, "matching"));
+    ASSERT_TRUE(PollUntil([&] { return Thread(main_tid_).native_us >= SUP_NATIVE_BUSY_MS * 1000; }))
+        << "native_us=" << Thread(main_tid_).native_us;
+  }
+
+  uint32_t prog_ = 0, main_tid_ = 0;
+};
+
+TEST_F(NativeCodeTest, ThreadInNativeCodeIsReportedAndHealthDoesNotWaitForIt) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  auto health = std::make_shared<sup_health_t>();
+  auto threads = std::make_shared<std::vector<sup_thread_info_t>>(SUP_MAX_THREAD_RECORDS);
+  EXPECT_TRUE(ReturnsWithinDeadline([health, threads] {
+    sup_health(health.get());
+    threads->resize(sup_threads_list(threads->data(), threads->size(), 0, false));
+  })) << "a health snapshot waited for the VM";
+  EXPECT_EQ(health->live_threads, 1u);
+  EXPECT_EQ(health->threads_by_state[SUP_THREAD_RUNNING], 1u);
+  EXPECT_GT(health->heap_total, 0u);
+  ASSERT_EQ(threads->size(), 1u);
+  EXPECT_EQ(threads->at(0).id, main_tid_);
+  EXPECT_GE(threads->at(0).native_us, SUP_NATIVE_BUSY_MS * 1000);
+  EXPECT_FALSE(Contains(Output(prog_), "matched"));
+}
+
+TEST_F(NativeCodeTest, HostThreadGivesUpOnTheVmNamingTheThreadInNativeCode) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  auto result = std::make_shared<VmRunResult>();
+  EXPECT_TRUE(ReturnsWithinDeadline([result] {
+    result->ran = sup_vm_run(AllocateListInVm, &result->len, result->err, sizeof(result->err));
+    result->error = errno;
+  })) << "sup_vm_run waited for the VM";
+  EXPECT_FALSE(result->ran);
+  EXPECT_EQ(result->error, EBUSY);
+  EXPECT_TRUE(Contains(result->err, "the VM is busy: thread " + std::to_string(main_tid_) +
+                                        " (main) has been in native code for "))
+      << result->err;
+  char why[160] = "";
+  EXPECT_TRUE(sup_vm_busy(why, sizeof(why)));
+  EXPECT_TRUE(Contains(why, "has been in native code for ")) << why;
+}
+
+TEST_F(NativeCodeTest, KillOfThreadInNativeCodeReportsItUnkillableAfterOneGrace) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  uint64_t cursor = 0;
+  sup_event_t started;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_THREAD_STARTED, &cursor, &started));
+  ASSERT_EQ(sup_thread_kill(main_tid_, 100), 0);
+  sup_event_t unkillable;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_THREAD_UNKILLABLE, &cursor, &unkillable));
+  EXPECT_EQ(unkillable.thread_id, main_tid_);
+  // Not "still alive ... after a kill": the hard phase's second grace was skipped.
+  EXPECT_TRUE(Contains(unkillable.message, "is stuck in native code for")) << unkillable.message;
+  sup_thread_info_t info = Thread(main_tid_);
+  EXPECT_TRUE(info.unkillable);
+  EXPECT_EQ(info.state, SUP_THREAD_RUNNING) << StateName(info.state);
+  EXPECT_GE(info.native_us, SUP_NATIVE_BUSY_MS * 1000);
+}
+
+TEST_F(NativeCodeTest, ResetThatCannotEndAThreadInNativeCodeAsksForARestart) {
+  ASSERT_NO_FATAL_FAILURE(StartNativeMatch());
+  volatile int stop = 0;
+  int result = 0;
+  std::thread control([&] { result = sup_reset_request(kDeadline.count()); });
+  std::thread watchdog([&] {  // sup_host_serve must return on its own; this only bounds the test
+    PollUntil([&] { return result != 0; }, kDeadline * 2);
+    stop = 1;
+  });
+  EXPECT_EQ(sup_host_serve(&stop), SUP_HOST_HARD_RESET);  // this test's thread is the VM host thread
+  control.join();
+  watchdog.join();
+  EXPECT_EQ(result, 1) << "sup_reset_request's result: threads that survived";
+  uint64_t cursor = 0;
+  sup_event_t reset;
+  ASSERT_TRUE(WaitForEvent(SUP_EVENT_RESET, &cursor, &reset));
+  EXPECT_TRUE(Contains(reset.message, "stuck in native code; the board restarts")) << reset.message;
+}
+
+TEST_F(BoardTest, BusyPythonLoopIsNotReportedAsNativeCode) {
+  uint32_t main_tid = 0;
+  uint32_t prog = Start("print('spinning')\nx = 0\nwhile True:\n    x += 1\n", &main_tid);
+  ASSERT_TRUE(WaitForOutput(prog, "spinning"));
+  for (int i = 0; i < 50; i++) {
+    EXPECT_EQ(Thread(main_tid).native_us, 0);
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  auto result = std::make_shared<VmRunResult>();
+  EXPECT_TRUE(ReturnsWithinDeadline([result] {
+    result->ran = sup_vm_run(AllocateListInVm, &result->len, result->err, sizeof(result->err));
+  }));
+  EXPECT_TRUE(result->ran) << result->err;
+  EXPECT_EQ(result->len, 1000u);
+  ASSERT_EQ(sup_program_kill(prog, -1), 0);
+  EXPECT_TRUE(WaitForEnd(prog));
 }
 
 TEST_F(BoardTest, ResetRequestedFromAnotherThreadRunsOnTheHostThread) {

@@ -6,16 +6,84 @@
 
 #include "firmware/runtime/text_print.h"
 #include "firmware/supervisor/internal.h"
+#include "py/gc.h"
 #include "py/runtime.h"
 
 // The VM thread state a host thread uses while inside sup_vm_run.
 #define HOST_VM_STACK_LIMIT (128 * 1024)
+// How often a host thread waiting for the VM looks at what holds it.
+#define VM_WAIT_POLL_MS 10
+
+// REQUIRES: sched lock.
+static bool vm_busy_locked(int64_t now, char *why, size_t why_len) {
+  rt_thread_t *holder;
+  int64_t native_ns = rt_gil_native_ns(now, &holder);
+  const sup_thread_t *t = sup_thread_of(holder);
+  if (!t || native_ns < (int64_t)SUP_NATIVE_BUSY_MS * 1000000) return false;
+  if (why) {
+    snprintf(why, why_len, "the VM is busy: thread %u (%s) has been in native code for %.1f s", t->id,
+             t->name, (double)native_ns / 1e9);
+  }
+  return true;
+}
+
+bool sup_vm_busy(char *why, size_t why_len) {
+  rt_sched_lock();
+  bool busy = vm_busy_locked(rt_now_ns(), why, why_len);
+  rt_sched_unlock();
+  return busy;
+}
+
+typedef struct {
+  char *why;
+  size_t why_len;
+} vm_wait_t;
+
+static bool keep_waiting(void *ctx) {
+  vm_wait_t *w = ctx;
+  return !sup_vm_busy(w->why, w->why_len);
+}
+
+// Takes the GIL for a host thread, within the bounds sup_vm_run promises.
+// False (with why) if it gave up.
+static bool vm_enter_bounded(char *why, size_t why_len) {
+  if (sup_vm_busy(why, why_len)) return false;
+  vm_wait_t w = {why, why_len};
+  int64_t deadline = rt_now_ns() + (int64_t)SUP_VM_WAIT_MAX_MS * 1000000;
+  if (rt_gil_acquire_bounded(deadline, (int64_t)VM_WAIT_POLL_MS * 1000000, keep_waiting, &w)) return true;
+  if (!sup_vm_busy(why, why_len))
+    snprintf(why, why_len, "the VM is busy: waited %d ms for it", SUP_VM_WAIT_MAX_MS);
+  return false;
+}
+
+// With no program running, a host thread's garbage (file objects of a push,
+// a script compiled for its syntax) is all the heap holds besides modules:
+// it is collected when less than this fraction of the heap is free, so an
+// idle board's health does not show garbage as a full heap (fleetd marks a
+// board with under 10 % free DEGRADED). Programs' garbage goes when they end
+// (sup_spawn_exiting).
+#define IDLE_COLLECT_FREE_FRACTION 4
+
+// Collects an idle board's low heap, once per change of it: a heap full of
+// live data (modules) is not collected call after call. REQUIRES: GIL held.
+static void collect_idle_heap(void) {
+  static size_t used_after_last;  // GIL
+  if (rt_threads_live() > 0) return;
+  rt_heap_stats_t heap;
+  rt_vm_heap_stats(&heap);
+  if (heap.free >= heap.total / IDLE_COLLECT_FREE_FRACTION || heap.used == used_after_last) return;
+  gc_collect();
+  rt_vm_heap_stats(&heap);
+  used_after_last = heap.used;
+  sup_heap_figures_publish();
+}
 
 bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
   rt_thread_t *self = rt_self();
   if (!self) self = rt_thread_register_system();
   if (!self) {
     snprintf(err, err_len, "too many threads use the VM");
+    errno = EBUSY;
     return false;
   }
   // The VM host thread has its state already; other host threads get one on
@@ -27,24 +95,30 @@ bool sup_vm_run(void (*fn)(void *ctx), void *ctx, char *err, size_t err_len) {
     ts.nlr_top = NULL;
     self->stack_top = &ts + 1;
   }
-  rt_gil_acquire();
-  bool ok = true;
-  nlr_buf_t nlr;
-  if (nlr_push(&nlr) == 0) {
-    fn(ctx);
-    nlr_pop();
-  } else {
-    ok = false;
-    rt_text_t text;
-    mp_print_t print = rt_text_printer(&text, err, err_len);
-    mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
+  bool got_gil = vm_enter_bounded(err, err_len);
+  bool entered = got_gil && sup.vm_up;  // else a reset is replacing the VM
+  if (got_gil && !entered) snprintf(err, err_len, "the VM is busy: the board is resetting");
+  bool ok = false;
+  if (entered) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+      fn(ctx);
+      nlr_pop();
+      ok = true;
+    } else {
+      rt_text_t text;
+      mp_print_t print = rt_text_printer(&text, err, err_len);
+      mp_obj_print_helper(&print, MP_OBJ_FROM_PTR(nlr.ret_val), PRINT_EXC);
+    }
+    collect_idle_heap();
   }
-  rt_gil_release();
+  if (got_gil) rt_gil_release();
   if (own_state) {
     rt_sched_lock();
     mp_thread_set_state(NULL);
     rt_sched_unlock();
   }
+  errno = entered ? 0 : EBUSY;
   return ok;
 }
 
@@ -56,7 +130,13 @@ void sup_vm_detach(void) {
 // ---- The VM host thread's service loop --------------------------------------------
 
 static uint64_t reset_asked, reset_done;  // sched
+static uint64_t reset_collected;          // the newest result a requester has seen (sched)
 static int reset_result;                  // sched
+
+// A reset that left threads alive (stuck in native code) cannot bring the VM
+// back: the board restarts instead, once its requester has its answer (a
+// Reset call says `hard`), or after this long.
+#define HARD_RESET_ANSWER_WAIT_MS 2000
 
 int sup_host_serve(volatile int *stop) {
   rt_sched_lock();
@@ -69,7 +149,12 @@ int sup_host_serve(volatile int *stop) {
       reset_result = result;
       reset_done = ticket;
       pthread_cond_broadcast(&sup.changed);
-      continue;
+      if (result == 0) continue;
+      int64_t deadline = rt_now_ns() + (int64_t)HARD_RESET_ANSWER_WAIT_MS * 1000000;
+      while (reset_collected < ticket && !*stop && rt_now_ns() < deadline)
+        rt_sched_wait_until(&sup.changed, deadline);
+      rt_sched_unlock();
+      return SUP_HOST_HARD_RESET;
     }
     rt_sched_wait_until(&sup.changed, rt_now_ns() + 100 * 1000000);
   }
@@ -85,10 +170,18 @@ uint64_t sup_reset_begin(void) {
   return ticket;
 }
 
+// REQUIRES: sched lock.
+static bool reset_collect(uint64_t ticket, int *result) {
+  if (reset_done < ticket) return false;
+  *result = reset_result;
+  if (reset_collected < ticket) reset_collected = ticket;
+  pthread_cond_broadcast(&sup.changed);
+  return true;
+}
+
 bool sup_reset_finished(uint64_t ticket, int *result) {
   rt_sched_lock();
-  bool done = reset_done >= ticket;
-  if (done) *result = reset_result;
+  bool done = reset_collect(ticket, result);
   rt_sched_unlock();
   return done;
 }
@@ -96,9 +189,9 @@ bool sup_reset_finished(uint64_t ticket, int *result) {
 int sup_reset_request(int64_t timeout_ms) {
   int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
   uint64_t ticket = sup_reset_begin();
+  int rc = -ETIMEDOUT;
   rt_sched_lock();
-  while (reset_done < ticket && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
-  int rc = reset_done >= ticket ? reset_result : -ETIMEDOUT;
+  while (!reset_collect(ticket, &rc) && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);
   rt_sched_unlock();
   return rc;
 }

@@ -45,9 +45,7 @@ void board_flash_failed(rpc_call_t *call, int rc, const char *what) {
       board_finish(call, RPC_STATUS_FAILED_PRECONDITION, "%s is a directory", what);
       return;
     case EBUSY:
-      board_finish(call, RPC_STATUS_UNAVAILABLE,
-                   "the board's VM is busy (a thread holds it in a long native operation); try again (at %s)",
-                   what);
+      board_finish_vm_busy(call, what);
       return;
     default:
       board_finish(call, board_status_of(rc), "%s: flash error %d", what, -rc);

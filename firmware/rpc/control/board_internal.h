@@ -95,6 +95,11 @@ void board_flash_failed(rpc_call_t *call, int rc, const char *what);
 // The status a flash or supervisor errno stands for (-ENOENT: NOT_FOUND, ...).
 rpc_status_t board_status_of(int neg_errno);
 
+// Finishes a call whose work needed the VM while it was busy (-EBUSY):
+// UNAVAILABLE, "<what>: the VM is busy: thread 7 (match) has been in native
+// code for 12.0 s".
+void board_finish_vm_busy(rpc_call_t *call, const char *what);
+
 // Monotonic clock, the same as rpc_call_deadline_ns's.
 int64_t board_now_ns(void);
 

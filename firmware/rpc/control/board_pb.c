@@ -53,6 +53,7 @@ void board_pb_thread(const sup_thread_info_t *in, BOARD_PB(ThreadInfo) * out) {
   out->waiting_lock_id = in->state == SUP_THREAD_WAITING_LOCK ? in->waiting_lock_id : 0;
   out->wait_time_us = out->waiting_lock_id ? (uint64_t)in->wait_us : 0;
   out->output_bytes = in->output_bytes;
+  out->native_time_us = (uint64_t)in->native_us;
   if (in->state == SUP_THREAD_FAILED) {
     out->has_exception = true;
     board_pb_exception(in->exception, in->traceback, &out->exception);

@@ -23,6 +23,8 @@
 // KillThread/KillProgram wait past two grace periods (soft, then hard kill;
 // the supervisor marks survivors unkillable after the second) by this much.
 #define KILL_WAIT_SLACK_MS 100
+// A kill answers this long before the call's deadline at the latest.
+#define KILL_ANSWER_MARGIN_MS 20
 // A killed thread usually ends within a few ms (woken, unwound at once): for
 // this long a kill is looked at every millisecond, then every BOARD_POLL_MS.
 // (A busy host made 1 kill in 100 wait the whole 10 ms step.)
@@ -327,6 +329,14 @@ static void reply_program(rpc_call_t *call, uint32_t program_id) {
     rpc_call_finish(call, RPC_STATUS_OK, NULL);
 }
 
+// False (the call finished INVALID_ARGUMENT) for a grace over the board's limit.
+static bool grace_ok(rpc_call_t *call, uint32_t grace_ms) {
+  if (grace_ms <= SUP_KILL_GRACE_MAX_MS) return true;
+  board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "grace_ms %u is over the board's limit of %d ms",
+               (unsigned)grace_ms, SUP_KILL_GRACE_MAX_MS);
+  return false;
+}
+
 static void kill_wait(rpc_call_t *call, bool program, uint32_t id, int64_t grace_ms) {
   kill_state_t *k = calloc(1, sizeof(*k));
   if (!k) {
@@ -337,13 +347,20 @@ static void kill_wait(rpc_call_t *call, bool program, uint32_t id, int64_t grace
   k->id = id;
   k->started_ns = board_now_ns();
   k->deadline_ns = k->started_ns + (2 * grace_ms + KILL_WAIT_SLACK_MS) * 1000000;
+  // Answer with the record as it is before the caller gives up: an answer
+  // after its deadline reaches nobody. The kill goes on regardless.
+  int64_t call_deadline = rpc_call_deadline_ns(call);
+  int64_t answer_by = call_deadline - (int64_t)KILL_ANSWER_MARGIN_MS * 1000000;
+  if (call_deadline >= 0 && answer_by < k->deadline_ns) k->deadline_ns = answer_by;
   rpc_call_set_user(call, k);
   rpc_call_poll_in(call, 1);
 }
 
 void board_kill_thread_message(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(KillThreadRequest) req;
-  if (!board_decode(call, msg, len, BOARD_PB(KillThreadRequest_fields), &req)) return;
+  if (!board_decode(call, msg, len, BOARD_PB(KillThreadRequest_fields), &req) ||
+      !grace_ok(call, req.grace_ms))
+    return;
   int64_t grace_ms = grace_of(req.grace_ms);
   int rc = sup_thread_kill(req.thread_id, grace_ms);
   if (rc == -ENOENT) {
@@ -357,7 +374,9 @@ void board_kill_thread_message(rpc_call_t *call, const uint8_t *msg, size_t len)
 
 void board_kill_program_message(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(KillProgramRequest) req;
-  if (!board_decode(call, msg, len, BOARD_PB(KillProgramRequest_fields), &req)) return;
+  if (!board_decode(call, msg, len, BOARD_PB(KillProgramRequest_fields), &req) ||
+      !grace_ok(call, req.grace_ms))
+    return;
   int64_t grace_ms = grace_of(req.grace_ms);
   sup_program_info_t program;
   if (!sup_program_get(req.program_id, &program) || sup_program_kill(req.program_id, grace_ms) != 0) {
@@ -420,6 +439,12 @@ typedef struct {
 #define EXEC_NAME "<exec>"
 
 void board_exec_message(rpc_call_t *call, const uint8_t *msg, size_t len) {
+  // A snippet is answered when it has run: while a thread is stuck in native
+  // code it could only wait out the deadline.
+  if (sup_vm_busy(NULL, 0)) {
+    board_finish_vm_busy(call, "Exec");
+    return;
+  }
   exec_state_t *e = calloc(1, sizeof(*e));
   if (!e) {
     board_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for the call");

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -106,6 +107,12 @@ rpc_status_t board_status_of(int neg_errno) {
   }
 }
 
+void board_finish_vm_busy(rpc_call_t *call, const char *what) {
+  char why[160];
+  if (!sup_vm_busy(why, sizeof(why))) snprintf(why, sizeof(why), "the VM is busy");
+  board_finish(call, RPC_STATUS_UNAVAILABLE, "%s: %s", what, why);
+}
+
 int64_t board_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -120,8 +127,16 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   const sup_config_t *c = board_config();
   sup_health_t health;
   sup_health(&health);
+  // The flash's figures need the VM; while it is busy, the last ones read.
+  static _Atomic uint64_t last_flash_total, last_flash_used;
   uint64_t flash_total = 0, flash_used = 0;
-  sup_file_usage(&flash_total, &flash_used);
+  if (sup_file_usage(&flash_total, &flash_used) == 0) {
+    atomic_store(&last_flash_total, flash_total);
+    atomic_store(&last_flash_used, flash_used);
+  } else {
+    flash_total = atomic_load(&last_flash_total);
+    flash_used = atomic_load(&last_flash_used);
+  }
 
   BOARD_PB(GetInfoResponse) resp = {.has_info = true};
   BOARD_PB(BoardInfo) *info = &resp.info;
@@ -135,6 +150,7 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   info->flash_size_bytes = flash_total ? flash_total : lfsdev_size();
   info->flash_used_bytes = flash_used;
   info->output_buffer_bytes = (uint32_t)c->output_buffer_bytes;
+  info->max_stack_bytes = (uint32_t)c->max_stack_bytes;
 
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(GetInfoResponse_fields), &resp);
@@ -146,7 +162,8 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
 
 // The VM host thread (in sup_host_serve) does the reset; this I/O thread goes
 // on serving and answers once the VM is back, so a client's next call lands
-// on the fresh VM. The call's user pointer holds the reset's ticket.
+// on the fresh VM, or with `hard` when the board restarts instead. The call's
+// user pointer holds the reset's ticket.
 static void reset(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(ResetRequest) req;
   if (!board_decode(call, msg, len, BOARD_PB(ResetRequest_fields), &req)) return;
@@ -160,14 +177,9 @@ static void reset_poll(rpc_call_t *call) {
     rpc_call_poll_in(call, 5);
     return;
   }
-  if (survivors > 0) {
-    char message[96];
-    snprintf(message, sizeof(message),
-             "reset refused: %d thread(s) could not be killed (stuck in native code)", survivors);
-    rpc_call_finish(call, RPC_STATUS_FAILED_PRECONDITION, message);
-    return;
-  }
-  BOARD_PB(ResetResponse) resp = {0};
+  // Threads stuck in native code survived: the board restarts (hard reset)
+  // once this answer is out.
+  BOARD_PB(ResetResponse) resp = {.hard = survivors > 0};
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(ResetResponse_fields), &resp);
   board_scratch_give(s);
