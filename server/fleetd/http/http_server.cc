@@ -14,13 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/common/host_port.h"
+#include "server/fleetd/http/http_request.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -218,63 +215,23 @@ void HttpServer::Serve(Connection& c, short revents, absl::Time now) {
 void HttpServer::Handle(Connection& c, absl::Time now) {
   if (c.in.empty()) return;
   if (c.request_start == absl::InfiniteFuture()) c.request_start = now;
-  const size_t header_end = c.in.find("\r\n\r\n");
-  if (header_end == std::string::npos) {
-    if (c.in.size() > limits_.max_header_bytes) {
-      return Reply(c, 431, "Request Header Fields Too Large",
-                   absl::StrCat("request headers are over ", limits_.max_header_bytes,
-                                " bytes (limits.http.max_header_bytes)\n"),
-                   kTextContentType, /*close=*/true);
-    }
-    return;  // more to come
+  HttpRequestHead head;
+  HttpRefusal refusal;
+  switch (ParseHttpRequestHead(
+      c.in, {.max_header_bytes = limits_.max_header_bytes, .max_body_bytes = limits_.max_body_bytes}, head,
+      refusal)) {
+    case HttpParse::kNeedMore:
+      return;
+    case HttpParse::kRefused:
+      return Reply(c, refusal.status, refusal.reason, refusal.message, kTextContentType, /*close=*/true);
+    case HttpParse::kHead:
+      break;
   }
-  if (header_end + 4 > limits_.max_header_bytes) {
-    return Reply(c, 431, "Request Header Fields Too Large",
-                 absl::StrCat("request headers are ", header_end + 4, " bytes; the limit is ",
-                              limits_.max_header_bytes, " (limits.http.max_header_bytes)\n"),
-                 kTextContentType, /*close=*/true);
-  }
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(absl::string_view(c.in).substr(0, header_end), "\r\n");
-  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ');
-  if (request_line.size() != 3 || !absl::StartsWith(request_line[2], "HTTP/1.")) {
-    return Reply(c, 400, "Bad Request", "malformed request line\n", kTextContentType, /*close=*/true);
-  }
-  bool close = request_line[2] == "HTTP/1.0";
-  size_t body_bytes = 0;
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const size_t colon = lines[i].find(':');
-    if (colon == absl::string_view::npos) continue;
-    const absl::string_view name = lines[i].substr(0, colon);
-    const absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
-    if (absl::EqualsIgnoreCase(name, "Content-Length")) {
-      uint64_t length = 0;
-      if (!absl::SimpleAtoi(value, &length)) {
-        return Reply(c, 400, "Bad Request", "malformed Content-Length\n", kTextContentType, /*close=*/true);
-      }
-      if (length > limits_.max_body_bytes) {
-        // Refused on the announced size: the body is never read.
-        return Reply(c, 413, "Content Too Large",
-                     absl::StrCat("the body is ", length, " bytes; the limit is ", limits_.max_body_bytes,
-                                  " (limits.http.max_body_bytes)\n"),
-                     kTextContentType, /*close=*/true);
-      }
-      body_bytes = static_cast<size_t>(length);
-    } else if (absl::EqualsIgnoreCase(name, "Transfer-Encoding")) {
-      return Reply(c, 411, "Length Required", "send a Content-Length; chunked bodies are not accepted\n",
-                   kTextContentType, /*close=*/true);
-    } else if (absl::EqualsIgnoreCase(name, "Connection")) {
-      if (absl::EqualsIgnoreCase(value, "close")) close = true;
-      if (absl::EqualsIgnoreCase(value, "keep-alive")) close = false;
-    }
-  }
-  const size_t request_bytes = header_end + 4 + body_bytes;
+  const size_t request_bytes = head.head_bytes + head.body_bytes;
   if (c.in.size() < request_bytes) return;  // the body is still coming
-  const std::string method(request_line[0]);
-  const std::string path(request_line[1].substr(0, request_line[1].find('?')));
   c.in.erase(0, request_bytes);
   c.request_start = c.in.empty() ? absl::InfiniteFuture() : now;
-  Route(c, method, path, close);
+  Route(c, head.method, head.path, head.close);
 }
 
 void HttpServer::Route(Connection& c, const std::string& method, const std::string& path, bool close) {
