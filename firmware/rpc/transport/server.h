@@ -80,8 +80,9 @@ bool rpc_server_config_ok(const rpc_server_config_t *config, char *err, size_t e
 // Starts listening and the accept thread. Returns false with a message.
 // REQUIRES: the network is up (net_start); not started already.
 bool rpc_server_start(const rpc_server_config_t *config, char *err, size_t err_len);
-// Stops accepting, ends every connection (GOAWAY) and waits for them: at
-// most about the handshake timeout (a handshake in progress) or 2 s.
+// Stops accepting, ends every connection (GOAWAY; a handshake in progress is
+// abandoned, neither counted nor logged as failed) and waits for them: about
+// 2 s at most.
 void rpc_server_stop(void);
 
 // What the channel holds now and what it refused, since rpc_server_start.

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -191,8 +192,13 @@ void EchoSession(rpc_transport_t t, Outcome& out, const std::string& reply) {
 
 using Session = std::function<void(rpc_transport_t, Outcome&)>;
 
-// Accepts one connection from `listener`, runs the handshake and `session`.
-Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_ms, Session session) {
+// rpc_tls_cancelled_fn over a flag the test sets.
+bool FlagSet(void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }
+
+// Accepts one connection from `listener`, runs the handshake (cancelled once
+// `cancel`, if given, is set) and `session`.
+Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_ms, Session session,
+                 std::atomic<bool>* cancel) {
   Outcome out;
   int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   if (fd < 0) {
@@ -201,8 +207,8 @@ Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_m
   }
   char err[512] = "";
   auto start = Clock::now();
-  rpc_tls_conn_t* conn =
-      rpc_tls_accept(config, rpc_os_socket_transport(fd), handshake_timeout_ms, err, sizeof err);
+  rpc_tls_conn_t* conn = rpc_tls_accept(config, rpc_os_socket_transport(fd), handshake_timeout_ms,
+                                        cancel ? FlagSet : nullptr, cancel, err, sizeof err);
   out.handshake_ms = MsSince(start);
   out.err = err;
   if (conn != nullptr) {
@@ -275,8 +281,10 @@ class TlsTest : public testing::Test {
     EXPECT_EQ(rpc_tls_sessions(), 0);
   }
 
-  std::future<Outcome> Serve(Session session = Echo(), int handshake_timeout_ms = kHandshakeTimeoutMs) {
-    return std::async(std::launch::async, ServeOne, listener_, config_, handshake_timeout_ms, session);
+  std::future<Outcome> Serve(Session session = Echo(), int handshake_timeout_ms = kHandshakeTimeoutMs,
+                             std::atomic<bool>* cancel = nullptr) {
+    return std::async(std::launch::async, ServeOne, listener_, config_, handshake_timeout_ms, session,
+                      cancel);
   }
   std::vector<std::string> Trusting() const { return {"-CAfile", Path("ca.pem")}; }
 
@@ -463,6 +471,19 @@ TEST_F(TlsTest, SilentClientTimesOutTheHandshake) {
   EXPECT_NE(out.err.find("timed out after 300 ms"), std::string::npos) << out.err;
   EXPECT_GE(out.handshake_ms, 290);
   EXPECT_LT(out.handshake_ms, 2000);
+}
+
+TEST_F(TlsTest, AHandshakeWaitingForItsPeerEndsOnceCancelled) {
+  std::atomic<bool> cancel{false};
+  auto server = Serve(Echo(), 20000, &cancel);  // far longer than a cancelled handshake lasts
+  int fd = ConnectTcp(port_);                   // sends nothing: the handshake waits for a ClientHello
+  ASSERT_GE(fd, 0);
+  cancel = true;
+  Outcome out = server.get();
+  close(fd);
+
+  EXPECT_FALSE(out.handshake_ok);
+  EXPECT_EQ(out.err, "TLS handshake: cancelled");
 }
 
 // ---- Configuration errors
