@@ -44,7 +44,7 @@ static rpc_log_limit_t log_limit = RPC_LOG_LIMIT_INIT(RPC_SERVER_LOG_LINES, RPC_
 rpc_server_config_t rpc_server_default_config(void) {
   return (rpc_server_config_t){
       .max_connections = RPC_SERVER_MAX_CONNECTIONS,
-      .handshake_timeout_ms = 5000,
+      .handshake_timeout_ms = RPC_SERVER_HANDSHAKE_TIMEOUT_MS,
       .idle_timeout_ms = 5 * 60 * 1000,
       .keepalive_ms = 30 * 1000,
       .send_timeout_ms = 10 * 1000,

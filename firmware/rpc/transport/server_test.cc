@@ -270,6 +270,27 @@ TEST_F(ServerTest, StatsReportTheLimitsAndTheBudget) {
             0u);
 }
 
+// gRPC C++ as python-grpcio: once a connect failed, calls fail fast while the
+// channel reconnects, and only gRPC's backup poller (a pass every 5 s) moves
+// the new connection's handshake on (server.h, RPC_SERVER_HANDSHAKE_TIMEOUT_MS).
+TEST_F(ServerTest, AChannelWhoseConnectFailedAnswersFailFastCallsOnceTheBoardListens) {
+  auto channel = NewChannel();
+  // slirp's forward takes the connection, lwIP refuses it: the connect fails.
+  ASSERT_FALSE(Echo(channel.get(), "too early").ok());
+  Serve(rpc_server_default_config());
+
+  const auto give_up = Clock::now() + std::chrono::seconds(30);
+  grpc::Status status = Echo(channel.get(), "hi");
+  while (!status.ok() && Clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(100));
+    status = Echo(channel.get(), "hi");
+  }
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  rpc_server_stats_t s;
+  rpc_server_stats(&s);
+  EXPECT_EQ(s.failed_handshakes, 0u) << "a reconnect's handshake timed out on the board";
+}
+
 TEST_F(ServerTest, AStopAbandonsAHandshakeInProgressWithoutCountingItAsFailed) {
   rpc_server_config_t config = rpc_server_default_config();
   config.handshake_timeout_ms = 20000;  // far longer than a stop takes
