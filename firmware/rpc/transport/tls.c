@@ -57,6 +57,7 @@ struct rpc_tls_conn {
   int dead;                // 0, or the RPC_IO_* every later call returns
   uint8_t first_bytes[4];  // what the peer sent first, to name non-TLS peers
   size_t first_len;
+  size_t received;  // bytes the peer sent in all, for a handshake's timeout message
   char peer_cn[RPC_TLS_CN_MAX + 1];
   // Set only while rpc_tls_accept runs the handshake: asked between waits.
   rpc_tls_cancelled_fn cancelled;
@@ -140,6 +141,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
   if (n > 0) {
     for (int i = 0; i < n && c->first_len < sizeof c->first_bytes; i++)
       c->first_bytes[c->first_len++] = buf[i];
+    c->received += (size_t)n;
     return n;
   }
   if (n == RPC_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
@@ -281,6 +283,19 @@ static void handshake_failed(rpc_tls_conn_t *c, int ret, char *err, size_t err_l
   snprintf(err, err_len, "TLS handshake: %s (%s, -0x%04x)", why, text, (unsigned)-ret);
 }
 
+// What a handshake that ran out of time was waiting for, from the state of
+// mbedTLS 2.28 (public fields there): a client that never sent its hello is
+// not a TLS client, or one that never got to run; one that had the server's
+// reply and sent nothing more is slow (a gRPC client driven by its backup
+// poller, see server.h) or stuck.
+static const char *handshake_wait(const rpc_tls_conn_t *c) {
+  if (c->ssl.out_left > 0) return "for the client to take the server's reply";
+  if (c->ssl.state <= MBEDTLS_SSL_CLIENT_HELLO) return "for the ClientHello";
+  if (c->ssl.state >= MBEDTLS_SSL_CLIENT_CERTIFICATE && c->ssl.state <= MBEDTLS_SSL_CLIENT_FINISHED)
+    return "for the client's certificate and Finished, after the server's reply";
+  return "to finish";
+}
+
 // Runs mbedtls_ssl_handshake until done (returns true), or failed, cancelled
 // or past c->deadline_ms (false, with the reason in err).
 static bool run_handshake(rpc_tls_conn_t *c, int timeout_ms, char *err, size_t err_len) {
@@ -296,8 +311,8 @@ static bool run_handshake(rpc_tls_conn_t *c, int timeout_ms, char *err, size_t e
       return false;
     }
     if (now_ms() >= c->deadline_ms) {
-      snprintf(err, err_len, "TLS handshake: timed out after %d ms (%zu bytes received)", timeout_ms,
-               c->first_len);
+      snprintf(err, err_len, "TLS handshake: timed out after %d ms waiting %s (%zu bytes received)",
+               timeout_ms, handshake_wait(c), c->received);
       return false;
     }
   }
