@@ -134,7 +134,7 @@ static void serve_usage(FILE *out) {
           "\n"
           "Control channel limits (0 turns a timeout off):\n"
           "  --max-connections N      connections served at once, more are refused (16, at most 16)\n"
-          "  --handshake-timeout-ms   a TLS handshake must be done within this (5000)\n"
+          "  --handshake-timeout-ms   a TLS handshake must be done within this (15000)\n"
           "  --idle-timeout-ms        a connection without a call ends after this (300000)\n"
           "  --keepalive-ms           a silent peer is probed after this, dropped after ~2x (30000)\n"
           "  --send-timeout-ms        a peer that reads nothing for this long is dropped (10000)\n"

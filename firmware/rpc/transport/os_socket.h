@@ -3,7 +3,7 @@
 //
 //   int fd = accept(listener, NULL, NULL);
 //   rpc_transport_t lower = rpc_os_socket_transport(fd);
-//   ... rpc_tls_accept(config, lower, 5000, err, sizeof err) ...
+//   ... rpc_tls_accept(config, lower, 5000, NULL, NULL, err, sizeof err) ...
 //   close(fd);
 #ifndef THREADFLEET_RPC_TRANSPORT_OS_SOCKET_H
 #define THREADFLEET_RPC_TRANSPORT_OS_SOCKET_H

@@ -44,7 +44,7 @@ static rpc_log_limit_t log_limit = RPC_LOG_LIMIT_INIT(RPC_SERVER_LOG_LINES, RPC_
 rpc_server_config_t rpc_server_default_config(void) {
   return (rpc_server_config_t){
       .max_connections = RPC_SERVER_MAX_CONNECTIONS,
-      .handshake_timeout_ms = 5000,
+      .handshake_timeout_ms = RPC_SERVER_HANDSHAKE_TIMEOUT_MS,
       .idle_timeout_ms = 5 * 60 * 1000,
       .keepalive_ms = 30 * 1000,
       .send_timeout_ms = 10 * 1000,
@@ -119,14 +119,32 @@ static void count_end(rpc_h2_end_t end) {
   log_refusal("connection_closed reason=%s", rpc_h2_end_name(end));
 }
 
+static bool server_stopping(void) {
+  pthread_mutex_lock(&mutex);
+  bool stop = stopping;
+  pthread_mutex_unlock(&mutex);
+  return stop;
+}
+
+// rpc_tls_cancelled_fn: a stop abandons the handshakes in progress instead
+// of waiting them out (each could hold rpc_server_stop, and with it a board's
+// restart, for the whole handshake timeout).
+static bool handshake_cancelled(void *ctx) {
+  (void)ctx;
+  return server_stopping();
+}
+
 static void *serve_connection(void *arg) {
   connection_t *c = arg;
   char err[256];
   rpc_transport_t lower = rpc_lwip_transport(&c->sock);
-  rpc_tls_conn_t *tls = rpc_tls_accept(config.tls, lower, config.handshake_timeout_ms, err, sizeof(err));
+  rpc_tls_conn_t *tls = rpc_tls_accept(config.tls, lower, config.handshake_timeout_ms, handshake_cancelled,
+                                       NULL, err, sizeof(err));
   if (!tls) {
-    atomic_fetch_add(&failed_handshakes, 1);
-    log_refusal("tls_refused reason=\"%s\"", err);
+    if (!server_stopping()) {  // a handshake cut short by a stop was refused by nobody
+      atomic_fetch_add(&failed_handshakes, 1);
+      log_refusal("tls_refused reason=\"%s\"", err);
+    }
   } else {
     rpc_h2_limits_t limits = {.idle_timeout_ms = config.idle_timeout_ms,
                               .send_timeout_ms = config.send_timeout_ms,

@@ -35,6 +35,14 @@ extern "C" {
 
 // The most connections any configuration may allow (the slot table's size).
 #define RPC_SERVER_MAX_CONNECTIONS 16
+// The default handshake timeout. A gRPC core client (C++, Python, ...) whose
+// channel failed to connect reconnects with nothing but its backup poller
+// driving the connection while its calls fail fast: one pass every 5 s. The
+// board then sees the ClientHello up to 5 s after accepting and the client's
+// certificate 5 s after its own reply, so such a handshake needs up to 10 s;
+// 15 s leaves one more pass for a busy client. With 5 s every such reconnect
+// timed out and the channel never answered again (docs/architecture.md).
+#define RPC_SERVER_HANDSHAKE_TIMEOUT_MS 15000
 // Refusal log lines: at most this many per window.
 #define RPC_SERVER_LOG_LINES 10
 #define RPC_SERVER_LOG_WINDOW_MS 10000
@@ -69,7 +77,7 @@ typedef struct {
 } rpc_server_config_t;
 
 // port 0, no TLS and no service; the limits at their defaults: 16
-// connections, 5 s handshakes, 5 min idle, 30 s keepalive, 10 s send
+// connections, 15 s handshakes, 5 min idle, 30 s keepalive, 10 s send
 // timeout, a 1 MiB budget.
 rpc_server_config_t rpc_server_default_config(void);
 
@@ -80,8 +88,9 @@ bool rpc_server_config_ok(const rpc_server_config_t *config, char *err, size_t e
 // Starts listening and the accept thread. Returns false with a message.
 // REQUIRES: the network is up (net_start); not started already.
 bool rpc_server_start(const rpc_server_config_t *config, char *err, size_t err_len);
-// Stops accepting, ends every connection (GOAWAY) and waits for them: at
-// most about the handshake timeout (a handshake in progress) or 2 s.
+// Stops accepting, ends every connection (GOAWAY; a handshake in progress is
+// abandoned, neither counted nor logged as failed) and waits for them: about
+// 2 s at most.
 void rpc_server_stop(void);
 
 // What the channel holds now and what it refused, since rpc_server_start.

@@ -85,6 +85,20 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// A plain TCP connection to 127.0.0.1:port (the board's port forward), or -1.
+int ConnectTcp(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -254,6 +268,51 @@ TEST_F(ServerTest, StatsReportTheLimitsAndTheBudget) {
   EXPECT_EQ(s.buffered_bytes, 0u);
   EXPECT_EQ(s.refused_connections + s.failed_handshakes + s.idle_closed + s.send_timeouts + s.refused_calls,
             0u);
+}
+
+// gRPC C++ as python-grpcio: once a connect failed, calls fail fast while the
+// channel reconnects, and only gRPC's backup poller (a pass every 5 s) moves
+// the new connection's handshake on (server.h, RPC_SERVER_HANDSHAKE_TIMEOUT_MS).
+TEST_F(ServerTest, AChannelWhoseConnectFailedAnswersFailFastCallsOnceTheBoardListens) {
+  auto channel = NewChannel();
+  // slirp's forward takes the connection, lwIP refuses it: the connect fails.
+  ASSERT_FALSE(Echo(channel.get(), "too early").ok());
+  Serve(rpc_server_default_config());
+
+  const auto give_up = Clock::now() + std::chrono::seconds(30);
+  grpc::Status status = Echo(channel.get(), "hi");
+  while (!status.ok() && Clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(100));
+    status = Echo(channel.get(), "hi");
+  }
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  rpc_server_stats_t s;
+  rpc_server_stats(&s);
+  EXPECT_EQ(s.failed_handshakes, 0u) << "a reconnect's handshake timed out on the board";
+}
+
+TEST_F(ServerTest, AStopAbandonsAHandshakeInProgressWithoutCountingItAsFailed) {
+  rpc_server_config_t config = rpc_server_default_config();
+  config.handshake_timeout_ms = 20000;  // far longer than a stop takes
+  Serve(config);
+  int silent = ConnectTcp(port_);  // never starts TLS
+  ASSERT_GE(silent, 0);
+  ASSERT_TRUE(
+      WaitForStats([](const rpc_server_stats_t &s) { return s.connections == 1; }, milliseconds(10000)));
+
+  const auto asked = Clock::now();
+  rpc_server_stop();
+  const auto stopped = Clock::now();
+  serving_ = false;
+
+  // A loose bound: a stop that waits for the handshake takes all 20 s.
+  EXPECT_LT(stopped - asked, milliseconds(config.handshake_timeout_ms / 2))
+      << "the stop waited for the handshake";
+  rpc_server_stats_t s;
+  rpc_server_stats(&s);
+  EXPECT_EQ(s.connections, 0u);
+  EXPECT_EQ(s.failed_handshakes, 0u) << "a handshake cut short by a stop was refused by nobody";
+  close(silent);
 }
 
 }  // namespace

@@ -57,7 +57,11 @@ struct rpc_tls_conn {
   int dead;                // 0, or the RPC_IO_* every later call returns
   uint8_t first_bytes[4];  // what the peer sent first, to name non-TLS peers
   size_t first_len;
+  size_t received;  // bytes the peer sent in all, for a handshake's timeout message
   char peer_cn[RPC_TLS_CN_MAX + 1];
+  // Set only while rpc_tls_accept runs the handshake: asked between waits.
+  rpc_tls_cancelled_fn cancelled;
+  void *cancel_ctx;
 };
 
 // HTTP/2 over TLS 1.2 needs ephemeral key exchange and AEAD (RFC 7540
@@ -101,11 +105,14 @@ static int set_err(char *err, size_t err_len, const char *step, int ret) {
 // Both buffers belong to mbedTLS (its record buffers) and are only lent for
 // the duration of the call; the lower transport copies what it keeps.
 
-// The lower transport's timeout_ms for what is left until c->deadline_ms.
+// The lower transport's timeout_ms for what is left until c->deadline_ms;
+// while a handshake can be cancelled, at most RPC_TLS_CANCEL_POLL_MS, so that
+// run_handshake gets to ask in time.
 static int wait_left_ms(const rpc_tls_conn_t *c) {
-  if (c->deadline_ms == RPC_TLS_NO_DEADLINE) return -1;
+  int most = c->cancelled != NULL ? RPC_TLS_CANCEL_POLL_MS : INT_MAX;
+  if (c->deadline_ms == RPC_TLS_NO_DEADLINE) return c->cancelled != NULL ? most : -1;
   int64_t left = c->deadline_ms - now_ms();
-  return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
+  return left <= 0 ? 0 : (left > most ? most : (int)left);
 }
 
 // Waits for the lower transport until the connection's deadline. Returns
@@ -134,6 +141,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
   if (n > 0) {
     for (int i = 0; i < n && c->first_len < sizeof c->first_bytes; i++)
       c->first_bytes[c->first_len++] = buf[i];
+    c->received += (size_t)n;
     return n;
   }
   if (n == RPC_IO_WOULD_BLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
@@ -275,25 +283,43 @@ static void handshake_failed(rpc_tls_conn_t *c, int ret, char *err, size_t err_l
   snprintf(err, err_len, "TLS handshake: %s (%s, -0x%04x)", why, text, (unsigned)-ret);
 }
 
-// Runs mbedtls_ssl_handshake until done, failed, or past c->deadline_ms.
-static int run_handshake(rpc_tls_conn_t *c, int timeout_ms, char *err, size_t err_len) {
+// What a handshake that ran out of time was waiting for, from the state of
+// mbedTLS 2.28 (public fields there): a client that never sent its hello is
+// not a TLS client, or one that never got to run; one that had the server's
+// reply and sent nothing more is slow (a gRPC client driven by its backup
+// poller, see server.h) or stuck.
+static const char *handshake_wait(const rpc_tls_conn_t *c) {
+  if (c->ssl.out_left > 0) return "for the client to take the server's reply";
+  if (c->ssl.state <= MBEDTLS_SSL_CLIENT_HELLO) return "for the ClientHello";
+  if (c->ssl.state >= MBEDTLS_SSL_CLIENT_CERTIFICATE && c->ssl.state <= MBEDTLS_SSL_CLIENT_FINISHED)
+    return "for the client's certificate and Finished, after the server's reply";
+  return "to finish";
+}
+
+// Runs mbedtls_ssl_handshake until done (returns true), or failed, cancelled
+// or past c->deadline_ms (false, with the reason in err).
+static bool run_handshake(rpc_tls_conn_t *c, int timeout_ms, char *err, size_t err_len) {
   for (;;) {
     int ret = mbedtls_ssl_handshake(&c->ssl);
-    if (ret == 0) return 0;
+    if (ret == 0) return true;
     if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
       handshake_failed(c, ret, err, err_len);
-      return ret;
+      return false;
+    }
+    if (c->cancelled != NULL && c->cancelled(c->cancel_ctx)) {
+      snprintf(err, err_len, "TLS handshake: cancelled");
+      return false;
     }
     if (now_ms() >= c->deadline_ms) {
-      snprintf(err, err_len, "TLS handshake: timed out after %d ms (%zu bytes received)", timeout_ms,
-               c->first_len);
-      return MBEDTLS_ERR_SSL_TIMEOUT;
+      snprintf(err, err_len, "TLS handshake: timed out after %d ms waiting %s (%zu bytes received)",
+               timeout_ms, handshake_wait(c), c->received);
+      return false;
     }
   }
 }
 
-rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, int timeout_ms, char *err,
-                               size_t err_len) {
+rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, int timeout_ms,
+                               rpc_tls_cancelled_fn cancelled, void *cancel_ctx, char *err, size_t err_len) {
   rpc_tls_conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
     snprintf(err, err_len, "out of memory for a TLS connection");
@@ -301,6 +327,8 @@ rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, 
   }
   c->lower = lower;
   c->deadline_ms = deadline_after(timeout_ms);
+  c->cancelled = cancelled;
+  c->cancel_ctx = cancel_ctx;
   mbedtls_ssl_init(&c->ssl);
   int ret = mbedtls_ssl_setup(&c->ssl, &config->ssl);
   if (ret != 0) {
@@ -308,7 +336,8 @@ rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, 
     goto fail;
   }
   mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
-  if (run_handshake(c, timeout_ms, err, err_len) != 0) goto fail;
+  if (!run_handshake(c, timeout_ms, err, err_len)) goto fail;
+  c->cancelled = NULL;  // the session's reads and sends wait as long as their callers say
   if (take_peer_cn(c) != 0) {
     snprintf(err, err_len, "TLS handshake: the client certificate has no subject CN");
     mbedtls_ssl_close_notify(&c->ssl);

@@ -22,13 +22,20 @@ rpc_tls_config_t *rpc_tls_config_new(const char *cert_pem_path, const char *key_
                                      const char *ca_pem_path, char *err, size_t err_len);
 void rpc_tls_config_free(rpc_tls_config_t *config);
 
+// Asked by a handshake while it waits for its peer, at least every
+// RPC_TLS_CANCEL_POLL_MS; returns true to abandon the handshake (e.g. the
+// server is stopping). Runs on the handshaking thread; `ctx` is the one given
+// to rpc_tls_accept.
+typedef bool (*rpc_tls_cancelled_fn)(void *ctx);
+#define RPC_TLS_CANCEL_POLL_MS 100
+
 // Runs the handshake over `lower` (blocking, at most timeout_ms, sends and
-// receives together). Returns
-// NULL with a reason in err on failure. One config serves many connections,
-// each on its own thread. `lower` stays the caller's (close it after a
-// failed accept or after rpc_tls_close).
-rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, int timeout_ms, char *err,
-                               size_t err_len);
+// receives together), or until `cancelled` (may be NULL) returns true.
+// Returns NULL with a reason in err on failure. One config serves many
+// connections, each on its own thread. `lower` stays the caller's (close it
+// after a failed accept or after rpc_tls_close).
+rpc_tls_conn_t *rpc_tls_accept(rpc_tls_config_t *config, rpc_transport_t lower, int timeout_ms,
+                               rpc_tls_cancelled_fn cancelled, void *cancel_ctx, char *err, size_t err_len);
 // The decrypted stream (valid until rpc_tls_close); one thread at a time.
 // recv: RPC_IO_WOULD_BLOCK when nothing came within timeout_ms, RPC_IO_CLOSED
 // on close_notify or EOF. send: RPC_IO_WOULD_BLOCK when the lower transport

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -148,6 +149,25 @@ int ConnectTcp(int port) {
   return fd;
 }
 
+// A TLS 1.2 ClientHello (78 bytes) offering ECDHE with AES-128-GCM on P-256,
+// ECDSA or RSA: the server answers it with its whole reply and then waits for
+// the client's certificate, which a raw socket never sends.
+std::string ClientHello() {
+  std::string body("\x03\x03", 2);                     // TLS 1.2
+  body += std::string(32, '\x2a');                     // client random
+  body += std::string("\x00", 1);                      // no session id
+  body += std::string("\x00\x04\xc0\x2b\xc0\x2f", 6);  // ECDHE-ECDSA/RSA-AES128-GCM-SHA256
+  body += std::string("\x01\x00", 2);                  // compression: none
+  body += std::string(
+      "\x00\x18"                                   // extensions: 24 bytes
+      "\x00\x0a\x00\x04\x00\x02\x00\x17"           // supported_groups: secp256r1
+      "\x00\x0b\x00\x02\x01\x00"                   // ec_point_formats: uncompressed
+      "\x00\x0d\x00\x06\x00\x04\x04\x03\x04\x01",  // signature_algorithms: ECDSA, RSA with SHA-256
+      26);
+  std::string handshake = std::string("\x01\x00\x00", 3) + static_cast<char>(body.size()) + body;
+  return std::string("\x16\x03\x01\x00", 4) + static_cast<char>(handshake.size()) + handshake;
+}
+
 // ---- Server
 
 struct Outcome {
@@ -191,8 +211,13 @@ void EchoSession(rpc_transport_t t, Outcome& out, const std::string& reply) {
 
 using Session = std::function<void(rpc_transport_t, Outcome&)>;
 
-// Accepts one connection from `listener`, runs the handshake and `session`.
-Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_ms, Session session) {
+// rpc_tls_cancelled_fn over a flag the test sets.
+bool FlagSet(void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }
+
+// Accepts one connection from `listener`, runs the handshake (cancelled once
+// `cancel`, if given, is set) and `session`.
+Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_ms, Session session,
+                 std::atomic<bool>* cancel) {
   Outcome out;
   int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   if (fd < 0) {
@@ -201,8 +226,8 @@ Outcome ServeOne(int listener, rpc_tls_config_t* config, int handshake_timeout_m
   }
   char err[512] = "";
   auto start = Clock::now();
-  rpc_tls_conn_t* conn =
-      rpc_tls_accept(config, rpc_os_socket_transport(fd), handshake_timeout_ms, err, sizeof err);
+  rpc_tls_conn_t* conn = rpc_tls_accept(config, rpc_os_socket_transport(fd), handshake_timeout_ms,
+                                        cancel ? FlagSet : nullptr, cancel, err, sizeof err);
   out.handshake_ms = MsSince(start);
   out.err = err;
   if (conn != nullptr) {
@@ -275,8 +300,10 @@ class TlsTest : public testing::Test {
     EXPECT_EQ(rpc_tls_sessions(), 0);
   }
 
-  std::future<Outcome> Serve(Session session = Echo(), int handshake_timeout_ms = kHandshakeTimeoutMs) {
-    return std::async(std::launch::async, ServeOne, listener_, config_, handshake_timeout_ms, session);
+  std::future<Outcome> Serve(Session session = Echo(), int handshake_timeout_ms = kHandshakeTimeoutMs,
+                             std::atomic<bool>* cancel = nullptr) {
+    return std::async(std::launch::async, ServeOne, listener_, config_, handshake_timeout_ms, session,
+                      cancel);
   }
   std::vector<std::string> Trusting() const { return {"-CAfile", Path("ca.pem")}; }
 
@@ -460,9 +487,40 @@ TEST_F(TlsTest, SilentClientTimesOutTheHandshake) {
   close(fd);
 
   EXPECT_FALSE(out.handshake_ok);
-  EXPECT_NE(out.err.find("timed out after 300 ms"), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("timed out after 300 ms waiting for the ClientHello (0 bytes received)"),
+            std::string::npos)
+      << out.err;
   EXPECT_GE(out.handshake_ms, 290);
   EXPECT_LT(out.handshake_ms, 2000);
+}
+
+TEST_F(TlsTest, AClientSilentAfterItsHelloTimesOutNamingWhatTheServerWaitedFor) {
+  auto server = Serve(Echo(), 300);
+  int fd = ConnectTcp(port_);
+  ASSERT_GE(fd, 0);
+  const std::string hello = ClientHello();
+  ASSERT_EQ(send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), (ssize_t)hello.size());
+  Outcome out = server.get();
+  close(fd);
+
+  EXPECT_FALSE(out.handshake_ok);
+  EXPECT_NE(out.err.find("waiting for the client's certificate and Finished, after the server's reply (78 "
+                         "bytes received)"),
+            std::string::npos)
+      << out.err;
+}
+
+TEST_F(TlsTest, AHandshakeWaitingForItsPeerEndsOnceCancelled) {
+  std::atomic<bool> cancel{false};
+  auto server = Serve(Echo(), 20000, &cancel);  // far longer than a cancelled handshake lasts
+  int fd = ConnectTcp(port_);                   // sends nothing: the handshake waits for a ClientHello
+  ASSERT_GE(fd, 0);
+  cancel = true;
+  Outcome out = server.get();
+  close(fd);
+
+  EXPECT_FALSE(out.handshake_ok);
+  EXPECT_EQ(out.err, "TLS handshake: cancelled");
 }
 
 // ---- Configuration errors
