@@ -158,7 +158,8 @@ int Serve(const FleetdConfig& config) {
                                                                  .links = links.get(),
                                                                  .health = &health,
                                                                  .tokens = &tokens,
-                                                                 .hub = &hub});
+                                                                 .hub = &hub,
+                                                                 .board_calls = BoardCallLimits{}});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::SslServerCredentialsOptions tls(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);

@@ -1,5 +1,5 @@
 // The client's side of one gRPC call on the wire, for fleetd's own HTTP/2
-// client (health_streams.h): frames the request message and reads the
+// client (board_connections.h): frames the request message and reads the
 // response as HTTP/2 hands it over: header fields, DATA bytes (length-prefixed
 // messages, in chunks of any size), trailers. Everything here comes from the
 // network, so every input is checked and has a fuzzer (grpc_response_fuzz.cc).
