@@ -951,6 +951,70 @@ TEST_F(FleetServiceTest, WatchHealthSendsLatestSnapshotsThenUpdatesAndShutdownEn
   EXPECT_EQ(ended.error_message(), "fleetd is shutting down");
 }
 
+// ---- Files
+
+TEST_F(FleetServiceTest, FilesAreListedWithSizeAndSha256AndDeletedOnTheBoard) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  grpc::Status pushed;
+  const std::vector<fleet::PushFileResponse> progress = Push({"b01"}, "/app/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+
+  fleet::ListFilesRequest list;
+  list.set_board("b01");
+  list.set_path("/app");
+  fleet::ListFilesResponse listed;
+  grpc::Status status = stub_->ListFiles(Context(viewer_).get(), list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.entries_size(), 1);
+  EXPECT_EQ(listed.entries(0).name(), "count.py");
+  EXPECT_EQ(listed.entries(0).size_bytes(), sizeof(kCountScript) - 1);
+  EXPECT_EQ(listed.entries(0).sha256_hex(), progress.back().sha256_hex());
+
+  fleet::DeleteFileRequest remove;
+  remove.set_board("b01");
+  remove.set_path("/app/count.py");
+  fleet::DeleteFileResponse removed;
+  status = stub_->DeleteFile(Context(operator_).get(), remove, &removed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(stub_->ListFiles(Context(viewer_).get(), list, &listed).ok());
+  EXPECT_EQ(listed.entries_size(), 0);
+  status = stub_->DeleteFile(Context(operator_).get(), remove, &removed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  list.set_path("/no/such/dir");
+  EXPECT_EQ(stub_->ListFiles(Context(viewer_).get(), list, &listed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(AuditOf("Fleet.DeleteFile", "b01 /app/count.py").size(), 2u);
+}
+
+// Needs the board's skip_if_sha256_hex (the fw-channel branch of issue 11).
+TEST_F(FleetServiceTest, PushingTheSameContentAgainLeavesTheBoardsFileUnchangedUnlessForced) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  grpc::Status pushed;
+  Push({"b01"}, "/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+
+  std::vector<fleet::PushFileResponse> again = Push({"b01"}, "/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again.back().stage(), fleet::PUSH_STAGE_UNCHANGED);
+
+  fleet::PushFileRequest forced;
+  forced.mutable_selector()->add_boards("b01");
+  forced.set_path("/count.py");
+  forced.set_content(kCountScript);
+  forced.set_force(true);
+  auto context = Context(operator_);
+  std::unique_ptr<grpc::ClientReader<fleet::PushFileResponse>> reader =
+      stub_->PushFile(context.get(), forced);
+  fleet::PushFileResponse m;
+  fleet::PushStage last = fleet::PUSH_STAGE_UNSPECIFIED;
+  while (reader->Read(&m)) last = m.stage();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(last, fleet::PUSH_STAGE_DONE);
+}
+
 // ---- Board calls never hold up the service (defect 3 of issue 11)
 
 // Tight per-board limits, so the test reaches them with a few kills.
