@@ -113,8 +113,8 @@ class FakeBoard : public BoardClient {
       return response;
     });
   }
-  void WriteFile(const pb::WriteFileHeader& header, std::string content, CallOptions options,
-                 Done<pb::WriteFileResponse> done) override {
+  void WriteFile(const pb::WriteFileHeader& header, std::shared_ptr<const std::string> content,
+                 CallOptions options, Done<pb::WriteFileResponse> done) override {
     Answer("WriteFile", options, header.skip_if_sha256_hex(), std::move(done), [this, header, content] {
       pb::WriteFileResponse response;
       absl::MutexLock lock(&mu_);
@@ -123,7 +123,7 @@ class FakeBoard : public BoardClient {
           Sha256Hex(it->second) == header.skip_if_sha256_hex()) {
         response.set_unchanged(true);
       } else {
-        files_[header.path()] = content;
+        files_[header.path()] = *content;
       }
       response.set_sha256_hex(Sha256Hex(files_[header.path()]));
       response.set_size_bytes(files_[header.path()].size());

@@ -88,9 +88,11 @@ class BoardClient {
   // Writes `content` to header.path() atomically, in chunks; the board's
   // sha256 and size of what it wrote, or `unchanged` when the header's
   // skip_if_sha256_hex matched the file already there.
-  // RESOURCE_EXHAUSTED if the flash is full.
-  virtual void WriteFile(const threadfleet::board::v1::WriteFileHeader& header, std::string content,
-                         CallOptions options, Done<threadfleet::board::v1::WriteFileResponse> done) = 0;
+  // RESOURCE_EXHAUSTED if the flash is full. `content` is shared, not
+  // copied: a push to many boards holds it once.
+  virtual void WriteFile(const threadfleet::board::v1::WriteFileHeader& header,
+                         std::shared_ptr<const std::string> content, CallOptions options,
+                         Done<threadfleet::board::v1::WriteFileResponse> done) = 0;
 
   // The whole content of a file. NOT_FOUND if absent.
   virtual void ReadFile(std::string path, CallOptions options, Done<std::string> done) = 0;

@@ -319,18 +319,53 @@ class BoardConnections::Stream {
   }
 
  private:
-  // The request body, then END_STREAM. nghttp2 owns `buffer` (`size`
-  // bytes); returns the bytes copied.
+  // Copies the next bytes of the request into `out` (`size` bytes at
+  // most): the body, then each chunk of `chunked` behind its message head.
+  // Returns how many; request_done_ once all are out.
+  size_t CopyRequest(uint8_t* out, size_t size) {
+    size_t n = 0;
+    while (n < size) {
+      if (body_sent_ < spec_.body.size()) {
+        const size_t k = std::min(size - n, spec_.body.size() - body_sent_);
+        std::memcpy(out + n, spec_.body.data() + body_sent_, k);
+        body_sent_ += k;
+        n += k;
+        continue;
+      }
+      if (spec_.chunked == nullptr || chunk_offset_ >= spec_.chunked->size()) break;
+      const size_t length = std::min(spec_.chunk_bytes, spec_.chunked->size() - chunk_offset_);
+      if (chunk_head_.empty()) chunk_head_ = GrpcBytesMessageHead(spec_.chunk_field, length);
+      if (chunk_head_sent_ < chunk_head_.size()) {
+        const size_t k = std::min(size - n, chunk_head_.size() - chunk_head_sent_);
+        std::memcpy(out + n, chunk_head_.data() + chunk_head_sent_, k);
+        chunk_head_sent_ += k;
+        n += k;
+        continue;
+      }
+      const size_t k = std::min(size - n, length - chunk_sent_);
+      std::memcpy(out + n, spec_.chunked->data() + chunk_offset_ + chunk_sent_, k);
+      chunk_sent_ += k;
+      n += k;
+      if (chunk_sent_ == length) {
+        chunk_offset_ += length;
+        chunk_sent_ = 0;
+        chunk_head_.clear();
+        chunk_head_sent_ = 0;
+      }
+    }
+    request_done_ = body_sent_ == spec_.body.size() &&
+                    (spec_.chunked == nullptr || chunk_offset_ >= spec_.chunked->size());
+    return n;
+  }
+
+  // The request for nghttp2 (data provider callback): fills `buffer`, which
+  // nghttp2 owns, with up to `size` bytes; returns how many, and sets EOF
+  // at the end.
   static ssize_t ReadRequestBody(nghttp2_session*, int32_t, uint8_t* buffer, size_t size, uint32_t* flags,
                                  nghttp2_data_source* source, void*) {
     auto* s = static_cast<Stream*>(source->ptr);
-    const size_t n = std::min(size, s->spec_.body.size() - s->body_sent_);
-    std::memcpy(buffer, s->spec_.body.data() + s->body_sent_, n);
-    s->body_sent_ += n;
-    if (s->body_sent_ == s->spec_.body.size()) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      s->request_done_ = true;
-    }
+    const size_t n = s->CopyRequest(buffer, size);
+    if (s->request_done_) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
 
@@ -343,6 +378,12 @@ class BoardConnections::Stream {
   std::optional<GiveUps::iterator> give_up_;
   int32_t stream_id_ = -1;
   size_t body_sent_ = 0;
+  // Where sending `chunked` stands: the chunk's start, its head (made when
+  // the chunk begins) and how much of each went out.
+  size_t chunk_offset_ = 0;
+  std::string chunk_head_;
+  size_t chunk_head_sent_ = 0;
+  size_t chunk_sent_ = 0;
   bool request_done_ = false;
   bool stream_closed_ = false;
   bool ended_ = false;

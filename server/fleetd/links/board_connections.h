@@ -121,8 +121,8 @@ class BoardConnections {
   struct CallSpec {
     // The BoardControl method, e.g. "KillThread".
     std::string method;
-    // The whole request: one or more framed messages (FrameGrpcMessage); the
-    // request ends (END_STREAM) after the last byte.
+    // The request: one or more framed messages (FrameGrpcMessage); the
+    // request ends (END_STREAM) after the last byte, or after `chunked`.
     std::string body;
     CallKind kind = CallKind::kCall;
     // Sent to the board as grpc-timeout; InfiniteFuture for none.
@@ -133,6 +133,13 @@ class BoardConnections {
     absl::Time give_up = absl::InfiniteFuture();
     // Longer response messages end the call with RESOURCE_EXHAUSTED.
     size_t max_message_bytes = 1 << 20;
+    // Sent after `body` when set: cut into pieces of `chunk_bytes`, each
+    // framed as a message whose only field is bytes field `chunk_field`
+    // (WriteFileRequest.data), made as the stream is sent, so calls that
+    // send the same large payload (a push to many boards) share one copy.
+    std::shared_ptr<const std::string> chunked = nullptr;
+    size_t chunk_bytes = 4096;
+    uint32_t chunk_field = 0;
   };
 
   // Starts the thread. Credentials that OpenSSL cannot load make every

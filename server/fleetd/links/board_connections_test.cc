@@ -492,6 +492,10 @@ TEST_F(BoardConnectionsTest, CallsBeyondTheLimitsWaitTheirTurnOrAreRefusedNaming
 TEST_F(BoardConnectionsTest, TheCallersDeadlineReachesTheBoardWhichEndsTheCall) {
   ASSERT_NO_FATAL_FAILURE(lab_.StartBoard("b01"));
   const uint64_t connection = connections_->Connect({.address = lab_.board("b01").address()}, nullptr);
+  CallLog info;  // the connection is up once it answers
+  connections_->Call(connection, {.method = "GetInfo", .body = FrameGrpcMessage("")}, info.OnMessage(),
+                     info.OnDone());
+  ASSERT_TRUE(info.WaitEnd(5000ms).ok());
   CallLog exec;
   // fleetd itself would give up only after 30 s: the end comes from the board.
   connections_->Call(connection,

@@ -29,7 +29,8 @@ std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
 
 // Why a connection ended, for LinkStatus::message, with a hint where the
 // cause is usually the lab's set-up (board_connections.h lists the endings).
-std::string ConnectionEndText(const absl::Status& status) {
+// `was_up`: the board had answered on it.
+std::string ConnectionEndText(const absl::Status& status, bool was_up) {
   if (status.ok()) return "the board ended its health stream";
   const absl::string_view m = status.message();
   const std::string what = absl::StrCat(absl::StatusCodeToString(status.code()), ": ", m);
@@ -50,7 +51,7 @@ std::string ConnectionEndText(const absl::Status& status) {
         "listening on its port?): ",
         what);
   }
-  return absl::StrCat("connection failed: ", what);
+  return absl::StrCat(was_up ? "connection lost: " : "connection failed: ", what);
 }
 
 // A StreamOutput call's handle: cancels the call while the connections live.
@@ -352,13 +353,14 @@ void BoardLink::OnConnectionClosed(uint64_t generation, const absl::Status& why)
     {
       absl::MutexLock lock(&mu_);
       if (generation == generation_) {
+        const bool was_up = up_;
         connection_ = 0;
         up_ = false;
         ReleaseSlotLocked();
         if (!stopping_) {
           next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
           // After the watchdog's close, its message says more.
-          if (!abandoned_) change = SetStateLocked(BoardState::kOffline, ConnectionEndText(why));
+          if (!abandoned_) change = SetStateLocked(BoardState::kOffline, ConnectionEndText(why, was_up));
         }
         UpdateTickDueLocked();
       }
@@ -424,7 +426,8 @@ absl::Status BoardLink::CallStatus(absl::string_view method, const absl::Status&
       said.empty() ? "" : ": ", said));
 }
 
-uint64_t BoardLink::StartCall(absl::string_view method, std::string body, CallKind kind, CallOptions options,
+uint64_t BoardLink::StartCall(absl::string_view method, std::string body,
+                              std::shared_ptr<const std::string> chunked, CallKind kind, CallOptions options,
                               absl::Duration default_timeout, BoardConnections::MessageFn on_message,
                               StatusDone done) {
   const absl::Time now = absl::Now();
@@ -457,7 +460,10 @@ uint64_t BoardLink::StartCall(absl::string_view method, std::string body, CallKi
        .body = std::move(body),
        .kind = kind,
        .deadline = deadline,
-       .give_up = deadline == absl::InfiniteFuture() ? deadline : deadline + options_.deadline_slack},
+       .give_up = deadline == absl::InfiniteFuture() ? deadline : deadline + options_.deadline_slack,
+       .chunked = std::move(chunked),
+       .chunk_bytes = kWriteChunkBytes,
+       .chunk_field = pb::WriteFileRequest::kDataFieldNumber},
       std::move(on_message),
       [this, method = std::string(method), timeout, callers_deadline,
        done = std::move(done)](const absl::Status& status) {
@@ -477,7 +483,8 @@ void BoardLink::Unary(absl::string_view method, const google::protobuf::Message&
   };
   auto answer = std::make_shared<Answer>();
   StartCall(
-      method, FrameGrpcMessage(request.SerializeAsString()), CallKind::kCall, options, default_timeout,
+      method, FrameGrpcMessage(request.SerializeAsString()), nullptr, CallKind::kCall, options,
+      default_timeout,
       [answer](absl::string_view bytes) {
         if (++answer->messages > 1) return absl::InternalError("the board answered more than one message");
         if (!answer->response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -508,18 +515,11 @@ void BoardLink::ListFiles(const pb::ListFilesRequest& request, CallOptions optio
   Unary<pb::ListFilesResponse>("ListFiles", request, options, options_.rpc_timeout, std::move(done));
 }
 
-void BoardLink::WriteFile(const pb::WriteFileHeader& header, std::string content, CallOptions options,
-                          Done<pb::WriteFileResponse> done) {
+void BoardLink::WriteFile(const pb::WriteFileHeader& header, std::shared_ptr<const std::string> content,
+                          CallOptions options, Done<pb::WriteFileResponse> done) {
   pb::WriteFileRequest request;
   *request.mutable_header() = header;
-  request.mutable_header()->set_expected_size_bytes(content.size());
-  std::string body = FrameGrpcMessage(request.SerializeAsString());
-  body.reserve(body.size() + content.size() + (content.size() / kWriteChunkBytes + 1) * 16);
-  for (size_t offset = 0; offset < content.size(); offset += kWriteChunkBytes) {
-    pb::WriteFileRequest chunk;
-    chunk.set_data(content.substr(offset, kWriteChunkBytes));
-    body += FrameGrpcMessage(chunk.SerializeAsString());
-  }
+  request.mutable_header()->set_expected_size_bytes(content->size());
   struct Answer {
     pb::WriteFileResponse response;
     int messages = 0;
@@ -527,9 +527,10 @@ void BoardLink::WriteFile(const pb::WriteFileHeader& header, std::string content
   auto answer = std::make_shared<Answer>();
   // Flash writes are slow: a second more per 64 KiB.
   const absl::Duration timeout =
-      options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16));
+      options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content->size() >> 16));
   StartCall(
-      "WriteFile", std::move(body), CallKind::kCall, options, timeout,
+      "WriteFile", FrameGrpcMessage(request.SerializeAsString()), std::move(content), CallKind::kCall,
+      options, timeout,
       [answer](absl::string_view bytes) {
         ++answer->messages;
         if (!answer->response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -550,7 +551,7 @@ void BoardLink::ReadFile(std::string path, CallOptions options, Done<std::string
   request.set_path(std::move(path));
   auto content = std::make_shared<std::string>();
   StartCall(
-      "ReadFile", FrameGrpcMessage(request.SerializeAsString()), CallKind::kCall, options,
+      "ReadFile", FrameGrpcMessage(request.SerializeAsString()), nullptr, CallKind::kCall, options,
       options_.rpc_timeout,
       [content](absl::string_view bytes) {
         pb::ReadFileResponse chunk;
@@ -630,7 +631,7 @@ std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequ
   // has one, and counted apart from the calls that end on their own.
   const bool follow = request.follow();
   const uint64_t call = StartCall(
-      "StreamOutput", FrameGrpcMessage(request.SerializeAsString()),
+      "StreamOutput", FrameGrpcMessage(request.SerializeAsString()), nullptr,
       follow ? CallKind::kStream : CallKind::kCall, options,
       follow ? absl::InfiniteDuration() : options_.rpc_timeout,
       [on_chunk = std::move(on_chunk)](absl::string_view bytes) {

@@ -204,8 +204,9 @@ class BoardLink : public BoardClient {
   void GetInfo(CallOptions options, Done<threadfleet::board::v1::BoardInfo> done) override;
   void ListFiles(const threadfleet::board::v1::ListFilesRequest& request, CallOptions options,
                  Done<threadfleet::board::v1::ListFilesResponse> done) override;
-  void WriteFile(const threadfleet::board::v1::WriteFileHeader& header, std::string content,
-                 CallOptions options, Done<threadfleet::board::v1::WriteFileResponse> done) override;
+  void WriteFile(const threadfleet::board::v1::WriteFileHeader& header,
+                 std::shared_ptr<const std::string> content, CallOptions options,
+                 Done<threadfleet::board::v1::WriteFileResponse> done) override;
   void ReadFile(std::string path, CallOptions options, Done<std::string> done) override;
   void DeleteFile(std::string path, CallOptions options, StatusDone done) override;
   void StartProgram(const threadfleet::board::v1::StartProgramRequest& request, CallOptions options,
@@ -237,12 +238,13 @@ class BoardLink : public BoardClient {
     LinkStatus status;
   };
 
-  // Starts a call on the current connection; `done` gets the call's status
+  // Starts a call on the current connection (`body`, then `chunked` as
+  // WriteFileRequest.data messages when set); `done` gets the call's status
   // in the words of board_client.h. Refused at once (done on this thread)
   // while the board is not up or the link stops. Returns the call's id, 0
   // when refused.
-  uint64_t StartCall(absl::string_view method, std::string body, BoardConnections::CallKind kind,
-                     CallOptions options, absl::Duration default_timeout,
+  uint64_t StartCall(absl::string_view method, std::string body, std::shared_ptr<const std::string> chunked,
+                     BoardConnections::CallKind kind, CallOptions options, absl::Duration default_timeout,
                      BoardConnections::MessageFn on_message, StatusDone done) ABSL_LOCKS_EXCLUDED(mu_);
   // A unary call whose one response message is a `Response`.
   template <typename Response>

@@ -277,8 +277,9 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   content += "while True:\n    print('tick')\n    time.sleep(0.05)\n";
   pb::WriteFileHeader header;
   header.set_path("/app/loop.py");
-  absl::StatusOr<pb::WriteFileResponse> written =
-      Wait<pb::WriteFileResponse>([&](auto done) { b01->WriteFile(header, content, {}, std::move(done)); });
+  absl::StatusOr<pb::WriteFileResponse> written = Wait<pb::WriteFileResponse>([&](auto done) {
+    b01->WriteFile(header, std::make_shared<const std::string>(content), {}, std::move(done));
+  });
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->sha256_hex(), Sha256Hex(content));
   EXPECT_EQ(written->size_bytes(), content.size());

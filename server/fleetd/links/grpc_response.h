@@ -22,6 +22,7 @@
 #define THREADFLEET_SERVER_FLEETD_LINKS_GRPC_RESPONSE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -36,6 +37,13 @@ inline constexpr size_t kGrpcMessagePrefixBytes = 5;
 
 // `message` with its uncompressed gRPC prefix.
 std::string FrameGrpcMessage(absl::string_view message);
+
+// The bytes that go before `data_size` bytes of data to make a framed gRPC
+// message whose only field is bytes field `field` holding the data: the
+// gRPC prefix, the field's tag and its length. Lets a large payload be sent
+// as many messages without copying it into each (WriteFileRequest.data).
+// REQUIRES: 0 < field < 2^29.
+std::string GrpcBytesMessageHead(uint32_t field, size_t data_size);
 
 // `grpc-message` text, percent-decoded; a malformed escape is kept as is.
 std::string PercentDecodeGrpcMessage(absl::string_view text);

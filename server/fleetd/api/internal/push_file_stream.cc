@@ -28,6 +28,7 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
       : ServiceStream(state, kPushFile, SelectorTarget(request.selector()) + " " + request.path(),
                       std::move(authorization), SIZE_MAX),
         request_(request),
+        content_(std::make_shared<const std::string>(request.content())),
         call_deadline_(deadline) {}
 
  private:
@@ -78,7 +79,7 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     header.set_path(request_.path());
     // The board compares what it has and skips the write when it matches.
     if (!request_.force()) header.set_skip_if_sha256_hex(sha_);
-    (*client)->WriteFile(header, request_.content(), {.deadline = call_deadline_},
+    (*client)->WriteFile(header, content_, {.deadline = call_deadline_},
                          state_->OnPool<absl::StatusOr<pb::WriteFileResponse>>(
                              [this, i, retried](absl::StatusOr<pb::WriteFileResponse> written) {
                                const std::string& board = boards_[i].name;
@@ -171,6 +172,8 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
   }
 
   const fleet::PushFileRequest request_;
+  // The content every board's write sends, shared by them all.
+  const std::shared_ptr<const std::string> content_;
   const absl::Time call_deadline_;
   // Set in Run(), before any attempt.
   absl::Time give_up_at_;
