@@ -47,9 +47,9 @@ constexpr int kMaxEvents = 256;
 // before it looks again, so that one wake-up reads the messages of many
 // boards (a wake-up costs more than reading a message, most of all on a
 // virtual machine). Health is not hurried: it comes every period (≥ 100 ms)
-// and a board is offline after seconds; a kill waits at most this long
-// more. Messages farther apart are read at once, so a small lab pays
-// nothing for this.
+// and a board is offline after seconds. Calls are: a new one, or the answer
+// to one, ends the wait (the urgent set). Messages farther apart are read
+// at once, so a small lab pays nothing for this.
 constexpr auto kPace = std::chrono::milliseconds(20);
 // epoll data of the wake-up eventfd; connections use their id (never 0).
 constexpr uint64_t kWakeTag = 0;
@@ -399,6 +399,7 @@ class BoardConnections::Connection {
   struct Loop {
     SSL_CTX* tls = nullptr;
     int epoll_fd = -1;
+    int urgent_fd = -1;
     // Calls not yet delivered, by id (Cancel, deadlines).
     absl::flat_hash_map<uint64_t, Stream*> calls;
     GiveUps give_ups;
@@ -545,6 +546,7 @@ class BoardConnections::Connection {
     streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
                                   [](const std::unique_ptr<Stream>& s) { return s->disposable(); }),
                    streams_.end());
+    UpdateUrgency();
     if (ended_ && !closed_delivered_) {
       closed_delivered_ = true;
       loop_->ended.emplace(id_, CallsEndStatus());
@@ -617,6 +619,22 @@ class BoardConnections::Connection {
     }
   }
 
+  // Keeps the socket in the loop's urgent set while a call (not the link's
+  // own health or info, not an output follow) waits for its answer, so the
+  // loop reads that answer at once instead of at its next health batch.
+  void UpdateUrgency() {
+    const bool wanted = !ended_ && phase_ == Phase::kOpen && fd_ >= 0 &&
+                        std::any_of(streams_.begin(), streams_.end(), [](const std::unique_ptr<Stream>& s) {
+                          return s->kind() == CallKind::kCall && !s->ended();
+                        });
+    if (wanted == urgent_) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id_;
+    // On failure the answer waits for the batch: slower, not lost.
+    if (epoll_ctl(loop_->urgent_fd, wanted ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd_, &ev) == 0) urgent_ = wanted;
+  }
+
   // Opens the socket and starts the TCP connect to endpoint_.socket.
   void Connect() {
     phase_ = Phase::kConnecting;
@@ -631,11 +649,12 @@ class BoardConnections::Connection {
   }
 
   // Frees the session, the TLS state and the socket (closing it also takes
-  // it out of the epoll set). Idempotent.
+  // it out of both epoll sets). Idempotent.
   void CloseTransport() {
     if (h2_ != nullptr) nghttp2_session_del(std::exchange(h2_, nullptr));
     if (ssl_ != nullptr) SSL_free(std::exchange(ssl_, nullptr));
     if (fd_ >= 0) close(std::exchange(fd_, -1));
+    urgent_ = false;
   }
 
   void ConnectFailed(int error) {
@@ -811,6 +830,8 @@ class BoardConnections::Connection {
   int fd_ = -1;
   bool registered_ = false;
   uint32_t events_ = 0;
+  // The socket is in the loop's urgent set (UpdateUrgency).
+  bool urgent_ = false;
   SSL* ssl_ = nullptr;
   nghttp2_session* h2_ = nullptr;
   // Bytes nghttp2 produced that SSL_write has not taken yet.
@@ -858,11 +879,14 @@ BoardConnections::BoardConnections(const LinkCredentials& credentials, ResolveFn
     setup_status_ = tls.status();
   }
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  urgent_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWakeTag;
-  if (epoll_fd_ < 0 || wake_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+  if (epoll_fd_ < 0 || urgent_fd_ < 0 || wake_fd_ < 0 ||
+      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0 ||
+      epoll_ctl(urgent_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
     // Without them no connection can run; each ends at once with this.
     setup_status_ = absl::InternalError(absl::StrCat("board connections: epoll/eventfd: ", ErrnoText(errno)));
   }
@@ -884,6 +908,7 @@ BoardConnections::~BoardConnections() {
   Wake();
   thread_.join();
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (urgent_fd_ >= 0) close(urgent_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
@@ -958,6 +983,7 @@ void BoardConnections::Run() {
   Connection::Loop loop;
   loop.tls = static_cast<SSL_CTX*>(tls_.get());
   loop.epoll_fd = epoll_fd_;
+  loop.urgent_fd = urgent_fd_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections;
   // Connections that may still be connecting: their deadlines bound epoll_wait.
   std::vector<Connection*> connecting;
@@ -984,7 +1010,13 @@ void BoardConnections::Run() {
   Clock::time_point last_wake;
   bool busy = false;  // the last two wake-ups were less than kPace apart
   while (!stopping || !connections.empty()) {
-    if (busy && !stopping) std::this_thread::sleep_until(last_wake + kPace);
+    if (busy && !stopping) {
+      // Health waits out the batch; a new call, or the answer to one, ends
+      // the wait early (then the main wait below finds it ready).
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(last_wake + kPace - Clock::now()).count();
+      if (left > 0 && urgent_fd_ >= 0) epoll_wait(urgent_fd_, events, kMaxEvents, static_cast<int>(left));
+    }
     Clock::time_point wake_at = Clock::time_point::max();
     for (Connection* c : connecting) {
       if (c->connecting()) wake_at = std::min(wake_at, c->connect_deadline());

@@ -22,9 +22,10 @@
 // wake-up and one TLS read and announces a 1 MiB window, so WINDOW_UPDATEs
 // come every few hundred messages. When messages come faster than one per
 // 20 ms, the loop reads them in batches of 20 ms (one wake-up for many
-// boards). The other calls ride the same connection, so a board has one
-// connection from fleetd, and a connection that fails fails every call on it
-// at once, with the reason.
+// boards); a board with a call out is read at once all the same, so a kill
+// does not wait for the batch. The other calls ride the same connection, so
+// a board has one connection from fleetd, and a connection that fails fails
+// every call on it at once, with the reason.
 //
 // Limits per connection (ConnectionSpec): at most max_calls_in_flight unary
 // calls (kCall) run at once; more wait in order, up to max_queued_calls, and
@@ -194,6 +195,10 @@ class BoardConnections {
   // OpenSSL's SSL_CTX, shared by every connection; null when setup failed.
   std::shared_ptr<void> tls_;
   int epoll_fd_ = -1;
+  // The wake-up eventfd and the sockets of connections with calls out: the
+  // loop waits on these alone while it batches health messages, so a new
+  // call or an answer someone waits for is handled at once.
+  int urgent_fd_ = -1;
   int wake_fd_ = -1;
 
   mutable absl::Mutex mu_;
