@@ -386,7 +386,7 @@ BoardConnections::CallSpec SleepForever(absl::Time deadline = absl::InfiniteFutu
   return {.method = "Exec", .body = Framed(exec), .deadline = deadline, .give_up = give_up};
 }
 
-TEST_F(BoardConnectionsTest, CallsRideTheHealthStreamsConnection) {
+TEST_F(BoardConnectionsTest, CallsRideTheConnectionOfTheHealthStream) {
   ASSERT_NO_FATAL_FAILURE(lab_.StartBoard("b01"));
   const uint64_t connection = connections_->Connect({.address = lab_.board("b01").address()}, nullptr);
   CallLog health;
