@@ -1,9 +1,12 @@
 // BoardLink and LinkManager against real boards: `fleetboard serve` processes
 // on loopback ports with a fresh lab PKI (deploy/pki) in a temporary
 // directory. Covers connect, the health stream, offline detection after a
-// kill -9, reconnection after a restart, the unary helpers and a TLS refusal;
-// a peer that never answers the handshake (timed out, no socket leaked), the
-// cap on attempts in flight, and add/remove while boards die (for ASan).
+// kill -9, reconnection after a restart, the calls and a TLS refusal; one
+// connection per board for health and calls; calls that fail at once when
+// their board dies or hangs, the caller's deadline ending a call on the
+// board, the per-board limits; a peer that never answers the handshake (timed
+// out, no socket leaked), the cap on attempts in flight, and add/remove while
+// boards die (for ASan).
 #include "server/fleetd/links/board_link.h"
 
 #include <fcntl.h>
@@ -736,7 +739,7 @@ TEST_F(BoardLinkTest, AddingAndRemovingLinksWhileBoardsDieAndReturnIsSafe) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 * (round % 5)));
   }
-  // A link held past its removal ends its calls when dropped, off gRPC's threads.
+  // A link held past its removal is dropped off the links' thread; its calls ended with the removal.
   std::thread drop([held = std::move(held)]() mutable { held.clear(); });
   drop.join();
   for (const auto& s : streams) s->Cancel();
