@@ -47,30 +47,8 @@ void WorkerPool::Run() {
   }
 }
 
-void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i)> task, std::function<void()> done) {
-  if (n == 0) {
-    done();
-    return;
-  }
-  struct Shared {
-    std::function<void(size_t)> task;
-    std::function<void()> done;
-    std::atomic<size_t> remaining;
-  };
-  auto shared = std::make_shared<Shared>();
-  shared->task = std::move(task);
-  shared->done = std::move(done);
-  shared->remaining.store(n);
-  for (size_t i = 0; i < n; ++i) {
-    pool.Submit([shared, i] {
-      shared->task(i);
-      if (shared->remaining.fetch_sub(1) == 1) shared->done();
-    });
-  }
-}
-
-void FanOutAsync(WorkerPool& pool, size_t n, std::function<void(size_t i, std::function<void()> done)> task,
-                 std::function<void()> all_done) {
+void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i, std::function<void()> done)> task,
+            std::function<void()> all_done) {
   if (n == 0) {
     pool.Submit(std::move(all_done));
     return;

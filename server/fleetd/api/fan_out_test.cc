@@ -1,6 +1,6 @@
 // WorkerPool and FanOut: tasks run in parallel up to the pool's size, never
-// more, `done` runs once after the last task, and the pool drains its queue
-// when destroyed.
+// more, and the pool drains its queue when destroyed; FanOut's `all_done`
+// runs once, on the pool, after every task said it is done from any thread.
 #include "server/fleetd/api/fan_out.h"
 
 #include <atomic>
@@ -49,54 +49,7 @@ TEST(WorkerPoolTest, RunsAtMostItsThreadCountOfTasksAtOnce) {
   EXPECT_EQ(peak.load(), 4);
 }
 
-TEST(FanOutTest, RunsEveryTaskInParallelThenDoneOnce) {
-  WorkerPool pool(8);
-  std::vector<int> results(8, 0);
-  std::atomic<int> done_calls{0};
-  absl::Notification done;
-  const auto start = std::chrono::steady_clock::now();
-  FanOut(
-      pool, results.size(),
-      [&](size_t i) {
-        std::this_thread::sleep_for(100ms);
-        results[i] = static_cast<int>(i) * 2;
-      },
-      [&] {
-        done_calls.fetch_add(1);
-        done.Notify();
-      });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(elapsed, 700ms) << "8 tasks of 100 ms on 8 threads ran one after another";
-  for (size_t i = 0; i < results.size(); ++i) EXPECT_EQ(results[i], static_cast<int>(i) * 2);
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(done_calls.load(), 1);
-}
-
-TEST(FanOutTest, NoTasksCallsDoneAtOnceOnTheCaller) {
-  WorkerPool pool(1);
-  const std::thread::id caller = std::this_thread::get_id();
-  std::thread::id ran_on;
-  FanOut(
-      pool, 0, [](size_t) {}, [&] { ran_on = std::this_thread::get_id(); });
-  EXPECT_EQ(ran_on, caller);
-}
-
-TEST(FanOutTest, DoneMayFanOutAgainOnTheSamePool) {
-  WorkerPool pool(2);
-  std::atomic<int> second{0};
-  absl::Notification done;
-  FanOut(
-      pool, 3, [](size_t) {},
-      [&] {
-        FanOut(
-            pool, 5, [&](size_t) { second.fetch_add(1); }, [&] { done.Notify(); });
-      });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  EXPECT_EQ(second.load(), 5);
-}
-
-TEST(FanOutAsyncTest, AllDoneRunsOnThePoolOnceAfterEveryTaskSaidDoneFromAnyThread) {
+TEST(FanOutTest, AllDoneRunsOnThePoolOnceAfterEveryTaskSaidDoneFromAnyThread) {
   WorkerPool pool(2);
   constexpr size_t kTasks = 6;
   std::atomic<int> done_calls{0};
@@ -105,7 +58,7 @@ TEST(FanOutAsyncTest, AllDoneRunsOnThePoolOnceAfterEveryTaskSaidDoneFromAnyThrea
   std::vector<std::thread> others;
   absl::Mutex mu;
   std::vector<std::function<void()>> later;
-  FanOutAsync(
+  FanOut(
       pool, kTasks,
       [&](size_t i, std::function<void()> done) {
         if (i % 2 == 0) {
@@ -141,12 +94,12 @@ TEST(FanOutAsyncTest, AllDoneRunsOnThePoolOnceAfterEveryTaskSaidDoneFromAnyThrea
   for (const std::thread::id& id : other_ids) EXPECT_NE(all_done_thread, id);
 }
 
-TEST(FanOutAsyncTest, NoTasksRunsAllDoneOnThePool) {
+TEST(FanOutTest, NoTasksRunsAllDoneOnThePool) {
   WorkerPool pool(1);
   absl::Notification finished;
   const std::thread::id caller = std::this_thread::get_id();
   std::thread::id ran_on;
-  FanOutAsync(
+  FanOut(
       pool, 0, [](size_t, std::function<void()>) {},
       [&] {
         ran_on = std::this_thread::get_id();

@@ -370,7 +370,7 @@ grpc::ServerUnaryReactor* FleetService::RunProgram(grpc::CallbackServerContext* 
         // Every result exists before the fan-out: each board's task fills
         // its own, from whichever thread.
         for (const BoardRecord& b : *boards) response->add_results()->set_board(b.name);
-        FanOutAsync(
+        FanOut(
             *state->pool, boards->size(),
             [state, call, request, response, name, deadline](size_t i, std::function<void()> done) {
               fleet::BoardProgramStart* result = response->mutable_results(static_cast<int>(i));
