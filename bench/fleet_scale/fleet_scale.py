@@ -18,11 +18,11 @@ threads on every board (`fleetctl run` of ten_sleepers.py) and measures:
     of any CLI: a process that only starts and finishes a TLS handshake with
     fleetd (bench_tls_connect_floor).
 The three kill paths alternate round by round on the same boards, so machine
-noise hits them alike. fleetd's CPU is also split out for its health-streams
-thread (every board's health messages). When no N reaches 1000, a message-rate
+noise hits them alike. fleetd's CPU is also split out for its board-links
+thread (every board's connection: health messages and board calls). When no N reaches 1000, a message-rate
 run follows: --rate-boards boards (100) with health every --rate-period-ms
 (100 ms), i.e. the 1000 messages a second of 1000 boards at 1 Hz; the fleetd
-target is then projected as that run's health-streams thread plus fleetd's
+target is then projected as that run's board-links thread plus fleetd's
 other threads' CPU per board at the largest N, times 1000. Every N runs within --budget seconds and its lab is
 torn down (`deploy/lab down`) even when something fails.
 
@@ -68,8 +68,9 @@ HEALTH_PERIOD_MS = 1000
 # fleetd's bounds of boards.health_period_ms (server/fleetd/config.h).
 MIN_HEALTH_PERIOD_MS = 50
 MAX_HEALTH_PERIOD_MS = 2500
-# The name fleetd gives its health-streams thread (server/fleetd/links/health_streams.cc).
-HEALTH_THREAD = "health-streams"
+# The name fleetd gives the thread of its board connections, which reads every
+# board's health (server/fleetd/links/board_connections.cc).
+HEALTH_THREAD = "board-links"
 THREADS_PER_BOARD = 10
 PUSH_BYTES = 64 * 1024
 PUSH_PATH = "/fleet_scale_push64k.py"
@@ -359,9 +360,11 @@ def push_script_text(size):
 
 
 def push(fleet, path, selector_args, boards, deadline, what):
-    """One `fleetctl push`; returns (wall seconds, {board: error} of the boards that did not report DONE)."""
-    out, wall = fleet.fleetctl(["-o", "json", "push", str(path), "--path", PUSH_PATH] + selector_args, deadline, what,
-                               board_failures_ok=True)
+    """One `fleetctl push --force` (every round writes, though the content is the same: boards would
+    otherwise report it unchanged); returns (wall seconds, {board: error} of the boards that did not
+    report DONE)."""
+    out, wall = fleet.fleetctl(["-o", "json", "push", "--force", str(path), "--path", PUSH_PATH] + selector_args,
+                               deadline, what, board_failures_ok=True)
     done, failed = set(), {}
     for line in out.splitlines():
         try:
@@ -576,7 +579,7 @@ def kill_ratio(result, path):
 
 
 def report_rate(rate, results):
-    """The message-rate run's row and the fleetd CPU projection it allows: the health-streams thread at the
+    """The message-rate run's row and the fleetd CPU projection it allows: the board-links thread at the
     rate of 1000 boards, plus fleetd's other threads' CPU per board from the largest N run, times 1000."""
     if rate is None:
         return None
@@ -587,7 +590,7 @@ def report_rate(rate, results):
     messages = rate["boards"] * 1000 // rate["period_ms"]
     print(f"\nhealth message rate run: {rate['boards']} boards every {rate['period_ms']} ms "
           f"({messages} messages/s, {rate['online_after']} online after): "
-          f"fleetd {rate['fleetd_cpu']:.2f} % of a core, its health-streams thread {rate['health_thread_cpu']:.2f} %; "
+          f"fleetd {rate['fleetd_cpu']:.2f} % of a core, its board-links thread {rate['health_thread_cpu']:.2f} %; "
           f"boards {rate['boards_cpu']:.0f} %, host {rate['host_busy']:.0f} % busy")
     measured = [r for r in results if "health_thread_cpu" in r]
     if not measured or messages != TARGET_BOARDS:
@@ -595,7 +598,7 @@ def report_rate(rate, results):
     r = max(measured, key=lambda r: r["boards"])
     rest = (r["fleetd_cpu"] - r["health_thread_cpu"]) / r["boards"]
     value = rate["health_thread_cpu"] + rest * TARGET_BOARDS
-    return (f"; projected: health streams at {TARGET_BOARDS} messages/s {rate['health_thread_cpu']:.2f} % "
+    return (f"; projected: board-links thread at {TARGET_BOARDS} messages/s {rate['health_thread_cpu']:.2f} % "
             f"+ the other threads' {rest:.4f} % a board at N={r['boards']} x {TARGET_BOARDS} = {value:.2f} % "
             f"-> {'would be met' if value < TARGET_FLEETD_CPU_PERCENT else 'would be MISSED'}")
 

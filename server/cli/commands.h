@@ -8,6 +8,7 @@
 //
 //   board_commands.cc    board ls|get|add|rm|label
 //   program_commands.cc  push, run
+//   file_commands.cc     ls, rm
 //   thread_commands.cc   threads, kill, start
 //   monitor_commands.cc  logs, health, events
 //   admin_commands.cc    token create|ls|revoke, audit
@@ -107,6 +108,7 @@ void AddBoardCommands(CLI::App& app, Action& action);
 // `program_args`: what followed "--" on the command line (run's ARGS); must
 // outlive the parse.
 void AddProgramCommands(CLI::App& app, Action& action, const std::vector<std::string>& program_args);
+void AddFileCommands(CLI::App& app, Action& action);
 void AddThreadCommands(CLI::App& app, Action& action);
 void AddMonitorCommands(CLI::App& app, Action& action);
 void AddAdminCommands(CLI::App& app, Action& action);

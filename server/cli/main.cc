@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   Action action;
   AddBoardCommands(app, action);
   AddProgramCommands(app, action, program_args);
+  AddFileCommands(app, action);
   AddThreadCommands(app, action);
   AddMonitorCommands(app, action);
   AddAdminCommands(app, action);

@@ -20,7 +20,7 @@ namespace {
 
 // Per-board progress lines: "b01   done     64K  sha256 1a2b3c4d".
 std::string ProgressLine(const std::string& board, const std::string& status, const std::string& detail) {
-  static const auto* table = new StreamingTable({"", "", ""}, {4, 7});
+  static const auto* table = new StreamingTable({"", "", ""}, {4, 9});  // "unchanged"
   return table->Row({board, status, detail});
 }
 
@@ -33,7 +33,9 @@ std::string DescribeBoardError(const fleet::v1::BoardError& error) {
 // The boards a push reached and those it did not, by name.
 struct PushOutcome {
   grpc::Status status;
+  // Boards that have the file now: written, or unchanged.
   std::vector<std::string> done;
+  size_t unchanged = 0;
   std::map<std::string, std::string> failed;  // board -> "CODE: message"
 };
 
@@ -53,6 +55,17 @@ PushOutcome Push(Session& session, const fleet::v1::PushFileRequest& request, st
       outcome.done.push_back(response.board());
       if (!session.json()) {
         progress << ProgressLine(response.board(), "done",
+                                 absl::StrCat(FormatBytes(response.total_bytes()), "  sha256 ",
+                                              response.sha256_hex().substr(0, 8)))
+                 << std::flush;
+      }
+    } else if (response.stage() == fleet::v1::PUSH_STAGE_UNCHANGED) {
+      // The board already had this content: nothing written.
+      finished[response.board()] = true;
+      outcome.done.push_back(response.board());
+      ++outcome.unchanged;
+      if (!session.json()) {
+        progress << ProgressLine(response.board(), "unchanged",
                                  absl::StrCat(FormatBytes(response.total_bytes()), "  sha256 ",
                                               response.sha256_hex().substr(0, 8)))
                  << std::flush;
@@ -88,6 +101,7 @@ struct PushWords {
   SelectorFlags selector;
   std::string file;
   std::string path;
+  bool force = false;
 };
 
 int PushCommand(Session& session, const PushWords& words, const fleet::v1::Selector& selector) {
@@ -97,6 +111,7 @@ int PushCommand(Session& session, const PushWords& words, const fleet::v1::Selec
   *request.mutable_selector() = selector;
   request.set_path(words.path);
   request.set_content(*std::move(content));
+  request.set_force(words.force);
   PushOutcome outcome = Push(session, request, session.out());
   if (!outcome.status.ok()) {
     ReportFailedBoards(session, outcome.failed);
@@ -104,7 +119,9 @@ int PushCommand(Session& session, const PushWords& words, const fleet::v1::Selec
   }
   if (!session.json()) {
     session.out() << "pushed to " << outcome.done.size() << "/" << outcome.done.size() + outcome.failed.size()
-                  << " boards" << std::endl;
+                  << " boards";
+    if (outcome.unchanged > 0) session.out() << " (" << outcome.unchanged << " unchanged)";
+    session.out() << std::endl;
   }
   ReportFailedBoards(session, outcome.failed);
   return outcome.failed.empty() ? kExitOk : kExitFailed;
@@ -224,6 +241,7 @@ void AddProgramCommands(CLI::App& app, Action& action, const std::vector<std::st
     push->add_option("FILE", words->file, "Local file to push")->required();
     words->selector.AddTo(*push);
     push->add_option("--path", words->path, "Absolute path on the boards (default: /BASENAME)");
+    push->add_flag("--force", words->force, "Write even to boards whose file already has this content");
     push->callback([&action, words] {
       RequireLocalFile(words->file);
       if (words->path.empty()) words->path = "/" + std::filesystem::path(words->file).filename().string();

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -143,7 +144,7 @@ absl::Status Days(absl::string_view file_name, const Section& section, const std
 
 absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
   Section limits(file_name, node, "limits");
-  if (absl::Status s = limits.Check({"request", "http", "retention"}); !s.ok()) return s;
+  if (absl::Status s = limits.Check({"request", "http", "boards", "retention"}); !s.ok()) return s;
   constexpr int64_t kMiB = int64_t{1} << 20;
   if (const YAML::Node* request_node = limits.Find("request"); request_node != nullptr) {
     Section request(file_name, *request_node, "limits.request");
@@ -178,6 +179,32 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
       if (!s.ok()) return s;
     }
     h.max_connections = static_cast<int>(connections);
+  }
+  if (const YAML::Node* boards_node = limits.Find("boards"); boards_node != nullptr) {
+    Section boards(file_name, *boards_node, "limits.boards");
+    if (absl::Status s = boards.Check({"max_calls_in_flight", "max_queued_calls", "max_open_streams",
+                                       "call_timeout_ms", "max_kill_grace_ms"});
+        !s.ok()) {
+      return s;
+    }
+    BoardLimitOptions& b = config.limits.boards;
+    // The board serves 32 streams a connection: calls, queue and follows stay
+    // well below it (board_link.h).
+    for (auto [key, max, out] : {std::tuple{"max_calls_in_flight", 16, &b.max_calls_in_flight},
+                                 std::tuple{"max_queued_calls", 1024, &b.max_queued_calls},
+                                 std::tuple{"max_open_streams", 16, &b.max_open_streams}}) {
+      if (boards.Find(key) == nullptr) continue;
+      int64_t value = 0;
+      if (absl::Status s = Integer(file_name, boards, key, 1, max, value); !s.ok()) return s;
+      *out = static_cast<int>(value);
+    }
+    for (auto [key, min_ms, max_ms, out] : {std::tuple{"call_timeout_ms", 100, 600000, &b.call_timeout},
+                                            std::tuple{"max_kill_grace_ms", 10, 60000, &b.max_kill_grace}}) {
+      if (boards.Find(key) == nullptr) continue;
+      absl::Duration value;
+      if (absl::Status s = Millis(file_name, boards, key, min_ms, max_ms, value); !s.ok()) return s;
+      *out = value;
+    }
   }
   if (const YAML::Node* retention_node = limits.Find("retention"); retention_node != nullptr) {
     Section retention(file_name, *retention_node, "limits.retention");

@@ -28,6 +28,12 @@
 //       max_connections: 64        # at the cap the quietest one is closed
 //       idle_timeout_ms: 2000      # keep-alive without a request
 //       request_timeout_ms: 5000   # a request in, its response out
+//     boards:                  # calls to each board (board_link.h, fleet_service.h)
+//       max_calls_in_flight: 8     # per board; more wait in the board's queue
+//       max_queued_calls: 32       # per board; more are RESOURCE_EXHAUSTED
+//       max_open_streams: 8        # per board: followed outputs at once
+//       call_timeout_ms: 10000     # a call whose caller set no deadline
+//       max_kill_grace_ms: 10000   # KillThread/KillProgram grace_ms above: INVALID_ARGUMENT
 //     retention:               # pruned in the background (retention.h)
 //       events_max_age_days: 30
 //       events_max_rows: 1000000
@@ -54,6 +60,7 @@
 #define THREADFLEET_SERVER_FLEETD_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -72,6 +79,17 @@ inline constexpr absl::Duration kDefaultHealthPeriod = absl::Milliseconds(500);
 // a board look offline (board_link.h: offline after 3 s without a snapshot).
 inline constexpr int kMinHealthPeriodMs = 50;
 inline constexpr int kMaxHealthPeriodMs = 2500;
+
+// fleetd.yaml's limits.boards. An unset value keeps its component's default:
+// LinkOptions (links/board_link.h) for the first four, BoardCallLimits
+// (api/fleet_service.h) for max_kill_grace.
+struct BoardLimitOptions {
+  std::optional<int> max_calls_in_flight;
+  std::optional<int> max_queued_calls;
+  std::optional<int> max_open_streams;
+  std::optional<absl::Duration> call_timeout;
+  std::optional<absl::Duration> max_kill_grace;
+};
 
 struct FleetdConfig {
   // The Fleet API: gRPC over TLS with server authentication only.
@@ -95,6 +113,7 @@ struct FleetdConfig {
     RequestLimitOptions request;
     HttpLimits http;
     RetentionOptions retention;
+    BoardLimitOptions boards;
   } limits;
 };
 

@@ -147,6 +147,8 @@ TEST(ParseFleetdConfig, LimitsDefaultWhenAbsent) {
   EXPECT_EQ(config->limits.request.max_field_bytes, RequestLimitOptions().max_field_bytes);
   EXPECT_EQ(config->limits.http.max_connections, HttpLimits().max_connections);
   EXPECT_EQ(config->limits.retention.events.max_rows, RetentionOptions().events.max_rows);
+  EXPECT_FALSE(config->limits.boards.max_calls_in_flight.has_value()) << "the links' own default applies";
+  EXPECT_FALSE(config->limits.boards.max_kill_grace.has_value());
 }
 
 TEST(ParseFleetdConfig, ReadsEveryLimit) {
@@ -162,6 +164,12 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     max_connections: 16
     idle_timeout_ms: 500
     request_timeout_ms: 3000
+  boards:
+    max_calls_in_flight: 4
+    max_queued_calls: 100
+    max_open_streams: 2
+    call_timeout_ms: 5000
+    max_kill_grace_ms: 2000
   retention:
     events_max_age_days: 7
     events_max_rows: 5000
@@ -183,6 +191,11 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.retention.events.max_rows, 5000);
   EXPECT_EQ(l.retention.audit.max_age, absl::Hours(24 * 90));
   EXPECT_EQ(l.retention.audit.max_rows, 20000);
+  EXPECT_EQ(l.boards.max_calls_in_flight, 4);
+  EXPECT_EQ(l.boards.max_queued_calls, 100);
+  EXPECT_EQ(l.boards.max_open_streams, 2);
+  EXPECT_EQ(l.boards.call_timeout, absl::Seconds(5));
+  EXPECT_EQ(l.boards.max_kill_grace, absl::Seconds(2));
 }
 
 TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {
@@ -191,6 +204,9 @@ TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(config.status().message(),
             "fleetd.yaml:16: limits.request.max_field_bytes: must be an integer from 64 to 1048576");
+  config = Parse(absl::StrCat(kFullConfig, "limits:\n  boards:\n    max_calls_in_flight: 64\n"));
+  EXPECT_EQ(config.status().message(),
+            "fleetd.yaml:16: limits.boards.max_calls_in_flight: must be an integer from 1 to 16");
   config = Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    max_conns: 10\n"));
   EXPECT_THAT(config.status().message(), HasSubstr("limits.http.max_conns: unknown key"));
 }

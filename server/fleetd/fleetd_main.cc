@@ -158,6 +158,14 @@ int Serve(const FleetdConfig& config) {
   // handshakes at a time, so the ready line does not wait for any board.
   LinkOptions link_options;
   link_options.snapshot_period = config.health_period;
+  const BoardLimitOptions& board_limits = config.limits.boards;
+  link_options.max_calls_in_flight =
+      board_limits.max_calls_in_flight.value_or(link_options.max_calls_in_flight);
+  link_options.max_queued_calls = board_limits.max_queued_calls.value_or(link_options.max_queued_calls);
+  link_options.max_open_streams = board_limits.max_open_streams.value_or(link_options.max_open_streams);
+  link_options.rpc_timeout = board_limits.call_timeout.value_or(link_options.rpc_timeout);
+  BoardCallLimits board_calls;
+  board_calls.max_kill_grace = board_limits.max_kill_grace.value_or(board_calls.max_kill_grace);
   auto links = std::make_unique<LinkManager>(*std::move(link_credentials), link_options, &monitor);
   absl::StatusOr<std::vector<BoardRecord>> boards = (*inventory)->Select({});
   if (!boards.ok()) return Fail(kExitStartFailure, boards.status().ToString());
@@ -174,7 +182,8 @@ int Serve(const FleetdConfig& config) {
                                                                  .health = &health,
                                                                  .tokens = &tokens,
                                                                  .hub = &hub,
-                                                                 .request_limits = config.limits.request});
+                                                                 .request_limits = config.limits.request,
+                                                                 .board_calls = board_calls});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::SslServerCredentialsOptions tls(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);

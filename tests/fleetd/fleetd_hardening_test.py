@@ -28,7 +28,6 @@ import time
 import unittest
 
 import grpc
-from threadfleet.board.v1 import board_pb2
 from threadfleet.fleet.v1 import fleet_pb2, fleet_pb2_grpc
 
 sys.dont_write_bytecode = True
@@ -190,44 +189,6 @@ class HardeningTest(base.FleetdProcessTest):
             self.assertEqual(len(entry), 1)
             self.assertEqual(entry[0].state, OUTCOME_UNKNOWN)
             self.assertIn("fleetd stopped before this call ended", entry[0].message)
-        self.stop(f)
-
-    def test_a_kill_that_ends_after_the_clients_deadline_is_audited_as_the_client_saw_it(self):
-        f, grpc_port, _, _ = self.start()
-        admin = self.admin()
-        b01 = fleet_pb2.Selector(boards=["b01"])
-        # A thread that swallows the kill: the board waits the whole grace.
-        script = b"import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except BaseException:\n        pass\n"
-        with self.channel(grpc_port) as channel:
-            stub = fleet_pb2_grpc.FleetStub(channel)
-            self.wait_online(stub, admin)
-            list(stub.PushFile(fleet_pb2.PushFileRequest(selector=b01, path="/stubborn.py", content=script),
-                               timeout=RPC_TIMEOUT_S, metadata=admin))
-            started = stub.RunProgram(fleet_pb2.RunProgramRequest(selector=b01, path="/stubborn.py"),
-                                      timeout=RPC_TIMEOUT_S, metadata=admin).results[0]
-            self.assertEqual(started.error.code, 0, started)
-
-            def sleeping_in_the_loop():
-                boards = stub.ListThreads(fleet_pb2.ListThreadsRequest(selector=b01), timeout=RPC_TIMEOUT_S,
-                                          metadata=admin).boards
-                return [t for b in boards for t in b.threads
-                        if t.id == started.main_thread_id and t.state == board_pb2.THREAD_STATE_SLEEPING]
-            # A kill before the thread is inside its try would simply end it.
-            wait_until("the stubborn thread in its loop", sleeping_in_the_loop)
-            with self.assertRaises(grpc.RpcError) as late:
-                stub.KillThread(fleet_pb2.KillThreadRequest(board="b01", thread_id=started.main_thread_id,
-                                                            grace_ms=3000), timeout=0.5, metadata=admin)
-            self.assertEqual(late.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-
-            def kill_entry():
-                kills = [e for e in self.audit(stub, admin) if e.action == "Fleet.KillThread"]
-                ended = (fleet_pb2.AUDIT_STATE_DONE, fleet_pb2.AUDIT_STATE_UNSPECIFIED)  # UNSPECIFIED: before states
-                return kills if kills and kills[0].state in ended else None
-            entry = wait_until("the kill's outcome", kill_entry)[0]
-            self.assertEqual(entry.code, grpc.StatusCode.DEADLINE_EXCEEDED.value[0], entry)
-            self.assertIn("after its deadline", entry.message)
-            stub.KillProgram(fleet_pb2.KillProgramRequest(board="b01", program_id=started.program_id),
-                             timeout=RPC_TIMEOUT_S, metadata=admin)
         self.stop(f)
 
     # ---- defect 9: a damaged store is noticed; defect 14: files 0600

@@ -47,24 +47,27 @@ void WorkerPool::Run() {
   }
 }
 
-void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i)> task, std::function<void()> done) {
+void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i, std::function<void()> done)> task,
+            std::function<void()> all_done) {
   if (n == 0) {
-    done();
+    pool.Submit(std::move(all_done));
     return;
   }
   struct Shared {
-    std::function<void(size_t)> task;
-    std::function<void()> done;
+    WorkerPool* pool;
+    std::function<void()> all_done;
     std::atomic<size_t> remaining;
   };
   auto shared = std::make_shared<Shared>();
-  shared->task = std::move(task);
-  shared->done = std::move(done);
+  shared->pool = &pool;
+  shared->all_done = std::move(all_done);
   shared->remaining.store(n);
+  auto task_shared = std::make_shared<std::function<void(size_t, std::function<void()>)>>(std::move(task));
   for (size_t i = 0; i < n; ++i) {
-    pool.Submit([shared, i] {
-      shared->task(i);
-      if (shared->remaining.fetch_sub(1) == 1) shared->done();
+    pool.Submit([shared, task_shared, i] {
+      (*task_shared)(i, [shared] {
+        if (shared->remaining.fetch_sub(1) == 1) shared->pool->Submit(std::move(shared->all_done));
+      });
     });
   }
 }

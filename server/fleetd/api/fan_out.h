@@ -1,19 +1,23 @@
-// WorkerPool: a fixed set of threads that run fleetd's blocking work (board
-// calls, store queries) off gRPC's callback threads, and FanOut, which runs
-// one task per board on it and calls back once all are done.
+// WorkerPool: a fixed set of threads that run fleetd's short blocking work
+// (authorization, store queries, audit) off gRPC's callback threads and off
+// the board links' thread; and FanOut, which starts one task per board on it
+// and calls back once every task said it is done (later, from a board call's
+// callback).
 //
 // Example:
 //
 //   WorkerPool pool(32);
-//   pool.Submit([] { board->KillThread(7); });        // never blocks the caller
+//   pool.Submit([] { store->AppendAudit(record); });  // never blocks the caller
 //   FanOut(pool, boards.size(),
-//          [&](size_t i) { results[i] = Push(boards[i]); },  // on the pool, in parallel
-//          [=] { reactor->Finish(grpc::Status::OK); });      // once, after the last
+//          [&](size_t i, std::function<void()> done) {    // on the pool
+//            board[i]->KillThread(7, grace, {}, [done](auto r) { ...; done(); });
+//          },
+//          [=] { reactor->Finish(grpc::Status::OK); });   // on the pool, once, after the last
 //
 // A pool never grows: with N threads, at most N tasks run at once and the
 // rest wait in order (FIFO). Tasks must not wait for other tasks of the same
-// pool (that can deadlock once every thread waits); chain work with FanOut's
-// `done` instead.
+// pool (that can deadlock once every thread waits), nor for a board (board
+// calls are asynchronous: board_client.h); chain work with `done` instead.
 #ifndef THREADFLEET_SERVER_FLEETD_API_FAN_OUT_H_
 #define THREADFLEET_SERVER_FLEETD_API_FAN_OUT_H_
 
@@ -54,10 +58,12 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-// Runs task(0) .. task(n - 1) on `pool`, in parallel as far as its threads
-// allow, then `done` once, on the thread of the last task to end (at once on
-// the caller's thread when n == 0). Returns at once.
-void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i)> task, std::function<void()> done);
+// Runs task(i, done_i) for i in 0 .. n - 1 on `pool`; each task calls its
+// done_i exactly once, then or later, from any thread (e.g. a board call's
+// callback on the links thread). `all_done` runs once on `pool` after the
+// last done_i (on the pool at once when n == 0). Returns at once.
+void FanOut(WorkerPool& pool, size_t n, std::function<void(size_t i, std::function<void()> done)> task,
+            std::function<void()> all_done);
 
 }  // namespace threadfleet::fleetd
 

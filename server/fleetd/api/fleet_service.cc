@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "server/fleetd/api/fan_out.h"
 #include "server/fleetd/api/internal/api_values.h"
+#include "server/fleetd/api/internal/board_limits.h"
 #include "server/fleetd/api/internal/output_stream_proxy.h"
 #include "server/fleetd/api/internal/push_file_stream.h"
 #include "server/fleetd/api/internal/service_call.h"
@@ -28,7 +29,9 @@ namespace pb = threadfleet::board::v1;
 
 namespace {
 
-using internal::CheckAbsolutePath;
+using internal::CheckBoardPath;
+using internal::CheckBoardString;
+using internal::CheckBoardStrings;
 using internal::FanOutSummary;
 using internal::FleetServiceState;
 using internal::Serve;
@@ -140,26 +143,54 @@ const absl::Status& JobsUnavailable() {
 
 // Shows a program's kill to readers now, not at the board's next snapshot:
 // its record from KillProgram, then its threads' records (ended ones
-// included) as the board lists them. A failed listing only delays the
-// threads' records until that snapshot.
-void ApplyKilledProgram(FleetServiceState& state, BoardLink& link, const std::string& board,
-                        const pb::ProgramInfo& program) {
-  state.deps.health->UpdateProgram(board, program);
+// included) as the board lists them; then `done`, on the pool. A failed
+// listing only delays the threads' records until that snapshot.
+void ApplyKilledProgram(FleetServiceState* state, std::shared_ptr<BoardClient> board, const std::string& name,
+                        const pb::ProgramInfo& program, absl::Time deadline, std::function<void()> done) {
+  state->deps.health->UpdateProgram(name, program);
   pb::ListThreadsRequest request;
   request.set_program_id(program.id());
   request.set_include_finished(true);
-  absl::StatusOr<pb::ListThreadsResponse> listed = link.ListThreads(request);
-  if (!listed.ok()) {
-    std::fprintf(stderr, "fleetd: board=%s program=%u threads not refreshed after kill: %s\n", board.c_str(),
-                 program.id(), listed.status().ToString().c_str());
-    return;
+  board->ListThreads(request, {.deadline = deadline},
+                     state->OnPool<absl::StatusOr<pb::ListThreadsResponse>>(
+                         [state, name, id = program.id(),
+                          done = std::move(done)](absl::StatusOr<pb::ListThreadsResponse> listed) {
+                           if (!listed.ok()) {
+                             std::fprintf(
+                                 stderr, "fleetd: board=%s program=%u threads not refreshed after kill: %s\n",
+                                 name.c_str(), id, listed.status().ToString().c_str());
+                           } else {
+                             for (const pb::ThreadInfo& t : listed->threads()) {
+                               if (t.program_id() == id) state->deps.health->UpdateThread(name, t);
+                             }
+                             for (const pb::ProgramInfo& p : listed->programs()) {
+                               if (p.id() == id) state->deps.health->UpdateProgram(name, p);
+                             }
+                           }
+                           done();
+                         }));
+}
+
+// RunProgram's name, path and args against what a board takes.
+absl::Status CheckRunProgram(const fleet::RunProgramRequest& request, const std::string& name) {
+  if (absl::Status s = CheckBoardPath("path", request.path(), "StartProgramRequest.path"); !s.ok()) return s;
+  if (absl::Status s = CheckBoardString(request.name().empty() ? "name (the file name of path)" : "name",
+                                        name, "StartProgramRequest.name");
+      !s.ok()) {
+    return s;
   }
-  for (const pb::ThreadInfo& t : listed->threads()) {
-    if (t.program_id() == program.id()) state.deps.health->UpdateThread(board, t);
+  return CheckBoardStrings("args", request.args(), "StartProgramRequest.args");
+}
+
+// StartThread's module, function and args against what a board takes.
+absl::Status CheckStartThread(const fleet::StartThreadRequest& request) {
+  if (absl::Status s = CheckBoardString("module", request.module(), "StartThreadRequest.module"); !s.ok())
+    return s;
+  if (absl::Status s = CheckBoardString("function", request.function(), "StartThreadRequest.function");
+      !s.ok()) {
+    return s;
   }
-  for (const pb::ProgramInfo& p : listed->programs()) {
-    if (p.id() == program.id()) state.deps.health->UpdateProgram(board, p);
-  }
+  return CheckBoardStrings("args", request.args(), "StartThreadRequest.args");
 }
 
 }  // namespace
@@ -170,6 +201,11 @@ FleetService::~FleetService() {
   Shutdown();
   if (!state_->streams.WaitIdle(absl::Seconds(30))) {
     std::fprintf(stderr, "fleetd: some API streams did not end within 30 s of shutdown\n");
+  }
+  // What follows a board call still out runs on the pool: wait for it
+  // before the pool goes (the board's answer, or the link's end, comes).
+  if (!state_->WaitForBoardCalls(absl::Seconds(30))) {
+    std::fprintf(stderr, "fleetd: some board calls did not end within 30 s of shutdown\n");
   }
   state_->timers.reset();
   state_->pool.reset();
@@ -185,33 +221,27 @@ grpc::ServerUnaryReactor* FleetService::ListBoards(grpc::CallbackServerContext* 
                                                    const fleet::ListBoardsRequest* request,
                                                    fleet::ListBoardsResponse* response) {
   FleetServiceState* state = state_.get();
-  return ServeAsync(state, context, *request, internal::kListBoards, SelectorTarget(request->selector()),
-                    [state, request, response](std::shared_ptr<UnaryCall> call) {
-                      absl::StatusOr<std::vector<BoardRecord>> boards =
-                          state->deps.inventory->Select(request->selector());
-                      if (!boards.ok()) return call->Finish(boards.status());
-                      auto picked = std::make_shared<std::vector<BoardRecord>>(*std::move(boards));
-                      state->RefreshInfos(*picked, [state, call, picked, response] {
-                        for (const BoardRecord& b : *picked) *response->add_boards() = state->ToProto(b);
-                        call->Finish(absl::OkStatus());
-                      });
-                    });
+  return Serve(state, context, *request, internal::kListBoards, SelectorTarget(request->selector()),
+               [state, request, response](UnaryCall&) {
+                 absl::StatusOr<std::vector<BoardRecord>> boards =
+                     state->deps.inventory->Select(request->selector());
+                 if (!boards.ok()) return boards.status();
+                 for (const BoardRecord& b : *boards) *response->add_boards() = state->ToProto(b);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::GetBoard(grpc::CallbackServerContext* context,
                                                  const fleet::GetBoardRequest* request,
                                                  fleet::GetBoardResponse* response) {
   FleetServiceState* state = state_.get();
-  return ServeAsync(state, context, *request, internal::kGetBoard, request->name(),
-                    [state, request, response](std::shared_ptr<UnaryCall> call) {
-                      absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->name());
-                      if (!board.ok()) return call->Finish(board.status());
-                      auto picked = std::make_shared<std::vector<BoardRecord>>(1, *std::move(board));
-                      state->RefreshInfos(*picked, [state, call, picked, response] {
-                        *response->mutable_board() = state->ToProto(picked->front());
-                        call->Finish(absl::OkStatus());
-                      });
-                    });
+  return Serve(state, context, *request, internal::kGetBoard, request->name(),
+               [state, request, response](UnaryCall&) {
+                 absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->name());
+                 if (!board.ok()) return board.status();
+                 *response->mutable_board() = state->ToProto(*board);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::AddBoard(grpc::CallbackServerContext* context,
@@ -277,61 +307,118 @@ grpc::ServerWriteReactor<fleet::PushFileResponse>* FleetService::PushFile(
                                  internal::DeadlineOf(*context));
 }
 
+grpc::ServerUnaryReactor* FleetService::ListFiles(grpc::CallbackServerContext* context,
+                                                  const fleet::ListFilesRequest* request,
+                                                  fleet::ListFilesResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  const std::string path = request->path().empty() ? "/" : request->path();
+  return ServeAsync(state, context, *request, internal::kListFiles, absl::StrCat(request->board(), " ", path),
+                    [state, request, response, deadline, path](std::shared_ptr<UnaryCall> call) {
+                      if (absl::Status s = CheckBoardPath("path", path, "ListFilesRequest.path"); !s.ok()) {
+                        return call->Finish(s);
+                      }
+                      absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+                      if (!board.ok()) return call->Finish(board.status());
+                      pb::ListFilesRequest list;
+                      list.set_path(path);
+                      list.set_with_sha256(true);
+                      (*board)->ListFiles(
+                          list, {.deadline = deadline},
+                          state->OnPool<absl::StatusOr<pb::ListFilesResponse>>(
+                              [call, request, response, path](absl::StatusOr<pb::ListFilesResponse> listed) {
+                                if (!listed.ok()) return call->Finish(listed.status());
+                                response->set_board(request->board());
+                                response->set_path(path);
+                                *response->mutable_entries() = std::move(*listed->mutable_entries());
+                                response->set_truncated(listed->truncated());
+                                call->Finish(absl::OkStatus());
+                              }));
+                    });
+}
+
+grpc::ServerUnaryReactor* FleetService::DeleteFile(grpc::CallbackServerContext* context,
+                                                   const fleet::DeleteFileRequest* request,
+                                                   fleet::DeleteFileResponse*) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(
+      state, context, *request, internal::kDeleteFile, absl::StrCat(request->board(), " ", request->path()),
+      [state, request, deadline](std::shared_ptr<UnaryCall> call) {
+        if (absl::Status s = CheckBoardPath("path", request->path(), "DeleteFileRequest.path"); !s.ok()) {
+          return call->Finish(s);
+        }
+        absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+        if (!board.ok()) return call->Finish(board.status());
+        (*board)->DeleteFile(
+            request->path(), {.deadline = deadline},
+            state->OnPool<absl::Status>([call](absl::Status deleted) { call->Finish(deleted); }));
+      });
+}
+
 // ---- Programs and threads
 
 grpc::ServerUnaryReactor* FleetService::RunProgram(grpc::CallbackServerContext* context,
                                                    const fleet::RunProgramRequest* request,
                                                    fleet::RunProgramResponse* response) {
   FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
   return ServeAsync(
       state, context, *request, internal::kRunProgram,
       SelectorTarget(request->selector()) + " " + request->path(),
-      [state, request, response](std::shared_ptr<UnaryCall> call) {
-        absl::Status path = CheckAbsolutePath(request->path());
-        if (!path.ok()) return call->Finish(path);
+      [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+        const std::string name = request->name().empty() ? BaseName(request->path()) : request->name();
+        if (absl::Status checked = CheckRunProgram(*request, name); !checked.ok())
+          return call->Finish(checked);
         absl::StatusOr<std::vector<BoardRecord>> boards = state->deps.inventory->Select(request->selector());
         if (!boards.ok()) return call->Finish(boards.status());
         if (boards->empty()) {
           return call->Finish(absl::FailedPreconditionError(
               absl::StrCat("the selector (", SelectorTarget(request->selector()), ") picks no board")));
         }
-        auto picked = std::make_shared<std::vector<BoardRecord>>(*std::move(boards));
-        for (const BoardRecord& b : *picked) response->add_results()->set_board(b.name);
-        const std::string name = request->name().empty() ? BaseName(request->path()) : request->name();
+        // Every result exists before the fan-out: each board's task fills
+        // its own, from whichever thread.
+        for (const BoardRecord& b : *boards) response->add_results()->set_board(b.name);
         FanOut(
-            *state->pool, picked->size(),
-            [state, call, request, response, name](size_t i) {
+            *state->pool, boards->size(),
+            [state, call, request, response, name, deadline](size_t i, std::function<void()> done) {
               fleet::BoardProgramStart* result = response->mutable_results(static_cast<int>(i));
-              absl::StatusOr<std::shared_ptr<BoardLink>> link = state->ReachableLink(result->board());
-              if (!link.ok()) {
-                *result->mutable_error() = ToBoardError(link.status());
-                return;
+              absl::StatusOr<std::shared_ptr<BoardClient>> board = state->ReachableClient(result->board());
+              if (!board.ok()) {
+                *result->mutable_error() = ToBoardError(board.status());
+                return done();
               }
               pb::StartProgramRequest start;
               start.set_path(request->path());
               start.set_name(name);
               for (const std::string& a : request->args()) start.add_args(a);
-              absl::StatusOr<pb::StartProgramResponse> started = (*link)->StartProgram(start);
-              if (!started.ok()) {
-                *result->mutable_error() = ToBoardError(started.status());
-                return;
-              }
-              result->set_program_id(started->program_id());
-              result->set_main_thread_id(started->main_thread_id());
-              absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(ProgramRecord{
-                  .board = result->board(),
-                  .board_program_id = started->program_id(),
-                  .main_thread_id = started->main_thread_id(),
-                  .name = name,
-                  .path = request->path(),
-                  .script_sha256_hex = state->PushedSha(result->board(), request->path()),
-                  .args = std::vector<std::string>(request->args().begin(), request->args().end()),
-                  .started_by = call->caller().name,
-                  .start_time = absl::Now()});
-              if (!recorded.ok()) {
-                std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n",
-                             result->board().c_str(), recorded.status().ToString().c_str());
-              }
+              (*board)->StartProgram(
+                  start, {.deadline = deadline},
+                  state->OnPool<absl::StatusOr<pb::StartProgramResponse>>(
+                      [state, call, request, result, name,
+                       done](absl::StatusOr<pb::StartProgramResponse> started) {
+                        if (!started.ok()) {
+                          *result->mutable_error() = ToBoardError(started.status());
+                          return done();
+                        }
+                        result->set_program_id(started->program_id());
+                        result->set_main_thread_id(started->main_thread_id());
+                        absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(ProgramRecord{
+                            .board = result->board(),
+                            .board_program_id = started->program_id(),
+                            .main_thread_id = started->main_thread_id(),
+                            .name = name,
+                            .path = request->path(),
+                            .script_sha256_hex = state->PushedSha(result->board(), request->path()),
+                            .args = std::vector<std::string>(request->args().begin(), request->args().end()),
+                            .started_by = call->caller().name,
+                            .start_time = absl::Now()});
+                        if (!recorded.ok()) {
+                          std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n",
+                                       result->board().c_str(), recorded.status().ToString().c_str());
+                        }
+                        done();
+                      }));
             },
             [call, response] {
               std::vector<std::pair<std::string, absl::Status>> failures;
@@ -353,32 +440,39 @@ grpc::ServerUnaryReactor* FleetService::StartThread(grpc::CallbackServerContext*
                                                     fleet::StartThreadResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), " ", request->module(), ".", request->function());
-  return Serve(
-      state, context, *request, internal::kStartThread, target, [state, request, response](UnaryCall& call) {
-        absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-        if (!link.ok()) return link.status();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(
+      state, context, *request, internal::kStartThread, target,
+      [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+        if (absl::Status checked = CheckStartThread(*request); !checked.ok()) return call->Finish(checked);
+        absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+        if (!board.ok()) return call->Finish(board.status());
         pb::StartThreadRequest start;
         start.set_module(request->module());
         start.set_function(request->function());
         for (const std::string& a : request->args()) start.add_args(a);
-        absl::StatusOr<pb::StartThreadResponse> started = (*link)->StartThread(start);
-        if (!started.ok()) return started.status();
-        response->set_program_id(started->program_id());
-        response->set_thread_id(started->thread_id());
-        absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(
-            ProgramRecord{.board = request->board(),
-                          .board_program_id = started->program_id(),
-                          .main_thread_id = started->thread_id(),
-                          .name = request->function(),
-                          .path = absl::StrCat(request->module(), ".", request->function()),
-                          .args = std::vector<std::string>(request->args().begin(), request->args().end()),
-                          .started_by = call.caller().name,
-                          .start_time = absl::Now()});
-        if (!recorded.ok()) {
-          std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n", request->board().c_str(),
-                       recorded.status().ToString().c_str());
-        }
-        return absl::OkStatus();
+        (*board)->StartThread(
+            start, {.deadline = deadline},
+            state->OnPool<absl::StatusOr<pb::StartThreadResponse>>(
+                [state, call, request, response](absl::StatusOr<pb::StartThreadResponse> started) {
+                  if (!started.ok()) return call->Finish(started.status());
+                  response->set_program_id(started->program_id());
+                  response->set_thread_id(started->thread_id());
+                  absl::StatusOr<int64_t> recorded = state->deps.store->AddProgram(ProgramRecord{
+                      .board = request->board(),
+                      .board_program_id = started->program_id(),
+                      .main_thread_id = started->thread_id(),
+                      .name = request->function(),
+                      .path = absl::StrCat(request->module(), ".", request->function()),
+                      .args = std::vector<std::string>(request->args().begin(), request->args().end()),
+                      .started_by = call->caller().name,
+                      .start_time = absl::Now()});
+                  if (!recorded.ok()) {
+                    std::fprintf(stderr, "fleetd: program of board %s not recorded: %s\n",
+                                 request->board().c_str(), recorded.status().ToString().c_str());
+                  }
+                  call->Finish(absl::OkStatus());
+                }));
       });
 }
 
@@ -387,18 +481,25 @@ grpc::ServerUnaryReactor* FleetService::KillThread(grpc::CallbackServerContext* 
                                                    fleet::KillThreadResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), "/", request->thread_id());
-  return Serve(state, context, *request, internal::kKillThread, target,
-               [state, request, response](UnaryCall&) {
-                 absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-                 if (!link.ok()) return link.status();
-                 absl::StatusOr<pb::ThreadInfo> thread =
-                     (*link)->KillThread(request->thread_id(), absl::Milliseconds(request->grace_ms()));
-                 if (!thread.ok()) return thread.status();
-                 // Readers see the kill now, not at the board's next snapshot.
-                 state->deps.health->UpdateThread(request->board(), *thread);
-                 *response->mutable_thread() = *std::move(thread);
-                 return absl::OkStatus();
-               });
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(state, context, *request, internal::kKillThread, target,
+                    [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+                      if (absl::Status grace = state->CheckGrace(request->grace_ms()); !grace.ok())
+                        return call->Finish(grace);
+                      absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+                      if (!board.ok()) return call->Finish(board.status());
+                      (*board)->KillThread(
+                          request->thread_id(), absl::Milliseconds(request->grace_ms()),
+                          {.deadline = deadline},
+                          state->OnPool<absl::StatusOr<pb::ThreadInfo>>(
+                              [state, call, request, response](absl::StatusOr<pb::ThreadInfo> thread) {
+                                if (!thread.ok()) return call->Finish(thread.status());
+                                // Readers see the kill now, not at the board's next snapshot.
+                                state->deps.health->UpdateThread(request->board(), *thread);
+                                *response->mutable_thread() = *std::move(thread);
+                                call->Finish(absl::OkStatus());
+                              }));
+                    });
 }
 
 grpc::ServerUnaryReactor* FleetService::KillProgram(grpc::CallbackServerContext* context,
@@ -406,18 +507,27 @@ grpc::ServerUnaryReactor* FleetService::KillProgram(grpc::CallbackServerContext*
                                                     fleet::KillProgramResponse* response) {
   FleetServiceState* state = state_.get();
   const std::string target = absl::StrCat(request->board(), "/program/", request->program_id());
-  return Serve(state, context, *request, internal::kKillProgram, target,
-               [state, request, response](UnaryCall&) {
-                 absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable(request->board());
-                 if (!link.ok()) return link.status();
-                 absl::StatusOr<pb::KillProgramResponse> killed =
-                     (*link)->KillProgram(request->program_id(), absl::Milliseconds(request->grace_ms()));
-                 if (!killed.ok()) return killed.status();
-                 ApplyKilledProgram(*state, **link, request->board(), killed->program());
-                 *response->mutable_program() = killed->program();
-                 for (uint32_t id : killed->unkillable_thread_ids()) response->add_unkillable_thread_ids(id);
-                 return absl::OkStatus();
-               });
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(state, context, *request, internal::kKillProgram, target,
+                    [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+                      if (absl::Status grace = state->CheckGrace(request->grace_ms()); !grace.ok())
+                        return call->Finish(grace);
+                      absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+                      if (!board.ok()) return call->Finish(board.status());
+                      (*board)->KillProgram(request->program_id(), absl::Milliseconds(request->grace_ms()),
+                                            {.deadline = deadline},
+                                            state->OnPool<absl::StatusOr<pb::KillProgramResponse>>(
+                                                [state, call, request, response, board = *board,
+                                                 deadline](absl::StatusOr<pb::KillProgramResponse> killed) {
+                                                  if (!killed.ok()) return call->Finish(killed.status());
+                                                  *response->mutable_program() = killed->program();
+                                                  for (uint32_t id : killed->unkillable_thread_ids())
+                                                    response->add_unkillable_thread_ids(id);
+                                                  ApplyKilledProgram(
+                                                      state, board, request->board(), killed->program(),
+                                                      deadline, [call] { call->Finish(absl::OkStatus()); });
+                                                }));
+                    });
 }
 
 grpc::ServerUnaryReactor* FleetService::ListThreads(grpc::CallbackServerContext* context,
@@ -453,7 +563,8 @@ grpc::ServerUnaryReactor* FleetService::ListThreads(grpc::CallbackServerContext*
 
 grpc::ServerWriteReactor<fleet::StreamOutputResponse>* FleetService::StreamOutput(
     grpc::CallbackServerContext* context, const fleet::StreamOutputRequest* request) {
-  return internal::StartOutputStream(state_.get(), *request, AuthorizationOf(*context));
+  return internal::StartOutputStream(state_.get(), *request, AuthorizationOf(*context),
+                                     internal::DeadlineOf(*context));
 }
 
 // ---- Health

@@ -9,7 +9,8 @@
 //
 //   FleetService service(FleetServiceDeps{.store = store.get(), .inventory = inventory.get(),
 //                                          .links = &links, .health = &health,
-//                                          .tokens = &tokens, .hub = &hub});
+//                                          .tokens = &tokens, .hub = &hub,
+//                                          .board_calls = BoardCallLimits{}});
 //   grpc::ServerBuilder builder;
 //   builder.AddListeningPort("127.0.0.1:7443", tls_credentials, &port);
 //   builder.RegisterService(&service);
@@ -22,24 +23,32 @@
 // naming the field and its limit, before any other work), then the call is
 // authorized (call_auth.h: bearer token, role per RPC); every refused call is
 // audited, and every mutating one twice: its intent before it runs, the
-// outcome the client got after. Board calls never run on
-// gRPC's callback threads: they run on the service's bounded worker pool
-// (fan_out.h), which finishes the call's reactor; fan-outs (PushFile,
-// RunProgram) run one task per board there, in parallel, and offline boards
-// fail at once with UNAVAILABLE. Streams keep one write in flight and a
-// bounded queue; a client that falls more than 4096 messages behind gets
-// RESOURCE_EXHAUSTED.
+// outcome the client got after. Authorization, store work and audit run on
+// the service's bounded worker pool (fan_out.h), never on gRPC's callback
+// threads. Board calls are asynchronous (board_client.h): a handler starts
+// them and returns its thread to the pool; what follows (records, audit,
+// Finish) runs on the pool when the board answers. So no shared thread waits
+// for a board: a busy or dead board slows only the calls to it, and
+// authorization and reads never wait behind board work. Fan-outs (PushFile,
+// RunProgram) start one call per board at once; offline boards fail at once
+// with UNAVAILABLE. The caller's deadline goes to the board. Streams keep one
+// write in flight and a bounded queue; a client that falls more than 4096
+// messages behind gets RESOURCE_EXHAUSTED.
 //
-// Board.info comes from a GetInfo made on the pool when ListBoards/GetBoard
-// first shows the board reachable, cached until the link reconnects (a
-// restarted board may run other firmware); unset until then and while the
-// board was never reached. ListThreads and GetHealth answer from the
-// HealthAggregator, never from the boards; a successful KillThread or
-// KillProgram writes the records the board returned into it at once, so a
-// ListThreads right after the kill shows the threads killed. The SHA-256 recorded with a
-// RunProgram is that of the last content this fleetd pushed to that
-// (board, path), kept in memory (empty after a restart or for files pushed
-// by other means).
+// Requests are checked before any board call: names, paths and arguments
+// against the boards' limits (board.options), kill grace periods against
+// BoardCallLimits::max_kill_grace; each refusal is INVALID_ARGUMENT naming
+// the field and the limit.
+//
+// Board.info is the board's GetInfo answer on its current (or last)
+// connection, fetched by the link when it connects; unset while the board
+// was never reached. ListBoards, GetBoard, ListThreads and GetHealth answer
+// from memory, never from the boards; a successful KillThread or
+// KillProgram writes the records the board returned into the
+// HealthAggregator at once, so a ListThreads right after the kill shows the
+// threads killed. The SHA-256 recorded with a RunProgram is that of the last
+// content this fleetd pushed to that (board, path), kept in memory (empty
+// after a restart or for files pushed by other means).
 //
 // Jobs RPCs (ApplyJob, RunJob, ListJobs, GetRun) answer UNIMPLEMENTED after
 // authorization: jobs are not in this fleetd yet.
@@ -48,12 +57,13 @@
 
 #include <memory>
 
+#include "absl/time/time.h"
 #include "server/fleetd/auth/request_limits.h"
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
 #include "server/fleetd/inventory/inventory.h"
-#include "server/fleetd/links/board_link.h"
+#include "server/fleetd/links/board_directory.h"
 #include "server/fleetd/store/store.h"
 #include "threadfleet/fleet/v1/fleet.grpc.pb.h"
 
@@ -63,24 +73,37 @@ namespace internal {
 class FleetServiceState;
 }  // namespace internal
 
-// What the service works on. All non-null, all outlive the service.
+// Limits on the calls the service makes to boards (the per-board limits on
+// calls in flight are the links': LinkOptions).
+struct BoardCallLimits {
+  // The longest grace period a KillThread/KillProgram may ask for; a longer
+  // one is refused (INVALID_ARGUMENT naming this). The board waits up to two
+  // of them, so this bounds how long one kill holds a call slot.
+  absl::Duration max_kill_grace = absl::Seconds(10);
+};
+
+// What the service works on. The pointers are non-null and outlive the
+// service.
 struct FleetServiceDeps {
   Store* store = nullptr;
   Inventory* inventory = nullptr;
-  LinkManager* links = nullptr;
+  // The boards' links: LinkManager, or a fake in unit tests.
+  BoardDirectory* links = nullptr;
   HealthAggregator* health = nullptr;
   TokenAuthority* tokens = nullptr;
   EventHub* hub = nullptr;
   // The sizes every request is checked against before any work
   // (request_limits.h); fleetd.yaml's limits.request.
   RequestLimitOptions request_limits = {};
+  BoardCallLimits board_calls;
 };
 
 class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService {
  public:
   // REQUIRES: every member of `deps` non-null and outliving the service.
   explicit FleetService(FleetServiceDeps deps);
-  // Ends open streams (as Shutdown) and waits for the worker pool's work.
+  // Ends open streams (as Shutdown), waits (30 s at most) for what follows
+  // the board calls in flight, and for the worker pool's work.
   // REQUIRES: the grpc::Server serving it is shut down first.
   ~FleetService() override;
 
@@ -111,6 +134,12 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
                                       threadfleet::fleet::v1::SetLabelsResponse* response) override;
   grpc::ServerWriteReactor<threadfleet::fleet::v1::PushFileResponse>* PushFile(
       grpc::CallbackServerContext* context, const threadfleet::fleet::v1::PushFileRequest* request) override;
+  grpc::ServerUnaryReactor* ListFiles(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::ListFilesRequest* request,
+                                      threadfleet::fleet::v1::ListFilesResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteFile(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::DeleteFileRequest* request,
+                                       threadfleet::fleet::v1::DeleteFileResponse* response) override;
   grpc::ServerUnaryReactor* RunProgram(grpc::CallbackServerContext* context,
                                        const threadfleet::fleet::v1::RunProgramRequest* request,
                                        threadfleet::fleet::v1::RunProgramResponse* response) override;
@@ -168,8 +197,8 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
 
  private:
   // Everything the handlers and reactors share: deps, the worker pool, open
-  // streams, caches. Tasks and reactors use it by pointer; the destructor
-  // waits for them.
+  // streams, pushed files. Tasks and reactors use it by pointer; the
+  // destructor waits for them.
   std::unique_ptr<internal::FleetServiceState> state_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <future>
@@ -57,6 +58,21 @@ constexpr char kTwoLoopsScript[] =
     "_thread.start_new_thread(loop, ())\n"
     "loop()\n";
 
+// The main thread and 11 others, each swallowing fleet.ThreadKilled (only the
+// board's hard kill, a grace period later, ends them).
+constexpr char kSwallowScript[] =
+    "import _thread, time\n"
+    "def swallow():\n"
+    "    while True:\n"
+    "        try:\n"
+    "            while True:\n"
+    "                time.sleep(0.05)\n"
+    "        except BaseException:\n"
+    "            pass\n"
+    "for i in range(11):\n"
+    "    _thread.start_new_thread(swallow, ())\n"
+    "swallow()\n";
+
 // Two threads that each hold one lock and wait for the other's.
 constexpr char kDeadlockScript[] =
     "import _thread, time\n"
@@ -90,7 +106,7 @@ class FleetServiceTest : public ::testing::Test {
     absl::StatusOr<LinkCredentials> creds =
         LinkCredentials::FromFiles(lab_.path("ca.pem"), lab_.path("fleetd.pem"), lab_.path("fleetd.key"));
     ASSERT_TRUE(creds.ok()) << creds.status();
-    links_ = std::make_unique<LinkManager>(*creds, LinkOptions{}, monitor_.get());
+    links_ = std::make_unique<LinkManager>(*creds, MakeLinkOptions(), monitor_.get());
     tokens_ = std::make_unique<TokenAuthority>(*store_);
     admin_ = Secret("root", fleet::ROLE_ADMIN);
     operator_ = Secret("ci", fleet::ROLE_OPERATOR);
@@ -101,7 +117,8 @@ class FleetServiceTest : public ::testing::Test {
                                                                .links = links_.get(),
                                                                .health = &health_,
                                                                .tokens = tokens_.get(),
-                                                               .hub = hub_.get()});
+                                                               .hub = hub_.get(),
+                                                               .board_calls = BoardCallLimits{}});
     grpc::SslServerCredentialsOptions tls;
     tls.pem_key_cert_pairs.push_back({testing::ReadFileOrEmpty(lab_.path("fleetd-api.key")),
                                       testing::ReadFileOrEmpty(lab_.path("fleetd-api.pem"))});
@@ -118,6 +135,9 @@ class FleetServiceTest : public ::testing::Test {
     stub_ = fleet::Fleet::NewStub(
         grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::SslCredentials(client_tls)));
   }
+
+  // The links' options; a fixture may tighten them.
+  virtual LinkOptions MakeLinkOptions() { return LinkOptions{}; }
 
   void TearDown() override {
     if (service_ != nullptr) service_->Shutdown();
@@ -249,6 +269,60 @@ class FleetServiceTest : public ::testing::Test {
       if (t.program_id() == program_id) out[t.id()] = t;
     }
     return out;
+  }
+
+  // A KillThread sent without waiting for it; its status comes to the future.
+  struct PendingKill {
+    grpc::ClientContext context;
+    fleet::KillThreadRequest request;
+    fleet::KillThreadResponse response;
+    std::promise<grpc::Status> done;
+    std::future<grpc::Status> status = done.get_future();
+  };
+  std::unique_ptr<PendingKill> StartKill(const std::string& board, uint32_t thread_id, uint32_t grace_ms,
+                                         std::chrono::milliseconds deadline) {
+    auto kill = std::make_unique<PendingKill>();
+    kill->context.AddMetadata("authorization", "Bearer " + operator_);
+    kill->context.set_deadline(std::chrono::system_clock::now() + deadline);
+    kill->request.set_board(board);
+    kill->request.set_thread_id(thread_id);
+    kill->request.set_grace_ms(grace_ms);
+    PendingKill* k = kill.get();
+    stub_->async()->KillThread(&k->context, &k->request, &k->response,
+                               [k](grpc::Status status) { k->done.set_value(std::move(status)); });
+    return kill;
+  }
+  grpc::Status Kill(const std::string& board, uint32_t thread_id, uint32_t grace_ms,
+                    std::chrono::milliseconds deadline = 30s) {
+    std::unique_ptr<PendingKill> kill = StartKill(board, thread_id, grace_ms, deadline);
+    return kill->status.get();
+  }
+
+  // Pushes and runs kSwallowScript on `board`; the ids of its 12 threads
+  // once a snapshot lists them all.
+  std::vector<uint32_t> RunSwallowers(const std::string& board) {
+    grpc::Status pushed;
+    Push({board}, "/swallow.py", kSwallowScript, &pushed);
+    EXPECT_TRUE(pushed.ok()) << pushed.error_message();
+    const fleet::RunProgramResponse run = Run({board}, "/swallow.py");
+    if (run.results_size() != 1) return {};
+    const uint32_t program = run.results(0).program_id();
+    std::vector<uint32_t> ids;
+    PollUntil(10s, [&] {
+      ids.clear();
+      for (const auto& [id, t] : ThreadsOf(AllThreads(board), program)) ids.push_back(id);
+      return ids.size() == 12;
+    });
+    return ids;
+  }
+
+  // The audit rows of `action` on `target`.
+  std::vector<AuditRecord> AuditOf(const std::string& action, const std::string& target) {
+    std::vector<AuditRecord> rows;
+    for (const AuditRecord& r : Audit()) {
+      if (r.action == action && r.target == target) rows.push_back(r);
+    }
+    return rows;
   }
 
   // The audit log oldest first, as it was written.
@@ -983,6 +1057,224 @@ TEST_F(FleetServiceTest, WatchHealthSendsLatestSnapshotsThenUpdatesAndShutdownEn
   grpc::Status ended = reader->Finish();
   EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(ended.error_message(), "fleetd is shutting down");
+}
+
+// ---- Files
+
+// The SHA-256 needs the board's ListFiles with_sha256 (the fw-channel branch
+// of issue 11); it is checked last.
+TEST_F(FleetServiceTest, FilesAreListedWithSizeAndSha256AndDeletedOnTheBoard) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  grpc::Status pushed;
+  const std::vector<fleet::PushFileResponse> progress = Push({"b01"}, "/app/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+
+  fleet::ListFilesRequest list;
+  list.set_board("b01");
+  list.set_path("/app");
+  fleet::ListFilesResponse listed;
+  grpc::Status status = stub_->ListFiles(Context(viewer_).get(), list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.entries_size(), 1);
+  EXPECT_EQ(listed.entries(0).name(), "count.py");
+  EXPECT_EQ(listed.entries(0).size_bytes(), sizeof(kCountScript) - 1);
+  const std::string listed_sha = listed.entries(0).sha256_hex();
+
+  fleet::DeleteFileRequest remove;
+  remove.set_board("b01");
+  remove.set_path("/app/count.py");
+  fleet::DeleteFileResponse removed;
+  status = stub_->DeleteFile(Context(operator_).get(), remove, &removed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(stub_->ListFiles(Context(viewer_).get(), list, &listed).ok());
+  EXPECT_EQ(listed.entries_size(), 0);
+  status = stub_->DeleteFile(Context(operator_).get(), remove, &removed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  list.set_path("/no/such/dir");
+  EXPECT_EQ(stub_->ListFiles(Context(viewer_).get(), list, &listed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(AuditOf("Fleet.DeleteFile", "b01 /app/count.py").size(), 2u);
+  EXPECT_EQ(listed_sha, progress.back().sha256_hex());
+}
+
+// Needs the board's skip_if_sha256_hex (the fw-channel branch of issue 11).
+TEST_F(FleetServiceTest, PushingTheSameContentAgainLeavesTheBoardsFileUnchangedUnlessForced) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  grpc::Status pushed;
+  Push({"b01"}, "/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+
+  std::vector<fleet::PushFileResponse> again = Push({"b01"}, "/count.py", kCountScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again.back().stage(), fleet::PUSH_STAGE_UNCHANGED);
+
+  fleet::PushFileRequest forced;
+  forced.mutable_selector()->add_boards("b01");
+  forced.set_path("/count.py");
+  forced.set_content(kCountScript);
+  forced.set_force(true);
+  auto context = Context(operator_);
+  std::unique_ptr<grpc::ClientReader<fleet::PushFileResponse>> reader =
+      stub_->PushFile(context.get(), forced);
+  fleet::PushFileResponse m;
+  fleet::PushStage last = fleet::PUSH_STAGE_UNSPECIFIED;
+  while (reader->Read(&m)) last = m.stage();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(last, fleet::PUSH_STAGE_DONE);
+}
+
+// ---- Board calls never hold up the service (defect 3 of issue 11)
+
+// Tight per-board limits, so the test reaches them with a few kills.
+class FleetServiceBusyBoardTest : public FleetServiceTest {
+ protected:
+  LinkOptions MakeLinkOptions() override {
+    LinkOptions options;
+    options.max_calls_in_flight = 4;
+    options.max_queued_calls = 4;
+    return options;
+  }
+};
+
+TEST_F(FleetServiceBusyBoardTest, LongKillsOnOneBoardHoldUpNoOtherCallAndOverTheLimitsAreRefusedNamingThem) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoBoards());
+  const std::vector<uint32_t> swallowers = RunSwallowers("b01");
+  ASSERT_EQ(swallowers.size(), 12u);
+  grpc::Status pushed;
+  Push({"b02"}, "/loop.py", kLoopScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  const fleet::RunProgramResponse b02_run = Run({"b02"}, "/loop.py");
+  ASSERT_EQ(b02_run.results_size(), 1);
+
+  // A grace over the cap is refused at once, naming the cap.
+  const grpc::Status too_long = Kill("b01", swallowers[0], 60000, 5s);
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << too_long.error_message();
+  EXPECT_THAT(too_long.error_message(), HasSubstr("grace_ms is 60000, over fleetd's limit of 10000"));
+
+  // A long kill, then a short one of the same thread: the short one goes to
+  // the board at once, not behind the long one on fleetd's side, and the
+  // board brings the pending kill forward (the thread ends within the short
+  // grace), so both answer long before the first one's grace.
+  std::unique_ptr<PendingKill> first = StartKill("b01", swallowers[0], 10000, 8s);
+  ASSERT_TRUE(PollUntil(5s, [&] { return links_->OpenCalls() >= 3; }));  // two health streams + the kill
+  const grpc::Status second = Kill("b01", swallowers[0], 200, 10s);
+  EXPECT_TRUE(second.ok()) << second.error_message();
+  ASSERT_EQ(first->status.wait_for(5s), std::future_status::ready) << "the long kill still waits its grace";
+  EXPECT_TRUE(first->status.get().ok());
+  EXPECT_EQ(first->response.thread().state(), pb::THREAD_STATE_KILLED);
+
+  // More long kills: four run, four wait, the next is refused naming the
+  // board and both limits.
+  std::vector<std::unique_ptr<PendingKill>> long_kills;
+  for (size_t i = 1; i < 9; ++i) long_kills.push_back(StartKill("b01", swallowers[i], 10000, 4s));
+  ASSERT_TRUE(PollUntil(5s, [&] { return links_->OpenCalls() >= 2 + 8; })) << links_->OpenCalls();
+  const grpc::Status refused = Kill("b01", swallowers[9], 10000, 5s);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("board b01: KillThread: "));
+  EXPECT_THAT(refused.error_message(), HasSubstr("max_calls_in_flight 4, max_queued_calls 4"));
+
+  // Meanwhile everything else answers: admin and viewer reads, a refusal of
+  // a caller without a token, and a kill on the other board.
+  const auto soon = [] { return std::chrono::system_clock::now() + 1s; };
+  auto admin = Context(admin_);
+  admin->set_deadline(soon());
+  fleet::ListBoardsResponse boards;
+  const grpc::Status listed = stub_->ListBoards(admin.get(), fleet::ListBoardsRequest(), &boards);
+  EXPECT_TRUE(listed.ok()) << listed.error_message();
+  EXPECT_EQ(boards.boards_size(), 2);
+  auto anonymous = Context("");
+  anonymous->set_deadline(soon());
+  EXPECT_EQ(stub_->ListBoards(anonymous.get(), fleet::ListBoardsRequest(), &boards).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto viewer = Context(viewer_);
+  viewer->set_deadline(soon());
+  fleet::ListThreadsResponse threads;
+  EXPECT_TRUE(stub_->ListThreads(viewer.get(), fleet::ListThreadsRequest(), &threads).ok());
+  const grpc::Status other = Kill("b02", b02_run.results(0).main_thread_id(), 1000, 5s);
+  EXPECT_TRUE(other.ok()) << other.error_message();
+
+  // The long kills end by their callers' deadline: the board answers the
+  // running ones just before it with the thread's record (alive, its kill
+  // going on); the ones still queued in fleetd at the deadline fail
+  // DEADLINE_EXCEEDED.
+  for (auto& kill : long_kills) {
+    ASSERT_EQ(kill->status.wait_for(15s), std::future_status::ready);
+    const grpc::StatusCode code = kill->status.get().error_code();
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::DEADLINE_EXCEEDED) << code;
+  }
+}
+
+TEST_F(FleetServiceTest, TheCallersDeadlineReachesTheBoardAndTheKillIsAuditedWithItsOutcome) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  const std::vector<uint32_t> swallowers = RunSwallowers("b01");
+  ASSERT_FALSE(swallowers.empty());
+
+  // The board would wait 2 x 5 s for the thread; the caller waits 1 s. The
+  // board knows the caller's deadline, so it answers just before it with the
+  // thread's record (still alive, its kill going on) instead of the caller
+  // getting DEADLINE_EXCEEDED.
+  std::unique_ptr<PendingKill> kill = StartKill("b01", swallowers[0], 5000, 1s);
+  const grpc::Status status = kill->status.get();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const pb::ThreadState state = kill->response.thread().state();
+  EXPECT_TRUE(state == pb::THREAD_STATE_RUNNING || state == pb::THREAD_STATE_SLEEPING)
+      << kill->response.thread().ShortDebugString();
+  const std::string target = "b01/" + std::to_string(swallowers[0]);
+  std::vector<AuditRecord> rows;
+  ASSERT_TRUE(PollUntil(5s, [&] {
+    rows = AuditOf("Fleet.KillThread", target);
+    return !rows.empty() && rows.back().state == fleet::AUDIT_STATE_DONE;
+  })) << "no finished kill in the audit log";
+  EXPECT_EQ(rows.back().result_code, absl::StatusCode::kOk);
+}
+
+TEST_F(FleetServiceTest, AKillOnABoardThatDiesFailsAtOnceSayingTheConnectionIsLost) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  const std::vector<uint32_t> swallowers = RunSwallowers("b01");
+  ASSERT_FALSE(swallowers.empty());
+
+  std::unique_ptr<PendingKill> kill = StartKill("b01", swallowers[0], 5000, 30s);
+  ASSERT_TRUE(PollUntil(5s, [&] { return links_->OpenCalls() >= 2; }));  // health + the kill
+  const auto killed = std::chrono::steady_clock::now();
+  lab_.board("b01").Kill9();
+  ASSERT_EQ(kill->status.wait_for(10s), std::future_status::ready) << "still waiting 10 s after kill -9";
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  const grpc::Status status = kill->status.get();
+  std::printf("kill failed %.3f s after kill -9: %s\n", took, status.error_message().c_str());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("board b01: KillThread: connection lost: "));
+
+  // The next call is refused at once with the reason.
+  const grpc::Status next = Kill("b01", swallowers[1], 100, 30s);
+  EXPECT_EQ(next.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(next.error_message(), HasSubstr("board b01 is offline: "));
+}
+
+TEST_F(FleetServiceTest, AKillOnAFrozenBoardFailsWhenItStopsAnsweringNotAtTheDeadline) {
+  ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
+  ASSERT_TRUE(WaitOnline("b01"));
+  grpc::Status pushed;
+  Push({"b01"}, "/loop.py", kLoopScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  const fleet::RunProgramResponse run = Run({"b01"}, "/loop.py");
+  ASSERT_EQ(run.results_size(), 1);
+
+  lab_.board("b01").Signal(SIGSTOP);
+  const auto frozen = std::chrono::steady_clock::now();
+  std::unique_ptr<PendingKill> kill = StartKill("b01", run.results(0).main_thread_id(), 1000, 30s);
+  const std::future_status ended = kill->status.wait_for(15s);
+  lab_.board("b01").Signal(SIGCONT);
+  ASSERT_EQ(ended, std::future_status::ready) << "still waiting 15 s after the board froze";
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen).count();
+  const grpc::Status status = kill->status.get();
+  std::printf("kill failed %.3f s after SIGSTOP: %s\n", took, status.error_message().c_str());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("stopped answering: no health snapshot for 3s"));
 }
 
 }  // namespace

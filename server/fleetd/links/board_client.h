@@ -1,20 +1,38 @@
 // BoardClient: the calls fleetd's API and jobs make on one board — BoardControl
-// v1 (proto/threadfleet/board/v1/board.proto) as C++ calls that return
-// absl::Status. An interface only: BoardLink (board_link.h) implements it over
-// the board's gRPC channel, tests may fake it.
+// v1 (proto/threadfleet/board/v1/board.proto) as asynchronous C++ calls. An
+// interface only: BoardLink (board_link.h) implements it over the board's
+// one connection, tests may fake it.
 //
 // Example:
 //
-//   absl::StatusOr<pb::WriteFileResponse> w = board.WriteFile("/app.py", source);
-//   if (!w.ok()) return w.status();  // "board b01: WriteFile: flash is full"
-//   absl::StatusOr<pb::StartProgramResponse> p = board.StartProgram(request);
+//   board.KillThread(7, absl::Seconds(1), {.deadline = call_deadline},
+//                    [](absl::StatusOr<pb::ThreadInfo> killed) {
+//                      // on the links thread: hand blocking work to a pool
+//                    });
+//
+// Every method returns at once; its `done` runs exactly once with the
+// outcome: on the links thread ("board-links"), or on the calling thread
+// before the method returns when the call is refused without reaching the
+// board (offline, over a limit). So a caller must not hold a lock `done`
+// takes. On the links thread `done` must not block: no SQLite, no waiting
+// for a pool, no Stop()/destruction of a link — every board's health waits
+// behind it. Submit such work to a pool.
 //
 // Errors: the board's gRPC status code and message are kept, the message
-// prefixed with "board NAME: METHOD: ". A board that cannot be reached gives
-// UNAVAILABLE; a call that outlives its deadline DEADLINE_EXCEEDED.
+// prefixed with "board NAME: METHOD: ". Besides the board's own:
+// - UNAVAILABLE "... the board is offline: REASON" when not connected (the
+//   call is not tried);
+// - UNAVAILABLE "... connection lost: WHY" when the connection fails while
+//   the call runs, or "... the board stopped answering: no health snapshot
+//   for 3s" when the board hangs: at once, not at the deadline;
+// - DEADLINE_EXCEEDED "... no answer within 1.5s (the caller's deadline)"
+//   (or "(fleetd's default ...)" for calls without one);
+// - RESOURCE_EXHAUSTED when the board already has as many calls in flight
+//   and waiting as the link allows (the message names both limits);
+// - CANCELLED when the link is removed or fleetd stops.
 //
-// Every method may be called from any thread, concurrently; each blocks until
-// the board answers or its deadline passes, except StreamOutput.
+// Deadlines: CallOptions::deadline goes to the board (grpc-timeout), which
+// ends the call there; InfiniteFuture means the link's default (LinkOptions).
 #ifndef THREADFLEET_SERVER_FLEETD_LINKS_BOARD_CLIENT_H_
 #define THREADFLEET_SERVER_FLEETD_LINKS_BOARD_CLIENT_H_
 
@@ -41,14 +59,19 @@ class OutputStream {
   virtual void Cancel() = 0;
 };
 
+struct CallOptions {
+  // When the caller stops waiting; InfiniteFuture: the link's default.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
 class BoardClient {
  public:
-  // Receives each chunk of a StreamOutput call, in order. Called on a gRPC
-  // thread; must not block for long. The chunk is valid during the call only.
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T> result)>;
+  using StatusDone = std::function<void(absl::Status status)>;
+  // Receives each chunk of a StreamOutput call, in order, on the links
+  // thread; must not block. The chunk is valid during the call only.
   using OutputChunkFn = std::function<void(const threadfleet::board::v1::OutputChunk& chunk)>;
-  // Called exactly once when a StreamOutput call ends, after its last chunk:
-  // OK when the board ended it, else why it failed (CANCELLED after Cancel()).
-  using StreamDoneFn = std::function<void(absl::Status status)>;
 
   virtual ~BoardClient() = default;
 
@@ -56,62 +79,65 @@ class BoardClient {
   virtual const std::string& name() const = 0;
 
   // Identity, versions and limits of the board.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::BoardInfo> GetInfo() = 0;
+  virtual void GetInfo(CallOptions options, Done<threadfleet::board::v1::BoardInfo> done) = 0;
 
-  // One directory of the board's flash ("/" when empty). NOT_FOUND if absent.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::ListFilesResponse> ListFiles(
-      absl::string_view dir) = 0;
+  // One directory of the board's flash. NOT_FOUND if absent.
+  virtual void ListFiles(const threadfleet::board::v1::ListFilesRequest& request, CallOptions options,
+                         Done<threadfleet::board::v1::ListFilesResponse> done) = 0;
 
-  // Writes `content` to `path` atomically, in chunks. Returns the board's
-  // sha256 and size of what it wrote. RESOURCE_EXHAUSTED if the flash is full.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::WriteFileResponse> WriteFile(
-      absl::string_view path, absl::string_view content) = 0;
+  // Writes `content` to header.path() atomically, in chunks; the board's
+  // sha256 and size of what it wrote, or `unchanged` when the header's
+  // skip_if_sha256_hex matched the file already there.
+  // RESOURCE_EXHAUSTED if the flash is full. `content` is shared, not
+  // copied: a push to many boards holds it once.
+  virtual void WriteFile(const threadfleet::board::v1::WriteFileHeader& header,
+                         std::shared_ptr<const std::string> content, CallOptions options,
+                         Done<threadfleet::board::v1::WriteFileResponse> done) = 0;
 
   // The whole content of a file. NOT_FOUND if absent.
-  [[nodiscard]] virtual absl::StatusOr<std::string> ReadFile(absl::string_view path) = 0;
+  virtual void ReadFile(std::string path, CallOptions options, Done<std::string> done) = 0;
 
   // Deletes a file or an empty directory. NOT_FOUND if absent;
   // FAILED_PRECONDITION for a directory that is not empty.
-  [[nodiscard]] virtual absl::Status DeleteFile(absl::string_view path) = 0;
+  virtual void DeleteFile(std::string path, CallOptions options, StatusDone done) = 0;
 
   // Starts a script (path or inline source) as a program.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
-      const threadfleet::board::v1::StartProgramRequest& request) = 0;
+  virtual void StartProgram(const threadfleet::board::v1::StartProgramRequest& request, CallOptions options,
+                            Done<threadfleet::board::v1::StartProgramResponse> done) = 0;
 
   // Starts module.function(args) as the main thread of a new program.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::StartThreadResponse> StartThread(
-      const threadfleet::board::v1::StartThreadRequest& request) = 0;
+  virtual void StartThread(const threadfleet::board::v1::StartThreadRequest& request, CallOptions options,
+                           Done<threadfleet::board::v1::StartThreadResponse> done) = 0;
 
-  // Kills one thread, waiting up to `grace` (zero: the board's default) for
-  // it to end. Returns its record: ended, or marked unkillable.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::ThreadInfo> KillThread(
-      uint32_t thread_id, absl::Duration grace = absl::ZeroDuration()) = 0;
+  // Kills one thread, the board waiting up to `grace` (zero: the board's
+  // default) for it to end. Its record: ended, or marked unkillable.
+  virtual void KillThread(uint32_t thread_id, absl::Duration grace, CallOptions options,
+                          Done<threadfleet::board::v1::ThreadInfo> done) = 0;
 
   // Kills every live thread of a program, with one grace period for all.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::KillProgramResponse> KillProgram(
-      uint32_t program_id, absl::Duration grace = absl::ZeroDuration()) = 0;
+  virtual void KillProgram(uint32_t program_id, absl::Duration grace, CallOptions options,
+                           Done<threadfleet::board::v1::KillProgramResponse> done) = 0;
 
   // Threads and programs the board knows of.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(
-      const threadfleet::board::v1::ListThreadsRequest& request) = 0;
+  virtual void ListThreads(const threadfleet::board::v1::ListThreadsRequest& request, CallOptions options,
+                           Done<threadfleet::board::v1::ListThreadsResponse> done) = 0;
 
-  // Runs a snippet and returns its output and exception. When `timeout`
-  // passes, the board kills the snippet and this returns DEADLINE_EXCEEDED.
-  [[nodiscard]] virtual absl::StatusOr<threadfleet::board::v1::ExecResponse> Exec(absl::string_view source,
-                                                                                  absl::Duration timeout) = 0;
+  // Runs a snippet and returns its output and exception. At the deadline
+  // the board kills the snippet and the call ends DEADLINE_EXCEEDED.
+  virtual void Exec(std::string source, CallOptions options,
+                    Done<threadfleet::board::v1::ExecResponse> done) = 0;
 
-  // Soft-resets the VM; returns once the fresh VM runs. FAILED_PRECONDITION
+  // Soft-resets the VM; done once the fresh VM runs. FAILED_PRECONDITION
   // when stuck threads could not be killed.
-  [[nodiscard]] virtual absl::Status Reset() = 0;
+  virtual void Reset(CallOptions options, StatusDone done) = 0;
 
   // Streams a program's output from request.from_offset(); with
-  // request.follow() until the program ends. Returns at once; `on_chunk` and
-  // then `on_done` run on gRPC threads. A stream without follow has the usual
-  // deadline, a following one none. The returned handle may be dropped
-  // without ending the stream.
+  // request.follow() until the program ends (and without a deadline unless
+  // options has one). `on_chunk` and then `on_done` run as `done` does
+  // above. The returned handle may be dropped without ending the stream.
   [[nodiscard]] virtual std::shared_ptr<OutputStream> StreamOutput(
-      const threadfleet::board::v1::StreamOutputRequest& request, OutputChunkFn on_chunk,
-      StreamDoneFn on_done) = 0;
+      const threadfleet::board::v1::StreamOutputRequest& request, CallOptions options, OutputChunkFn on_chunk,
+      StatusDone on_done) = 0;
 };
 
 }  // namespace threadfleet::fleetd

@@ -1,8 +1,7 @@
 #include "server/fleetd/links/board_link.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
+#include <cstdio>
 #include <deque>
 #include <iterator>
 #include <utility>
@@ -12,38 +11,26 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/fleetd/health/health.h"
+#include "server/fleetd/links/grpc_response.h"
 
 namespace threadfleet::fleetd {
 namespace {
 
 namespace pb = threadfleet::board::v1;
+using CallKind = BoardConnections::CallKind;
 
 // The board takes at most this many content bytes per WriteFile message
 // (board.options: WriteFileRequest.data max_size).
 constexpr size_t kWriteChunkBytes = 4096;
 
-int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
-
 std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(absl::ToChronoNanoseconds(d));
 }
 
-// `wait_for_ready`: wait for the channel to (re)connect instead of failing at
-// once while it is not connected (gRPC's default).
-void PrepareCall(grpc::ClientContext& context, absl::Duration timeout, bool wait_for_ready) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  context.set_wait_for_ready(wait_for_ready);
-}
-
-// The board's status and message, under the board's and the method's name.
-absl::Status BoardError(absl::string_view board, absl::string_view method, const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("board ", board, ": ", method, ": ", status.error_message()));
-}
-
-// Why a health stream ended, for LinkStatus::message, with a hint where the
-// cause is usually the lab's set-up (health_streams.h lists the endings).
-std::string WatchEndText(const absl::Status& status) {
+// Why a connection ended, for LinkStatus::message, with a hint where the
+// cause is usually the lab's set-up (board_connections.h lists the endings).
+// `was_up`: the board had answered on it.
+std::string ConnectionEndText(const absl::Status& status, bool was_up) {
   if (status.ok()) return "the board ended its health stream";
   const absl::string_view m = status.message();
   const std::string what = absl::StrCat(absl::StatusCodeToString(status.code()), ": ", m);
@@ -64,121 +51,33 @@ std::string WatchEndText(const absl::Status& status) {
         "listening on its port?): ",
         what);
   }
-  return absl::StrCat("health stream failed: ", what);
+  return absl::StrCat(was_up ? "connection lost: " : "connection failed: ", what);
 }
 
-// Runs one unary call with a deadline; `call(context, response)` returns its
-// grpc::Status.
-template <typename Response, typename Call>
-absl::StatusOr<Response> Unary(absl::string_view board, absl::string_view method, absl::Duration timeout,
-                               bool wait_for_ready, Call call) {
-  grpc::ClientContext context;
-  PrepareCall(context, timeout, wait_for_ready);
-  Response response;
-  const grpc::Status status = call(&context, &response);
-  if (!status.ok()) return BoardError(board, method, status);
-  return response;
-}
-
-// A StreamOutput call's handle: cancels through the call's context while the
-// call lives.
+// A StreamOutput call's handle: cancels the call while the connections live.
 class OutputStreamHandle : public OutputStream {
  public:
+  OutputStreamHandle(std::weak_ptr<BoardConnections> connections, uint64_t call)
+      : connections_(std::move(connections)), call_(call) {}
   void Cancel() override {
-    absl::MutexLock lock(&mu_);
-    if (context_ != nullptr) context_->TryCancel();
+    if (std::shared_ptr<BoardConnections> c = connections_.lock(); c != nullptr && call_ != 0)
+      c->Cancel(call_);
   }
-  void Attach(grpc::ClientContext* context) {
-    absl::MutexLock lock(&mu_);
-    context_ = context;
-  }
-  void Detach() { Attach(nullptr); }
 
  private:
-  absl::Mutex mu_;
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Weak: a handle dropped on the connections' thread must not end them.
+  const std::weak_ptr<BoardConnections> connections_;
+  const uint64_t call_;
 };
+
+google::protobuf::ArenaOptions FirstBlock(char* block, size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = size;
+  return options;
+}
 
 }  // namespace
-
-namespace internal {
-
-// The health stream of one link: one WatchHealth call on the manager's
-// HealthStreams. Done, it hands itself to the link, which deletes it. The
-// link outlives it: ~BoardLink waits for its end.
-class HealthWatch {
- public:
-  HealthWatch(BoardLink* link, uint64_t generation) : link_(link), generation_(generation) {}
-
-  void Start(HealthStreams& streams, const std::string& address, absl::Duration period,
-             absl::Duration connect_timeout) {
-    pb::WatchHealthRequest request;
-    request.set_period_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(period)));
-    streams_ = &streams;
-    id_ = streams.Watch(
-        address, request, connect_timeout,
-        [this](const pb::WatchHealthResponse& message) { link_->OnWatchMessage(generation_, message); },
-        // The stream's last use of this object: from here on the link may delete it.
-        [this](const absl::Status& status) { link_->OnWatchDone(this, generation_, status); });
-  }
-
-  // Ends the call soon; OnWatchDone follows on the stream thread.
-  void Cancel() { streams_->Cancel(id_); }
-
- private:
-  BoardLink* const link_;
-  const uint64_t generation_;
-  HealthStreams* streams_ = nullptr;
-  uint64_t id_ = 0;
-};
-
-// One StreamOutput call. Done, it hands itself to the link like HealthWatch.
-class OutputCall : public grpc::ClientReadReactor<pb::StreamOutputResponse> {
- public:
-  OutputCall(BoardLink* link, std::shared_ptr<OutputStreamHandle> handle,
-             const pb::StreamOutputRequest& request, BoardClient::OutputChunkFn on_chunk,
-             BoardClient::StreamDoneFn on_done)
-      : link_(link),
-        handle_(std::move(handle)),
-        request_(request),
-        on_chunk_(std::move(on_chunk)),
-        on_done_(std::move(on_done)) {}
-
-  // Only a call with a deadline may wait for the channel to connect.
-  void Start(pb::BoardControl::Stub* stub, std::optional<absl::Duration> timeout, bool wait_for_ready) {
-    if (timeout) PrepareCall(context_, *timeout, wait_for_ready);
-    handle_->Attach(&context_);
-    stub->async()->StreamOutput(&context_, &request_, this);
-    StartRead(&response_);
-    StartCall();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone follows
-    if (on_chunk_) on_chunk_(response_.chunk());
-    StartRead(&response_);
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    handle_->Detach();
-    if (on_done_)
-      on_done_(status.ok() ? absl::OkStatus() : BoardError(link_->name(), "StreamOutput", status));
-    link_->OnOutputCallDone(this);
-  }
-
- private:
-  BoardLink* const link_;
-  const std::shared_ptr<OutputStreamHandle> handle_;
-  grpc::ClientContext context_;
-  const pb::StreamOutputRequest request_;
-  pb::StreamOutputResponse response_;
-  const BoardClient::OutputChunkFn on_chunk_;
-  const BoardClient::StreamDoneFn on_done_;
-};
-
-}  // namespace internal
 
 absl::string_view BoardStateName(BoardState state) {
   switch (state) {
@@ -217,85 +116,33 @@ int ConnectGate::in_flight() const {
 }  // namespace internal
 
 std::shared_ptr<BoardLink> BoardLink::Create(std::string name, std::string address,
-                                             const LinkCredentials& credentials, const LinkOptions& options,
-                                             LinkListener* listener, std::shared_ptr<HealthStreams> streams,
+                                             const LinkOptions& options, LinkListener* listener,
+                                             std::shared_ptr<BoardConnections> connections,
                                              std::shared_ptr<internal::ConnectGate> gate) {
-  return std::shared_ptr<BoardLink>(new BoardLink(std::move(name), std::move(address), credentials, options,
-                                                  listener, std::move(streams), std::move(gate)));
+  return std::shared_ptr<BoardLink>(new BoardLink(std::move(name), std::move(address), options, listener,
+                                                  std::move(connections), std::move(gate)));
 }
 
-BoardLink::BoardLink(std::string name, std::string address, const LinkCredentials& credentials,
-                     const LinkOptions& options, LinkListener* listener,
-                     std::shared_ptr<HealthStreams> streams, std::shared_ptr<internal::ConnectGate> gate)
+BoardLink::BoardLink(std::string name, std::string address, const LinkOptions& options,
+                     LinkListener* listener, std::shared_ptr<BoardConnections> connections,
+                     std::shared_ptr<internal::ConnectGate> gate)
     : name_(std::move(name)),
       address_(std::move(address)),
       options_(options),
       listener_(listener),
-      credentials_(credentials),
-      streams_(std::move(streams)),
-      gate_(std::move(gate)) {
+      connections_(std::move(connections)),
+      gate_(std::move(gate)),
+      arena_(FirstBlock(arena_block_, kArenaBlockBytes)) {
   status_.message = "connecting";
   status_.since = absl::Now();
   backoff_ = options_.initial_backoff;
 }
 
-pb::BoardControl::Stub* BoardLink::Stub() {
-  absl::MutexLock lock(&channel_mu_);
-  if (stub_ != nullptr) return stub_.get();
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = credentials_.ca_pem;
-  tls.pem_cert_chain = credentials_.cert_pem;
-  tls.pem_private_key = credentials_.key_pem;
-  grpc::ChannelArguments args;
-  // Keepalive notices a board that vanished without closing its connection.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options_.keepalive_timeout));
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // A health stream moves one small message a period: no bandwidth to
-  // estimate. BDP probing would add a PING, its ACK and a timer to most
-  // snapshots.
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  // The channel's own reconnect backoff matches the link's, so a restarted
-  // board is reached as soon as the link retries. The minimum is also the
-  // connect timeout (TCP connect + TLS handshake).
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, Millis(options_.initial_backoff));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, Millis(options_.connect_timeout));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options_.max_backoff));
-  // One connection per link, never shared with another channel.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(tls), args);
-  stub_ = pb::BoardControl::NewStub(channel_);
-  return stub_.get();
-}
-
-BoardLink::~BoardLink() {
-  Stop();
-  {
-    absl::MutexLock lock(&mu_);
-    for (internal::OutputCall* call : output_calls_) call->Cancel();
-    mu_.Await(absl::Condition(this, &BoardLink::OutputCallsEnded));
-  }
-  DeleteFinishedCalls();
-}
+BoardLink::~BoardLink() { Stop(); }
 
 LinkStatus BoardLink::status() const {
   absl::MutexLock lock(&mu_);
   return status_;
-}
-
-bool BoardLink::WaitForReady() const {
-  absl::MutexLock lock(&mu_);
-  return status_.state != BoardState::kOffline;
-}
-
-void BoardLink::WarmChannel() {
-  Stub();
-  absl::MutexLock lock(&channel_mu_);
-  // After the board was gone the channel may wait out its reconnect backoff
-  // (up to max_backoff): the board is back, so it connects now.
-  grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
-  channel_->GetState(/*try_to_connect=*/true);
 }
 
 void BoardLink::Start() {
@@ -303,17 +150,6 @@ void BoardLink::Start() {
   if (started_ || stopping_) return;
   started_ = true;
   next_attempt_ = Clock::now();
-  UpdateTickDueLocked();
-}
-
-void BoardLink::StartWatchLocked() {
-  ++generation_;
-  watch_abandoned_ = false;
-  watch_got_snapshot_ = false;
-  watch_activity_ = Clock::now();
-  // Its callbacks take mu_, so none runs before this returns.
-  watch_ = new internal::HealthWatch(this, generation_);
-  watch_->Start(*streams_, address_, options_.snapshot_period, options_.connect_timeout);
   UpdateTickDueLocked();
 }
 
@@ -325,13 +161,11 @@ void BoardLink::ReleaseSlotLocked() {
 
 void BoardLink::UpdateTickDueLocked() {
   Clock::time_point due = Clock::time_point::max();
-  if (!finished_watches_.empty() || !finished_output_calls_.empty()) {
-    due = Clock::time_point::min();
-  } else if (!started_ || stopping_) {
+  if (!started_ || stopping_) {
     due = Clock::time_point::max();
-  } else if (watch_ != nullptr) {
-    // An abandoned watch's end queues it in finished_watches_.
-    if (!watch_abandoned_) due = watch_activity_ + ToSteady(options_.offline_after);
+  } else if (connection_ != 0) {
+    // An abandoned connection's end schedules the next attempt.
+    if (!abandoned_) due = activity_ + ToSteady(options_.offline_after);
   } else if (!attempt_queued_) {
     due = next_attempt_;
   }
@@ -341,7 +175,6 @@ void BoardLink::UpdateTickDueLocked() {
 bool BoardLink::Tick() {
   // Most ticks of most links find nothing to do; they cost one clock read.
   if (Clock::now().time_since_epoch().count() < tick_due_.load(std::memory_order_relaxed)) return false;
-  DeleteFinishedCalls();
   absl::MutexLock notify(&notify_mu_);
   Change change;
   bool due = false;
@@ -349,16 +182,18 @@ bool BoardLink::Tick() {
     absl::MutexLock lock(&mu_);
     if (!started_ || stopping_) return false;
     const Clock::time_point now = Clock::now();
-    if (watch_ != nullptr) {
-      if (!watch_abandoned_ && now - watch_activity_ > ToSteady(options_.offline_after)) {
-        watch_abandoned_ = true;
+    if (connection_ != 0) {
+      if (!abandoned_ && now - activity_ > ToSteady(options_.offline_after)) {
+        abandoned_ = true;
+        up_ = false;
         ReleaseSlotLocked();
-        change = SetStateLocked(
-            BoardState::kOffline,
-            absl::StrCat(watch_got_snapshot_ ? "no health snapshot for " : "no health snapshot within ",
-                         absl::FormatDuration(options_.offline_after),
-                         watch_got_snapshot_ ? "" : " of connecting"));
-        watch_->Cancel();
+        const std::string silent =
+            absl::StrCat(got_snapshot_ ? "no health snapshot for " : "no health snapshot within ",
+                         absl::FormatDuration(options_.offline_after), got_snapshot_ ? "" : " of connecting");
+        change = SetStateLocked(BoardState::kOffline, silent);
+        // Its calls end now, saying so, instead of at their deadlines.
+        connections_->Close(connection_,
+                            absl::UnavailableError(absl::StrCat("the board stopped answering: ", silent)));
       }
     } else if (!attempt_queued_ && now >= next_attempt_) {
       attempt_queued_ = true;
@@ -373,9 +208,60 @@ bool BoardLink::Tick() {
 bool BoardLink::Connect() {
   absl::MutexLock lock(&mu_);
   attempt_queued_ = false;
-  if (!started_ || stopping_ || watch_ != nullptr) return false;
+  if (!started_ || stopping_ || connection_ != 0) return false;
   holds_slot_ = true;
-  StartWatchLocked();
+  const uint64_t generation = ++generation_;
+  abandoned_ = false;
+  got_snapshot_ = false;
+  info_done_ = false;
+  up_ = false;
+  degraded_.reset();
+  activity_ = Clock::now();
+  // Their callbacks take mu_, so none runs before this returns.
+  connection_ = connections_->Connect(
+      {.address = address_,
+       .connect_timeout = options_.connect_timeout,
+       .max_calls_in_flight = static_cast<size_t>(std::max(options_.max_calls_in_flight, 1)),
+       .max_queued_calls = static_cast<size_t>(std::max(options_.max_queued_calls, 0)),
+       .max_open_streams = static_cast<size_t>(std::max(options_.max_open_streams, 0))},
+      [this, generation](const absl::Status& why) { OnConnectionClosed(generation, why); });
+  pending_ += 3;  // on_closed, the health stream's and the info call's done
+
+  pb::WatchHealthRequest watch;
+  watch.set_period_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.snapshot_period)));
+  connections_->Call(
+      connection_,
+      {.method = "WatchHealth",
+       .body = FrameGrpcMessage(watch.SerializeAsString()),
+       .kind = CallKind::kControl},
+      [this, generation](absl::string_view bytes) { return OnHealthMessage(generation, bytes); },
+      [this, generation](const absl::Status& status) { OnHealthDone(generation, status); });
+
+  // Info comes with every connection (a restarted board may run other
+  // firmware), so readers of the board's state never call the board.
+  auto info = std::make_shared<pb::GetInfoResponse>();
+  const absl::Time deadline = absl::Now() + options_.rpc_timeout;
+  connections_->Call(
+      connection_,
+      {.method = "GetInfo",
+       .body = FrameGrpcMessage(""),
+       .kind = CallKind::kControl,
+       .deadline = deadline,
+       .give_up = deadline + options_.deadline_slack},
+      [info](absl::string_view bytes) {
+        if (!info->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::InternalError("the board's GetInfoResponse does not parse");
+        }
+        return absl::OkStatus();
+      },
+      [this, generation, info](const absl::Status& status) {
+        if (status.ok()) {
+          OnInfoDone(generation, info->info());
+        } else {
+          OnInfoDone(generation, status);
+        }
+      });
+  UpdateTickDueLocked();
   return true;
 }
 
@@ -383,82 +269,123 @@ void BoardLink::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    up_ = false;
     ReleaseSlotLocked();
-    if (watch_ != nullptr) watch_->Cancel();
-    mu_.Await(absl::Condition(this, &BoardLink::WatchEnded));
+    if (connection_ != 0) connections_->Close(connection_, absl::CancelledError("the link was removed"));
+    mu_.Await(absl::Condition(this, &BoardLink::Idle));
+    UpdateTickDueLocked();
   }
   {
     // A Tick() may still be delivering a state change; wait for it.
     absl::MutexLock flush(&notify_mu_);
   }
-  DeleteFinishedCalls();
 }
 
-void BoardLink::OnWatchMessage(uint64_t generation, const pb::WatchHealthResponse& message) {
-  absl::MutexLock notify(&notify_mu_);
-  Change change;
-  {
-    absl::MutexLock lock(&mu_);
-    if (generation != generation_ || watch_abandoned_ || stopping_) return;
-    if (message.has_snapshot()) {
-      watch_activity_ = Clock::now();
-      status_.last_snapshot = absl::Now();
-      if (!watch_got_snapshot_) {
-        // The board answers: have the call channel connect before anyone
-        // sees the board online (a kill should not wait for a handshake or
-        // fail on the channel's backoff from when the board was gone).
-        WarmChannel();
-        watch_got_snapshot_ = true;
-        ++status_.connections;
-        backoff_ = options_.initial_backoff;
-        ReleaseSlotLocked();
+absl::Status BoardLink::OnHealthMessage(uint64_t generation, absl::string_view bytes) {
+  auto* message = google::protobuf::Arena::CreateMessage<pb::WatchHealthResponse>(&arena_);
+  const bool parsed = message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (parsed) {
+    absl::MutexLock notify(&notify_mu_);
+    Change change;
+    bool current = false;
+    {
+      absl::MutexLock lock(&mu_);
+      current = generation == generation_ && !abandoned_ && !stopping_;
+      if (current && message->has_snapshot()) {
+        activity_ = Clock::now();
+        status_.last_snapshot = absl::Now();
+        got_snapshot_ = true;
+        degraded_ = DegradedReason(message->snapshot());
+        change = UpdateStateLocked();
+        UpdateTickDueLocked();
       }
-      UpdateTickDueLocked();
-      std::optional<std::string> degraded = DegradedReason(message.snapshot());
-      change = degraded ? SetStateLocked(BoardState::kDegraded, *std::move(degraded))
-                        : SetStateLocked(BoardState::kOnline, "");
+    }
+    Deliver(change);
+    if (current && listener_ != nullptr) {
+      if (message->has_snapshot()) listener_->OnSnapshot(name_, message->snapshot());
+      if (message->has_event()) listener_->OnEvent(name_, message->event());
     }
   }
-  Deliver(change);
-  if (listener_ == nullptr) return;
-  if (message.has_snapshot()) listener_->OnSnapshot(name_, message.snapshot());
-  if (message.has_event()) listener_->OnEvent(name_, message.event());
+  arena_.Reset();
+  if (!parsed) return absl::InternalError("the board sent a WatchHealthResponse that does not parse");
+  return absl::OkStatus();
 }
 
-void BoardLink::OnWatchDone(internal::HealthWatch* watch, uint64_t generation, const absl::Status& status) {
-  absl::MutexLock notify(&notify_mu_);
-  Change change;
+void BoardLink::OnHealthDone(uint64_t generation, const absl::Status& status) {
   {
     absl::MutexLock lock(&mu_);
-    finished_watches_.emplace_back(watch);
-    UpdateTickDueLocked();
-    if (generation != generation_) return;
-    watch_ = nullptr;
-    ReleaseSlotLocked();
-    if (stopping_) return;
-    next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
-    // After the watchdog's cancel, its message says more than CANCELLED.
-    if (!watch_abandoned_) change = SetStateLocked(BoardState::kOffline, WatchEndText(status));
+    // The health stream is what tells the board is up: without it the
+    // connection goes, and the link starts over.
+    if (generation == generation_ && connection_ != 0 && !stopping_) {
+      connections_->Close(connection_,
+                          status.ok() ? absl::UnavailableError("the board ended its health stream") : status);
+    }
   }
-  Deliver(change);
+  CallEnded();
 }
 
-void BoardLink::OnOutputCallDone(internal::OutputCall* call) {
-  absl::MutexLock lock(&mu_);
-  output_calls_.erase(call);
-  finished_output_calls_.emplace_back(call);
-  UpdateTickDueLocked();
+void BoardLink::OnInfoDone(uint64_t generation, absl::StatusOr<pb::BoardInfo> info) {
+  {
+    absl::MutexLock notify(&notify_mu_);
+    Change change;
+    {
+      absl::MutexLock lock(&mu_);
+      if (generation == generation_ && !abandoned_ && !stopping_) {
+        info_done_ = true;
+        if (info.ok()) {
+          status_.info = std::make_shared<const pb::BoardInfo>(*std::move(info));
+        } else {
+          std::fprintf(stderr, "fleetd: board=%s no board info on this connection: %s\n", name_.c_str(),
+                       info.status().ToString().c_str());
+        }
+        change = UpdateStateLocked();
+      }
+    }
+    Deliver(change);
+  }
+  CallEnded();
 }
 
-void BoardLink::DeleteFinishedCalls() {
-  std::vector<std::unique_ptr<internal::HealthWatch>> watches;
-  std::vector<std::unique_ptr<internal::OutputCall>> output_calls;
+void BoardLink::OnConnectionClosed(uint64_t generation, const absl::Status& why) {
+  {
+    absl::MutexLock notify(&notify_mu_);
+    Change change;
+    {
+      absl::MutexLock lock(&mu_);
+      if (generation == generation_) {
+        const bool was_up = up_;
+        connection_ = 0;
+        up_ = false;
+        ReleaseSlotLocked();
+        if (!stopping_) {
+          next_attempt_ = Clock::now() + ToSteady(NextBackoffLocked());
+          // After the watchdog's close, its message says more.
+          if (!abandoned_) change = SetStateLocked(BoardState::kOffline, ConnectionEndText(why, was_up));
+        }
+        UpdateTickDueLocked();
+      }
+    }
+    Deliver(change);
+  }
+  CallEnded();
+}
+
+BoardLink::Change BoardLink::UpdateStateLocked() {
+  if (!got_snapshot_ || !info_done_) return {};
+  if (!up_) {
+    // The board is up: calls may start, the attempt's slot goes back.
+    up_ = true;
+    ++status_.connections;
+    backoff_ = options_.initial_backoff;
+    ReleaseSlotLocked();
+  }
+  return degraded_ ? SetStateLocked(BoardState::kDegraded, *degraded_)
+                   : SetStateLocked(BoardState::kOnline, "");
+}
+
+void BoardLink::CallEnded() {
   absl::MutexLock lock(&mu_);
-  watches.swap(finished_watches_);
-  output_calls.swap(finished_output_calls_);
-  UpdateTickDueLocked();
-  // Deleted here, after mu_ is released: destroying a call's context may
-  // destroy gRPC objects, which must not happen under the link's lock.
+  --pending_;
 }
 
 absl::Duration BoardLink::NextBackoffLocked() {
@@ -482,149 +409,253 @@ void BoardLink::Deliver(const Change& change) {
 
 // ---- BoardClient
 
-absl::StatusOr<pb::BoardInfo> BoardLink::GetInfo() {
-  absl::StatusOr<pb::GetInfoResponse> r = Unary<pb::GetInfoResponse>(
-      name_, "GetInfo", options_.rpc_timeout, WaitForReady(),
-      [&](grpc::ClientContext* c, pb::GetInfoResponse* out) { return Stub()->GetInfo(c, {}, out); });
-  if (!r.ok()) return r.status();
-  return r->info();
-}
-
-absl::StatusOr<pb::ListFilesResponse> BoardLink::ListFiles(absl::string_view dir) {
-  pb::ListFilesRequest request;
-  request.set_path(std::string(dir));
-  return Unary<pb::ListFilesResponse>(
-      name_, "ListFiles", options_.rpc_timeout, WaitForReady(),
-      [&](grpc::ClientContext* c, pb::ListFilesResponse* out) { return Stub()->ListFiles(c, request, out); });
-}
-
-absl::StatusOr<pb::WriteFileResponse> BoardLink::WriteFile(absl::string_view path,
-                                                           absl::string_view content) {
-  grpc::ClientContext context;
-  // Flash writes are slow: a second more per 64 KiB.
-  PrepareCall(context, options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content.size() >> 16)),
-              WaitForReady());
-  pb::WriteFileResponse response;
-  std::unique_ptr<grpc::ClientWriter<pb::WriteFileRequest>> writer = Stub()->WriteFile(&context, &response);
-  pb::WriteFileRequest request;
-  request.mutable_header()->set_path(std::string(path));
-  request.mutable_header()->set_expected_size_bytes(content.size());
-  // A refused write means the board ended the call; Finish() says why.
-  bool ok = writer->Write(request);
-  for (size_t offset = 0; ok && offset < content.size(); offset += kWriteChunkBytes) {
-    request.set_data(std::string(content.substr(offset, kWriteChunkBytes)));
-    ok = writer->Write(request);
+absl::Status BoardLink::CallStatus(absl::string_view method, const absl::Status& status,
+                                   absl::Duration timeout, bool callers_deadline) const {
+  if (status.ok()) return status;
+  if (status.code() != absl::StatusCode::kDeadlineExceeded) {
+    return absl::Status(status.code(), absl::StrCat("board ", name_, ": ", method, ": ", status.message()));
   }
-  writer->WritesDone();
-  const grpc::Status status = writer->Finish();
-  if (!status.ok()) return BoardError(name_, "WriteFile", status);
-  return response;
+  // The board's own words ("Deadline Exceeded" from its transport) add
+  // nothing; a handler's (Exec: "killed it") do.
+  std::string said(status.message());
+  if (said.empty() || said == "Deadline Exceeded") said.clear();
+  return absl::DeadlineExceededError(absl::StrCat(
+      "board ", name_, ": ", method, ": no answer within ", absl::FormatDuration(timeout),
+      callers_deadline ? " (the caller's deadline)"
+                       : " (fleetd's default for calls without a deadline, LinkOptions.rpc_timeout)",
+      said.empty() ? "" : ": ", said));
 }
 
-absl::StatusOr<std::string> BoardLink::ReadFile(absl::string_view path) {
-  grpc::ClientContext context;
-  PrepareCall(context, options_.rpc_timeout, WaitForReady());
+uint64_t BoardLink::StartCall(absl::string_view method, std::string body,
+                              std::shared_ptr<const std::string> chunked, CallKind kind, CallOptions options,
+                              absl::Duration default_timeout, BoardConnections::MessageFn on_message,
+                              StatusDone done) {
+  const absl::Time now = absl::Now();
+  const bool callers_deadline = options.deadline != absl::InfiniteFuture();
+  absl::Time deadline = options.deadline;
+  if (!callers_deadline && default_timeout != absl::InfiniteDuration()) deadline = now + default_timeout;
+  uint64_t connection = 0;
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      refused = absl::CancelledError(absl::StrCat("board ", name_, ": ", method, ": the link was removed"));
+    } else if (!up_) {
+      refused = absl::UnavailableError(absl::StrCat(
+          "board ", name_, ": ", method,
+          ": the board is offline: ", status_.message.empty() ? "not connected" : status_.message));
+    } else {
+      connection = connection_;
+      ++pending_;
+    }
+  }
+  if (!refused.ok()) {
+    done(std::move(refused));
+    return 0;
+  }
+  const absl::Duration timeout = deadline - now;
+  return connections_->Call(
+      connection,
+      {.method = std::string(method),
+       .body = std::move(body),
+       .kind = kind,
+       .deadline = deadline,
+       .give_up = deadline == absl::InfiniteFuture() ? deadline : deadline + options_.deadline_slack,
+       .chunked = std::move(chunked),
+       .chunk_bytes = kWriteChunkBytes,
+       .chunk_field = pb::WriteFileRequest::kDataFieldNumber},
+      std::move(on_message),
+      [this, method = std::string(method), timeout, callers_deadline,
+       done = std::move(done)](const absl::Status& status) {
+        done(CallStatus(method, status, timeout, callers_deadline));
+        CallEnded();
+      });
+}
+
+template <typename Response>
+void BoardLink::Unary(absl::string_view method, const google::protobuf::Message& request, CallOptions options,
+                      absl::Duration default_timeout, Done<Response> done) {
+  // Shared by the message and done callbacks, both on the connections'
+  // thread, one after the other.
+  struct Answer {
+    Response response;
+    int messages = 0;
+  };
+  auto answer = std::make_shared<Answer>();
+  StartCall(
+      method, FrameGrpcMessage(request.SerializeAsString()), nullptr, CallKind::kCall, options,
+      default_timeout,
+      [answer](absl::string_view bytes) {
+        if (++answer->messages > 1) return absl::InternalError("the board answered more than one message");
+        if (!answer->response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::InternalError(
+              absl::StrCat("the board's ", Response::descriptor()->name(), " does not parse"));
+        }
+        return absl::OkStatus();
+      },
+      [answer, method = std::string(method), done = std::move(done)](absl::Status status) {
+        if (status.ok() && answer->messages != 1) {
+          status = absl::InternalError(absl::StrCat("board: ", method, ": no answer message"));
+        }
+        if (!status.ok()) return done(std::move(status));
+        done(std::move(answer->response));
+      });
+}
+
+void BoardLink::GetInfo(CallOptions options, Done<pb::BoardInfo> done) {
+  Unary<pb::GetInfoResponse>("GetInfo", pb::GetInfoRequest(), options, options_.rpc_timeout,
+                             [done = std::move(done)](absl::StatusOr<pb::GetInfoResponse> r) {
+                               if (!r.ok()) return done(r.status());
+                               done(std::move(*r->mutable_info()));
+                             });
+}
+
+void BoardLink::ListFiles(const pb::ListFilesRequest& request, CallOptions options,
+                          Done<pb::ListFilesResponse> done) {
+  Unary<pb::ListFilesResponse>("ListFiles", request, options, options_.rpc_timeout, std::move(done));
+}
+
+void BoardLink::WriteFile(const pb::WriteFileHeader& header, std::shared_ptr<const std::string> content,
+                          CallOptions options, Done<pb::WriteFileResponse> done) {
+  pb::WriteFileRequest request;
+  *request.mutable_header() = header;
+  request.mutable_header()->set_expected_size_bytes(content->size());
+  struct Answer {
+    pb::WriteFileResponse response;
+    int messages = 0;
+  };
+  auto answer = std::make_shared<Answer>();
+  // Flash writes are slow: a second more per 64 KiB.
+  const absl::Duration timeout =
+      options_.rpc_timeout + absl::Seconds(static_cast<int64_t>(content->size() >> 16));
+  StartCall(
+      "WriteFile", FrameGrpcMessage(request.SerializeAsString()), std::move(content), CallKind::kCall,
+      options, timeout,
+      [answer](absl::string_view bytes) {
+        ++answer->messages;
+        if (!answer->response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::InternalError("the board's WriteFileResponse does not parse");
+        }
+        return absl::OkStatus();
+      },
+      [answer, done = std::move(done)](absl::Status status) {
+        if (status.ok() && answer->messages != 1)
+          status = absl::InternalError("WriteFile: no answer message");
+        if (!status.ok()) return done(std::move(status));
+        done(std::move(answer->response));
+      });
+}
+
+void BoardLink::ReadFile(std::string path, CallOptions options, Done<std::string> done) {
   pb::ReadFileRequest request;
-  request.set_path(std::string(path));
-  std::unique_ptr<grpc::ClientReader<pb::ReadFileResponse>> reader = Stub()->ReadFile(&context, request);
-  std::string content;
-  pb::ReadFileResponse chunk;
-  while (reader->Read(&chunk)) content += chunk.data();
-  const grpc::Status status = reader->Finish();
-  if (!status.ok()) return BoardError(name_, "ReadFile", status);
-  return content;
+  request.set_path(std::move(path));
+  auto content = std::make_shared<std::string>();
+  StartCall(
+      "ReadFile", FrameGrpcMessage(request.SerializeAsString()), nullptr, CallKind::kCall, options,
+      options_.rpc_timeout,
+      [content](absl::string_view bytes) {
+        pb::ReadFileResponse chunk;
+        if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::InternalError("the board's ReadFileResponse does not parse");
+        }
+        *content += chunk.data();
+        return absl::OkStatus();
+      },
+      [content, done = std::move(done)](absl::Status status) {
+        if (!status.ok()) return done(std::move(status));
+        done(std::move(*content));
+      });
 }
 
-absl::Status BoardLink::DeleteFile(absl::string_view path) {
+void BoardLink::DeleteFile(std::string path, CallOptions options, StatusDone done) {
   pb::DeleteFileRequest request;
-  request.set_path(std::string(path));
-  return Unary<pb::DeleteFileResponse>(name_, "DeleteFile", options_.rpc_timeout, WaitForReady(),
-                                       [&](grpc::ClientContext* c, pb::DeleteFileResponse* out) {
-                                         return Stub()->DeleteFile(c, request, out);
-                                       })
-      .status();
+  request.set_path(std::move(path));
+  Unary<pb::DeleteFileResponse>(
+      "DeleteFile", request, options, options_.rpc_timeout,
+      [done = std::move(done)](absl::StatusOr<pb::DeleteFileResponse> r) { done(r.status()); });
 }
 
-absl::StatusOr<pb::StartProgramResponse> BoardLink::StartProgram(const pb::StartProgramRequest& request) {
-  return Unary<pb::StartProgramResponse>(name_, "StartProgram", options_.rpc_timeout, WaitForReady(),
-                                         [&](grpc::ClientContext* c, pb::StartProgramResponse* out) {
-                                           return Stub()->StartProgram(c, request, out);
-                                         });
+void BoardLink::StartProgram(const pb::StartProgramRequest& request, CallOptions options,
+                             Done<pb::StartProgramResponse> done) {
+  Unary<pb::StartProgramResponse>("StartProgram", request, options, options_.rpc_timeout, std::move(done));
 }
 
-absl::StatusOr<pb::StartThreadResponse> BoardLink::StartThread(const pb::StartThreadRequest& request) {
-  return Unary<pb::StartThreadResponse>(name_, "StartThread", options_.rpc_timeout, WaitForReady(),
-                                        [&](grpc::ClientContext* c, pb::StartThreadResponse* out) {
-                                          return Stub()->StartThread(c, request, out);
-                                        });
+void BoardLink::StartThread(const pb::StartThreadRequest& request, CallOptions options,
+                            Done<pb::StartThreadResponse> done) {
+  Unary<pb::StartThreadResponse>("StartThread", request, options, options_.rpc_timeout, std::move(done));
 }
 
-absl::StatusOr<pb::ThreadInfo> BoardLink::KillThread(uint32_t thread_id, absl::Duration grace) {
+void BoardLink::KillThread(uint32_t thread_id, absl::Duration grace, CallOptions options,
+                           Done<pb::ThreadInfo> done) {
   pb::KillThreadRequest request;
   request.set_thread_id(thread_id);
   request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   // The board waits up to two grace periods (soft, then hard kill).
-  absl::StatusOr<pb::KillThreadResponse> r =
-      Unary<pb::KillThreadResponse>(name_, "KillThread", options_.rpc_timeout + 2 * grace, WaitForReady(),
-                                    [&](grpc::ClientContext* c, pb::KillThreadResponse* out) {
-                                      return Stub()->KillThread(c, request, out);
-                                    });
-  if (!r.ok()) return r.status();
-  return r->thread();
+  Unary<pb::KillThreadResponse>("KillThread", request, options, options_.rpc_timeout + 2 * grace,
+                                [done = std::move(done)](absl::StatusOr<pb::KillThreadResponse> r) {
+                                  if (!r.ok()) return done(r.status());
+                                  done(std::move(*r->mutable_thread()));
+                                });
 }
 
-absl::StatusOr<pb::KillProgramResponse> BoardLink::KillProgram(uint32_t program_id, absl::Duration grace) {
+void BoardLink::KillProgram(uint32_t program_id, absl::Duration grace, CallOptions options,
+                            Done<pb::KillProgramResponse> done) {
   pb::KillProgramRequest request;
   request.set_program_id(program_id);
   request.set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
-  return Unary<pb::KillProgramResponse>(name_, "KillProgram", options_.rpc_timeout + 2 * grace,
-                                        WaitForReady(),
-                                        [&](grpc::ClientContext* c, pb::KillProgramResponse* out) {
-                                          return Stub()->KillProgram(c, request, out);
-                                        });
+  Unary<pb::KillProgramResponse>("KillProgram", request, options, options_.rpc_timeout + 2 * grace,
+                                 std::move(done));
 }
 
-absl::StatusOr<pb::ListThreadsResponse> BoardLink::ListThreads(const pb::ListThreadsRequest& request) {
-  return Unary<pb::ListThreadsResponse>(name_, "ListThreads", options_.rpc_timeout, WaitForReady(),
-                                        [&](grpc::ClientContext* c, pb::ListThreadsResponse* out) {
-                                          return Stub()->ListThreads(c, request, out);
-                                        });
+void BoardLink::ListThreads(const pb::ListThreadsRequest& request, CallOptions options,
+                            Done<pb::ListThreadsResponse> done) {
+  Unary<pb::ListThreadsResponse>("ListThreads", request, options, options_.rpc_timeout, std::move(done));
 }
 
-absl::StatusOr<pb::ExecResponse> BoardLink::Exec(absl::string_view source, absl::Duration timeout) {
+void BoardLink::Exec(std::string source, CallOptions options, Done<pb::ExecResponse> done) {
   pb::ExecRequest request;
-  request.set_source(std::string(source));
-  return Unary<pb::ExecResponse>(
-      name_, "Exec", timeout, WaitForReady(),
-      [&](grpc::ClientContext* c, pb::ExecResponse* out) { return Stub()->Exec(c, request, out); });
+  request.set_source(std::move(source));
+  Unary<pb::ExecResponse>("Exec", request, options, options_.rpc_timeout, std::move(done));
 }
 
-absl::Status BoardLink::Reset() {
-  return Unary<pb::ResetResponse>(
-             name_, "Reset", options_.rpc_timeout, WaitForReady(),
-             [&](grpc::ClientContext* c, pb::ResetResponse* out) { return Stub()->Reset(c, {}, out); })
-      .status();
+void BoardLink::Reset(CallOptions options, StatusDone done) {
+  Unary<pb::ResetResponse>(
+      "Reset", pb::ResetRequest(), options, options_.rpc_timeout,
+      [done = std::move(done)](absl::StatusOr<pb::ResetResponse> r) { done(r.status()); });
 }
 
 std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequest& request,
-                                                      OutputChunkFn on_chunk, StreamDoneFn on_done) {
-  auto handle = std::make_shared<OutputStreamHandle>();
-  auto* call = new internal::OutputCall(this, handle, request, std::move(on_chunk), std::move(on_done));
-  const bool wait_for_ready = WaitForReady();
-  absl::MutexLock lock(&mu_);  // OnDone, which takes mu_, cannot run before the call is listed
-  output_calls_.insert(call);
-  call->Start(Stub(), request.follow() ? std::nullopt : std::optional(options_.rpc_timeout), wait_for_ready);
-  return handle;
+                                                      CallOptions options, OutputChunkFn on_chunk,
+                                                      StatusDone on_done) {
+  // A follow lasts as long as the program: no deadline unless the caller
+  // has one, and counted apart from the calls that end on their own.
+  const bool follow = request.follow();
+  const uint64_t call = StartCall(
+      "StreamOutput", FrameGrpcMessage(request.SerializeAsString()), nullptr,
+      follow ? CallKind::kStream : CallKind::kCall, options,
+      follow ? absl::InfiniteDuration() : options_.rpc_timeout,
+      [on_chunk = std::move(on_chunk)](absl::string_view bytes) {
+        pb::StreamOutputResponse response;
+        if (!response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::InternalError("the board's StreamOutputResponse does not parse");
+        }
+        if (on_chunk) on_chunk(response.chunk());
+        return absl::OkStatus();
+      },
+      [on_done = std::move(on_done)](absl::Status status) {
+        if (on_done) on_done(std::move(status));
+      });
+  return std::make_shared<OutputStreamHandle>(connections_, call);
 }
 
 // ---------------------------------------------------------------------------
 // LinkManager
 
-LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkListener* listener)
-    : credentials_(std::move(credentials)),
-      options_(options),
+LinkManager::LinkManager(LinkCredentials credentials, LinkOptions options, LinkListener* listener,
+                         ResolveFn resolve)
+    : options_(options),
       listener_(listener),
-      streams_(std::make_shared<HealthStreams>(credentials_)),
+      connections_(std::make_shared<BoardConnections>(credentials, std::move(resolve))),
       gate_(std::make_shared<internal::ConnectGate>(options.max_connecting)) {
   timer_ = std::thread([this] { RunTimer(); });
 }
@@ -643,25 +674,23 @@ LinkManager::~LinkManager() {
     absl::MutexLock lock(&mu_);
     retired.swap(retired_);
   }
-  // Destroyed here, outside mu_: each waits for its last calls.
+  // Destroyed here, outside mu_.
 }
 
 absl::Status LinkManager::Add(std::string name, std::string address) {
   if (name.empty()) return absl::InvalidArgumentError("a board needs a name");
   if (address.empty()) return absl::InvalidArgumentError(absl::StrCat("board ", name, " needs an address"));
-  std::shared_ptr<BoardLink> link;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::FailedPreconditionError("the link manager is shutting down");
-    if (links_.contains(name)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("board ", name, " already has a link (", links_.find(name)->second->address(), ")"));
-    }
-    link = BoardLink::Create(name, std::move(address), credentials_, options_, listener_, streams_, gate_);
-    // Due at once; the timer thread connects it when a slot is free.
-    link->Start();
-    links_.emplace(std::move(name), link);
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::FailedPreconditionError("the link manager is shutting down");
+  if (links_.contains(name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("board ", name, " already has a link (", links_.find(name)->second->address(), ")"));
   }
+  std::shared_ptr<BoardLink> link =
+      BoardLink::Create(name, std::move(address), options_, listener_, connections_, gate_);
+  // Due at once; the timer thread connects it when a slot is free.
+  link->Start();
+  links_.emplace(std::move(name), std::move(link));
   return absl::OkStatus();
 }
 
@@ -686,6 +715,8 @@ std::shared_ptr<BoardLink> LinkManager::Get(absl::string_view name) const {
   auto it = links_.find(name);
   return it == links_.end() ? nullptr : it->second;
 }
+
+std::shared_ptr<BoardClient> LinkManager::Client(absl::string_view name) const { return Get(name); }
 
 std::optional<LinkStatus> LinkManager::Status(absl::string_view name) const {
   std::shared_ptr<BoardLink> link = Get(name);
@@ -718,6 +749,7 @@ void LinkManager::ReapRetired() {
 }
 
 void LinkManager::RunTimer() {
+  pthread_setname_np(pthread_self(), "link-timer");
   // Links whose attempt is due, in the order they became due. Only this
   // thread touches it.
   std::deque<std::shared_ptr<BoardLink>> due;

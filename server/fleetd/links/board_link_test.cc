@@ -1,9 +1,12 @@
 // BoardLink and LinkManager against real boards: `fleetboard serve` processes
 // on loopback ports with a fresh lab PKI (deploy/pki) in a temporary
 // directory. Covers connect, the health stream, offline detection after a
-// kill -9, reconnection after a restart, the unary helpers and a TLS refusal;
-// a peer that never answers the handshake (timed out, no socket leaked), the
-// cap on attempts in flight, and add/remove while boards die (for ASan).
+// kill -9, reconnection after a restart, the calls and a TLS refusal; one
+// connection per board for health and calls; calls that fail at once when
+// their board dies or hangs, the caller's deadline ending a call on the
+// board, the per-board limits; a peer that never answers the handshake (timed
+// out, no socket leaked), the cap on attempts in flight, and add/remove while
+// boards die (for ASan).
 #include "server/fleetd/links/board_link.h"
 
 #include <fcntl.h>
@@ -52,6 +55,31 @@ using testing::SilentPeer;
 using namespace std::chrono_literals;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A BoardClient call's outcome, waited for (60 s at most) on the test's
+// thread: `start` makes the call with the `done` it is given.
+template <typename T>
+absl::StatusOr<T> Wait(const std::function<void(BoardClient::Done<T>)>& start) {
+  struct Box {
+    absl::Mutex mu;
+    std::optional<absl::StatusOr<T>> result ABSL_GUARDED_BY(mu);
+  };
+  auto box = std::make_shared<Box>();
+  start([box](absl::StatusOr<T> r) {
+    absl::MutexLock lock(&box->mu);
+    box->result = std::move(r);
+  });
+  absl::MutexLock lock(&box->mu);
+  const auto answered = [&box]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(box->mu) { return box->result.has_value(); };
+  if (!box->mu.AwaitWithTimeout(absl::Condition(&answered), absl::Seconds(60))) {
+    return absl::DeadlineExceededError("the test waited 60 s for the call's outcome");
+  }
+  return *std::move(box->result);
+}
+
+absl::StatusOr<pb::BoardInfo> GetInfo(BoardLink& link, CallOptions options = {}) {
+  return Wait<pb::BoardInfo>([&](auto done) { link.GetInfo(options, std::move(done)); });
+}
 
 // Sockets this process holds open (TCP connections, listeners, socketpairs).
 int OpenSockets() {
@@ -172,6 +200,9 @@ TEST_F(BoardLinkTest, TwoBoardsComeOnlineWithinTwoSecondsAndStreamSnapshots) {
   EXPECT_EQ(recorder_.SnapshotName("b02"), "b02");
   EXPECT_EQ(links_->Status("b01")->connections, 1u);
   EXPECT_NE(links_->Status("b01")->last_snapshot, absl::InfinitePast());
+  // The board's info comes with the connection: readers never call the board.
+  ASSERT_NE(links_->Status("b02")->info, nullptr);
+  EXPECT_EQ(links_->Status("b02")->info->name(), "b02");
   EXPECT_TRUE(links_->Add("b01", lab_.board("b01").address()).code() == absl::StatusCode::kAlreadyExists);
 
   EXPECT_EQ(lab_.board("b01").Stop(), 0);
@@ -205,7 +236,7 @@ TEST_F(BoardLinkTest, KilledBoardIsOfflineWithinThreeSecondsAndOnlineAgainAfterR
   std::printf("online again %.3f s after the restarted board began (incl. its start-up)\n",
               Seconds(Clock::now() - restarted));
   EXPECT_EQ(links_->Status("b01")->connections, 2u);
-  absl::StatusOr<pb::BoardInfo> info = links_->Get("b01")->GetInfo();
+  absl::StatusOr<pb::BoardInfo> info = GetInfo(*links_->Get("b01"));
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->name(), "b01");
 }
@@ -239,7 +270,7 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   std::shared_ptr<BoardLink> b01 = links_->Get("b01");
   ASSERT_NE(b01, nullptr);
 
-  absl::StatusOr<pb::BoardInfo> info = b01->GetInfo();
+  absl::StatusOr<pb::BoardInfo> info = GetInfo(*b01);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->name(), "b01");
 
@@ -247,26 +278,36 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   std::string content = "import time\n";
   while (content.size() < 3 * 4096 + 100) content += "# filler line for a multi-chunk write\n";
   content += "while True:\n    print('tick')\n    time.sleep(0.05)\n";
-  absl::StatusOr<pb::WriteFileResponse> written = b01->WriteFile("/app/loop.py", content);
+  pb::WriteFileHeader header;
+  header.set_path("/app/loop.py");
+  absl::StatusOr<pb::WriteFileResponse> written = Wait<pb::WriteFileResponse>([&](auto done) {
+    b01->WriteFile(header, std::make_shared<const std::string>(content), {}, std::move(done));
+  });
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->sha256_hex(), Sha256Hex(content));
   EXPECT_EQ(written->size_bytes(), content.size());
-  absl::StatusOr<std::string> read = b01->ReadFile("/app/loop.py");
+  absl::StatusOr<std::string> read =
+      Wait<std::string>([&](auto done) { b01->ReadFile("/app/loop.py", {}, std::move(done)); });
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, content);
-  absl::StatusOr<pb::ListFilesResponse> files = b01->ListFiles("/app");
+  pb::ListFilesRequest list_files;
+  list_files.set_path("/app");
+  absl::StatusOr<pb::ListFilesResponse> files =
+      Wait<pb::ListFilesResponse>([&](auto done) { b01->ListFiles(list_files, {}, std::move(done)); });
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->entries_size(), 1);
   EXPECT_EQ(files->entries(0).name(), "loop.py");
 
   pb::StartProgramRequest start;
   start.set_path("/app/loop.py");
-  absl::StatusOr<pb::StartProgramResponse> program = b01->StartProgram(start);
+  absl::StatusOr<pb::StartProgramResponse> program =
+      Wait<pb::StartProgramResponse>([&](auto done) { b01->StartProgram(start, {}, std::move(done)); });
   ASSERT_TRUE(program.ok()) << program.status();
 
   pb::ListThreadsRequest list;
   list.set_program_id(program->program_id());
-  absl::StatusOr<pb::ListThreadsResponse> threads = b01->ListThreads(list);
+  absl::StatusOr<pb::ListThreadsResponse> threads =
+      Wait<pb::ListThreadsResponse>([&](auto done) { b01->ListThreads(list, {}, std::move(done)); });
   ASSERT_TRUE(threads.ok()) << threads.status();
   ASSERT_EQ(threads->threads_size(), 1);
   EXPECT_EQ(threads->threads(0).id(), program->main_thread_id());
@@ -280,7 +321,7 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   stream.set_program_id(program->program_id());
   stream.set_follow(true);
   std::shared_ptr<OutputStream> handle = b01->StreamOutput(
-      stream,
+      stream, {},
       [&](const pb::OutputChunk& chunk) {
         absl::MutexLock lock(&mu);
         output += chunk.data();
@@ -297,17 +338,20 @@ TEST_F(BoardLinkTest, UnaryHelpersReachTheBoardAndKeepItsErrors) {
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_EQ(done_status.code(), absl::StatusCode::kCancelled) << done_status;
 
-  absl::StatusOr<pb::ThreadInfo> killed = b01->KillThread(program->main_thread_id(), absl::Seconds(1));
+  absl::StatusOr<pb::ThreadInfo> killed = Wait<pb::ThreadInfo>(
+      [&](auto done) { b01->KillThread(program->main_thread_id(), absl::Seconds(1), {}, std::move(done)); });
   ASSERT_TRUE(killed.ok()) << killed.status();
   EXPECT_EQ(killed->state(), pb::THREAD_STATE_KILLED);
 
-  absl::StatusOr<pb::ExecResponse> exec = b01->Exec("print(6 * 7)", absl::Seconds(10));
+  absl::StatusOr<pb::ExecResponse> exec =
+      Wait<pb::ExecResponse>([&](auto done) { b01->Exec("print(6 * 7)", {}, std::move(done)); });
   ASSERT_TRUE(exec.ok()) << exec.status();
   EXPECT_EQ(exec->output(), "42\n");
 
   // The board's own code and message, under the board's name.
   start.set_path("/no/such/script.py");
-  absl::StatusOr<pb::StartProgramResponse> missing = b01->StartProgram(start);
+  absl::StatusOr<pb::StartProgramResponse> missing =
+      Wait<pb::StartProgramResponse>([&](auto done) { b01->StartProgram(start, {}, std::move(done)); });
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), StartsWith("board b01: StartProgram: "));
   std::printf("error kept: %s\n", missing.status().ToString().c_str());
@@ -330,7 +374,8 @@ TEST_F(BoardLinkTest, BoardWithItsHeapNearlyFullIsDegradedAndSaysWhy) {
       "    pass\n"
       "while True:\n"
       "    time.sleep(0.1)\n");
-  absl::StatusOr<pb::StartProgramResponse> program = links_->Get("b01")->StartProgram(hog);
+  absl::StatusOr<pb::StartProgramResponse> program = Wait<pb::StartProgramResponse>(
+      [&](auto done) { links_->Get("b01")->StartProgram(hog, {}, std::move(done)); });
   ASSERT_TRUE(program.ok()) << program.status();
 
   EXPECT_TRUE(PollUntil(5s, [&] { return StateOf("b01") == BoardState::kDegraded; }))
@@ -354,7 +399,7 @@ TEST_F(BoardLinkTest, BoardOfAnotherCaStaysOfflineWithATlsError) {
   EXPECT_EQ(recorder_.Snapshots("b09"), 0);
   for (const Recorder::Change& c : recorder_.Changes("b09")) EXPECT_EQ(c.state, BoardState::kOffline);
 
-  absl::StatusOr<pb::BoardInfo> info = links_->Get("b09")->GetInfo();
+  absl::StatusOr<pb::BoardInfo> info = GetInfo(*links_->Get("b09"));
   EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(info.status().message()), StartsWith("board b09: GetInfo: "));
 }
@@ -370,6 +415,153 @@ TEST_F(BoardLinkTest, RemovedBoardIsForgottenAndReportsNothingMore) {
   const int snapshots = recorder_.Snapshots("b01");
   std::this_thread::sleep_for(1200ms);
   EXPECT_EQ(recorder_.Snapshots("b01"), snapshots);
+}
+
+// A snippet that sleeps until killed; the VM stays free for snapshots.
+constexpr char kSleepForever[] = "import time\nwhile True:\n    time.sleep(0.01)\n";
+
+// Starts Exec(kSleepForever) on `link`; its outcome lands in the returned box.
+struct PendingCall {
+  absl::Mutex mu;
+  std::optional<absl::Status> end ABSL_GUARDED_BY(mu);
+  Clock::time_point ended_at ABSL_GUARDED_BY(mu);
+
+  std::optional<absl::Status> Get() {
+    absl::MutexLock lock(&mu);
+    return end;
+  }
+  // The end, waited for up to `timeout`.
+  std::optional<absl::Status> Wait(Clock::duration timeout) {
+    PollUntil(timeout, [&] { return Get().has_value(); });
+    return Get();
+  }
+};
+std::shared_ptr<PendingCall> ExecForever(BoardLink& link, CallOptions options = {}) {
+  auto call = std::make_shared<PendingCall>();
+  link.Exec(kSleepForever, options, [call](absl::StatusOr<pb::ExecResponse> r) {
+    absl::MutexLock lock(&call->mu);
+    call->end = r.status();
+    call->ended_at = Clock::now();
+  });
+  return call;
+}
+
+TEST_F(BoardLinkTest, EachBoardHasOneConnectionCarryingHealthAndEveryCall) {
+  ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
+  const int before = OpenSockets();
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
+  ASSERT_TRUE(WaitOnline("b01", 5s));
+  std::shared_ptr<BoardLink> b01 = links_->Get("b01");
+  ASSERT_TRUE(GetInfo(*b01).ok());
+  std::shared_ptr<PendingCall> running = ExecForever(*b01);
+  ASSERT_TRUE(GetInfo(*b01).ok());
+
+  EXPECT_EQ(OpenSockets() - before, 1) << "one TLS connection for the health stream and every call";
+  EXPECT_EQ(links_->OpenConnections(), 1u);
+  EXPECT_FALSE(running->Get().has_value());
+}
+
+TEST_F(BoardLinkTest, ACallToABoardKilledMidCallFailsAtOnceSayingTheConnectionIsLost) {
+  BoardProcess& b01 = StartBoard("b01");
+  ASSERT_TRUE(links_->Add("b01", b01.address()).ok());
+  ASSERT_TRUE(WaitOnline("b01", 5s));
+  std::shared_ptr<PendingCall> call =
+      ExecForever(*links_->Get("b01"), {.deadline = absl::Now() + absl::Seconds(30)});
+  ASSERT_TRUE(GetInfo(*links_->Get("b01")).ok());  // the Exec is running by now
+
+  const auto killed = Clock::now();
+  b01.Kill9();
+  const std::optional<absl::Status> end = call->Wait(10s);
+  ASSERT_TRUE(end.has_value()) << "still waiting 10 s after the board died";
+  std::printf("failed %.3f s after kill -9: %s\n", Seconds(call->ended_at - killed), end->ToString().c_str());
+  EXPECT_EQ(end->code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(end->message()), StartsWith("board b01: Exec: connection lost: "));
+  // And a call right after fails at once, with the reason.
+  absl::StatusOr<pb::BoardInfo> after = GetInfo(*links_->Get("b01"));
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(after.status().message()), HasSubstr("board b01: GetInfo: the board is offline: "));
+}
+
+TEST_F(BoardLinkTest, ACallToAFrozenBoardFailsWhenItStopsAnsweringNotAtItsDeadline) {
+  BoardProcess& b01 = StartBoard("b01");
+  ASSERT_TRUE(links_->Add("b01", b01.address()).ok());
+  ASSERT_TRUE(WaitOnline("b01", 5s));
+  std::shared_ptr<PendingCall> call =
+      ExecForever(*links_->Get("b01"), {.deadline = absl::Now() + absl::Seconds(60)});
+  ASSERT_TRUE(GetInfo(*links_->Get("b01")).ok());
+
+  const auto frozen = Clock::now();
+  b01.Signal(SIGSTOP);
+  const std::optional<absl::Status> end = call->Wait(15s);
+  b01.Signal(SIGCONT);
+  ASSERT_TRUE(end.has_value()) << "still waiting 15 s after the board froze";
+  std::printf("failed %.3f s after SIGSTOP: %s\n", Seconds(call->ended_at - frozen), end->ToString().c_str());
+  EXPECT_EQ(end->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(end->message(), "board b01: Exec: the board stopped answering: no health snapshot for 3s");
+}
+
+TEST_F(BoardLinkTest, TheCallersDeadlineEndsTheCallOnTheBoardAndTheErrorSaysWhoWaitedHowLong) {
+  ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
+  ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
+  ASSERT_TRUE(WaitOnline("b01", 5s));
+  std::shared_ptr<BoardLink> b01 = links_->Get("b01");
+
+  std::shared_ptr<PendingCall> call = ExecForever(*b01, {.deadline = absl::Now() + absl::Milliseconds(800)});
+  const std::optional<absl::Status> end = call->Wait(10s);
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(end->message()), StartsWith("board b01: Exec: no answer within "));
+  EXPECT_THAT(std::string(end->message()), HasSubstr("(the caller's deadline)"));
+  // The board ended the snippet with the call.
+  pb::ListThreadsRequest all;
+  all.set_include_finished(true);
+  EXPECT_TRUE(PollUntil(5s, [&] {
+    absl::StatusOr<pb::ListThreadsResponse> listed =
+        Wait<pb::ListThreadsResponse>([&](auto done) { b01->ListThreads(all, {}, std::move(done)); });
+    if (!listed.ok()) return false;
+    for (const pb::ProgramInfo& p : listed->programs()) {
+      if (p.state() == pb::PROGRAM_STATE_RUNNING) return false;
+    }
+    return listed->programs_size() > 0;
+  }));
+}
+
+TEST_F(BoardLinkTest, CallsBeyondABoardsLimitsAreRefusedNamingThemWhileOtherBoardsAnswer) {
+  ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
+  ASSERT_NO_FATAL_FAILURE(StartBoard("b02"));
+  absl::StatusOr<LinkCredentials> creds =
+      LinkCredentials::FromFiles(lab_.path("ca.pem"), lab_.path("fleetd.pem"), lab_.path("fleetd.key"));
+  ASSERT_TRUE(creds.ok());
+  LinkOptions options;
+  options.max_calls_in_flight = 2;
+  options.max_queued_calls = 1;
+  LinkManager links(*creds, options, nullptr);
+  ASSERT_TRUE(links.Add("b01", lab_.board("b01").address()).ok());
+  ASSERT_TRUE(links.Add("b02", lab_.board("b02").address()).ok());
+  ASSERT_TRUE(PollUntil(5s, [&] {
+    return links.Status("b01")->state == BoardState::kOnline &&
+           links.Status("b02")->state == BoardState::kOnline;
+  }));
+  std::shared_ptr<BoardLink> b01 = links.Get("b01");
+
+  std::vector<std::shared_ptr<PendingCall>> busy;
+  for (int i = 0; i < 3; ++i) busy.push_back(ExecForever(*b01));  // two run, one waits
+  std::shared_ptr<PendingCall> refused = ExecForever(*b01);
+  const std::optional<absl::Status> over = refused->Wait(5s);
+  ASSERT_TRUE(over.has_value());
+  EXPECT_EQ(over->code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(over->message()), StartsWith("board b01: Exec: "));
+  EXPECT_THAT(std::string(over->message()), HasSubstr("max_calls_in_flight 2, max_queued_calls 1"));
+
+  // Another board is not held up by b01's.
+  EXPECT_TRUE(GetInfo(*links.Get("b02")).ok());
+  for (const auto& call : busy) EXPECT_FALSE(call->Get().has_value());
+  // The calls end with the link.
+  ASSERT_TRUE(links.Remove("b01").ok());
+  for (const auto& call : busy) {
+    ASSERT_TRUE(call->Get().has_value());
+    EXPECT_EQ(call->Get()->code(), absl::StatusCode::kCancelled) << *call->Get();
+  }
 }
 
 // A leak of one socket per connection attempt shows after this many attempts.
@@ -523,7 +715,7 @@ TEST_F(BoardLinkTest, AddingAndRemovingLinksWhileBoardsDieAndReturnIsSafe) {
       pb::StreamOutputRequest request;
       request.set_program_id(1);
       request.set_follow(true);
-      streams.push_back(link->StreamOutput(request, nullptr, nullptr));
+      streams.push_back(link->StreamOutput(request, {}, nullptr, nullptr));
       held.push_back(link);
     }
     const int action = round % 3;
@@ -547,7 +739,7 @@ TEST_F(BoardLinkTest, AddingAndRemovingLinksWhileBoardsDieAndReturnIsSafe) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 * (round % 5)));
   }
-  // A link held past its removal ends its calls when dropped, off gRPC's threads.
+  // A link held past its removal is dropped off the links' thread; its calls ended with the removal.
   std::thread drop([held = std::move(held)]() mutable { held.clear(); });
   drop.join();
   for (const auto& s : streams) s->Cancel();

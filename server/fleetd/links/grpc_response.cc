@@ -67,6 +67,28 @@ std::string FrameGrpcMessage(absl::string_view message) {
   return framed;
 }
 
+std::string GrpcBytesMessageHead(uint32_t field, size_t data_size) {
+  // Protobuf's wire format: a varint tag (field << 3 | 2, length-delimited),
+  // a varint length, the bytes.
+  std::string varints;
+  const auto put_varint = [&varints](uint64_t v) {
+    while (v >= 0x80) {
+      varints.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    varints.push_back(static_cast<char>(v));
+  };
+  put_varint((static_cast<uint64_t>(field) << 3) | 2);
+  put_varint(data_size);
+  const auto length = static_cast<uint32_t>(varints.size() + data_size);
+  std::string head(kGrpcMessagePrefixBytes, '\0');
+  head[1] = static_cast<char>(length >> 24);
+  head[2] = static_cast<char>(length >> 16);
+  head[3] = static_cast<char>(length >> 8);
+  head[4] = static_cast<char>(length);
+  return head + varints;
+}
+
 std::string PercentDecodeGrpcMessage(absl::string_view text) {
   std::string out;
   out.reserve(text.size());

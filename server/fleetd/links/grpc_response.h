@@ -1,5 +1,5 @@
 // The client's side of one gRPC call on the wire, for fleetd's own HTTP/2
-// client (health_streams.h): frames the request message and reads the
+// client (board_connections.h): frames the request message and reads the
 // response as HTTP/2 hands it over: header fields, DATA bytes (length-prefixed
 // messages, in chunks of any size), trailers. Everything here comes from the
 // network, so every input is checked and has a fuzzer (grpc_response_fuzz.cc).
@@ -22,6 +22,7 @@
 #define THREADFLEET_SERVER_FLEETD_LINKS_GRPC_RESPONSE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -36,6 +37,13 @@ inline constexpr size_t kGrpcMessagePrefixBytes = 5;
 
 // `message` with its uncompressed gRPC prefix.
 std::string FrameGrpcMessage(absl::string_view message);
+
+// The bytes that go before `data_size` bytes of data to make a framed gRPC
+// message whose only field is bytes field `field` holding the data: the
+// gRPC prefix, the field's tag and its length. Lets a large payload be sent
+// as many messages without copying it into each (WriteFileRequest.data).
+// REQUIRES: 0 < field < 2^29.
+std::string GrpcBytesMessageHead(uint32_t field, size_t data_size);
 
 // `grpc-message` text, percent-decoded; a malformed escape is kept as is.
 std::string PercentDecodeGrpcMessage(absl::string_view text);

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "threadfleet/board/v1/board.pb.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -40,6 +41,17 @@ TEST(GrpcResponseTest, FramedMessageHasTheFiveBytePrefix) {
   EXPECT_EQ(FrameGrpcMessage("abc"), std::string("\0\0\0\0\3abc", 8));
   EXPECT_EQ(FrameGrpcMessage(""), std::string(5, '\0'));
   EXPECT_EQ(FrameGrpcMessage(std::string(300, 'x')).substr(0, 5), std::string("\0\0\0\1\x2c", 5));
+}
+
+TEST(GrpcResponseTest, BytesMessageHeadPlusDataIsTheFramedMessageProtobufWouldMake) {
+  for (const size_t size : {size_t{0}, size_t{1}, size_t{127}, size_t{128}, size_t{4096}, size_t{70000}}) {
+    const std::string data(size, 'd');
+    threadfleet::board::v1::WriteFileRequest request;
+    request.set_data(data);
+    EXPECT_EQ(GrpcBytesMessageHead(threadfleet::board::v1::WriteFileRequest::kDataFieldNumber, size) + data,
+              FrameGrpcMessage(request.SerializeAsString()))
+        << size << " bytes";
+  }
 }
 
 TEST(GrpcResponseTest, MessagesSplitAnywhereArriveWholeAndInOrder) {

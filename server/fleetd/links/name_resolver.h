@@ -1,5 +1,5 @@
 // NameResolver: host names to socket addresses, off the caller's thread.
-// HealthStreams serves every board's health on one thread; a board named by a
+// BoardConnections serves every board on one thread; a board named by a
 // host name whose lookup is slow (a DNS server that does not answer) must not
 // stall the others, so names are looked up here, one at a time, on a thread
 // of their own, and each answer is handed back through a callback.

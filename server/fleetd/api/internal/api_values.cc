@@ -39,12 +39,4 @@ fleet::BoardError ToBoardError(const absl::Status& status) {
   return error;
 }
 
-absl::Status CheckAbsolutePath(absl::string_view path) {
-  if (path.empty() || path[0] != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("path ", common::QuoteInput(path), " is not absolute (e.g. /app/main.py)"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace threadfleet::fleetd::internal

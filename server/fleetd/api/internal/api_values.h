@@ -1,11 +1,10 @@
-// How fleetd's domain values appear in Fleet API messages, and the checks of
-// request fields shared by several RPCs. Used by the service and its stream
-// reactors alike.
+// How fleetd's domain values appear in Fleet API messages. Used by the
+// service and its stream reactors alike (the checks of request fields
+// against the boards' limits are in board_limits.h).
 //
 // Example:
 //
-//   absl::Status path = CheckAbsolutePath(request.path());
-//   if (!path.ok()) return reactor->Finish(ToGrpc(path));  // INVALID_ARGUMENT
+//   return reactor->Finish(ToGrpc(absl::InvalidArgumentError("...")));
 //   *board.mutable_state_since() = ToTimestamp(status.since);
 #ifndef THREADFLEET_SERVER_FLEETD_API_INTERNAL_API_VALUES_H_
 #define THREADFLEET_SERVER_FLEETD_API_INTERNAL_API_VALUES_H_
@@ -15,7 +14,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
-#include "server/fleetd/links/board_link.h"
+#include "server/fleetd/links/board_directory.h"
 #include "threadfleet/fleet/v1/fleet.pb.h"
 
 namespace threadfleet::fleetd::internal {
@@ -31,10 +30,6 @@ threadfleet::fleet::v1::BoardState ToFleetState(BoardState state);
 
 // A per-board failure of a fan-out: the status's code and message.
 threadfleet::fleet::v1::BoardError ToBoardError(const absl::Status& status);
-
-// OK for an absolute board path ("/app/main.py"); INVALID_ARGUMENT naming the
-// path otherwise (empty or relative).
-absl::Status CheckAbsolutePath(absl::string_view path);
 
 }  // namespace threadfleet::fleetd::internal
 

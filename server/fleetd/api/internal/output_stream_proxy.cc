@@ -19,16 +19,17 @@ namespace {
 class OutputStreamProxy : public ServiceStream<fleet::StreamOutputResponse> {
  public:
   OutputStreamProxy(FleetServiceState* state, const fleet::StreamOutputRequest& request,
-                    std::string authorization)
+                    std::string authorization, absl::Time deadline)
       : ServiceStream(state, kStreamOutput, absl::StrCat(request.board(), "/program/", request.program_id()),
                       std::move(authorization)),
-        request_(request) {}
+        request_(request),
+        deadline_(deadline) {}
 
  private:
   void Run() override {
-    absl::StatusOr<std::shared_ptr<BoardLink>> link = state_->Reachable(request_.board());
-    if (!link.ok()) {
-      End(ToGrpc(link.status()));
+    absl::StatusOr<std::shared_ptr<BoardClient>> board = state_->Reachable(request_.board());
+    if (!board.ok()) {
+      End(ToGrpc(board.status()));
       return;
     }
     pb::StreamOutputRequest board_request;
@@ -36,8 +37,9 @@ class OutputStreamProxy : public ServiceStream<fleet::StreamOutputResponse> {
     board_request.set_from_offset(request_.from_offset());
     board_request.set_follow(request_.follow());
     Hold();  // released by the board stream's done callback
-    std::shared_ptr<OutputStream> handle = (*link)->StreamOutput(
-        board_request,
+    // Chunks and the end come on the links thread: Push and End only queue.
+    std::shared_ptr<OutputStream> handle = (*board)->StreamOutput(
+        board_request, {.deadline = deadline_},
         [this](const pb::OutputChunk& chunk) {
           fleet::StreamOutputResponse m;
           *m.mutable_chunk() = chunk;
@@ -72,6 +74,7 @@ class OutputStreamProxy : public ServiceStream<fleet::StreamOutputResponse> {
   }
 
   const fleet::StreamOutputRequest request_;
+  const absl::Time deadline_;
   absl::Mutex handle_mu_;
   std::shared_ptr<OutputStream> handle_ ABSL_GUARDED_BY(handle_mu_);
   bool cancelled_ ABSL_GUARDED_BY(handle_mu_) = false;
@@ -80,8 +83,9 @@ class OutputStreamProxy : public ServiceStream<fleet::StreamOutputResponse> {
 }  // namespace
 
 grpc::ServerWriteReactor<fleet::StreamOutputResponse>* StartOutputStream(
-    FleetServiceState* state, const fleet::StreamOutputRequest& request, std::string authorization) {
-  return (new OutputStreamProxy(state, request, std::move(authorization)))->Start(request);
+    FleetServiceState* state, const fleet::StreamOutputRequest& request, std::string authorization,
+    absl::Time deadline) {
+  return (new OutputStreamProxy(state, request, std::move(authorization), deadline))->Start(request);
 }
 
 }  // namespace threadfleet::fleetd::internal

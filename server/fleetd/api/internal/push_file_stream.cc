@@ -11,15 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/fleetd/api/internal/api_values.h"
+#include "server/fleetd/api/internal/board_limits.h"
 #include "server/fleetd/api/internal/service_call.h"
 
 namespace threadfleet::fleetd::internal {
 
 namespace {
 
-// PushFile: QUEUED for every board, then WRITING and DONE/FAILED per board as
-// the attempts proceed on the pool; an unreachable board's next attempt waits
-// on the timers, not on a pool thread.
+// PushFile: QUEUED for every board, then WRITING and DONE/UNCHANGED/FAILED
+// per board as the writes proceed; each write is a board call that holds no
+// thread, and an unreachable board's next attempt waits on the timers.
 class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
  public:
   PushFileStream(FleetServiceState* state, const fleet::PushFileRequest& request, std::string authorization,
@@ -27,6 +28,7 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
       : ServiceStream(state, kPushFile, SelectorTarget(request.selector()) + " " + request.path(),
                       std::move(authorization), SIZE_MAX),
         request_(request),
+        content_(std::make_shared<const std::string>(request.content())),
         call_deadline_(deadline) {}
 
  private:
@@ -43,11 +45,11 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     remaining_.store(boards_.size());
     for (const BoardRecord& b : boards_) Push(Progress(b.name, fleet::PUSH_STAGE_QUEUED, 0));
     Hold();  // released by the last board's Finished()
-    for (size_t i = 0; i < boards_.size(); ++i) state_->pool->Submit([this, i] { Attempt(i, false); });
+    for (size_t i = 0; i < boards_.size(); ++i) Attempt(i, false);
   }
 
   absl::Status Prepare() {
-    absl::Status path = CheckAbsolutePath(request_.path());
+    absl::Status path = CheckBoardPath("path", request_.path(), "WriteFileHeader.path");
     if (!path.ok()) return path;
     absl::StatusOr<std::vector<BoardRecord>> boards = state_->deps.inventory->Select(request_.selector());
     if (!boards.ok()) return boards.status();
@@ -62,26 +64,36 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
     return absl::OkStatus();
   }
 
-  // One attempt at board i; `retried`: an earlier one found it unreachable.
+  // One attempt at board i, on the pool; `retried`: an earlier one found it
+  // unreachable.
   void Attempt(size_t i, bool retried) {
     const std::string& board = boards_[i].name;
     if (ending()) {  // the client went away or fleetd shuts down: no more work
       Finished(board, absl::CancelledError(absl::StrCat("board ", board, ": the push ended first")));
       return;
     }
-    absl::StatusOr<std::shared_ptr<BoardLink>> link = state_->ReachableLink(board);
-    absl::Status failure = link.status();
-    if (link.ok()) {
-      Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
-      absl::StatusOr<pb::WriteFileResponse> written = (*link)->WriteFile(request_.path(), request_.content());
-      if (written.ok()) {
-        Wrote(board, written->sha256_hex());
-        return;
-      }
-      failure = written.status();
-    }
-    // Offline, or the connection went mid-write: the old file is intact on
-    // the board (writes are atomic), so trying again is safe.
+    absl::StatusOr<std::shared_ptr<BoardClient>> client = state_->ReachableClient(board);
+    if (!client.ok()) return Missed(i, retried, client.status());
+    Push(Progress(board, fleet::PUSH_STAGE_WRITING, 0));
+    pb::WriteFileHeader header;
+    header.set_path(request_.path());
+    // The board compares what it has and skips the write when it matches.
+    if (!request_.force()) header.set_skip_if_sha256_hex(sha_);
+    (*client)->WriteFile(header, content_, {.deadline = call_deadline_},
+                         state_->OnPool<absl::StatusOr<pb::WriteFileResponse>>(
+                             [this, i, retried](absl::StatusOr<pb::WriteFileResponse> written) {
+                               const std::string& board = boards_[i].name;
+                               if (!written.ok()) return Missed(i, retried, written.status());
+                               if (written->unchanged()) return Unchanged(board, written->sha256_hex());
+                               Wrote(board, written->sha256_hex());
+                             }));
+  }
+
+  // Board i was not written: offline, or the connection went mid-write. The
+  // old file is intact on the board (writes are atomic), so trying again is
+  // safe until the push gives up.
+  void Missed(size_t i, bool retried, absl::Status failure) {
+    const std::string& board = boards_[i].name;
     if (absl::IsUnavailable(failure) && absl::Now() + kPushRetryInterval < give_up_at_) {
       if (!retried) {
         fleet::PushFileResponse waiting = Progress(board, fleet::PUSH_STAGE_QUEUED, 0);
@@ -97,6 +109,18 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
           absl::StrCat(failure.message(), " (still unreachable when the push gave up at its deadline)"));
     }
     Finished(board, failure);
+  }
+
+  // The board's file already had the content: nothing was written.
+  void Unchanged(const std::string& board, const std::string& sha256_hex) {
+    if (sha256_hex != sha_) {
+      Finished(board, absl::DataLossError(absl::StrCat("board ", board, " found SHA-256 ", sha256_hex,
+                                                       " unchanged, expected ", sha_)));
+      return;
+    }
+    state_->RememberPush(board, request_.path(), sha_);
+    Push(Progress(board, fleet::PUSH_STAGE_UNCHANGED, 0));
+    Finished(board, absl::OkStatus());
   }
 
   // The board answered the write with the SHA-256 of what it stored.
@@ -148,6 +172,8 @@ class PushFileStream : public ServiceStream<fleet::PushFileResponse> {
   }
 
   const fleet::PushFileRequest request_;
+  // The content every board's write sends, shared by them all.
+  const std::shared_ptr<const std::string> content_;
   const absl::Time call_deadline_;
   // Set in Run(), before any attempt.
   absl::Time give_up_at_;

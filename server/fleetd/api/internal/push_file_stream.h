@@ -1,11 +1,15 @@
 // PushFile's stream: stores the content as a script, then writes it to every
-// board the selector picks, in parallel on the worker pool, reporting QUEUED
-// for every board, then WRITING and DONE/FAILED per board. A board that is
-// offline (or drops the connection mid-write) is tried again every
-// kPushRetryInterval until the call's deadline, or for kPushOfflineWait when
-// the call has none; the first miss is reported as QUEUED with the reason in
-// `error`. A board whose written SHA-256 differs from the content's fails
-// with DATA_LOSS. The call is audited with a per-board summary.
+// board the selector picks, all at once (board calls hold no thread),
+// reporting QUEUED for every board, then WRITING and DONE/UNCHANGED/FAILED
+// per board. A board whose file already has the content's SHA-256 writes
+// nothing and reports UNCHANGED, unless the request says `force`. The call's
+// deadline goes to each board's write. A board that is offline (or drops the
+// connection mid-write) is tried again every kPushRetryInterval until the
+// call's deadline, or for kPushOfflineWait when the call has none; the
+// first miss is reported as QUEUED with the reason in `error`. A board whose
+// SHA-256 differs from the content's fails with DATA_LOSS. A path over the
+// boards' limit (board.options) is refused before any board call. The call
+// is audited with a per-board summary.
 //
 // Example (FleetService::PushFile):
 //

@@ -56,6 +56,8 @@ inline constexpr RpcSpec kAddBoard{"Fleet.AddBoard", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kRemoveBoard{"Fleet.RemoveBoard", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kSetLabels{"Fleet.SetLabels", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kPushFile{"Fleet.PushFile", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kListFiles{"Fleet.ListFiles", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kDeleteFile{"Fleet.DeleteFile", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kRunProgram{"Fleet.RunProgram", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kStartThread{"Fleet.StartThread", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kKillThread{"Fleet.KillThread", fleet::ROLE_OPERATOR, true};

@@ -1,13 +1,20 @@
 // FleetServiceState: what every call of the Fleet API shares — the
 // service's dependencies, the call authorizer, the open streams, the worker
-// pool that runs board calls (and its timers), and what the service caches
-// (boards' info, the SHA-256 of pushed files).
+// pool that runs store work and what follows a board call (and its timers),
+// and the SHA-256 of pushed files.
 //
 // Example (a handler on the pool):
 //
-//   absl::StatusOr<std::shared_ptr<BoardLink>> link = state->Reachable("b01");
-//   if (!link.ok()) return link.status();  // NOT_FOUND or UNAVAILABLE
-//   absl::StatusOr<pb::ThreadInfo> t = (*link)->KillThread(7, absl::Seconds(1));
+//   absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable("b01");
+//   if (!board.ok()) return call->Finish(board.status());  // NOT_FOUND or UNAVAILABLE
+//   (*board)->KillThread(7, absl::Seconds(1), {.deadline = deadline},
+//                        state->OnPool<pb::ThreadInfo>([call](absl::StatusOr<pb::ThreadInfo> t) {
+//                          call->Finish(t.status());  // on the pool: may write the audit log
+//                        }));
+//
+// Board calls are asynchronous (board_client.h): no pool thread waits for a
+// board; their callbacks come on the links thread, where nothing may block,
+// so OnPool() hands what follows back to the pool.
 //
 // Thread-safe: its caches are guarded by `mu`; the dependencies are.
 #ifndef THREADFLEET_SERVER_FLEETD_API_INTERNAL_SERVICE_STATE_H_
@@ -42,8 +49,8 @@ namespace threadfleet::fleetd::internal {
 namespace fleet = threadfleet::fleet::v1;
 namespace pb = threadfleet::board::v1;
 
-// Board calls run here; enough for a lab's fan-out to proceed in parallel,
-// never a thread per board.
+// Store work and what follows board calls run here. Board calls never hold
+// a thread, so this bounds only how much store work runs at once.
 inline constexpr size_t kWorkerThreads = 32;
 
 // Where a board's link stands, as the API shows it.
@@ -82,75 +89,81 @@ class FleetServiceState {
     return view;
   }
 
-  // The link of a board that is in the inventory and reachable. NOT_FOUND
+  // The client of a board that is in the inventory and reachable. NOT_FOUND
   // for an unknown board, UNAVAILABLE when it is offline.
-  absl::StatusOr<std::shared_ptr<BoardLink>> Reachable(absl::string_view board) {
+  absl::StatusOr<std::shared_ptr<BoardClient>> Reachable(absl::string_view board) {
     absl::StatusOr<BoardRecord> record = deps.inventory->Get(board);
     if (!record.ok()) return record.status();
-    return ReachableLink(record->name);
+    return ReachableClient(record->name);
   }
-  absl::StatusOr<std::shared_ptr<BoardLink>> ReachableLink(const std::string& board) {
-    std::shared_ptr<BoardLink> link = deps.links->Get(board);
-    if (link == nullptr) {
+  absl::StatusOr<std::shared_ptr<BoardClient>> ReachableClient(const std::string& board) {
+    std::shared_ptr<BoardClient> client = deps.links->Client(board);
+    if (client == nullptr) {
       return absl::UnavailableError(absl::StrCat("board ", board, ": fleetd has no link to it"));
     }
     const BoardView view = View(board);
     if (view.state == fleet::BOARD_STATE_OFFLINE) {
       return absl::UnavailableError(absl::StrCat("board ", board, " is offline: ", view.reason));
     }
-    return link;
+    return client;
   }
 
-  // The board as the API shows it: record, link state, cached info.
-  fleet::Board ToProto(const BoardRecord& record) {
+  // The board as the API shows it: record, link state, the board's info from
+  // its current (or last) connection. Never calls the board.
+  fleet::Board ToProto(const BoardRecord& record) const {
     fleet::Board board;
     board.set_name(record.name);
     board.set_address(record.address);
     for (const auto& [k, v] : record.labels) (*board.mutable_labels())[k] = v;
     board.set_origin(record.origin);
+    std::optional<LinkStatus> status = deps.links->Status(record.name);
     const BoardView view = View(record.name);
     board.set_state(view.state);
     if (view.since != absl::InfinitePast()) *board.mutable_state_since() = ToTimestamp(view.since);
     board.set_state_reason(view.reason);
-    absl::MutexLock lock(&mu);
-    auto it = infos.find(record.name);
-    if (it != infos.end()) *board.mutable_info() = it->second.second;
+    if (status.has_value() && status->info != nullptr) *board.mutable_info() = *status->info;
     return board;
   }
 
-  // Fetches BoardInfo (on the pool, in parallel) for the boards that are
-  // reachable and whose cached info is missing or from an earlier
-  // connection, then runs `done`.
-  void RefreshInfos(const std::vector<BoardRecord>& boards, std::function<void()> done) {
-    auto names = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
-    {
-      absl::MutexLock lock(&mu);
-      for (const BoardRecord& b : boards) {
-        const BoardView view = View(b.name);
-        if (view.state == fleet::BOARD_STATE_OFFLINE) continue;
-        auto it = infos.find(b.name);
-        if (it == infos.end() || it->second.first != view.connections)
-          names->emplace_back(b.name, view.connections);
-      }
-    }
-    FanOut(
-        *pool, names->size(),
-        [this, names](size_t i) {
-          const auto& [name, connections] = (*names)[i];
-          std::shared_ptr<BoardLink> link = deps.links->Get(name);
-          if (link == nullptr) return;
-          absl::StatusOr<pb::BoardInfo> info = link->GetInfo();
-          if (!info.ok()) return;
-          absl::MutexLock lock(&mu);
-          infos[name] = {connections, *std::move(info)};
-        },
-        std::move(done));
+  // INVALID_ARGUMENT naming the cap when a kill's grace_ms is over it.
+  absl::Status CheckGrace(uint32_t grace_ms) const {
+    const absl::Duration cap = deps.board_calls.max_kill_grace;
+    if (absl::Milliseconds(grace_ms) <= cap) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("grace_ms is ", grace_ms, ", over fleetd's limit of ",
+                                                   absl::ToInt64Milliseconds(cap),
+                                                   " (a kill waits at most that long for a thread to end)"));
   }
 
-  // Drops the board's cached info and pushed files (it left the inventory).
+  // `next` as a board call's callback: it runs on the pool, not on the
+  // links thread the call ends on. Counted until it has run, so the service
+  // is not torn down under it.
+  template <typename Result>
+  std::function<void(Result)> OnPool(std::function<void(Result)> next) {
+    {
+      absl::MutexLock lock(&board_calls_mu);
+      ++board_calls;
+    }
+    return [this, next = std::move(next)](Result result) {
+      pool->Submit([this, next, result = std::move(result)]() mutable {
+        next(std::move(result));
+        absl::MutexLock lock(&board_calls_mu);
+        --board_calls;
+      });
+    };
+  }
+
+  // Waits up to `timeout` for every OnPool() continuation to have run;
+  // false if some have not.
+  bool WaitForBoardCalls(absl::Duration timeout) {
+    absl::MutexLock lock(&board_calls_mu);
+    return board_calls_mu.AwaitWithTimeout(absl::Condition(
+                                               +[](int* n) { return *n == 0; }, &board_calls),
+                                           timeout);
+  }
+
+  // Drops the board's pushed files (it left the inventory).
   void ForgetBoard(const std::string& board) {
     absl::MutexLock lock(&mu);
-    infos.erase(board);
     for (auto it = pushed.begin(); it != pushed.end();) {
       it = it->first.first == board ? pushed.erase(it) : std::next(it);
     }
@@ -185,10 +198,11 @@ class FleetServiceState {
   CallAuthorizer auth;
   OpenStreams streams;
   absl::Mutex mu;
-  // Board -> (link connection count when fetched, its info).
-  std::map<std::string, std::pair<uint64_t, pb::BoardInfo>> infos ABSL_GUARDED_BY(mu);
   // (board, path) -> SHA-256 of the content fleetd last pushed there.
   std::map<std::pair<std::string, std::string>, std::string> pushed ABSL_GUARDED_BY(mu);
+  // OnPool() continuations that have not run yet.
+  absl::Mutex board_calls_mu;
+  int board_calls ABSL_GUARDED_BY(board_calls_mu) = 0;
   // Last members: destroyed first (timers before the pool it submits to), so
   // no task outlives the state it uses.
   std::unique_ptr<WorkerPool> pool;
