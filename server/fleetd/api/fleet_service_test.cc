@@ -1207,7 +1207,7 @@ TEST_F(FleetServiceBusyBoardTest, LongKillsOnOneBoardHoldUpNoOtherCallAndOverThe
   }
 }
 
-TEST_F(FleetServiceTest, TheCallersDeadlineReachesTheBoardAndTheKillIsAuditedWithItsOutcome) {
+TEST_F(FleetServiceTest, TheCallersDeadlineReachesTheBoardWhichAnswersBeforeItAndTheKillIsAuditedOk) {
   ASSERT_NO_FATAL_FAILURE(AddBoard("b01", {}));
   ASSERT_TRUE(WaitOnline("b01"));
   const std::vector<uint32_t> swallowers = RunSwallowers("b01");
