@@ -162,24 +162,9 @@ class UnaryCall {
 };
 
 // Runs a unary call: the request's size check (on gRPC's thread, before any
-// other work), then on the worker pool authorization and `body`, whose status
-// finishes the call (its outcome audited when the RPC is mutating).
-template <typename Body>
-grpc::ServerUnaryReactor* Serve(FleetServiceState* state, grpc::CallbackServerContext* context,
-                                const google::protobuf::Message& request, const RpcSpec& spec,
-                                std::string target, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto call = std::make_shared<UnaryCall>(state, context, reactor, spec, std::move(target));
-  if (!call->CheckRequest(request)) return reactor;
-  state->pool->Submit([call, body = std::move(body)]() mutable {
-    if (!call->Authorize()) return;
-    call->Finish(body(*call));
-  });
-  return reactor;
-}
-
-// As Serve, but `body` gets the call and must Finish it exactly once, from
-// any thread (a fan-out finishes it from its last board task).
+// other work), then on the worker pool authorization and `body`, which gets
+// the call and must Finish it exactly once, from any thread (e.g. once its
+// board has answered); the outcome is audited when the RPC is mutating.
 template <typename Body>
 grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackServerContext* context,
                                      const google::protobuf::Message& request, const RpcSpec& spec,
@@ -192,6 +177,16 @@ grpc::ServerUnaryReactor* ServeAsync(FleetServiceState* state, grpc::CallbackSer
     body(call);
   });
   return reactor;
+}
+
+// As ServeAsync, for a `body` that returns the status finishing the call.
+template <typename Body>
+grpc::ServerUnaryReactor* Serve(FleetServiceState* state, grpc::CallbackServerContext* context,
+                                const google::protobuf::Message& request, const RpcSpec& spec,
+                                std::string target, Body body) {
+  return ServeAsync(
+      state, context, request, spec, std::move(target),
+      [body = std::move(body)](std::shared_ptr<UnaryCall> call) mutable { call->Finish(body(*call)); });
 }
 
 // A one-line summary of a fan-out's per-board failures for the audit log;
