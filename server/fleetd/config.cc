@@ -144,7 +144,7 @@ absl::Status Days(absl::string_view file_name, const Section& section, const std
 
 absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
   Section limits(file_name, node, "limits");
-  if (absl::Status s = limits.Check({"request", "http", "boards", "retention"}); !s.ok()) return s;
+  if (absl::Status s = limits.Check({"request", "http", "api", "boards", "retention"}); !s.ok()) return s;
   constexpr int64_t kMiB = int64_t{1} << 20;
   if (const YAML::Node* request_node = limits.Find("request"); request_node != nullptr) {
     Section request(file_name, *request_node, "limits.request");
@@ -179,6 +179,25 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
       if (!s.ok()) return s;
     }
     h.max_connections = static_cast<int>(connections);
+  }
+  if (const YAML::Node* api_node = limits.Find("api"); api_node != nullptr) {
+    Section api(file_name, *api_node, "limits.api");
+    if (absl::Status s = api.Check(
+            {"max_streams_per_connection", "max_metadata_bytes", "max_memory_mb", "idle_timeout_ms"});
+        !s.ok()) {
+      return s;
+    }
+    ApiLimits& a = config.limits.api;
+    int64_t streams = a.max_streams_per_connection;
+    int64_t memory_mb = static_cast<int64_t>(a.max_memory_bytes >> 20);
+    for (absl::Status s : {Integer(file_name, api, "max_streams_per_connection", 1, 1024, streams),
+                           Size(file_name, api, "max_metadata_bytes", 1024, kMiB, a.max_metadata_bytes),
+                           Integer(file_name, api, "max_memory_mb", 16, 65536, memory_mb),
+                           Millis(file_name, api, "idle_timeout_ms", 1000, 86400000, a.idle_timeout)}) {
+      if (!s.ok()) return s;
+    }
+    a.max_streams_per_connection = static_cast<int>(streams);
+    a.max_memory_bytes = static_cast<size_t>(memory_mb) << 20;
   }
   if (const YAML::Node* boards_node = limits.Find("boards"); boards_node != nullptr) {
     Section boards(file_name, *boards_node, "limits.boards");

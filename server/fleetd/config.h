@@ -28,6 +28,11 @@
 //       max_connections: 64        # at the cap the quietest one is closed
 //       idle_timeout_ms: 2000      # keep-alive without a request
 //       request_timeout_ms: 5000   # a request in, its response out
+//     api:                     # the Fleet API's gRPC server
+//       max_streams_per_connection: 64  # calls open at once on one connection
+//       max_metadata_bytes: 16384       # a call's headers (the bearer token among them)
+//       max_memory_mb: 256              # buffers of every connection together
+//       idle_timeout_ms: 300000         # a connection without calls is closed
 //     boards:                  # calls to each board (board_link.h, fleet_service.h)
 //       max_calls_in_flight: 8     # per board; more wait in the board's queue
 //       max_queued_calls: 32       # per board; more are RESOURCE_EXHAUSTED
@@ -91,6 +96,16 @@ struct BoardLimitOptions {
   std::optional<absl::Duration> max_kill_grace;
 };
 
+// fleetd.yaml's limits.api: what the Fleet API's gRPC server lets one client
+// hold. gRPC C++ has no cap on connections; its memory quota bounds them
+// together instead (over it, new connections and calls are refused).
+struct ApiLimits {
+  int max_streams_per_connection = 64;
+  size_t max_metadata_bytes = 16 << 10;
+  size_t max_memory_bytes = size_t{256} << 20;
+  absl::Duration idle_timeout = absl::Minutes(5);
+};
+
 struct FleetdConfig {
   // The Fleet API: gRPC over TLS with server authentication only.
   std::string api_listen;  // "host:port"; port 0 picks a free port
@@ -114,6 +129,7 @@ struct FleetdConfig {
     HttpLimits http;
     RetentionOptions retention;
     BoardLimitOptions boards;
+    ApiLimits api;
   } limits;
 };
 

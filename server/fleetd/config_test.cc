@@ -164,6 +164,11 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     max_connections: 16
     idle_timeout_ms: 500
     request_timeout_ms: 3000
+  api:
+    max_streams_per_connection: 16
+    max_metadata_bytes: 4096
+    max_memory_mb: 64
+    idle_timeout_ms: 60000
   boards:
     max_calls_in_flight: 4
     max_queued_calls: 100
@@ -191,6 +196,10 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.retention.events.max_rows, 5000);
   EXPECT_EQ(l.retention.audit.max_age, absl::Hours(24 * 90));
   EXPECT_EQ(l.retention.audit.max_rows, 20000);
+  EXPECT_EQ(l.api.max_streams_per_connection, 16);
+  EXPECT_EQ(l.api.max_metadata_bytes, 4096u);
+  EXPECT_EQ(l.api.max_memory_bytes, size_t{64} << 20);
+  EXPECT_EQ(l.api.idle_timeout, absl::Minutes(1));
   EXPECT_EQ(l.boards.max_calls_in_flight, 4);
   EXPECT_EQ(l.boards.max_queued_calls, 100);
   EXPECT_EQ(l.boards.max_open_streams, 2);

@@ -15,6 +15,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <signal.h>
 
 #include <chrono>
@@ -196,6 +197,16 @@ int Serve(const FleetdConfig& config) {
   // Bigger requests are refused by gRPC before they are parsed; the fields
   // of the rest are checked by the service's gate.
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.request.MaxMessageBytes()));
+  // What one client can hold (limits.api): gRPC C++ has no connection cap, so
+  // its memory quota bounds every connection's buffers together.
+  const ApiLimits& api_limits = config.limits.api;
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, api_limits.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, static_cast<int>(api_limits.max_metadata_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(api_limits.idle_timeout)));
+  grpc::ResourceQuota api_memory("fleetd-api");
+  api_memory.Resize(api_limits.max_memory_bytes);
+  builder.SetResourceQuota(api_memory);
   builder.RegisterService(service.get());
   builder.experimental().SetInterceptorCreators(RpcCountingInterceptors(counters));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

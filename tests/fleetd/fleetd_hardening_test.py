@@ -257,7 +257,9 @@ class HardeningTest(base.FleetdProcessTest):
             "  request:\n"
             "    max_field_bytes: 64\n"
             "  http:\n"
-            "    max_body_bytes: 0\n"))
+            "    max_body_bytes: 0\n"
+            "  api:\n"
+            "    max_metadata_bytes: 2048\n"))
         f, grpc_port, http_port, _ = self.start()
         with self.channel(grpc_port) as channel:
             stub = fleet_pb2_grpc.FleetStub(channel)
@@ -266,6 +268,12 @@ class HardeningTest(base.FleetdProcessTest):
             self.assertEqual(refused.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("GetBoardRequest.name is 65 bytes; the limit is 64 bytes (limits.request.max_field_bytes",
                           refused.exception.details())
+            # Headers over limits.api.max_metadata_bytes are refused by gRPC before any handler runs.
+            with self.assertRaises(grpc.RpcError) as big_headers:
+                stub.ListBoards(fleet_pb2.ListBoardsRequest(), timeout=RPC_TIMEOUT_S,
+                                metadata=[("x-padding", "p" * 4096)])
+            self.assertNotEqual(big_headers.exception.code(), grpc.StatusCode.UNAUTHENTICATED,
+                                "refused before authorization")
         with socket.create_connection(("127.0.0.1", http_port), timeout=5) as s:
             s.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
             answer = s.recv(4096).decode()

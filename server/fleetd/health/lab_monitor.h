@@ -168,8 +168,6 @@ class LabMonitor final : public LinkListener {
 
   mutable absl::Mutex mu_;
   std::deque<Work> queue_ ABSL_GUARDED_BY(mu_);
-  // Items taken by the worker and not yet done (0 or 1).
-  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   // Items ever queued and ever done: Flush waits for done to catch up.
   uint64_t queued_total_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t done_total_ ABSL_GUARDED_BY(mu_) = 0;
