@@ -1,0 +1,81 @@
+// JobBoards: what a run needs of the boards, as blocking calls with a
+// deadline, each ending early when the run's StopSignal fires. Jobs depend
+// only on this (labgrid's strategy layer over its drivers):
+// LinkedJobBoards implements it over fleetd's board links and health
+// aggregator; tests fake it with in-memory boards.
+//
+// Every call is made from a run's own worker thread (never from the links
+// thread or the API's pool), so blocking here costs no shared thread.
+// Errors are the board client's (board_client.h): UNAVAILABLE for an offline
+// or lost board, DEADLINE_EXCEEDED at the deadline, CANCELLED when `stop`
+// fired, the board's own codes otherwise.
+#ifndef THREADFLEET_SERVER_FLEETD_JOBS_JOB_BOARDS_H_
+#define THREADFLEET_SERVER_FLEETD_JOBS_JOB_BOARDS_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/fleetd/jobs/stop_signal.h"
+#include "threadfleet/board/v1/board.pb.h"
+#include "threadfleet/fleet/v1/fleet.pb.h"
+
+namespace threadfleet::fleetd::jobs {
+
+class JobBoards {
+ public:
+  virtual ~JobBoards() = default;
+
+  // Linked and online or degraded (calls can reach it).
+  virtual bool Reachable(absl::string_view board) const = 0;
+
+  // Writes a file atomically unless the board's file already has
+  // `sha256_hex` (then response.unchanged()).
+  virtual absl::StatusOr<threadfleet::board::v1::WriteFileResponse> WriteFile(
+      absl::string_view board, absl::string_view path, std::shared_ptr<const std::string> content,
+      absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) = 0;
+
+  virtual absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
+      absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request, absl::Time deadline,
+      const StopSignal& stop) = 0;
+
+  // Follows a program's output from `from_offset` until the program ended
+  // (OK), the deadline (DEADLINE_EXCEEDED) or `stop` (CANCELLED); each chunk
+  // goes to `on_output` (on any thread, in order; must not block).
+  virtual absl::Status FollowOutput(absl::string_view board, uint32_t program_id, uint64_t from_offset,
+                                    absl::Time deadline, const StopSignal& stop,
+                                    std::function<void(absl::string_view data)> on_output) = 0;
+
+  // Threads and programs the board knows of, ended ones included.
+  virtual absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(absl::string_view board,
+                                                                                 absl::Time deadline) = 0;
+
+  // Kills a program's live threads; `grace` zero: the board's default.
+  // Not cut short by a StopSignal: it is how a stopped run cleans up.
+  virtual absl::StatusOr<threadfleet::board::v1::KillProgramResponse> KillProgram(absl::string_view board,
+                                                                                  uint32_t program_id,
+                                                                                  absl::Duration grace,
+                                                                                  absl::Time deadline) = 0;
+
+  // The board's latest health snapshot as fleetd holds it (no round trip);
+  // nullopt before the first.
+  virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(absl::string_view board) const = 0;
+
+  // The anomaly events (fleet Event, kinds as stored: thread failed,
+  // deadlock, stall, unkillable, stack high, heap low, native stuck, board
+  // offline) fleetd recorded for the board at or after `since`, oldest
+  // first, at most `limit`.
+  virtual std::vector<threadfleet::fleet::v1::Event> AnomaliesSince(absl::string_view board, absl::Time since,
+                                                                    size_t limit) const = 0;
+};
+
+}  // namespace threadfleet::fleetd::jobs
+
+#endif  // THREADFLEET_SERVER_FLEETD_JOBS_JOB_BOARDS_H_
