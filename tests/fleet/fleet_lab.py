@@ -157,9 +157,10 @@ class FleetLab:
 
     # ---- fleetctl
 
-    def run_ctl(self, *args, config=None, token=None, env_extra=None, output="json"):
-        """Runs fleetctl; returns the CompletedProcess whatever its exit code."""
-        cmd = [self.fleetctl, "--config", str(config or self.config), "--timeout", str(CTL_TIMEOUT_S - 10)]
+    def run_ctl(self, *args, config=None, token=None, env_extra=None, output="json", timeout=CTL_TIMEOUT_S):
+        """Runs fleetctl; returns the CompletedProcess whatever its exit code. `timeout`: seconds
+        this call may take (fleetctl's own --timeout is 10 s shorter)."""
+        cmd = [self.fleetctl, "--config", str(config or self.config), "--timeout", str(timeout - 10)]
         if output:
             cmd += ["-o", output]
         if token is not None:
@@ -167,7 +168,7 @@ class FleetLab:
         env = {k: v for k, v in os.environ.items() if k not in ("FLEETCTL_CONFIG", "FLEETCTL_TOKEN")}
         env["HOME"] = str(self.home)
         env.update(env_extra or {})
-        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=CTL_TIMEOUT_S,
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env=env)
 
     def ctl_all(self, *args, **kw):
