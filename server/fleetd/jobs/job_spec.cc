@@ -49,9 +49,13 @@ struct YamlNode {
   Kind kind = Kind::kNull;
   SpecLocation location;
   std::string scalar;
+  // A sequence's items; a map's keys and values in turn (key, value, key,
+  // value, ...): a vector of pairs would need YamlNode complete.
   std::vector<YamlNode> items;
-  // Key, value.
-  std::vector<std::pair<YamlNode, YamlNode>> entries;
+
+  size_t map_size() const { return items.size() / 2; }
+  const YamlNode& key(size_t i) const { return items[2 * i]; }
+  const YamlNode& value(size_t i) const { return items[2 * i + 1]; }
 };
 
 // Thrown out of the event handler to stop yaml-cpp at once; caught in
@@ -129,10 +133,10 @@ class TreeBuilder : public YAML::EventHandler {
     if (open_.size() >= static_cast<size_t>(kMaxDepth)) {
       throw YamlRefusal{LocationOf(mark), absl::StrCat("the spec nests deeper than ", kMaxDepth, " levels")};
     }
-    open_.push_back(Pending{YamlNode{.kind = kind, .location = LocationOf(mark)}, std::nullopt});
+    open_.push_back(YamlNode{.kind = kind, .location = LocationOf(mark)});
   }
   void Close() {
-    YamlNode done = std::move(open_.back().node);
+    YamlNode done = std::move(open_.back());
     open_.pop_back();
     Place(std::move(done));
   }
@@ -140,30 +144,17 @@ class TreeBuilder : public YAML::EventHandler {
     Count(YAML::Mark::null_mark());
     Place(std::move(node));
   }
-  // Puts a finished node into the open collection (a map takes keys and
-  // values in turn), or makes it the root.
+  // Puts a finished node into the open collection, or makes it the root.
   void Place(YamlNode node) {
     if (open_.empty()) {
       root_ = std::move(node);
       return;
     }
-    Pending& parent = open_.back();
-    if (parent.node.kind == YamlNode::Kind::kSequence) {
-      parent.node.items.push_back(std::move(node));
-    } else if (!parent.key.has_value()) {
-      parent.key = std::move(node);
-    } else {
-      parent.node.entries.emplace_back(std::move(*parent.key), std::move(node));
-      parent.key.reset();
-    }
+    open_.back().items.push_back(std::move(node));
   }
 
-  struct Pending {
-    YamlNode node;
-    std::optional<YamlNode> key;
-  };
   YamlNode root_;
-  std::vector<Pending> open_;
+  std::vector<YamlNode> open_;
   size_t nodes_ = 0;
   int documents_ = 0;
 };
@@ -214,7 +205,9 @@ class MapReader {
       return reader_.Error(node_, path_.empty() ? "spec" : path_,
                            absl::StrCat("must be a map (known keys: ", absl::StrJoin(known, ", "), ")"));
     }
-    for (const auto& [key, value] : node_.entries) {
+    for (size_t i = 0; i < node_.map_size(); ++i) {
+      const YamlNode& key = node_.key(i);
+      const YamlNode& value = node_.value(i);
       if (key.kind != YamlNode::Kind::kScalar) return reader_.Error(key, path_, "keys must be plain names");
       if (std::find(known.begin(), known.end(), key.scalar) == known.end()) {
         return reader_.Error(
@@ -670,7 +663,7 @@ absl::Status ReadExpect(const MapReader& step, const YamlNode& node, const StepC
       "output", "no_failed_threads", "no_anomalies", "max_stack_percent", "min_heap_free", "metric"};
   MapReader expect(reader, node, step.Path("expect"));
   if (absl::Status s = expect.Check(known); !s.ok()) return s;
-  if (node.entries.empty()) {
+  if (node.items.empty()) {
     return reader.Error(node, step.Path("expect"),
                         absl::StrCat("has no check (known: ", absl::StrJoin(known, ", "), ")"));
   }
@@ -764,21 +757,21 @@ absl::Status ReadStep(const SpecReader& reader, const YamlNode& node, size_t ind
   const std::string path = absl::StrCat("steps[", index, "]");
   Step out;
   out.location = node.location;
-  if (node.kind != YamlNode::Kind::kMap || node.entries.size() != 1) {
+  if (node.kind != YamlNode::Kind::kMap || node.map_size() != 1) {
     return reader.Error(
         node, path,
         absl::StrCat("a step is a map with one key, its kind (", absl::StrJoin(kKinds, ", "), ")"));
   }
   MapReader step(reader, node, path);
   if (absl::Status s = step.Check(kKinds); !s.ok()) {
-    const YamlNode& key = node.entries[0].first;
+    const YamlNode& key = node.key(0);
     if (key.kind != YamlNode::Kind::kScalar) return s;
     return reader.Error(key, path,
                         absl::StrCat("unknown step kind ", QuoteKey(key.scalar),
                                      " (known: ", absl::StrJoin(kKinds, ", "), ")"));
   }
-  const YamlNode& value = node.entries[0].second;
-  const std::string& kind = node.entries[0].first.scalar;
+  const YamlNode& value = node.value(0);
+  const std::string& kind = node.key(0).scalar;
   absl::Status status;
   if (kind == "push") {
     out.kind = Step::Kind::kPush;
