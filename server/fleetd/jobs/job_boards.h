@@ -43,8 +43,8 @@ class JobBoards {
       absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) = 0;
 
   virtual absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
-      absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request, absl::Time deadline,
-      const StopSignal& stop) = 0;
+      absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request,
+      absl::Time deadline, const StopSignal& stop) = 0;
 
   // Follows a program's output from `from_offset` until the program ended
   // (OK), the deadline (DEADLINE_EXCEEDED) or `stop` (CANCELLED); each chunk
@@ -55,7 +55,7 @@ class JobBoards {
 
   // Threads and programs the board knows of, ended ones included.
   virtual absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(absl::string_view board,
-                                                                                 absl::Time deadline) = 0;
+                                                                                  absl::Time deadline) = 0;
 
   // Kills a program's live threads; `grace` zero: the board's default.
   // Not cut short by a StopSignal: it is how a stopped run cleans up.
@@ -66,7 +66,8 @@ class JobBoards {
 
   // The board's latest health snapshot as fleetd holds it (no round trip);
   // nullopt before the first.
-  virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(absl::string_view board) const = 0;
+  virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(
+      absl::string_view board) const = 0;
 
   // The anomaly events (fleet Event, kinds as stored: thread failed,
   // deadlock, stall, unkillable, stack high, heap low, native stuck, board
