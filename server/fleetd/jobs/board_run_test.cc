@@ -335,14 +335,13 @@ class FakeJobBoards final : public JobBoards {
     }
   }
 
+  // As the board does: the program's state is its main thread's (a worker
+  // that raised leaves it FINISHED).
   static void End(FakeProgram& program) {
     const FakeScript& script = program.script;
     program.info.set_end_time_us(1'250'000);
-    program.info.set_state(script.ending == Ending::kRaises ? pb::PROGRAM_STATE_FAILED
-                                                            : pb::PROGRAM_STATE_FINISHED);
-    program.info.set_exit_code(script.ending == Ending::kExits    ? script.exit_code
-                               : script.ending == Ending::kRaises ? 1
-                                                                  : 0);
+    program.info.set_state(pb::PROGRAM_STATE_FINISHED);
+    program.info.set_exit_code(script.ending == Ending::kExits ? script.exit_code : 0);
     for (pb::ThreadInfo& t : program.threads) {
       t.set_end_time_us(1'250'000);
       t.set_state(pb::THREAD_STATE_FINISHED);
