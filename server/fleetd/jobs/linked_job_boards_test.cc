@@ -6,7 +6,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <map>
@@ -15,11 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "server/fleetd/health/lab_monitor.h"
 #include "server/fleetd/jobs/board_run.h"
 #include "server/fleetd/links/board_link.h"
 #include "server/fleetd/links/link_credentials.h"
+#include "server/fleetd/store/sha256.h"
 #include "server/fleetd/testing/lab_processes.h"
 #include "server/fleetd/testing/temp_store.h"
 
@@ -92,13 +91,6 @@ constexpr char kReportScript[] =
     "import fleet, time\n"
     "fleet.report(temp=21.5)\n"
     "time.sleep(1.2)\n";
-
-std::string Sha256Hex(const std::string& content) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(content.data(), content.size(), digest, &size, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
-}
 
 Step Push(const std::string& file) {
   Step step;
