@@ -1,0 +1,1 @@
+../lab_station.py

@@ -1,0 +1,1 @@
+../stuck_worker.py
