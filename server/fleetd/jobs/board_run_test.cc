@@ -634,7 +634,7 @@ TEST_F(BoardRunTest, ExpectPassesWhenEveryCheckHolds) {
   boards_.SetSnapshot(SnapshotWithHeapFree(100 * 1024));
   ExpectStep expect = OutputMatches("Shared variable is\\s+8");
   expect.no_failed_threads = true;
-  expect.no_anomalies = {"deadlock", "stall", "unkillable"};
+  expect.no_anomalies = {"deadlock", "stall", "thread_unkillable"};
   expect.max_stack_percent = 80;
   expect.min_heap_free_bytes = 16 * 1024;
   expect.metrics = {{.name = "temp", .min = 0, .max = 50}};
@@ -692,18 +692,6 @@ TEST_F(BoardRunTest, NoAnomaliesFailsOnlyOnAnomaliesRaisedSinceTheAttemptStarted
   EXPECT_EQ(result.steps(0).message(), "no_anomalies: deadlock: board b01: deadlock: threads 2, 3");
   // Evidence holds every anomaly of the window, not only the checked kinds.
   EXPECT_THAT(result.steps(0).evidence().anomalies(), SizeIs(2));
-}
-
-TEST_F(BoardRunTest, UnkillableIsTheAliasOfThreadUnkillable) {
-  boards_.AddAnomaly("thread_unkillable", "board b01: thread 4 is unkillable",
-                     absl::Now() + absl::Seconds(1));
-  ExpectStep expect;
-  expect.no_anomalies = {"unkillable"};
-
-  fv1::BoardResult result = Attempt({Expect(expect)});
-
-  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
-  EXPECT_THAT(result.steps(0).message(), HasSubstr("thread 4 is unkillable"));
 }
 
 TEST_F(BoardRunTest, MetricKeepsTheLatestValueSeenAfterItsThreadEnded) {
@@ -843,6 +831,38 @@ TEST_F(BoardRunTest, BoardLostMidStepEndsErrorAtOnceWithTheLinksMessage) {
   EXPECT_EQ(evidence.threads(0).name(), "from-snapshot");
   EXPECT_EQ(evidence.output_excerpt(), "partial\n");
   EXPECT_THAT(result.message(), HasSubstr("could not kill program app"));
+}
+
+// ---- a spec as the parser builds it
+
+TEST_F(BoardRunTest, ParsedSpecRunsItsStepsOnTheBoard) {
+  absl::StatusOr<JobSpec> parsed = ParseJobSpec(R"(name: seed-smoke
+boards: {selector: "lab=local", count: all}
+timeout: 2m
+steps:
+  - push: {file: app.py}
+  - run: {file: app.py, args: [fast], timeout: 30s, wait: false}
+  - expect:
+      output: "tick \\d"
+      no_failed_threads: true
+      no_anomalies: [deadlock, unkillable]
+  - kill: {program: app}
+)",
+                                                "smoke.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  boards_.Script("/app.py", {.output = "tick 1\n", .ending = Ending::kRunsUntilKilled});
+  boards_.AddAnomaly("thread_unkillable", "board b01: thread 9 is unkillable",
+                     absl::Now() + absl::Seconds(1));
+
+  fv1::BoardResult result = Attempt(parsed->steps);
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_EQ(result.message(),
+            "steps[2] expect: no_anomalies: thread_unkillable: board b01: thread 9 is unkillable");
+  EXPECT_EQ(result.steps(0).message(), "wrote 12 bytes to /app.py");
+  EXPECT_EQ(result.steps(1).message(), "started program app (program 1); left running");
+  EXPECT_EQ(result.steps(3).state(), fv1::RUN_STATE_SKIPPED);
+  EXPECT_EQ(boards_.program_state(1), pb::PROGRAM_STATE_KILLED);
 }
 
 // ---- progress

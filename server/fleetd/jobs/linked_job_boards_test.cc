@@ -218,7 +218,7 @@ TEST_F(LinkedJobBoardsTest, PushRunAndExpectPassAndASecondPushLeavesTheFileUncha
   expect.output = std::make_shared<re2::RE2>("Shared variable is\\s+8");
   expect.output_pattern = "Shared variable is\\s+8";
   expect.no_failed_threads = true;
-  expect.no_anomalies = {"deadlock", "stall", "unkillable"};
+  expect.no_anomalies = {"deadlock", "stall", "thread_unkillable"};
   expect.max_stack_percent = 80;
   expect.min_heap_free_bytes = 16 * 1024;
 
