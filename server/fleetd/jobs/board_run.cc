@@ -42,23 +42,6 @@ void SetTime(google::protobuf::Timestamp* field, absl::Time time) {
   *field = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(time));
 }
 
-// The step kinds' names as the spec writes them (StepResult.kind).
-absl::string_view KindName(Step::Kind kind) {
-  switch (kind) {
-    case Step::Kind::kPush:
-      return "push";
-    case Step::Kind::kRun:
-      return "run";
-    case Step::Kind::kExpect:
-      return "expect";
-    case Step::Kind::kKill:
-      return "kill";
-    case Step::Kind::kSleep:
-      return "sleep";
-  }
-  return "unknown";
-}
-
 // "thread 3 (worker)".
 std::string ThreadLabel(const pb::ThreadInfo& thread) {
   return thread.name().empty() ? absl::StrCat("thread ", thread.id())
@@ -192,7 +175,7 @@ class Attempt {
       outcome = PerformStep(next);
       if (outcome.state != fv1::RUN_STATE_PASSED) {
         outcome.message =
-            absl::StrCat("steps[", next, "] ", KindName(spec_.steps[next].kind), ": ", outcome.message);
+            absl::StrCat("steps[", next, "] ", StepKindName(spec_.steps[next].kind), ": ", outcome.message);
         ++next;
         break;
       }
@@ -222,7 +205,7 @@ class Attempt {
   fv1::StepResult* AddStep(size_t index) {
     fv1::StepResult* step = result_.add_steps();
     step->set_index(static_cast<int32_t>(index));
-    step->set_kind(std::string(KindName(spec_.steps[index].kind)));
+    step->set_kind(std::string(StepKindName(spec_.steps[index].kind)));
     return step;
   }
 
@@ -361,22 +344,28 @@ class Attempt {
     }
     const std::string took =
         absl::FormatDuration(absl::Microseconds(info->end_time_us() - info->start_time_us()));
+    // fleet.proto: a program with a thread that died of an exception ended
+    // FAILED. The board says so only of its main thread, so the threads
+    // decide too.
+    const pb::ThreadInfo* failed = nullptr;
+    for (const pb::ThreadInfo& t : listed->threads()) {
+      if (t.program_id() == program.id && t.state() == pb::THREAD_STATE_FAILED && failed == nullptr)
+        failed = &t;
+    }
+    if (failed != nullptr || info->state() == pb::PROGRAM_STATE_FAILED) {
+      std::string message = absl::StrCat("program ", program.name, " ended FAILED");
+      if (failed != nullptr) {
+        absl::StrAppend(&message, ": ", ExceptionText(failed->exception()), " (thread ", failed->id(),
+                        failed->name().empty() ? "" : " ", failed->name(), ")");
+      }
+      return Failed(std::move(message));
+    }
     switch (info->state()) {
       case pb::PROGRAM_STATE_FINISHED:
         if (info->exit_code() != 0) {
           return Failed(absl::StrCat("program ", program.name, " exited with code ", info->exit_code()));
         }
         return Passed(absl::StrCat("program ", program.name, " finished in ", took));
-      case pb::PROGRAM_STATE_FAILED: {
-        std::string message = absl::StrCat("program ", program.name, " ended FAILED");
-        for (const pb::ThreadInfo& t : listed->threads()) {
-          if (t.program_id() != program.id || t.state() != pb::THREAD_STATE_FAILED) continue;
-          absl::StrAppend(&message, ": ", ExceptionText(t.exception()), " (thread ", t.id(),
-                          t.name().empty() ? "" : " ", t.name(), ")");
-          break;
-        }
-        return Failed(std::move(message));
-      }
       case pb::PROGRAM_STATE_KILLED:
         return Failed(absl::StrCat("program ", program.name, " ended KILLED: killed before it finished"));
       default:
@@ -444,8 +433,7 @@ class Attempt {
   }
 
   void CheckAnomalies(const std::vector<std::string>& kinds, std::vector<std::string>& failures) const {
-    std::set<std::string> wanted;
-    for (const std::string& kind : kinds) wanted.insert(kind == "unkillable" ? "thread_unkillable" : kind);
+    const std::set<std::string> wanted(kinds.begin(), kinds.end());
     std::vector<std::string> seen;
     for (const JobBoards::Anomaly& a : boards_.AnomaliesSince(a_.board, start_, kAnomaliesRead)) {
       if (wanted.contains(a.kind)) seen.push_back(absl::StrCat(a.kind, ": ", a.event.message()));

@@ -55,6 +55,9 @@ struct FakeScript {
   std::map<std::string, double> reports;
   // Does not compile: StartProgram answers INVALID_ARGUMENT.
   bool syntax_error = false;
+  // Bytes the board's output buffer dropped before `output` (a follow then
+  // begins at this offset).
+  uint64_t dropped_bytes = 0;
 };
 
 // One board in memory. Board calls take the board's name but there is one
@@ -195,7 +198,8 @@ class FakeJobBoards final : public JobBoards {
       if (lost_) return Lost("StreamOutput");
       script = programs_.at(program_id).script;
     }
-    Deliver(script.output, from_offset, on_output);
+    Deliver(script.output, from_offset,
+            [&](uint64_t offset, absl::string_view data) { on_output(offset + script.dropped_bytes, data); });
     {
       absl::MutexLock lock(&mu_);
       FakeProgram& program = programs_.at(program_id);
@@ -335,14 +339,13 @@ class FakeJobBoards final : public JobBoards {
     }
   }
 
+  // As the board does: the program's state is its main thread's (a worker
+  // that raised leaves it FINISHED).
   static void End(FakeProgram& program) {
     const FakeScript& script = program.script;
     program.info.set_end_time_us(1'250'000);
-    program.info.set_state(script.ending == Ending::kRaises ? pb::PROGRAM_STATE_FAILED
-                                                            : pb::PROGRAM_STATE_FINISHED);
-    program.info.set_exit_code(script.ending == Ending::kExits    ? script.exit_code
-                               : script.ending == Ending::kRaises ? 1
-                                                                  : 0);
+    program.info.set_state(pb::PROGRAM_STATE_FINISHED);
+    program.info.set_exit_code(script.ending == Ending::kExits ? script.exit_code : 0);
     for (pb::ThreadInfo& t : program.threads) {
       t.set_end_time_us(1'250'000);
       t.set_state(pb::THREAD_STATE_FINISHED);
@@ -529,6 +532,15 @@ TEST_F(BoardRunTest, RunKeepsTheLast64KiBOfALongOutput) {
   EXPECT_EQ(run.output_cut_bytes(), output.size() - 64 * 1024);
 }
 
+TEST_F(BoardRunTest, OutputTheBoardDroppedCountsAsCut) {
+  boards_.Script("/app.py", {.output = "the tail\n", .dropped_bytes = 5000});
+
+  fv1::BoardResult result = Attempt({Push("app.py"), RunScript("app.py")});
+
+  EXPECT_EQ(result.steps(1).output(), "the tail\n");
+  EXPECT_EQ(result.steps(1).output_cut_bytes(), 5000u);
+}
+
 TEST_F(BoardRunTest, ThreadThatRaisesFailsTheRunWithItsTracebackAsEvidence) {
   boards_.Script("/app.py", {.output = "starting\n", .ending = Ending::kRaises, .raised = Boom()});
   boards_.SetSnapshot(SnapshotWithHeapFree(200 * 1024));
@@ -622,7 +634,7 @@ TEST_F(BoardRunTest, ExpectPassesWhenEveryCheckHolds) {
   boards_.SetSnapshot(SnapshotWithHeapFree(100 * 1024));
   ExpectStep expect = OutputMatches("Shared variable is\\s+8");
   expect.no_failed_threads = true;
-  expect.no_anomalies = {"deadlock", "stall", "unkillable"};
+  expect.no_anomalies = {"deadlock", "stall", "thread_unkillable"};
   expect.max_stack_percent = 80;
   expect.min_heap_free_bytes = 16 * 1024;
   expect.metrics = {{.name = "temp", .min = 0, .max = 50}};
@@ -680,18 +692,6 @@ TEST_F(BoardRunTest, NoAnomaliesFailsOnlyOnAnomaliesRaisedSinceTheAttemptStarted
   EXPECT_EQ(result.steps(0).message(), "no_anomalies: deadlock: board b01: deadlock: threads 2, 3");
   // Evidence holds every anomaly of the window, not only the checked kinds.
   EXPECT_THAT(result.steps(0).evidence().anomalies(), SizeIs(2));
-}
-
-TEST_F(BoardRunTest, UnkillableIsTheAliasOfThreadUnkillable) {
-  boards_.AddAnomaly("thread_unkillable", "board b01: thread 4 is unkillable",
-                     absl::Now() + absl::Seconds(1));
-  ExpectStep expect;
-  expect.no_anomalies = {"unkillable"};
-
-  fv1::BoardResult result = Attempt({Expect(expect)});
-
-  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
-  EXPECT_THAT(result.steps(0).message(), HasSubstr("thread 4 is unkillable"));
 }
 
 TEST_F(BoardRunTest, MetricKeepsTheLatestValueSeenAfterItsThreadEnded) {
@@ -831,6 +831,38 @@ TEST_F(BoardRunTest, BoardLostMidStepEndsErrorAtOnceWithTheLinksMessage) {
   EXPECT_EQ(evidence.threads(0).name(), "from-snapshot");
   EXPECT_EQ(evidence.output_excerpt(), "partial\n");
   EXPECT_THAT(result.message(), HasSubstr("could not kill program app"));
+}
+
+// ---- a spec as the parser builds it
+
+TEST_F(BoardRunTest, ParsedSpecRunsItsStepsOnTheBoard) {
+  absl::StatusOr<JobSpec> parsed = ParseJobSpec(R"(name: seed-smoke
+boards: {selector: "lab=local", count: all}
+timeout: 2m
+steps:
+  - push: {file: app.py}
+  - run: {file: app.py, args: [fast], timeout: 30s, wait: false}
+  - expect:
+      output: "tick \\d"
+      no_failed_threads: true
+      no_anomalies: [deadlock, unkillable]
+  - kill: {program: app}
+)",
+                                                "smoke.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  boards_.Script("/app.py", {.output = "tick 1\n", .ending = Ending::kRunsUntilKilled});
+  boards_.AddAnomaly("thread_unkillable", "board b01: thread 9 is unkillable",
+                     absl::Now() + absl::Seconds(1));
+
+  fv1::BoardResult result = Attempt(parsed->steps);
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_EQ(result.message(),
+            "steps[2] expect: no_anomalies: thread_unkillable: board b01: thread 9 is unkillable");
+  EXPECT_EQ(result.steps(0).message(), "wrote 12 bytes to /app.py");
+  EXPECT_EQ(result.steps(1).message(), "started program app (program 1); left running");
+  EXPECT_EQ(result.steps(3).state(), fv1::RUN_STATE_SKIPPED);
+  EXPECT_EQ(boards_.program_state(1), pb::PROGRAM_STATE_KILLED);
 }
 
 // ---- progress
