@@ -10,11 +10,14 @@
 //                        .on_progress = [&](const pb::BoardResult& r) { Publish(r); }};
 //   pb::BoardResult result = RunBoardAttempt(boards, attempt);
 //
-// The result's state: PASSED (every step passed), FAILED (an expect failed,
-// or a run step's program did not end in time or failed to start because of
-// the script), ERROR (the board could not be used: offline, connection lost,
-// a push failed, the run's deadline passed: "timed out"), CANCELLED (`stop`
-// was signalled with a cancel). Steps after the first failed one are SKIPPED.
+// The result's state: PASSED (every step passed), FAILED (an expect failed;
+// a run step's program failed, exited non-zero, did not end in time or did
+// not compile; a kill left unkillable threads), ERROR (the board could not
+// be used: offline, connection lost, a push failed, a script missing, the
+// run's deadline passed: "timed out"), CANCELLED (`stop` was signalled: its
+// reason is the message). Steps after the first failed one are SKIPPED.
+// The result's message names the step: "steps[1] run: program app ended
+// FAILED: ValueError: boom (thread 3 worker)".
 // Every failed or ERROR step carries Evidence (output tail, failed threads
 // with tracebacks, the thread table, the anomalies of the window, the heap).
 // Before returning, every program the attempt started that still runs is

@@ -43,19 +43,29 @@ class JobBoards {
       absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) = 0;
 
   virtual absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
-      absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request, absl::Time deadline,
-      const StopSignal& stop) = 0;
+      absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request,
+      absl::Time deadline, const StopSignal& stop) = 0;
+
+  // Receives output: `offset` is data[0]'s offset in the program's output
+  // (past the one asked for when the board dropped those bytes already).
+  // Runs on any thread, in order; must not block. `data` is valid during the
+  // call only.
+  using OutputFn = std::function<void(uint64_t offset, absl::string_view data)>;
 
   // Follows a program's output from `from_offset` until the program ended
-  // (OK), the deadline (DEADLINE_EXCEEDED) or `stop` (CANCELLED); each chunk
-  // goes to `on_output` (on any thread, in order; must not block).
+  // and all of it arrived (OK), the deadline (DEADLINE_EXCEEDED) or `stop`
+  // (CANCELLED).
   virtual absl::Status FollowOutput(absl::string_view board, uint32_t program_id, uint64_t from_offset,
-                                    absl::Time deadline, const StopSignal& stop,
-                                    std::function<void(absl::string_view data)> on_output) = 0;
+                                    absl::Time deadline, const StopSignal& stop, OutputFn on_output) = 0;
+
+  // The output the board holds from `from_offset` on, without waiting for
+  // more: how a program left running (run with wait: false) is read.
+  virtual absl::Status ReadOutput(absl::string_view board, uint32_t program_id, uint64_t from_offset,
+                                  absl::Time deadline, const StopSignal& stop, OutputFn on_output) = 0;
 
   // Threads and programs the board knows of, ended ones included.
   virtual absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(absl::string_view board,
-                                                                                 absl::Time deadline) = 0;
+                                                                                  absl::Time deadline) = 0;
 
   // Kills a program's live threads; `grace` zero: the board's default.
   // Not cut short by a StopSignal: it is how a stopped run cleans up.
@@ -66,14 +76,34 @@ class JobBoards {
 
   // The board's latest health snapshot as fleetd holds it (no round trip);
   // nullopt before the first.
-  virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(absl::string_view board) const = 0;
+  virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(
+      absl::string_view board) const = 0;
 
-  // The anomaly events (fleet Event, kinds as stored: thread failed,
-  // deadlock, stall, unkillable, stack high, heap low, native stuck, board
-  // offline) fleetd recorded for the board at or after `since`, oldest
-  // first, at most `limit`.
-  virtual std::vector<threadfleet::fleet::v1::Event> AnomaliesSince(absl::string_view board, absl::Time since,
-                                                                    size_t limit) const = 0;
+  // Calls `on_snapshot` with each health snapshot of `board` fleetd
+  // receives from now until RemoveSnapshotWatch(id): how a run sees the
+  // fleet.report() values of threads that end before it checks them. Runs on
+  // any thread; must not block nor call into JobBoards. Returns the watch's
+  // id.
+  using SnapshotFn = std::function<void(const threadfleet::board::v1::HealthSnapshot& snapshot)>;
+  virtual uint64_t WatchSnapshots(absl::string_view board, SnapshotFn on_snapshot) = 0;
+  // When it returns, the watch's callback is not running and will not run.
+  virtual void RemoveSnapshotWatch(uint64_t id) = 0;
+
+  // An anomaly fleetd recorded for a board: the stored event, and the
+  // anomaly's kind (health.h AnomalyKindName: "deadlock", "stall",
+  // "thread_unkillable", ...), which the stored event's kind does not always
+  // say (lab_monitor.h: several anomalies share an EventKind).
+  struct Anomaly {
+    std::string kind;
+    threadfleet::fleet::v1::Event event;
+  };
+
+  // The anomalies raised (severity WARNING or more: thread failed, deadlock,
+  // stall, unkillable, stack high, heap low, native stuck, board offline)
+  // for the board at or after `since`, oldest first, at most `limit` (the
+  // newest ones).
+  virtual std::vector<Anomaly> AnomaliesSince(absl::string_view board, absl::Time since,
+                                              size_t limit) const = 0;
 };
 
 }  // namespace threadfleet::fleetd::jobs

@@ -77,6 +77,10 @@ struct JobRunnerDeps {
   const Clock* clock = nullptr;
   // Runs one board's attempt; default RunBoardAttempt. Tests replace it.
   std::function<threadfleet::fleet::v1::BoardResult(JobBoards&, const BoardAttempt&)> attempt = {};
+  // Called once at each run's end whose spec has `notify` and whose end
+  // state is one of its `on` (every end state when `on` is empty); must not
+  // block (RunNotifier::Enqueue). Empty: no notifications.
+  std::function<void(const NotifySpec&, const threadfleet::fleet::v1::Run&)> notify = {};
 };
 
 class JobRunner {

@@ -5,14 +5,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "server/common/quoted_input.h"
 #include "server/fleetd/store/sha256.h"
 
@@ -136,6 +140,34 @@ ALTER TABLE audit_log ADD COLUMN state INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX audit_log_by_time ON audit_log(time_us);
 CREATE INDEX events_by_time ON events(time_us);
 )sql"},
+    // Jobs (issue #12): the files of each job version (content in scripts),
+    // deleted jobs kept as tombstones (their runs stay readable and name
+    // them), each schedule's last handled fire time, a run's deadline and
+    // counts (a serialized threadfleet.fleet.v1.RunCounts), and what jobs
+    // remember of each board: its streak of ERROR results and quarantine
+    // (error_run_ids: a JSON array of run ids, oldest first).
+    {3, R"sql(
+ALTER TABLE jobs ADD COLUMN last_fire_time_us INTEGER;
+ALTER TABLE jobs ADD COLUMN deleted_time_us INTEGER;
+CREATE TABLE job_files (
+  job_name TEXT NOT NULL REFERENCES jobs(name),
+  version INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  script_sha256 TEXT NOT NULL REFERENCES scripts(sha256),
+  size_bytes INTEGER NOT NULL,
+  PRIMARY KEY (job_name, version, path)
+) STRICT;
+ALTER TABLE runs ADD COLUMN deadline_us INTEGER;
+ALTER TABLE runs ADD COLUMN counts BLOB NOT NULL DEFAULT x'';
+CREATE INDEX runs_by_state ON runs(state);
+CREATE TABLE board_job_health (
+  board TEXT PRIMARY KEY,
+  error_run_ids TEXT NOT NULL,
+  last_error TEXT NOT NULL,
+  quarantine_since_us INTEGER,
+  quarantine_reason TEXT NOT NULL
+) STRICT;
+)sql"},
 };
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
@@ -146,7 +178,8 @@ int64_t ToMicros(const google::protobuf::Timestamp& t) { return t.seconds() * 1'
 bool IsTerminal(RunState state) {
   return state == threadfleet::fleet::v1::RUN_STATE_PASSED ||
          state == threadfleet::fleet::v1::RUN_STATE_FAILED ||
-         state == threadfleet::fleet::v1::RUN_STATE_ERROR;
+         state == threadfleet::fleet::v1::RUN_STATE_ERROR ||
+         state == threadfleet::fleet::v1::RUN_STATE_CANCELLED;
 }
 
 // A JSON array of strings, for `IN (SELECT value FROM json_each(?))`: one
@@ -785,14 +818,104 @@ absl::StatusOr<std::vector<ProgramRecord>> SqliteStore::ListPrograms(absl::strin
 // Jobs and runs
 
 namespace {
+
 constexpr char kSelectJob[] =
-    "SELECT name, spec_yaml, version, create_time_us, update_time_us FROM jobs WHERE name = ?";
+    "SELECT name, spec_yaml, version, create_time_us, update_time_us, last_fire_time_us, deleted_time_us"
+    " FROM jobs WHERE name = ?";
+
+constexpr char kSelectRunColumns[] =
+    "SELECT id, job_name, job_version, state, trigger, message, start_time_us, end_time_us, deadline_us,"
+    " counts FROM runs";
+
+JobRecord ReadJob(const auto& select) {
+  JobRecord job{.name = select.Text(0),
+                .spec_yaml = select.Text(1),
+                .version = select.Int(2),
+                .create_time = FromMicros(select.Int(3)),
+                .update_time = FromMicros(select.Int(4))};
+  if (!select.IsNull(5)) job.last_fire_time = FromMicros(select.Int(5));
+  return job;
+}
+
+absl::StatusOr<RunRecord> ReadRun(const auto& select, absl::string_view path) {
+  RunRecord run{.id = select.Int(0),
+                .job_name = select.Text(1),
+                .job_version = select.Int(2),
+                .state = static_cast<RunState>(select.Int(3)),
+                .trigger = select.Text(4),
+                .message = select.Text(5),
+                .start_time = FromMicros(select.Int(6))};
+  if (!select.IsNull(7)) run.end_time = FromMicros(select.Int(7));
+  if (!select.IsNull(8)) run.deadline = FromMicros(select.Int(8));
+  if (!run.counts.ParseFromString(select.Blob(9))) {
+    return absl::DataLossError(absl::StrFormat("store %s: counts of run %d do not parse", path, run.id));
+  }
+  return run;
+}
+
+// Run ids as a JSON array, the form board_job_health keeps them in.
+std::string JsonIntArray(const std::vector<int64_t>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i) absl::StrAppend(&out, i > 0 ? "," : "", ids[i]);
+  return out + "]";
+}
+
 }  // namespace
 
+absl::StatusOr<std::vector<JobFileRecord>> SqliteStore::JobFilesLocked(absl::string_view name,
+                                                                       int64_t version) {
+  absl::StatusOr<Statement> select = Prepare(
+      "SELECT path, script_sha256, size_bytes FROM job_files WHERE job_name = ? AND version = ? ORDER BY "
+      "path");
+  if (!select.ok()) return select.status();
+  select->Bind(1, name).Bind(2, version);
+  std::vector<JobFileRecord> files;
+  for (;;) {
+    absl::StatusOr<bool> row = select->Step(absl::StrCat("read files of job ", name));
+    if (!row.ok()) return row.status();
+    if (!*row) return files;
+    files.push_back(
+        JobFileRecord{.path = select->Text(0), .sha256_hex = select->Text(1), .size_bytes = select->Int(2)});
+  }
+}
+
+absl::StatusOr<std::optional<JobRecord>> SqliteStore::FindJobLocked(absl::string_view name,
+                                                                    bool with_deleted) {
+  absl::StatusOr<Statement> select = Prepare(kSelectJob);
+  if (!select.ok()) return select.status();
+  select->Bind(1, name);
+  absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", name));
+  if (!row.ok()) return row.status();
+  if (!*row || (!with_deleted && !select->IsNull(6))) return std::nullopt;
+  JobRecord job = ReadJob(*select);
+  absl::StatusOr<std::vector<JobFileRecord>> files = JobFilesLocked(job.name, job.version);
+  if (!files.ok()) return files.status();
+  job.files = *std::move(files);
+  return job;
+}
+
+absl::StatusOr<bool> SqliteStore::JobDeletedLocked(absl::string_view name) {
+  absl::StatusOr<Statement> select = Prepare("SELECT deleted_time_us IS NOT NULL FROM jobs WHERE name = ?");
+  if (!select.ok()) return select.status();
+  select->Bind(1, name);
+  absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", name));
+  if (!row.ok()) return row.status();
+  return *row && select->Int(0) != 0;
+}
+
 absl::StatusOr<JobRecord> SqliteStore::PutJob(absl::string_view name, absl::string_view spec_yaml,
-                                              absl::Time now) {
+                                              const std::vector<JobFileRecord>& files, absl::Time now) {
   if (name.empty()) return absl::InvalidArgumentError("job name is empty");
   if (spec_yaml.empty()) return absl::InvalidArgumentError(absl::StrCat("job ", name, ": spec is empty"));
+  std::vector<JobFileRecord> sorted = files;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const JobFileRecord& a, const JobFileRecord& b) { return a.path < b.path; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i].path == sorted[i - 1].path) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("job ", name, ": file ", sorted[i].path, " is given twice"));
+    }
+  }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Transaction> tx = Transaction::Begin(this);
   if (!tx.ok()) return tx.status();
@@ -800,29 +923,24 @@ absl::StatusOr<JobRecord> SqliteStore::PutJob(absl::string_view name, absl::stri
                 .spec_yaml = std::string(spec_yaml),
                 .version = 1,
                 .create_time = now,
-                .update_time = now};
-  {
-    absl::StatusOr<Statement> select = Prepare(kSelectJob);
-    if (!select.ok()) return select.status();
-    select->Bind(1, name);
-    absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", name));
-    if (!row.ok()) return row.status();
-    if (*row) {
-      if (select->Text(1) == spec_yaml) {
-        return JobRecord{.name = select->Text(0),
-                         .spec_yaml = select->Text(1),
-                         .version = select->Int(2),
-                         .create_time = FromMicros(select->Int(3)),
-                         .update_time = FromMicros(select->Int(4))};
-      }
-      job.version = select->Int(2) + 1;
-      job.create_time = FromMicros(select->Int(3));
-    }
+                .update_time = now,
+                .files = sorted};
+  absl::StatusOr<std::optional<JobRecord>> stored = FindJobLocked(name, /*with_deleted=*/true);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value()) {
+    JobRecord& current = **stored;
+    absl::StatusOr<bool> deleted = JobDeletedLocked(name);
+    if (!deleted.ok()) return deleted.status();
+    if (!*deleted && current.spec_yaml == spec_yaml && current.files == sorted) return current;
+    job.version = current.version + 1;
+    job.last_fire_time = current.last_fire_time;
+    if (!*deleted) job.create_time = current.create_time;
   }
   absl::StatusOr<Statement> upsert = Prepare(
       "INSERT INTO jobs (name, spec_yaml, version, create_time_us, update_time_us) VALUES (?1, ?2, ?3, ?4, "
       "?5)"
-      " ON CONFLICT (name) DO UPDATE SET spec_yaml = ?2, version = ?3, update_time_us = ?5");
+      " ON CONFLICT (name) DO UPDATE SET spec_yaml = ?2, version = ?3, create_time_us = ?4,"
+      " update_time_us = ?5, deleted_time_us = NULL");
   if (!upsert.ok()) return upsert.status();
   upsert->Bind(1, job.name)
       .Bind(2, job.spec_yaml)
@@ -830,65 +948,93 @@ absl::StatusOr<JobRecord> SqliteStore::PutJob(absl::string_view name, absl::stri
       .Bind(4, ToMicros(job.create_time))
       .Bind(5, ToMicros(job.update_time));
   if (absl::Status s = upsert->Run(absl::StrCat("write job ", name)); !s.ok()) return s;
+  for (const JobFileRecord& file : sorted) {
+    absl::StatusOr<Statement> insert = Prepare(
+        "INSERT INTO job_files (job_name, version, path, script_sha256, size_bytes) VALUES (?, ?, ?, ?, ?)");
+    if (!insert.ok()) return insert.status();
+    insert->Bind(1, job.name)
+        .Bind(2, job.version)
+        .Bind(3, file.path)
+        .Bind(4, file.sha256_hex)
+        .Bind(5, file.size_bytes);
+    absl::Status s = insert->Run(absl::StrCat("write file ", file.path, " of job ", name));
+    if (absl::IsFailedPrecondition(s) && sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", name, ": file ", file.path, "'s content ",
+                                                        file.sha256_hex,
+                                                        " is not stored; PutScript it first"));
+    }
+    if (!s.ok()) return s;
+  }
   if (absl::Status s = tx->Commit(); !s.ok()) return s;
   return job;
 }
 
 absl::StatusOr<JobRecord> SqliteStore::GetJob(absl::string_view name) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> select = Prepare(kSelectJob);
-  if (!select.ok()) return select.status();
-  select->Bind(1, name);
-  absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", name));
-  if (!row.ok()) return row.status();
-  if (!*row) return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(name)));
-  return JobRecord{.name = select->Text(0),
-                   .spec_yaml = select->Text(1),
-                   .version = select->Int(2),
-                   .create_time = FromMicros(select->Int(3)),
-                   .update_time = FromMicros(select->Int(4))};
+  absl::StatusOr<std::optional<JobRecord>> job = FindJobLocked(name, /*with_deleted=*/false);
+  if (!job.ok()) return job.status();
+  if (!job->has_value()) return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(name)));
+  return **std::move(job);
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteStore::ListJobs() {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> select =
-      Prepare("SELECT name, spec_yaml, version, create_time_us, update_time_us FROM jobs ORDER BY name");
+  absl::StatusOr<Statement> select = Prepare(
+      "SELECT name, spec_yaml, version, create_time_us, update_time_us, last_fire_time_us FROM jobs"
+      " WHERE deleted_time_us IS NULL ORDER BY name");
   if (!select.ok()) return select.status();
   std::vector<JobRecord> jobs;
   for (;;) {
     absl::StatusOr<bool> row = select->Step("list jobs");
     if (!row.ok()) return row.status();
-    if (!*row) return jobs;
-    jobs.push_back(JobRecord{.name = select->Text(0),
-                             .spec_yaml = select->Text(1),
-                             .version = select->Int(2),
-                             .create_time = FromMicros(select->Int(3)),
-                             .update_time = FromMicros(select->Int(4))});
+    if (!*row) break;
+    jobs.push_back(ReadJob(*select));
   }
+  for (JobRecord& job : jobs) {
+    absl::StatusOr<std::vector<JobFileRecord>> files = JobFilesLocked(job.name, job.version);
+    if (!files.ok()) return files.status();
+    job.files = *std::move(files);
+  }
+  return jobs;
+}
+
+absl::Status SqliteStore::DeleteJob(absl::string_view name, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> update =
+      Prepare("UPDATE jobs SET deleted_time_us = ? WHERE name = ? AND deleted_time_us IS NULL");
+  if (!update.ok()) return update.status();
+  update->Bind(1, ToMicros(now)).Bind(2, name);
+  if (absl::Status s = update->Run(absl::StrCat("delete job ", name)); !s.ok()) return s;
+  if (sqlite3_changes64(db_) == 0)
+    return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(name)));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::SetJobLastFire(absl::string_view name, absl::Time fire_time) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> update =
+      Prepare("UPDATE jobs SET last_fire_time_us = ? WHERE name = ? AND deleted_time_us IS NULL");
+  if (!update.ok()) return update.status();
+  update->Bind(1, ToMicros(fire_time)).Bind(2, name);
+  if (absl::Status s = update->Run(absl::StrCat("record fire time of job ", name)); !s.ok()) return s;
+  if (sqlite3_changes64(db_) == 0)
+    return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(name)));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RunRecord> SqliteStore::GetRunLocked(int64_t id) {
-  absl::StatusOr<Statement> select = Prepare(
-      "SELECT id, job_name, job_version, state, trigger, message, start_time_us, end_time_us FROM runs"
-      " WHERE id = ?");
+  static const std::string sql = absl::StrCat(kSelectRunColumns, " WHERE id = ?");
+  absl::StatusOr<Statement> select = Prepare(sql.c_str());
   if (!select.ok()) return select.status();
   select->Bind(1, id);
   absl::StatusOr<bool> row = select->Step(absl::StrCat("read run ", id));
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError(absl::StrCat("no run with id ", id));
-  RunRecord run{.id = select->Int(0),
-                .job_name = select->Text(1),
-                .job_version = select->Int(2),
-                .state = static_cast<RunState>(select->Int(3)),
-                .trigger = select->Text(4),
-                .message = select->Text(5),
-                .start_time = FromMicros(select->Int(6))};
-  if (!select->IsNull(7)) run.end_time = FromMicros(select->Int(7));
-  return run;
+  return ReadRun(*select, path_);
 }
 
 absl::StatusOr<RunRecord> SqliteStore::CreateRun(absl::string_view job_name, absl::string_view trigger,
-                                                 absl::Time now) {
+                                                 absl::Time now, std::optional<absl::Time> deadline) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Transaction> tx = Transaction::Begin(this);
   if (!tx.ok()) return tx.status();
@@ -899,18 +1045,25 @@ absl::StatusOr<RunRecord> SqliteStore::CreateRun(absl::string_view job_name, abs
     select->Bind(1, job_name);
     absl::StatusOr<bool> row = select->Step(absl::StrCat("read job ", job_name));
     if (!row.ok()) return row.status();
-    if (!*row) return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(job_name)));
+    if (!*row || !select->IsNull(6)) {
+      return absl::NotFoundError(absl::StrCat("no job named ", common::QuoteInput(job_name)));
+    }
     version = select->Int(2);
   }
   absl::StatusOr<Statement> insert = Prepare(
-      "INSERT INTO runs (job_name, job_version, state, trigger, message, start_time_us) VALUES (?, ?, ?, ?, "
-      "'', ?)");
+      "INSERT INTO runs (job_name, job_version, state, trigger, message, start_time_us, deadline_us)"
+      " VALUES (?, ?, ?, ?, '', ?, ?)");
   if (!insert.ok()) return insert.status();
   insert->Bind(1, job_name)
       .Bind(2, version)
       .Bind(3, int64_t{threadfleet::fleet::v1::RUN_STATE_QUEUED})
       .Bind(4, trigger)
       .Bind(5, ToMicros(now));
+  if (deadline.has_value()) {
+    insert->Bind(6, ToMicros(*deadline));
+  } else {
+    insert->BindNull(6);
+  }
   if (absl::Status s = insert->Run(absl::StrCat("create run of job ", job_name)); !s.ok()) return s;
   absl::StatusOr<RunRecord> run = GetRunLocked(sqlite3_last_insert_rowid(db_));
   if (!run.ok()) return run.status();
@@ -918,17 +1071,19 @@ absl::StatusOr<RunRecord> SqliteStore::CreateRun(absl::string_view job_name, abs
   return run;
 }
 
-absl::Status SqliteStore::UpdateRun(int64_t id, RunState state, absl::string_view message, absl::Time now) {
+absl::Status SqliteStore::UpdateRun(int64_t id, RunState state, absl::string_view message,
+                                    const threadfleet::fleet::v1::RunCounts& counts, absl::Time now) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> update = Prepare(
-      "UPDATE runs SET state = ?1, message = ?2, end_time_us = CASE WHEN ?3 THEN ?4 ELSE end_time_us END"
-      " WHERE id = ?5");
+      "UPDATE runs SET state = ?1, message = ?2, counts = ?6,"
+      " end_time_us = CASE WHEN ?3 THEN ?4 ELSE end_time_us END WHERE id = ?5");
   if (!update.ok()) return update.status();
   update->Bind(1, int64_t{state})
       .Bind(2, message)
       .Bind(3, int64_t{IsTerminal(state)})
       .Bind(4, ToMicros(now))
-      .Bind(5, id);
+      .Bind(5, id)
+      .BindBlob(6, counts.SerializeAsString());
   if (absl::Status s = update->Run(absl::StrCat("update run ", id)); !s.ok()) return s;
   if (sqlite3_changes64(db_) == 0) return absl::NotFoundError(absl::StrCat("no run with id ", id));
   return absl::OkStatus();
@@ -939,28 +1094,69 @@ absl::StatusOr<RunRecord> SqliteStore::GetRun(int64_t id) {
   return GetRunLocked(id);
 }
 
-absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRuns(absl::string_view job_name, int limit) {
-  if (absl::Status s = CheckLimit(limit); !s.ok()) return s;
+absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRuns(const RunQuery& query) {
+  if (absl::Status s = CheckLimit(query.limit); !s.ok()) return s;
+  static const std::string sql =
+      absl::StrCat(kSelectRunColumns,
+                   " WHERE (?1 = '' OR job_name = ?1) AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> select = Prepare(
-      "SELECT id, job_name, job_version, state, trigger, message, start_time_us, end_time_us FROM runs"
-      " WHERE ?1 = '' OR job_name = ?1 ORDER BY id DESC LIMIT ?2");
+  absl::StatusOr<Statement> select = Prepare(sql.c_str());
   if (!select.ok()) return select.status();
-  select->Bind(1, job_name).Bind(2, int64_t{limit});
+  select->Bind(1, query.job_name).Bind(2, query.before_id).Bind(3, int64_t{query.limit});
   std::vector<RunRecord> runs;
   for (;;) {
     absl::StatusOr<bool> row = select->Step("list runs");
     if (!row.ok()) return row.status();
     if (!*row) return runs;
-    RunRecord& run = runs.emplace_back(RunRecord{.id = select->Int(0),
-                                                 .job_name = select->Text(1),
-                                                 .job_version = select->Int(2),
-                                                 .state = static_cast<RunState>(select->Int(3)),
-                                                 .trigger = select->Text(4),
-                                                 .message = select->Text(5),
-                                                 .start_time = FromMicros(select->Int(6))});
-    if (!select->IsNull(7)) run.end_time = FromMicros(select->Int(7));
+    absl::StatusOr<RunRecord> run = ReadRun(*select, path_);
+    if (!run.ok()) return run.status();
+    runs.push_back(*std::move(run));
   }
+}
+
+absl::StatusOr<std::vector<int64_t>> SqliteStore::InterruptActiveRuns(absl::string_view message,
+                                                                      absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Transaction> tx = Transaction::Begin(this);
+  if (!tx.ok()) return tx.status();
+  std::vector<int64_t> ids;
+  {
+    absl::StatusOr<Statement> select = Prepare("SELECT id FROM runs WHERE state IN (?, ?) ORDER BY id");
+    if (!select.ok()) return select.status();
+    select->Bind(1, int64_t{threadfleet::fleet::v1::RUN_STATE_QUEUED})
+        .Bind(2, int64_t{threadfleet::fleet::v1::RUN_STATE_RUNNING});
+    for (;;) {
+      absl::StatusOr<bool> row = select->Step("find unfinished runs");
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ids.push_back(select->Int(0));
+    }
+  }
+  absl::StatusOr<Statement> update =
+      Prepare("UPDATE runs SET state = ?1, message = ?2, end_time_us = ?3 WHERE state IN (?4, ?5)");
+  if (!update.ok()) return update.status();
+  update->Bind(1, int64_t{threadfleet::fleet::v1::RUN_STATE_ERROR})
+      .Bind(2, message)
+      .Bind(3, ToMicros(now))
+      .Bind(4, int64_t{threadfleet::fleet::v1::RUN_STATE_QUEUED})
+      .Bind(5, int64_t{threadfleet::fleet::v1::RUN_STATE_RUNNING});
+  if (absl::Status s = update->Run("mark unfinished runs interrupted"); !s.ok()) return s;
+  if (absl::Status s = tx->Commit(); !s.ok()) return s;
+  return ids;
+}
+
+absl::StatusOr<int64_t> SqliteStore::PruneRuns(absl::string_view job_name, int keep) {
+  if (absl::Status s = CheckLimit(keep); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  // Results go with their run (ON DELETE CASCADE). Runs still going are kept
+  // whatever their age: their workers still write to them.
+  absl::StatusOr<Statement> prune = Prepare(
+      "DELETE FROM runs WHERE job_name = ?1 AND end_time_us IS NOT NULL AND id < coalesce("
+      " (SELECT id FROM runs WHERE job_name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1), 0)");
+  if (!prune.ok()) return prune.status();
+  prune->Bind(1, job_name).Bind(2, int64_t{keep});
+  if (absl::Status s = prune->Run(absl::StrCat("prune runs of job ", job_name)); !s.ok()) return s;
+  return int64_t{sqlite3_changes(db_)};
 }
 
 absl::Status SqliteStore::PutBoardResult(int64_t run_id, const threadfleet::fleet::v1::BoardResult& result) {
@@ -1001,6 +1197,77 @@ absl::StatusOr<std::vector<threadfleet::fleet::v1::BoardResult>> SqliteStore::Li
       return absl::DataLossError(absl::StrFormat("store %s: result of board %s in run %d does not parse",
                                                  path_, select->Text(0), run_id));
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Board health for jobs
+
+namespace {
+
+constexpr char kSelectBoardJobHealth[] =
+    "SELECT board, error_run_ids, last_error, quarantine_since_us, quarantine_reason FROM board_job_health";
+
+BoardJobHealth ReadBoardJobHealth(const auto& select) {
+  BoardJobHealth health{
+      .board = select.Text(0), .last_error = select.Text(2), .quarantine_reason = select.Text(4)};
+  const std::string ids = select.Text(1);
+  for (absl::string_view id :
+       absl::StrSplit(absl::StripSuffix(absl::StripPrefix(ids, "["), "]"), ',', absl::SkipEmpty())) {
+    int64_t value = 0;
+    if (absl::SimpleAtoi(id, &value)) health.error_run_ids.push_back(value);
+  }
+  if (!select.IsNull(3)) health.quarantine_since = FromMicros(select.Int(3));
+  return health;
+}
+
+}  // namespace
+
+absl::StatusOr<BoardJobHealth> SqliteStore::GetBoardJobHealth(absl::string_view board) {
+  static const std::string sql = absl::StrCat(kSelectBoardJobHealth, " WHERE board = ?");
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> select = Prepare(sql.c_str());
+  if (!select.ok()) return select.status();
+  select->Bind(1, board);
+  absl::StatusOr<bool> row = select->Step(absl::StrCat("read job health of board ", board));
+  if (!row.ok()) return row.status();
+  if (!*row) return BoardJobHealth{.board = std::string(board)};
+  return ReadBoardJobHealth(*select);
+}
+
+absl::Status SqliteStore::PutBoardJobHealth(const BoardJobHealth& health) {
+  if (health.board.empty()) return absl::InvalidArgumentError("board job health without a board");
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> upsert = Prepare(
+      "INSERT INTO board_job_health (board, error_run_ids, last_error, quarantine_since_us, "
+      "quarantine_reason)"
+      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (board) DO UPDATE SET error_run_ids = ?2, last_error = ?3,"
+      " quarantine_since_us = ?4, quarantine_reason = ?5");
+  if (!upsert.ok()) return upsert.status();
+  upsert->Bind(1, health.board)
+      .Bind(2, JsonIntArray(health.error_run_ids))
+      .Bind(3, health.last_error)
+      .Bind(5, health.quarantine_reason);
+  if (health.quarantine_since.has_value()) {
+    upsert->Bind(4, ToMicros(*health.quarantine_since));
+  } else {
+    upsert->BindNull(4);
+  }
+  return upsert->Run(absl::StrCat("write job health of board ", health.board));
+}
+
+absl::StatusOr<std::vector<BoardJobHealth>> SqliteStore::ListQuarantinedBoards() {
+  static const std::string sql =
+      absl::StrCat(kSelectBoardJobHealth, " WHERE quarantine_since_us IS NOT NULL ORDER BY board");
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> select = Prepare(sql.c_str());
+  if (!select.ok()) return select.status();
+  std::vector<BoardJobHealth> boards;
+  for (;;) {
+    absl::StatusOr<bool> row = select->Step("list quarantined boards");
+    if (!row.ok()) return row.status();
+    if (!*row) return boards;
+    boards.push_back(ReadBoardJobHealth(*select));
   }
 }
 

@@ -39,6 +39,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -109,17 +110,27 @@ class SqliteStore final : public Store {
 
   // Store: jobs and runs.
   absl::StatusOr<JobRecord> PutJob(absl::string_view name, absl::string_view spec_yaml,
-                                   absl::Time now) override;
+                                   const std::vector<JobFileRecord>& files, absl::Time now) override;
   absl::StatusOr<JobRecord> GetJob(absl::string_view name) override;
   absl::StatusOr<std::vector<JobRecord>> ListJobs() override;
-  absl::StatusOr<RunRecord> CreateRun(absl::string_view job_name, absl::string_view trigger,
-                                      absl::Time now) override;
+  absl::Status DeleteJob(absl::string_view name, absl::Time now) override;
+  absl::Status SetJobLastFire(absl::string_view name, absl::Time fire_time) override;
+  absl::StatusOr<RunRecord> CreateRun(absl::string_view job_name, absl::string_view trigger, absl::Time now,
+                                      std::optional<absl::Time> deadline) override;
   absl::Status UpdateRun(int64_t id, threadfleet::fleet::v1::RunState state, absl::string_view message,
-                         absl::Time now) override;
+                         const threadfleet::fleet::v1::RunCounts& counts, absl::Time now) override;
   absl::StatusOr<RunRecord> GetRun(int64_t id) override;
-  absl::StatusOr<std::vector<RunRecord>> ListRuns(absl::string_view job_name, int limit) override;
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunQuery& query) override;
+  absl::StatusOr<std::vector<int64_t>> InterruptActiveRuns(absl::string_view message,
+                                                           absl::Time now) override;
+  absl::StatusOr<int64_t> PruneRuns(absl::string_view job_name, int keep) override;
   absl::Status PutBoardResult(int64_t run_id, const threadfleet::fleet::v1::BoardResult& result) override;
   absl::StatusOr<std::vector<threadfleet::fleet::v1::BoardResult>> ListBoardResults(int64_t run_id) override;
+
+  // Store: board health for jobs.
+  absl::StatusOr<BoardJobHealth> GetBoardJobHealth(absl::string_view board) override;
+  absl::Status PutBoardJobHealth(const BoardJobHealth& health) override;
+  absl::StatusOr<std::vector<BoardJobHealth>> ListQuarantinedBoards() override;
 
   // Store: events.
   absl::StatusOr<int64_t> AppendEvent(const threadfleet::fleet::v1::Event& event) override;
@@ -170,6 +181,12 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<std::string>> ArgsOf(int64_t program_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TokenRecord> GetTokenLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<RunRecord> GetRunLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's row, deleted or not (nullopt when none), with `version`'s files.
+  absl::StatusOr<std::optional<JobRecord>> FindJobLocked(absl::string_view name, bool with_deleted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<bool> JobDeletedLocked(absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<JobFileRecord>> JobFilesLocked(absl::string_view name, int64_t version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status QuickCheck() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TightenFileModes() const;
 

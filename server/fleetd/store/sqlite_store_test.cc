@@ -222,14 +222,15 @@ TEST_F(SqliteStoreTest, RestartLosesNothing) {
                      .value();
     ASSERT_TRUE(
         store->FinishProgram(program_id, board::v1::PROGRAM_STATE_FINISHED, 0, kT0 + absl::Seconds(2)).ok());
-    ASSERT_TRUE(store->PutJob("smoke", "name: smoke\n", kT0).ok());
-    run_id = store->CreateRun("smoke", "manual:alice", kT0).value().id;
+    ASSERT_TRUE(store->PutJob("smoke", "name: smoke\n", {}, kT0).ok());
+    run_id = store->CreateRun("smoke", "manual:alice", kT0, std::nullopt).value().id;
     fleet::BoardResult result;
     result.set_board("b01");
     result.set_state(fleet::RUN_STATE_PASSED);
     result.add_steps()->set_kind("push");
     ASSERT_TRUE(store->PutBoardResult(run_id, result).ok());
-    ASSERT_TRUE(store->UpdateRun(run_id, fleet::RUN_STATE_PASSED, "all passed", kT0 + absl::Seconds(9)).ok());
+    ASSERT_TRUE(
+        store->UpdateRun(run_id, fleet::RUN_STATE_PASSED, "all passed", {}, kT0 + absl::Seconds(9)).ok());
     ASSERT_TRUE(store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_WARNING, "thread 7 failed")).ok());
     ASSERT_TRUE(store
                     ->AppendAudit(AuditRecord{.time = kT0,
@@ -365,9 +366,9 @@ TEST_F(SqliteStoreTest, ScriptsKeepBinaryContent) {
 TEST_F(SqliteStoreTest, PutJobBumpsVersionOnlyWhenTheSpecChanges) {
   std::unique_ptr<SqliteStore> store = OpenStore();
 
-  JobRecord v1 = store->PutJob("smoke", "a: 1\n", kT0).value();
-  JobRecord same = store->PutJob("smoke", "a: 1\n", kT0 + absl::Seconds(1)).value();
-  JobRecord v2 = store->PutJob("smoke", "a: 2\n", kT0 + absl::Seconds(2)).value();
+  JobRecord v1 = store->PutJob("smoke", "a: 1\n", {}, kT0).value();
+  JobRecord same = store->PutJob("smoke", "a: 1\n", {}, kT0 + absl::Seconds(1)).value();
+  JobRecord v2 = store->PutJob("smoke", "a: 2\n", {}, kT0 + absl::Seconds(2)).value();
 
   EXPECT_EQ(v1.version, 1);
   EXPECT_EQ(same.version, 1);
@@ -378,12 +379,149 @@ TEST_F(SqliteStoreTest, PutJobBumpsVersionOnlyWhenTheSpecChanges) {
   EXPECT_EQ(store->GetJob("smoke").value().spec_yaml, "a: 2\n");
 }
 
+TEST_F(SqliteStoreTest, PutJobBumpsVersionWhenAFileChangesAndKeepsEachVersionsFiles) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  std::string one = store->PutScript("print(1)\n").value();
+  std::string two = store->PutScript("print(2)\n").value();
+
+  JobRecord v1 =
+      store->PutJob("smoke", "a: 1\n", {{.path = "app.py", .sha256_hex = one, .size_bytes = 9}}, kT0).value();
+  JobRecord same =
+      store->PutJob("smoke", "a: 1\n", {{.path = "app.py", .sha256_hex = one, .size_bytes = 9}}, kT0).value();
+  JobRecord v2 =
+      store->PutJob("smoke", "a: 1\n", {{.path = "app.py", .sha256_hex = two, .size_bytes = 9}}, kT0).value();
+
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_EQ(same.version, 1);
+  EXPECT_EQ(v2.version, 2);
+  JobRecord stored = store->GetJob("smoke").value();
+  ASSERT_THAT(stored.files, SizeIs(1));
+  EXPECT_EQ(stored.files[0].sha256_hex, two);
+}
+
+TEST_F(SqliteStoreTest, PutJobRefusesAFileWhoseContentIsNotStored) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  absl::StatusOr<JobRecord> job = store->PutJob(
+      "smoke", "a: 1\n", {{.path = "app.py", .sha256_hex = Sha256Hex("x"), .size_bytes = 1}}, kT0);
+
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(job.status().message(), HasSubstr("app.py"));
+  EXPECT_EQ(store->GetJob("smoke").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, DeletedJobKeepsItsRunsAndContinuesItsVersionsWhenAppliedAgain) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  int64_t run = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
+
+  ASSERT_TRUE(store->DeleteJob("smoke", kT0).ok());
+
+  EXPECT_EQ(store->GetJob("smoke").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(store->ListJobs().value(), IsEmpty());
+  EXPECT_EQ(store->CreateRun("smoke", "schedule", kT0, std::nullopt).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteJob("smoke", kT0).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetRun(run).value().job_name, "smoke");
+  EXPECT_EQ(store->PutJob("smoke", "a: 1\n", {}, kT0).value().version, 2);
+}
+
+TEST_F(SqliteStoreTest, RunsKeepDeadlineCountsAndPageByBeforeId) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(store->CreateRun("smoke", "schedule", kT0, kT0 + absl::Minutes(2)).value().id);
+  }
+  fleet::RunCounts counts;
+  counts.set_boards(4);
+  counts.set_failed(1);
+  ASSERT_TRUE(store->UpdateRun(ids[0], fleet::RUN_STATE_CANCELLED, "cancelled by alice", counts, kT0).ok());
+
+  RunRecord first = store->GetRun(ids[0]).value();
+  EXPECT_EQ(first.deadline, kT0 + absl::Minutes(2));
+  EXPECT_EQ(first.counts.failed(), 1);
+  EXPECT_EQ(first.end_time, kT0);
+  std::vector<RunRecord> page =
+      store->ListRuns(RunQuery{.job_name = "smoke", .before_id = ids[3], .limit = 2}).value();
+  ASSERT_THAT(page, SizeIs(2));
+  EXPECT_EQ(page[0].id, ids[2]);
+  EXPECT_EQ(page[1].id, ids[1]);
+}
+
+TEST_F(SqliteStoreTest, InterruptActiveRunsEndsQueuedAndRunningOnes) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  int64_t queued = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
+  int64_t running = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
+  int64_t passed = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
+  ASSERT_TRUE(store->UpdateRun(running, fleet::RUN_STATE_RUNNING, "", {}, kT0).ok());
+  ASSERT_TRUE(store->UpdateRun(passed, fleet::RUN_STATE_PASSED, "", {}, kT0).ok());
+
+  std::vector<int64_t> ids = store->InterruptActiveRuns("interrupted", kT0 + absl::Seconds(5)).value();
+
+  EXPECT_THAT(ids, ElementsAre(queued, running));
+  EXPECT_EQ(store->GetRun(running).value().state, fleet::RUN_STATE_ERROR);
+  EXPECT_EQ(store->GetRun(running).value().message, "interrupted");
+  EXPECT_EQ(store->GetRun(queued).value().end_time, kT0 + absl::Seconds(5));
+  EXPECT_EQ(store->GetRun(passed).value().state, fleet::RUN_STATE_PASSED);
+}
+
+TEST_F(SqliteStoreTest, PruneRunsKeepsTheNewestAndUnfinishedRuns) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id);
+  for (int i = 1; i < 5; ++i)
+    ASSERT_TRUE(store->UpdateRun(ids[i], fleet::RUN_STATE_PASSED, "", {}, kT0).ok());
+  fleet::BoardResult result;
+  result.set_board("b01");
+  ASSERT_TRUE(store->PutBoardResult(ids[1], result).ok());
+
+  EXPECT_EQ(store->PruneRuns("smoke", 2).value(), 2);
+
+  std::vector<RunRecord> runs = store->ListRuns(RunQuery{.job_name = "smoke"}).value();
+  std::vector<int64_t> left;
+  for (const RunRecord& run : runs) left.push_back(run.id);
+  EXPECT_THAT(left, ElementsAre(ids[4], ids[3], ids[0]));
+  EXPECT_THAT(store->ListBoardResults(ids[1]).value(), IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, JobLastFireAndBoardJobHealthSurviveARestart) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenStore();
+    ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+    ASSERT_TRUE(store->SetJobLastFire("smoke", kT0 + absl::Minutes(5)).ok());
+    ASSERT_TRUE(store
+                    ->PutBoardJobHealth(BoardJobHealth{.board = "b01",
+                                                       .error_run_ids = {7, 8, 9},
+                                                       .last_error = "connection lost",
+                                                       .quarantine_since = kT0,
+                                                       .quarantine_reason = "3 in a row"})
+                    .ok());
+    ASSERT_TRUE(store->PutBoardJobHealth(BoardJobHealth{.board = "b02", .error_run_ids = {4}}).ok());
+  }
+  std::unique_ptr<SqliteStore> store = OpenStore();
+
+  EXPECT_EQ(store->GetJob("smoke").value().last_fire_time, kT0 + absl::Minutes(5));
+  BoardJobHealth b01 = store->GetBoardJobHealth("b01").value();
+  EXPECT_THAT(b01.error_run_ids, ElementsAre(7, 8, 9));
+  EXPECT_EQ(b01.quarantine_since, kT0);
+  std::vector<BoardJobHealth> quarantined = store->ListQuarantinedBoards().value();
+  ASSERT_THAT(quarantined, SizeIs(1));
+  EXPECT_EQ(quarantined[0], b01);
+  EXPECT_EQ(store->GetBoardJobHealth("b03").value(), BoardJobHealth{.board = "b03"});
+  EXPECT_EQ(store->SetJobLastFire("ghost", kT0).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, RunsOfUnknownJobsAreNotFound) {
   std::unique_ptr<SqliteStore> store = OpenStore();
 
-  EXPECT_EQ(store->CreateRun("ghost", "schedule", kT0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->CreateRun("ghost", "schedule", kT0, std::nullopt).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(store->GetRun(42).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->UpdateRun(42, fleet::RUN_STATE_RUNNING, "", kT0).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->UpdateRun(42, fleet::RUN_STATE_RUNNING, "", {}, kT0).code(), absl::StatusCode::kNotFound);
   fleet::BoardResult result;
   result.set_board("b01");
   EXPECT_EQ(store->PutBoardResult(42, result).code(), absl::StatusCode::kNotFound);
@@ -391,28 +529,28 @@ TEST_F(SqliteStoreTest, RunsOfUnknownJobsAreNotFound) {
 
 TEST_F(SqliteStoreTest, RunsRecordTheJobVersionAndListNewestFirst) {
   std::unique_ptr<SqliteStore> store = OpenStore();
-  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", kT0).ok());
-  RunRecord first = store->CreateRun("smoke", "schedule", kT0).value();
-  ASSERT_TRUE(store->PutJob("smoke", "a: 2\n", kT0).ok());
-  RunRecord second = store->CreateRun("smoke", "manual:bob", kT0).value();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  RunRecord first = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 2\n", {}, kT0).ok());
+  RunRecord second = store->CreateRun("smoke", "manual:bob", kT0, std::nullopt).value();
 
-  ASSERT_TRUE(store->UpdateRun(second.id, fleet::RUN_STATE_RUNNING, "", kT0 + absl::Seconds(1)).ok());
+  ASSERT_TRUE(store->UpdateRun(second.id, fleet::RUN_STATE_RUNNING, "", {}, kT0 + absl::Seconds(1)).ok());
 
   EXPECT_EQ(first.job_version, 1);
   EXPECT_EQ(first.state, fleet::RUN_STATE_QUEUED);
-  std::vector<RunRecord> runs = store->ListRuns("smoke", 10).value();
+  std::vector<RunRecord> runs = store->ListRuns(RunQuery{.job_name = "smoke", .limit = 10}).value();
   ASSERT_THAT(runs, SizeIs(2));
   EXPECT_EQ(runs[0].id, second.id);
   EXPECT_EQ(runs[0].job_version, 2);
   EXPECT_EQ(runs[0].state, fleet::RUN_STATE_RUNNING);
   EXPECT_FALSE(runs[0].end_time.has_value());
-  EXPECT_THAT(store->ListRuns("smoke", 1).value(), SizeIs(1));
+  EXPECT_THAT(store->ListRuns(RunQuery{.job_name = "smoke", .limit = 1}).value(), SizeIs(1));
 }
 
 TEST_F(SqliteStoreTest, PutBoardResultReplacesTheBoardsEarlierResult) {
   std::unique_ptr<SqliteStore> store = OpenStore();
-  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", kT0).ok());
-  int64_t run = store->CreateRun("smoke", "schedule", kT0).value().id;
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  int64_t run = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
   fleet::BoardResult result;
   result.set_board("b02");
   result.set_state(fleet::RUN_STATE_RUNNING);
@@ -480,7 +618,7 @@ TEST_F(SqliteStoreTest, TokenHashesAreUniqueAndRevokeKeepsTheFirstTime) {
 
 TEST_F(SqliteStoreTest, FourConcurrentWritersLoseNothing) {
   std::unique_ptr<SqliteStore> store = OpenStore();
-  ASSERT_TRUE(store->PutJob("load", "a: 1\n", kT0).ok());
+  ASSERT_TRUE(store->PutJob("load", "a: 1\n", {}, kT0).ok());
   constexpr int kThreads = 4;
   constexpr int kPerThread = 50;
   std::vector<std::thread> writers;
@@ -493,7 +631,7 @@ TEST_F(SqliteStoreTest, FourConcurrentWritersLoseNothing) {
             store->PutBoard(BoardRecord{.name = board, .address = "h:1", .labels = {{"t", "x"}}});
         if (s.ok()) s = store->AppendEvent(MakeEvent(board, fleet::SEVERITY_INFO, board)).status();
         if (s.ok()) s = store->AppendAudit(AuditRecord{.actor = board, .action = "x"}).status();
-        if (s.ok()) s = store->CreateRun("load", board, kT0).status();
+        if (s.ok()) s = store->CreateRun("load", board, kT0, std::nullopt).status();
         if (s.ok()) s = store->PutScript(board).status();
         if (!s.ok()) {
           errors[t] = s;
@@ -508,7 +646,8 @@ TEST_F(SqliteStoreTest, FourConcurrentWritersLoseNothing) {
   EXPECT_THAT(store->ListBoards().value(), SizeIs(kThreads * kPerThread));
   EXPECT_THAT(store->ListEvents({.limit = 1000}).value(), SizeIs(kThreads * kPerThread));
   EXPECT_THAT(store->ListAudit(AuditQuery{.limit = 1000}).value(), SizeIs(kThreads * kPerThread));
-  EXPECT_THAT(store->ListRuns("load", 1000).value(), SizeIs(kThreads * kPerThread));
+  EXPECT_THAT(store->ListRuns(RunQuery{.job_name = "load", .limit = 1000}).value(),
+              SizeIs(kThreads * kPerThread));
 }
 
 // ---- Integrity, permissions

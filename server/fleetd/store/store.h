@@ -91,14 +91,30 @@ struct ProgramRecord {
   int32_t exit_code = 0;
 };
 
-// A job definition (its YAML spec as applied).
+// A file of one job version, as its spec names it; the content is a stored
+// script (PutScript), so every version keeps exactly what was applied.
+struct JobFileRecord {
+  // Relative to the spec file, e.g. "app.py" or "lib/util.py".
+  std::string path = {};
+  std::string sha256_hex = {};
+  int64_t size_bytes = 0;
+
+  friend bool operator==(const JobFileRecord&, const JobFileRecord&) = default;
+};
+
+// A job definition (its YAML spec as applied, with its files).
 struct JobRecord {
   std::string name = {};
   std::string spec_yaml = {};
-  // 1 at creation, one more on each PutJob that changed the spec.
+  // 1 at creation, one more on each PutJob that changed the spec or a file.
   int64_t version = 0;
   absl::Time create_time = absl::UnixEpoch();
   absl::Time update_time = absl::UnixEpoch();
+  // The files of `version`, sorted by path.
+  std::vector<JobFileRecord> files = {};
+  // The latest schedule fire time the scheduler handled (fired, or skipped);
+  // nullopt until the first.
+  std::optional<absl::Time> last_fire_time = {};
 };
 
 // One run of a job, without its per-board results.
@@ -107,12 +123,41 @@ struct RunRecord {
   std::string job_name = {};
   int64_t job_version = 0;
   threadfleet::fleet::v1::RunState state = threadfleet::fleet::v1::RUN_STATE_QUEUED;
-  // "schedule" or "manual:<token name>".
+  // "schedule", "schedule (catch-up)" or "manual:<token name>".
   std::string trigger = {};
   std::string message = {};
   absl::Time start_time = absl::UnixEpoch();
   // Set once the run has ended.
   std::optional<absl::Time> end_time = {};
+  // When the run stops waiting or running; nullopt for none.
+  std::optional<absl::Time> deadline = {};
+  threadfleet::fleet::v1::RunCounts counts = {};
+};
+
+// Which runs ListRuns returns: newest first, ids below before_id.
+struct RunQuery {
+  // Only this job's runs; every job's when empty.
+  std::string job_name = {};
+  // Only runs with a smaller id; 0: from the newest.
+  int64_t before_id = 0;
+  // At most this many. REQUIRES: limit > 0.
+  int limit = 20;
+};
+
+// What jobs remember of a board across runs and restarts: its streak of
+// runs that ended ERROR on it, and its quarantine.
+struct BoardJobHealth {
+  std::string board = {};
+  // The runs in a row (oldest first) whose result on this board was ERROR;
+  // empty after a PASSED or FAILED result.
+  std::vector<int64_t> error_run_ids = {};
+  // The message of the latest ERROR result of the streak.
+  std::string last_error = {};
+  // Set while the board is quarantined.
+  std::optional<absl::Time> quarantine_since = {};
+  std::string quarantine_reason = {};
+
+  friend bool operator==(const BoardJobHealth&, const BoardJobHealth&) = default;
 };
 
 // One mutating or refused call, as the audit log keeps it.
@@ -237,38 +282,63 @@ class Store {
 
   // ---- Jobs and runs
 
-  // Creates a job or replaces its spec. Returns the stored record: version 1
-  // when created, one more when the spec changed, unchanged when the spec is
-  // the same. INVALID_ARGUMENT if name or spec is empty.
+  // Creates a job or replaces its spec and files. Returns the stored record:
+  // version 1 when created, one more when the spec or a file changed,
+  // unchanged when both are the same. A deleted job applied again continues
+  // its version count (its old runs keep naming the versions they ran).
+  // INVALID_ARGUMENT if name or spec is empty or two files share a path;
+  // FAILED_PRECONDITION if a file's script is not stored (PutScript first).
   [[nodiscard]] virtual absl::StatusOr<JobRecord> PutJob(absl::string_view name, absl::string_view spec_yaml,
+                                                         const std::vector<JobFileRecord>& files,
                                                          absl::Time now) = 0;
 
-  // NOT_FOUND if no job has that name.
+  // NOT_FOUND if no job has that name (deleted jobs included).
   [[nodiscard]] virtual absl::StatusOr<JobRecord> GetJob(absl::string_view name) = 0;
 
-  // Every job, sorted by name.
+  // Every job, sorted by name (deleted ones left out).
   [[nodiscard]] virtual absl::StatusOr<std::vector<JobRecord>> ListJobs() = 0;
 
-  // Creates a run of a job's current version, QUEUED, and returns it.
-  // NOT_FOUND if no job has that name.
-  [[nodiscard]] virtual absl::StatusOr<RunRecord> CreateRun(absl::string_view job_name,
-                                                            absl::string_view trigger, absl::Time now) = 0;
+  // Removes a job from GetJob/ListJobs and CreateRun; its runs, their
+  // results and its files stay readable. NOT_FOUND if no job has that name.
+  [[nodiscard]] virtual absl::Status DeleteJob(absl::string_view name, absl::Time now) = 0;
 
-  // Sets a run's state and message; a terminal state (PASSED, FAILED,
-  // ERROR) also sets its end time to `now`. NOT_FOUND if the id is unknown.
+  // Records that the scheduler handled the job's fire time `fire_time`.
+  // NOT_FOUND if no job has that name.
+  [[nodiscard]] virtual absl::Status SetJobLastFire(absl::string_view name, absl::Time fire_time) = 0;
+
+  // Creates a run of a job's current version, QUEUED, with `deadline`, and
+  // returns it. NOT_FOUND if no job has that name.
+  [[nodiscard]] virtual absl::StatusOr<RunRecord> CreateRun(absl::string_view job_name,
+                                                            absl::string_view trigger, absl::Time now,
+                                                            std::optional<absl::Time> deadline) = 0;
+
+  // Sets a run's state, message and counts; a terminal state (PASSED,
+  // FAILED, ERROR, CANCELLED) also sets its end time to `now`. NOT_FOUND if
+  // the id is unknown.
   [[nodiscard]] virtual absl::Status UpdateRun(int64_t id, threadfleet::fleet::v1::RunState state,
-                                               absl::string_view message, absl::Time now) = 0;
+                                               absl::string_view message,
+                                               const threadfleet::fleet::v1::RunCounts& counts,
+                                               absl::Time now) = 0;
 
   // NOT_FOUND if the id is unknown.
   [[nodiscard]] virtual absl::StatusOr<RunRecord> GetRun(int64_t id) = 0;
 
-  // The latest `limit` runs of a job (all jobs for ""), newest first.
-  // REQUIRES: limit > 0.
-  [[nodiscard]] virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(absl::string_view job_name,
-                                                                        int limit) = 0;
+  // Runs matching the query, newest first.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(const RunQuery& query) = 0;
 
-  // Inserts or replaces the result of result.board() in a run. NOT_FOUND if
-  // the run id is unknown; INVALID_ARGUMENT if the board is empty.
+  // Marks every QUEUED or RUNNING run ERROR with `message` and end time
+  // `now`, and returns their ids, oldest first. For a fleetd starting up: no
+  // run of an earlier process still runs.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<int64_t>> InterruptActiveRuns(absl::string_view message,
+                                                                                 absl::Time now) = 0;
+
+  // Deletes the job's ended runs (with their results) beyond its newest
+  // `keep` runs, and returns how many. REQUIRES: keep > 0.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> PruneRuns(absl::string_view job_name, int keep) = 0;
+
+  // Inserts or replaces the result of result.board() in a run (evidence
+  // and output kept as given). NOT_FOUND if the run id is unknown;
+  // INVALID_ARGUMENT if the board is empty.
   [[nodiscard]] virtual absl::Status PutBoardResult(int64_t run_id,
                                                     const threadfleet::fleet::v1::BoardResult& result) = 0;
 
@@ -276,6 +346,18 @@ class Store {
   // run).
   [[nodiscard]] virtual absl::StatusOr<std::vector<threadfleet::fleet::v1::BoardResult>> ListBoardResults(
       int64_t run_id) = 0;
+
+  // ---- Board health for jobs (streaks and quarantine)
+
+  // The board's record; one with only `board` set when none is stored.
+  [[nodiscard]] virtual absl::StatusOr<BoardJobHealth> GetBoardJobHealth(absl::string_view board) = 0;
+
+  // Inserts or replaces the board's record. INVALID_ARGUMENT if the board is
+  // empty.
+  [[nodiscard]] virtual absl::Status PutBoardJobHealth(const BoardJobHealth& health) = 0;
+
+  // Every quarantined board's record, sorted by board name.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<BoardJobHealth>> ListQuarantinedBoards() = 0;
 
   // ---- Events
 
