@@ -246,6 +246,56 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
   return absl::OkStatus();
 }
 
+absl::Status ParseJobs(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
+  Section jobs(file_name, node, "jobs");
+  if (absl::Status s = jobs.Check(
+          {"max_active_runs", "max_threads_per_run", "quarantine_after", "runs_kept_per_job", "spec"});
+      !s.ok()) {
+    return s;
+  }
+  jobs::JobRunnerOptions& o = config.jobs;
+  int64_t active = o.max_active_runs;
+  int64_t threads = o.max_threads_per_run;
+  int64_t quarantine = o.quarantine_after;
+  int64_t kept = o.runs_kept_per_job;
+  for (absl::Status s : {Integer(file_name, jobs, "max_active_runs", 1, 1024, active),
+                         Integer(file_name, jobs, "max_threads_per_run", 1, 1024, threads),
+                         Integer(file_name, jobs, "quarantine_after", 1, 100, quarantine),
+                         Integer(file_name, jobs, "runs_kept_per_job", 1, 1'000'000, kept)}) {
+    if (!s.ok()) return s;
+  }
+  o.max_active_runs = static_cast<int>(active);
+  o.max_threads_per_run = static_cast<int>(threads);
+  o.quarantine_after = static_cast<int>(quarantine);
+  o.runs_kept_per_job = static_cast<int>(kept);
+  const YAML::Node* spec_node = jobs.Find("spec");
+  if (spec_node == nullptr) return absl::OkStatus();
+  Section spec(file_name, *spec_node, "jobs.spec");
+  if (absl::Status s = spec.Check({"max_steps", "max_files", "max_files_bytes", "max_regex_bytes", "max_args",
+                                   "max_timeout_s", "max_retries", "max_notify_retries"});
+      !s.ok()) {
+    return s;
+  }
+  jobs::JobSpecLimits& l = o.spec_limits;
+  int64_t timeout_s = absl::ToInt64Seconds(l.max_timeout);
+  int64_t retries = l.max_retries;
+  int64_t notify_retries = l.max_notify_retries;
+  for (absl::Status s : {Size(file_name, spec, "max_steps", 1, 1000, l.max_steps),
+                         Size(file_name, spec, "max_files", 1, 1000, l.max_files),
+                         Size(file_name, spec, "max_files_bytes", 1, int64_t{256} << 20, l.max_files_bytes),
+                         Size(file_name, spec, "max_regex_bytes", 16, 65536, l.max_regex_bytes),
+                         Size(file_name, spec, "max_args", 0, 1024, l.max_args),
+                         Integer(file_name, spec, "max_timeout_s", 1, 7 * 86400, timeout_s),
+                         Integer(file_name, spec, "max_retries", 0, 100, retries),
+                         Integer(file_name, spec, "max_notify_retries", 0, 100, notify_retries)}) {
+    if (!s.ok()) return s;
+  }
+  l.max_timeout = absl::Seconds(timeout_s);
+  l.max_retries = static_cast<int>(retries);
+  l.max_notify_retries = static_cast<int>(notify_retries);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateListenAddress(absl::string_view address) {
@@ -271,7 +321,7 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
   FleetdConfig config;
   Section top(file_name, root, "");
   if (root.IsNull()) return absl::InvalidArgumentError(absl::StrCat(file_name, ": the file is empty"));
-  if (absl::Status s = top.Check({"api", "http", "boards", "limits", "database"}); !s.ok()) return s;
+  if (absl::Status s = top.Check({"api", "http", "boards", "limits", "database", "jobs"}); !s.ok()) return s;
 
   // api
   absl::StatusOr<YAML::Node> api_node = top.Required("api");
@@ -334,6 +384,11 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
   // limits (optional, each key too)
   if (const YAML::Node* limits_node = top.Find("limits"); limits_node != nullptr) {
     if (absl::Status s = ParseLimits(file_name, *limits_node, config); !s.ok()) return s;
+  }
+  // jobs (optional, each key too); a spec is bounded like any request.
+  config.jobs.spec_limits.max_spec_bytes = config.limits.request.max_job_spec_bytes;
+  if (const YAML::Node* jobs_node = top.Find("jobs"); jobs_node != nullptr) {
+    if (absl::Status s = ParseJobs(file_name, *jobs_node, config); !s.ok()) return s;
   }
 
   // database

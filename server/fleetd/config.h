@@ -46,6 +46,22 @@
 //       events_max_rows: 1000000
 //       audit_max_age_days: 365
 //       audit_max_rows: 1000000
+//   jobs:                      # optional, and so is every key in it (job_runner.h)
+//     max_active_runs: 32          # runs queued or running at once; more: RESOURCE_EXHAUSTED
+//     max_threads_per_run: 64      # boards one run works on at once, whatever its rollout
+//     quarantine_after: 3          # ERROR results in a row that take a board out of service
+//     runs_kept_per_job: 200       # older runs are pruned with their results
+//     spec:                    # bounds on an applied spec (job_spec.h)
+//       max_steps: 64
+//       max_files: 32
+//       max_files_bytes: 4194304   # all files of a job together
+//       max_regex_bytes: 1024
+//       max_args: 32
+//       max_timeout_s: 86400       # the run's and every step's timeout
+//       max_retries: 5
+//       max_notify_retries: 5
+//
+// A spec's size is bounded by limits.request.max_job_spec_bytes.
 //
 // gRPC's largest request message is derived from limits.request (the
 // largest field, or a job spec with all its files, plus 64 KiB); a bigger one
@@ -77,6 +93,7 @@
 #include "absl/time/time.h"
 #include "server/fleetd/auth/request_limits.h"
 #include "server/fleetd/http/http_server.h"
+#include "server/fleetd/jobs/job_runner.h"
 #include "server/fleetd/store/retention.h"
 
 namespace threadfleet::fleetd {
@@ -134,6 +151,9 @@ struct FleetdConfig {
     BoardLimitOptions boards;
     ApiLimits api;
   } limits;
+  // fleetd.yaml's `jobs:`; defaults in job_runner.h and job_spec.h. Its
+  // spec_limits.max_spec_bytes is limits.request.max_job_spec_bytes.
+  jobs::JobRunnerOptions jobs;
 };
 
 // The largest limits.retention.*_max_age_days.

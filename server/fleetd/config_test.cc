@@ -72,8 +72,8 @@ TEST(ParseFleetdConfig, UnknownKeyIsNamedWithItsLine) {
 }
 
 TEST(ParseFleetdConfig, UnknownTopLevelKeyIsNamedWithItsLine) {
-  absl::StatusOr<FleetdConfig> config = Parse(absl::StrCat(kFullConfig, "jobs: x\n"));
-  EXPECT_THAT(std::string(config.status().message()), StartsWith("fleetd.yaml:14: jobs: unknown key"));
+  absl::StatusOr<FleetdConfig> config = Parse(absl::StrCat(kFullConfig, "jobz: x\n"));
+  EXPECT_THAT(std::string(config.status().message()), StartsWith("fleetd.yaml:14: jobz: unknown key"));
 }
 
 TEST(ParseFleetdConfig, MissingRequiredKeyNamesTheKeyAndItsSection) {
@@ -209,6 +209,59 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.boards.max_open_streams, 2);
   EXPECT_EQ(l.boards.call_timeout, absl::Seconds(5));
   EXPECT_EQ(l.boards.max_kill_grace, absl::Seconds(2));
+}
+
+TEST(ParseFleetdConfig, JobsDefaultWhenAbsentAndSpecSizeFollowsTheRequestLimit) {
+  absl::StatusOr<FleetdConfig> config =
+      Parse(absl::StrCat(kFullConfig, "limits:\n  request:\n    max_job_spec_bytes: 4096\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->jobs.max_active_runs, jobs::JobRunnerOptions().max_active_runs);
+  EXPECT_EQ(config->jobs.quarantine_after, 3);
+  EXPECT_EQ(config->jobs.spec_limits.max_steps, jobs::JobSpecLimits().max_steps);
+  EXPECT_EQ(config->jobs.spec_limits.max_spec_bytes, 4096u);
+}
+
+TEST(ParseFleetdConfig, ReadsEveryJobsKey) {
+  absl::StatusOr<FleetdConfig> config = Parse(absl::StrCat(kFullConfig, R"(jobs:
+  max_active_runs: 4
+  max_threads_per_run: 8
+  quarantine_after: 5
+  runs_kept_per_job: 50
+  spec:
+    max_steps: 10
+    max_files: 3
+    max_files_bytes: 1000
+    max_regex_bytes: 100
+    max_args: 2
+    max_timeout_s: 600
+    max_retries: 1
+    max_notify_retries: 0
+)"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  const jobs::JobRunnerOptions& j = config->jobs;
+  EXPECT_EQ(j.max_active_runs, 4);
+  EXPECT_EQ(j.max_threads_per_run, 8);
+  EXPECT_EQ(j.quarantine_after, 5);
+  EXPECT_EQ(j.runs_kept_per_job, 50);
+  EXPECT_EQ(j.spec_limits.max_steps, 10u);
+  EXPECT_EQ(j.spec_limits.max_files, 3u);
+  EXPECT_EQ(j.spec_limits.max_files_bytes, 1000u);
+  EXPECT_EQ(j.spec_limits.max_regex_bytes, 100u);
+  EXPECT_EQ(j.spec_limits.max_args, 2u);
+  EXPECT_EQ(j.spec_limits.max_timeout, absl::Minutes(10));
+  EXPECT_EQ(j.spec_limits.max_retries, 1);
+  EXPECT_EQ(j.spec_limits.max_notify_retries, 0);
+}
+
+TEST(ParseFleetdConfig, AJobsKeyOutOfRangeOrUnknownIsNamed) {
+  absl::StatusOr<FleetdConfig> zero = Parse(absl::StrCat(kFullConfig, "jobs:\n  quarantine_after: 0\n"));
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(zero.status().message()),
+              HasSubstr("jobs.quarantine_after: must be an integer from 1"));
+  absl::StatusOr<FleetdConfig> unknown =
+      Parse(absl::StrCat(kFullConfig, "jobs:\n  spec:\n    max_stepz: 3\n"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("max_stepz"));
 }
 
 TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {

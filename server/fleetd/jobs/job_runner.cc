@@ -186,6 +186,8 @@ class JobRunnerState {
   // state and counts; then tells the run's watchers.
   void Publish(ActiveRun& run, const fleet::BoardResult* result, bool run_changed, bool ended);
   void RecordEvent(fleet::Event event);
+  // The RUN_ENDED event, the log line and the notifier, for an ended run.
+  void ReportEnd(const fleet::Run& run, const JobSpec& spec);
   void Fire(const JobRecord& job, const JobSpec& spec, absl::Time fire_time, absl::string_view trigger);
   void SchedulerMain();
 
@@ -532,9 +534,9 @@ absl::StatusOr<fleet::Run> JobRunnerState::StartRun(absl::string_view job_name, 
     }
     absl::StatusOr<RunRecord> ended = deps_.store->GetRun(run->id);
     if (!ended.ok()) return ended.status();
-    std::fprintf(stderr, "fleetd: run ended id=%lld job=%s state=ERROR message=\"%s\"\n",
-                 static_cast<long long>(run->id), run->job_name.c_str(), run->run.message().c_str());
-    return RunProto(*ended, {});
+    fleet::Run out = RunProto(*ended, {});
+    ReportEnd(out, *run->spec);
+    return out;
   }
   Publish(*run, nullptr, /*run_changed=*/true, /*ended=*/false);
   {
@@ -569,6 +571,14 @@ void JobRunnerState::RunMain(std::shared_ptr<ActiveRun> run) {
 
 void JobRunnerState::RunSteps(const std::shared_ptr<ActiveRun>& run) {
   if (WaitForBoards(*run)) {
+    // Every board of the run shows (QUEUED) before the first one starts.
+    std::vector<fleet::BoardResult> queued;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [board, result] : run->results) queued.push_back(result);
+    }
+    for (const fleet::BoardResult& result : queued)
+      Publish(*run, &result, /*run_changed=*/false, /*ended=*/false);
     int workers = static_cast<int>(run->boards.size());
     workers = std::min(workers, std::max(1, options_.max_threads_per_run));
     if (run->spec->max_boards_at_once > 0) workers = std::min(workers, run->spec->max_boards_at_once);
@@ -827,23 +837,7 @@ void JobRunnerState::Finish(const std::shared_ptr<ActiveRun>& run) {
     active_.erase(run->id);
     finished_.push_back(run);
   }
-  fleet::Event event;
-  event.set_kind(fleet::EVENT_KIND_RUN_ENDED);
-  event.set_severity(snapshot.state() == fleet::RUN_STATE_ERROR    ? fleet::SEVERITY_ERROR
-                     : snapshot.state() == fleet::RUN_STATE_FAILED ? fleet::SEVERITY_WARNING
-                                                                   : fleet::SEVERITY_INFO);
-  event.set_message(absl::StrCat("run ", snapshot.id(), " of ", snapshot.job_name(), " ",
-                                 StateName(snapshot.state()), ": ", snapshot.message()));
-  std::fprintf(stderr, "fleetd: run ended id=%llu job=%s state=%s message=\"%s\"\n",
-               static_cast<unsigned long long>(snapshot.id()), snapshot.job_name().c_str(),
-               StateName(snapshot.state()).c_str(), snapshot.message().c_str());
-  RecordEvent(std::move(event));
-  if (deps_.notify && run->spec->notify.has_value()) {
-    const std::vector<std::string>& on = run->spec->notify->on;
-    const std::string state = absl::AsciiStrToLower(StateName(snapshot.state()));
-    if (on.empty() || std::find(on.begin(), on.end(), state) != on.end())
-      deps_.notify(*run->spec->notify, snapshot);
-  }
+  ReportEnd(snapshot, *run->spec);
   if (absl::StatusOr<int64_t> pruned =
           deps_.store->PruneRuns(run->job_name, std::max(1, options_.runs_kept_per_job));
       !pruned.ok()) {
@@ -851,6 +845,24 @@ void JobRunnerState::Finish(const std::shared_ptr<ActiveRun>& run) {
                  pruned.status().ToString().c_str());
   }
   for (auto& done : waiters) done(snapshot);
+}
+
+void JobRunnerState::ReportEnd(const fleet::Run& run, const JobSpec& spec) {
+  fleet::Event event;
+  event.set_kind(fleet::EVENT_KIND_RUN_ENDED);
+  event.set_severity(run.state() == fleet::RUN_STATE_ERROR    ? fleet::SEVERITY_ERROR
+                     : run.state() == fleet::RUN_STATE_FAILED ? fleet::SEVERITY_WARNING
+                                                              : fleet::SEVERITY_INFO);
+  event.set_message(absl::StrCat("run ", run.id(), " of ", run.job_name(), " ", StateName(run.state()), ": ",
+                                 run.message()));
+  std::fprintf(stderr, "fleetd: run ended id=%llu job=%s state=%s message=\"%s\"\n",
+               static_cast<unsigned long long>(run.id()), run.job_name().c_str(),
+               StateName(run.state()).c_str(), run.message().c_str());
+  RecordEvent(std::move(event));
+  if (!deps_.notify || !spec.notify.has_value()) return;
+  const std::vector<std::string>& on = spec.notify->on;
+  const std::string state = absl::AsciiStrToLower(StateName(run.state()));
+  if (on.empty() || std::find(on.begin(), on.end(), state) != on.end()) deps_.notify(*spec.notify, run);
 }
 
 void JobRunnerState::Publish(ActiveRun& run, const fleet::BoardResult* result, bool run_changed, bool ended) {

@@ -416,6 +416,8 @@ TEST_F(JobRunnerTest, OnBusyFailEndsTheRunAtOnceNamingTheHolder) {
 
   EXPECT_EQ(busy.state(), fleet::RUN_STATE_ERROR);
   EXPECT_THAT(busy.message(), HasSubstr(absl::StrCat("boards busy: b01 (run ", first.id(), ")")));
+  ASSERT_THAT(Events(fleet::EVENT_KIND_RUN_ENDED), SizeIs(1));
+  EXPECT_THAT(Events(fleet::EVENT_KIND_RUN_ENDED)[0].message(), HasSubstr("of impatient ERROR: boards busy"));
   attempts_.Release();
   AwaitEnd(*runner, first.id());
 }
