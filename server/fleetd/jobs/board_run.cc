@@ -361,22 +361,28 @@ class Attempt {
     }
     const std::string took =
         absl::FormatDuration(absl::Microseconds(info->end_time_us() - info->start_time_us()));
+    // fleet.proto: a program with a thread that died of an exception ended
+    // FAILED. The board says so only of its main thread, so the threads
+    // decide too.
+    const pb::ThreadInfo* failed = nullptr;
+    for (const pb::ThreadInfo& t : listed->threads()) {
+      if (t.program_id() == program.id && t.state() == pb::THREAD_STATE_FAILED && failed == nullptr)
+        failed = &t;
+    }
+    if (failed != nullptr || info->state() == pb::PROGRAM_STATE_FAILED) {
+      std::string message = absl::StrCat("program ", program.name, " ended FAILED");
+      if (failed != nullptr) {
+        absl::StrAppend(&message, ": ", ExceptionText(failed->exception()), " (thread ", failed->id(),
+                        failed->name().empty() ? "" : " ", failed->name(), ")");
+      }
+      return Failed(std::move(message));
+    }
     switch (info->state()) {
       case pb::PROGRAM_STATE_FINISHED:
         if (info->exit_code() != 0) {
           return Failed(absl::StrCat("program ", program.name, " exited with code ", info->exit_code()));
         }
         return Passed(absl::StrCat("program ", program.name, " finished in ", took));
-      case pb::PROGRAM_STATE_FAILED: {
-        std::string message = absl::StrCat("program ", program.name, " ended FAILED");
-        for (const pb::ThreadInfo& t : listed->threads()) {
-          if (t.program_id() != program.id || t.state() != pb::THREAD_STATE_FAILED) continue;
-          absl::StrAppend(&message, ": ", ExceptionText(t.exception()), " (thread ", t.id(),
-                          t.name().empty() ? "" : " ", t.name(), ")");
-          break;
-        }
-        return Failed(std::move(message));
-      }
       case pb::PROGRAM_STATE_KILLED:
         return Failed(absl::StrCat("program ", program.name, " ended KILLED: killed before it finished"));
       default:

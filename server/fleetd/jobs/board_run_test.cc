@@ -55,6 +55,9 @@ struct FakeScript {
   std::map<std::string, double> reports;
   // Does not compile: StartProgram answers INVALID_ARGUMENT.
   bool syntax_error = false;
+  // Bytes the board's output buffer dropped before `output` (a follow then
+  // begins at this offset).
+  uint64_t dropped_bytes = 0;
 };
 
 // One board in memory. Board calls take the board's name but there is one
@@ -195,7 +198,8 @@ class FakeJobBoards final : public JobBoards {
       if (lost_) return Lost("StreamOutput");
       script = programs_.at(program_id).script;
     }
-    Deliver(script.output, from_offset, on_output);
+    Deliver(script.output, from_offset,
+            [&](uint64_t offset, absl::string_view data) { on_output(offset + script.dropped_bytes, data); });
     {
       absl::MutexLock lock(&mu_);
       FakeProgram& program = programs_.at(program_id);
@@ -335,14 +339,13 @@ class FakeJobBoards final : public JobBoards {
     }
   }
 
+  // As the board does: the program's state is its main thread's (a worker
+  // that raised leaves it FINISHED).
   static void End(FakeProgram& program) {
     const FakeScript& script = program.script;
     program.info.set_end_time_us(1'250'000);
-    program.info.set_state(script.ending == Ending::kRaises ? pb::PROGRAM_STATE_FAILED
-                                                            : pb::PROGRAM_STATE_FINISHED);
-    program.info.set_exit_code(script.ending == Ending::kExits    ? script.exit_code
-                               : script.ending == Ending::kRaises ? 1
-                                                                  : 0);
+    program.info.set_state(pb::PROGRAM_STATE_FINISHED);
+    program.info.set_exit_code(script.ending == Ending::kExits ? script.exit_code : 0);
     for (pb::ThreadInfo& t : program.threads) {
       t.set_end_time_us(1'250'000);
       t.set_state(pb::THREAD_STATE_FINISHED);
@@ -527,6 +530,15 @@ TEST_F(BoardRunTest, RunKeepsTheLast64KiBOfALongOutput) {
   EXPECT_EQ(run.output().size(), 64u * 1024);
   EXPECT_EQ(run.output(), output.substr(output.size() - 64 * 1024));
   EXPECT_EQ(run.output_cut_bytes(), output.size() - 64 * 1024);
+}
+
+TEST_F(BoardRunTest, OutputTheBoardDroppedCountsAsCut) {
+  boards_.Script("/app.py", {.output = "the tail\n", .dropped_bytes = 5000});
+
+  fv1::BoardResult result = Attempt({Push("app.py"), RunScript("app.py")});
+
+  EXPECT_EQ(result.steps(1).output(), "the tail\n");
+  EXPECT_EQ(result.steps(1).output_cut_bytes(), 5000u);
 }
 
 TEST_F(BoardRunTest, ThreadThatRaisesFailsTheRunWithItsTracebackAsEvidence) {

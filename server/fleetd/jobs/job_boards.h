@@ -42,6 +42,8 @@ class JobBoards {
       absl::string_view board, absl::string_view path, std::shared_ptr<const std::string> content,
       absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) = 0;
 
+  // `stop` keeps the program from starting, but does not cut short a start
+  // in flight: its caller learns the program's id, to kill it.
   virtual absl::StatusOr<threadfleet::board::v1::StartProgramResponse> StartProgram(
       absl::string_view board, const threadfleet::board::v1::StartProgramRequest& request,
       absl::Time deadline, const StopSignal& stop) = 0;
