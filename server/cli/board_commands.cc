@@ -1,10 +1,12 @@
-// fleetctl board ls|get|add|rm|label: the inventory.
+// fleetctl board ls|get|add|rm|label|release: the inventory, and which
+// boards jobs hold (reserved by a run) or skip (quarantined).
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/cli/commands.h"
 #include "server/cli/format.h"
@@ -16,6 +18,22 @@ namespace {
 
 using fleet::v1::Board;
 
+// What jobs make of a board: "quarantined", "run 42", both, or "-".
+std::string JobsCell(const Board& board) {
+  std::vector<std::string> parts;
+  if (board.has_quarantine()) parts.push_back("quarantined");
+  if (board.reserved_by_run() != 0) parts.push_back(absl::StrCat("run ", board.reserved_by_run()));
+  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
+}
+
+// The link's reason, then the quarantine's.
+std::string ReasonCell(const Board& board) {
+  std::vector<std::string> parts;
+  if (!board.state_reason().empty()) parts.push_back(board.state_reason());
+  if (board.has_quarantine()) parts.push_back(absl::StrCat("quarantined: ", board.quarantine().reason()));
+  return absl::StrJoin(parts, "; ");
+}
+
 int ListBoards(Session& session, const fleet::v1::ListBoardsRequest& request) {
   fleet::v1::ListBoardsResponse response;
   auto context = session.client().NewContext();
@@ -26,12 +44,12 @@ int ListBoards(Session& session, const fleet::v1::ListBoardsRequest& request) {
     return kExitOk;
   }
   const absl::Time now = absl::Now();
-  Table table({"NAME", "ADDRESS", "STATE", "SINCE", "LABELS", "ORIGIN", "REASON"});
-  table.SetMaxWidth(6, 60);
+  Table table({"NAME", "ADDRESS", "STATE", "SINCE", "JOBS", "LABELS", "ORIGIN", "REASON"});
+  table.SetMaxWidth(7, 80);
   for (const Board& board : response.boards()) {
     table.AddRow({board.name(), board.address(), BoardStateText(board.state()),
-                  FormatAge(board.state_since(), now), FormatLabels(board.labels()),
-                  BoardOriginText(board.origin()), board.state_reason()});
+                  FormatAge(board.state_since(), now), JobsCell(board), FormatLabels(board.labels()),
+                  BoardOriginText(board.origin()), ReasonCell(board)});
   }
   session.out() << table.Render() << std::flush;
   return kExitOk;
@@ -49,6 +67,14 @@ std::string DescribeBoard(const Board& board) {
       {"Labels", board.labels().empty() ? "-" : FormatLabels(board.labels())},
   };
   if (!board.state_reason().empty()) lines.emplace_back("Reason", board.state_reason());
+  if (board.has_quarantine()) {
+    lines.emplace_back("Quarantined", absl::StrCat("since ", FormatTimestamp(board.quarantine().since()),
+                                                   ": ", board.quarantine().reason(),
+                                                   " (fleetctl board release ", board.name(), ")"));
+  }
+  if (board.reserved_by_run() != 0) {
+    lines.emplace_back("Reserved by", absl::StrCat("run ", board.reserved_by_run()));
+  }
   if (board.has_info()) {
     const board::v1::BoardInfo& info = board.info();
     lines.emplace_back(
@@ -118,6 +144,20 @@ int SetLabels(Session& session, const fleet::v1::SetLabelsRequest& request) {
   } else {
     const std::string labels = FormatLabels(response.board().labels());
     session.out() << response.board().name() << " labels: " << (labels.empty() ? "(none)" : labels)
+                  << std::endl;
+  }
+  return kExitOk;
+}
+
+int ReleaseBoard(Session& session, const fleet::v1::ReleaseBoardRequest& request) {
+  fleet::v1::ReleaseBoardResponse response;
+  auto context = session.client().NewContext();
+  grpc::Status status = session.client().stub().ReleaseBoard(context.get(), request, &response);
+  if (!status.ok()) return session.Fail(status);
+  if (session.json()) {
+    session.PrintJson(response, JsonLayout::kPretty);
+  } else {
+    session.out() << "board " << response.board().name() << " is in service: jobs may pick it again"
                   << std::endl;
   }
   return kExitOk;
@@ -207,6 +247,17 @@ void AddBoardCommands(CLI::App& app, Action& action) {
       AddLabels(words->set, *request.mutable_set());
       for (const std::string& key : words->remove) request.add_remove(key);
       action = [request](Session& session) { return SetLabels(session, request); };
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    CLI::App* release =
+        board->add_subcommand("release", "Take a quarantined board back into service for jobs (operator)");
+    release->add_option("NAME", *name, "Board name")->required();
+    release->callback([&action, name] {
+      fleet::v1::ReleaseBoardRequest request;
+      request.set_name(*name);
+      action = [request](Session& session) { return ReleaseBoard(session, request); };
     });
   }
 }

@@ -12,6 +12,11 @@
 //   thread_commands.cc   threads, kill, start
 //   monitor_commands.cc  logs, health, events
 //   admin_commands.cc    token create|ls|revoke, audit
+//   job_commands.cc      job apply|ls|run|runs|show|logs|cancel|rm|junit|report
+//
+// A command that needs no fleetd (a job spec refused locally, a report from
+// a file) stores a LocalAction instead; main runs it without reading the
+// connection settings.
 //
 // Example (main.cc):
 //
@@ -78,6 +83,10 @@ class Session {
 // A command ready to run; returns the process exit code.
 using Action = std::function<int(Session&)>;
 
+// A command that runs without a connection: writes to `out` (results) and
+// `err` (errors); returns the process exit code.
+using LocalAction = std::function<int(std::ostream& out, std::ostream& err)>;
+
 // -l LABELS and -b LIST of the commands that fan out.
 struct SelectorFlags {
   std::string labels;
@@ -112,6 +121,7 @@ void AddFileCommands(CLI::App& app, Action& action);
 void AddThreadCommands(CLI::App& app, Action& action);
 void AddMonitorCommands(CLI::App& app, Action& action);
 void AddAdminCommands(CLI::App& app, Action& action);
+void AddJobCommands(CLI::App& app, Action& action, LocalAction& local_action);
 
 }  // namespace threadfleet::cli
 

@@ -145,6 +145,66 @@ class FleetctlCliTest(unittest.TestCase):
         finally:
             os.remove(os.path.join(self.home, ".config", "threadfleet", "fleetctl.yaml"))
 
+    # ---- job: what needs no fleetd (the job tests with real boards are in tests/).
+
+    def unreachable_server(self):
+        return ["--server", f"127.0.0.1:{free_port()}", "--ca", self.ca, "--timeout", "5"]
+
+    def test_job_apply_refuses_a_bad_spec_before_any_connection(self):
+        spec = self.write("bad.yaml", 'name: x\nboards: {selector: "lab=a"}\nsteps:\n  - rnu: {file: a.py}\n')
+        result = self.fleetctl("job", "apply", spec)  # no server configured: not needed to refuse
+        self.assertEqual(result.returncode, 2, result)
+        self.assertTrue(result.stderr.startswith(f"{spec}:4:5: "), result.stderr)
+        self.assertIn("unknown step kind 'rnu'", result.stderr)
+
+    def test_job_apply_points_at_the_push_step_of_a_missing_file(self):
+        spec = self.write("missing.yaml", 'name: x\nboards: {selector: "lab=a"}\nsteps:\n  - push: {file: gone.py}\n')
+        result = self.fleetctl("job", "apply", spec)
+        self.assertEqual(result.returncode, 2, result)
+        self.assertRegex(result.stderr, rf"^{spec}:4:\d+: push file .*gone.py does not exist")
+
+    def test_job_apply_of_a_good_spec_reads_its_files_then_calls_fleetd(self):
+        os.makedirs(os.path.join(self.home, "jobs"), exist_ok=True)
+        self.write("jobs/app.py", "print('hi')\n")
+        spec = self.write("jobs/good.yaml", 'name: good\nboards: {selector: "lab=a"}\nsteps:\n'
+                                            '  - push: {file: app.py}\n  - run: {file: app.py}\n')
+        result = self.fleetctl("job", "apply", spec, *self.unreachable_server())
+        self.assertEqual(result.returncode, 1, result)  # parsed and read; then fleetd is unreachable
+        self.assertIn("UNAVAILABLE", result.stderr)
+
+    def test_job_run_exits_two_when_the_run_could_not_start(self):
+        for flags in ([], ["--wait"], ["--follow"]):
+            result = self.fleetctl("job", "run", "smoke", *flags, *self.unreachable_server())
+            self.assertEqual(result.returncode, 2, (flags, result))
+            self.assertIn("fleetctl: error: UNAVAILABLE", result.stderr)
+
+    def test_job_words_are_checked_before_any_call(self):
+        self.assertUsageError(self.fleetctl("job", "show", "abc"), "run id 'abc' is not a positive number")
+        self.assertUsageError(self.fleetctl("job", "cancel", "0"), "run id '0' is not a positive number")
+        self.assertUsageError(self.fleetctl("job", "logs", "7"), "BOARD is required")
+        self.assertUsageError(self.fleetctl("job", "run"), "NAME is required")
+        self.assertUsageError(self.fleetctl("job", "runs", "--limit", "0"), "--limit")
+        self.assertUsageError(self.fleetctl("job", "report", "7", "--format", "csv"), "csv not in")
+        self.assertUsageError(self.fleetctl("job", "report"), "give a RUN_ID or --input FILE")
+        self.assertUsageError(self.fleetctl("job", "report", "7", "--input", "run.json"),
+                              "give a RUN_ID or --input FILE")
+        self.assertUsageError(self.fleetctl("board", "release"), "NAME is required")
+
+    def test_job_report_renders_a_saved_run_without_fleetd(self):
+        run = self.write("run.json", '{"run": {"id": "9", "job_name": "smoke", "state": "RUN_STATE_PASSED", '
+                                     '"results": [{"board": "b01", "state": "RUN_STATE_PASSED", '
+                                     '"steps": [{"index": 0, "kind": "push", "state": "RUN_STATE_PASSED"}]}]}}')
+        tap = self.fleetctl("job", "report", "--input", run, "--format", "tap")
+        self.assertEqual(tap.returncode, 0, tap)
+        self.assertEqual(tap.stdout, "TAP version 13\n1..1\n# smoke run 9: passed\nok 1 - b01 steps[0] push\n")
+        markdown = self.fleetctl("job", "report", "--input", run, "--format", "markdown")
+        self.assertEqual(markdown.returncode, 0, markdown)
+        self.assertIn("| b01 | ✅ passed | 0 |", markdown.stdout)
+        broken = self.write("broken.json", '{"run": ')
+        result = self.fleetctl("job", "report", "--input", broken)
+        self.assertEqual(result.returncode, 2, result)
+        self.assertIn(f"run file {broken} is neither", result.stderr)
+
 
 if __name__ == "__main__":
     FLEETCTL, PKI = sys.argv[1], sys.argv[2]

@@ -88,13 +88,14 @@ std::string RoleText(fleet::v1::Role role) { return EnumText(fleet::v1::Role_Nam
 std::string PushStageText(fleet::v1::PushStage stage) {
   return EnumText(fleet::v1::PushStage_Name(stage), "PUSH_STAGE_");
 }
+std::string RunStateText(fleet::v1::RunState state) {
+  return EnumText(fleet::v1::RunState_Name(state), "RUN_STATE_");
+}
 
 std::string StatusCodeName(int code) {
   if (code < 0 || code > 16) return absl::StrCat("CODE_", code);
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
-
-namespace {
 
 bool IsUnset(const google::protobuf::Timestamp& time) { return time.seconds() == 0 && time.nanos() == 0; }
 
@@ -102,7 +103,11 @@ absl::Time ToTime(const google::protobuf::Timestamp& time) {
   return absl::FromUnixSeconds(time.seconds()) + absl::Nanoseconds(time.nanos());
 }
 
-}  // namespace
+std::string FormatElapsed(const google::protobuf::Timestamp& start, const google::protobuf::Timestamp& end) {
+  if (IsUnset(start) || IsUnset(end)) return "-";
+  const int64_t micros = absl::ToInt64Microseconds(ToTime(end) - ToTime(start));
+  return FormatDuration(static_cast<uint64_t>(std::max<int64_t>(0, micros)));
+}
 
 std::string FormatTimestamp(const google::protobuf::Timestamp& time) {
   if (IsUnset(time)) return "-";

@@ -56,10 +56,19 @@ std::string SeverityText(fleet::v1::Severity severity);
 std::string EventKindText(fleet::v1::EventKind kind);
 std::string RoleText(fleet::v1::Role role);
 std::string PushStageText(fleet::v1::PushStage stage);
+std::string RunStateText(fleet::v1::RunState state);
 
 // The name of a gRPC / google.rpc status code: 14 -> "UNAVAILABLE"; an
 // unknown code gives "CODE_<n>".
 std::string StatusCodeName(int code);
+
+// Whether a timestamp is unset (0 seconds, 0 nanos).
+bool IsUnset(const google::protobuf::Timestamp& time);
+absl::Time ToTime(const google::protobuf::Timestamp& time);
+
+// How long from `start` to `end` as FormatDuration writes it; "-" unless
+// both are set; "0us" when end is before start.
+std::string FormatElapsed(const google::protobuf::Timestamp& start, const google::protobuf::Timestamp& end);
 
 // A timestamp in the local time zone, "2026-11-25 11:07:24"; "-" when unset
 // (0 seconds, 0 nanos).

@@ -59,23 +59,32 @@ int main(int argc, char** argv) {
   std::reverse(words.begin(), words.end());  // CLI11 takes its arguments last first
 
   Action action;
+  LocalAction local_action;
   AddBoardCommands(app, action);
   AddProgramCommands(app, action, program_args);
   AddFileCommands(app, action);
   AddThreadCommands(app, action);
   AddMonitorCommands(app, action);
   AddAdminCommands(app, action);
+  AddJobCommands(app, action, local_action);
 
   try {
     app.parse(words);
     // Checked here rather than by require_subcommand(1) so that an unknown
     // word is reported as such, not as a missing subcommand.
-    if (!action) throw CLI::RequiredError("A subcommand");
+    if (!action && !local_action) throw CLI::RequiredError("A subcommand");
     if (has_dashes && !app.got_subcommand("run")) {
       throw CLI::ValidationError("'--' is only for the program arguments of fleetctl run");
     }
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (local_action) {
+    const int code = local_action(std::cout, std::cerr);
+    std::cout.flush();
+    std::cerr.flush();
+    return code;
   }
 
   absl::StatusOr<ClientConfig> config = ResolveClientConfig(flags, ProcessEnvironment);

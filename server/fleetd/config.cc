@@ -148,8 +148,8 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
   constexpr int64_t kMiB = int64_t{1} << 20;
   if (const YAML::Node* request_node = limits.Find("request"); request_node != nullptr) {
     Section request(file_name, *request_node, "limits.request");
-    if (absl::Status s =
-            request.Check({"max_field_bytes", "max_repeated", "max_push_bytes", "max_job_spec_bytes"});
+    if (absl::Status s = request.Check({"max_field_bytes", "max_repeated", "max_push_bytes",
+                                        "max_job_spec_bytes", "max_job_file_bytes", "max_job_files_bytes"});
         !s.ok()) {
       return s;
     }
@@ -158,7 +158,9 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
          {Size(file_name, request, "max_field_bytes", 64, kMiB, r.max_field_bytes),
           Size(file_name, request, "max_repeated", 16, 1 << 20, r.max_repeated),
           Size(file_name, request, "max_push_bytes", 1024, 64 * kMiB, r.max_push_bytes),
-          Size(file_name, request, "max_job_spec_bytes", 1024, 16 * kMiB, r.max_job_spec_bytes)}) {
+          Size(file_name, request, "max_job_spec_bytes", 1024, 16 * kMiB, r.max_job_spec_bytes),
+          Size(file_name, request, "max_job_file_bytes", 1024, 64 * kMiB, r.max_job_file_bytes),
+          Size(file_name, request, "max_job_files_bytes", 1024, 256 * kMiB, r.max_job_files_bytes)}) {
       if (!s.ok()) return s;
     }
   }

@@ -22,6 +22,8 @@
 //       max_repeated: 4096         # entries of any list or map
 //       max_push_bytes: 1048576    # a pushed file (PushFileRequest.content)
 //       max_job_spec_bytes: 65536  # a job spec (ApplyJobRequest.spec_yaml)
+//       max_job_file_bytes: 1048576   # a file uploaded with a job spec
+//       max_job_files_bytes: 4194304  # all files of one job spec together
 //     http:                    # /healthz and /metrics (http_server.h)
 //       max_header_bytes: 8192     # request line + headers: 431 above
 //       max_body_bytes: 65536      # announced body: 413 above, never read
@@ -62,7 +64,8 @@
 // A spec's size is bounded by limits.request.max_job_spec_bytes.
 //
 // gRPC's largest request message is derived from limits.request (the
-// largest field plus 64 KiB); a bigger one is refused RESOURCE_EXHAUSTED.
+// largest field, or a job spec with all its files, plus 64 KiB); a bigger one
+// is refused RESOURCE_EXHAUSTED.
 //
 // Example:
 //

@@ -158,6 +158,8 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     max_repeated: 100
     max_push_bytes: 2097152
     max_job_spec_bytes: 4096
+    max_job_file_bytes: 8192
+    max_job_files_bytes: 16384
   http:
     max_header_bytes: 4096
     max_body_bytes: 0
@@ -187,6 +189,8 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.request.max_repeated, 100u);
   EXPECT_EQ(l.request.max_push_bytes, 2097152u);
   EXPECT_EQ(l.request.max_job_spec_bytes, 4096u);
+  EXPECT_EQ(l.request.max_job_file_bytes, 8192u);
+  EXPECT_EQ(l.request.max_job_files_bytes, 16384u);
   EXPECT_EQ(l.http.max_header_bytes, 4096u);
   EXPECT_EQ(l.http.max_body_bytes, 0u);
   EXPECT_EQ(l.http.max_connections, 16);

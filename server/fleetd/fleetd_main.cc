@@ -1,6 +1,6 @@
 // fleetd: the fleet server. Wires the store, inventory, board links, health,
-// events, the Fleet API (gRPC over TLS) and the HTTP endpoint together, then
-// waits for SIGTERM/SIGINT.
+// events, fleet test jobs, the Fleet API (gRPC over TLS) and the HTTP
+// endpoint together, then waits for SIGTERM/SIGINT.
 //
 //   fleetd --config fleetd.yaml
 //       runs in the foreground; once serving, prints one line on stderr:
@@ -44,6 +44,10 @@
 #include "server/fleetd/http/http_server.h"
 #include "server/fleetd/http/metrics.h"
 #include "server/fleetd/inventory/inventory.h"
+#include "server/fleetd/jobs/clock.h"
+#include "server/fleetd/jobs/job_runner.h"
+#include "server/fleetd/jobs/linked_job_boards.h"
+#include "server/fleetd/jobs/run_notifier.h"
 #include "server/fleetd/links/board_link.h"
 #include "server/fleetd/store/retention.h"
 #include "server/fleetd/store/sqlite_store.h"
@@ -176,6 +180,26 @@ int Serve(const FleetdConfig& config) {
     }
   }
 
+  // Fleet test jobs: runs reach the boards only through the links
+  // (LinkedJobBoards). Start() ends the runs a dead fleetd left as ERROR
+  // "interrupted" and fires the schedules it missed.
+  auto job_boards = std::make_unique<jobs::LinkedJobBoards>(*links, health, hub);
+  jobs::RunNotifier notifier({});
+  const jobs::RealClock clock;
+  auto runner = std::make_unique<jobs::JobRunner>(
+      jobs::JobRunnerDeps{
+          .store = store->get(),
+          .inventory = inventory->get(),
+          .boards = job_boards.get(),
+          .hub = &hub,
+          .clock = &clock,
+          .notify = [&notifier](const jobs::NotifySpec& spec,
+                                const threadfleet::fleet::v1::Run& run) { notifier.Notify(spec, run); }},
+      config.jobs);
+  if (absl::Status started = runner->Start(); !started.ok()) {
+    return Fail(kExitStartFailure, started.ToString());
+  }
+
   // The Fleet API.
   auto service = std::make_unique<FleetService>(FleetServiceDeps{.store = store->get(),
                                                                  .inventory = inventory->get(),
@@ -183,6 +207,7 @@ int Serve(const FleetdConfig& config) {
                                                                  .health = &health,
                                                                  .tokens = &tokens,
                                                                  .hub = &hub,
+                                                                 .jobs = runner.get(),
                                                                  .request_limits = config.limits.request,
                                                                  .board_calls = board_calls});
   grpc::EnableDefaultHealthCheckService(true);
@@ -236,6 +261,7 @@ int Serve(const FleetdConfig& config) {
   absl::StatusOr<std::unique_ptr<HttpServer>> http =
       HttpServer::Start(config.http_listen, handlers, config.limits.http);
   if (!http.ok()) {
+    runner->Shutdown();
     service->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
     return Fail(kExitStartFailure, http.status().ToString());
@@ -249,8 +275,11 @@ int Serve(const FleetdConfig& config) {
   sigwait(&stop_signals, &signal_number);
   std::cerr << "fleetd: stopping signal=" << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") << std::endl;
 
-  // Streams first (they would hold Shutdown up), then the server with a
-  // deadline for unary calls, then what the service used.
+  // Runs first (their programs killed, each ends ERROR "interrupted"; calls
+  // waiting for a run answer), then streams (they would hold Shutdown up),
+  // then the server with a deadline for unary calls, then what the service
+  // used.
+  runner->Shutdown();
   service->Shutdown();
   if (grpc::HealthCheckServiceInterface* health_check = server->GetHealthCheckService()) {
     health_check->SetServingStatus(false);
@@ -259,6 +288,9 @@ int Serve(const FleetdConfig& config) {
   server->Wait();
   (*http)->Stop();
   service.reset();
+  runner.reset();
+  notifier.Shutdown();
+  job_boards.reset();
   links.reset();  // no listener call after this
   if (!monitor.Flush(kMonitorDrain)) std::cerr << "fleetd: warning: lab monitor did not drain in time\n";
   hub.Unsubscribe(event_counter);

@@ -17,6 +17,7 @@
 #include "server/fleetd/api/internal/board_limits.h"
 #include "server/fleetd/api/internal/output_stream_proxy.h"
 #include "server/fleetd/api/internal/push_file_stream.h"
+#include "server/fleetd/api/internal/run_watch.h"
 #include "server/fleetd/api/internal/service_call.h"
 #include "server/fleetd/api/internal/service_state.h"
 #include "server/fleetd/api/internal/watch_streams.h"
@@ -135,11 +136,8 @@ fleet::AuditEntry ToProto(const AuditRecord& r) {
   return entry;
 }
 
-const absl::Status& JobsUnavailable() {
-  static const absl::Status* status =
-      new absl::Status(absl::UnimplementedError("jobs are not available in this fleetd yet"));
-  return *status;
-}
+// The answer of a job RPC in a fleetd without jobs.
+absl::Status JobsNotEnabled() { return absl::UnimplementedError("jobs are not enabled in this fleetd"); }
 
 // Shows a program's kill to readers now, not at the board's next snapshot:
 // its record from KillProgram, then its threads' records (ended ones
@@ -638,32 +636,152 @@ grpc::ServerWriteReactor<fleet::WatchEventsResponse>* FleetService::WatchEvents(
   return internal::StartWatchEvents(state_.get(), *request, AuthorizationOf(*context));
 }
 
-// ---- Jobs: authorized (and audited) like the real ones, then UNIMPLEMENTED.
+// ---- Jobs: the runner answers; these adapt, authorize and audit.
 
 grpc::ServerUnaryReactor* FleetService::ApplyJob(grpc::CallbackServerContext* context,
                                                  const fleet::ApplyJobRequest* request,
-                                                 fleet::ApplyJobResponse*) {
-  return Serve(state_.get(), context, *request, internal::kApplyJob, "job",
-               [](UnaryCall&) { return JobsUnavailable(); });
+                                                 fleet::ApplyJobResponse* response) {
+  FleetServiceState* state = state_.get();
+  // The job's name is in the spec: the target names the file until it parsed.
+  const std::string target =
+      absl::StrCat("job spec ", request->spec_file().empty() ? "spec" : request->spec_file());
+  return Serve(state, context, *request, internal::kApplyJob, target,
+               [state, request, response](UnaryCall& call) {
+                 if (state->deps.jobs == nullptr) return JobsNotEnabled();
+                 absl::StatusOr<jobs::JobRunner::Applied> applied = state->deps.jobs->ApplyJob(*request);
+                 if (!applied.ok()) return applied.status();
+                 call.set_target(absl::StrCat("job ", applied->job.name()));
+                 call.set_audit_message(absl::StrCat("version ", applied->job.version(),
+                                                     applied->changed ? "" : " (unchanged)", ", ",
+                                                     applied->job.files_size(), " files"));
+                 *response->mutable_job() = std::move(applied->job);
+                 response->set_changed(applied->changed);
+                 return absl::OkStatus();
+               });
+}
+
+grpc::ServerUnaryReactor* FleetService::DeleteJob(grpc::CallbackServerContext* context,
+                                                  const fleet::DeleteJobRequest* request,
+                                                  fleet::DeleteJobResponse*) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, *request, internal::kDeleteJob, "job " + request->name(),
+               [state, request](UnaryCall&) {
+                 if (state->deps.jobs == nullptr) return JobsNotEnabled();
+                 return state->deps.jobs->DeleteJob(request->name());
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::RunJob(grpc::CallbackServerContext* context,
-                                               const fleet::RunJobRequest* request, fleet::RunJobResponse*) {
-  return Serve(state_.get(), context, *request, internal::kRunJob, "job " + request->name(),
-               [](UnaryCall&) { return JobsUnavailable(); });
+                                               const fleet::RunJobRequest* request,
+                                               fleet::RunJobResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(state, context, *request, internal::kRunJob, "job " + request->name(),
+                    [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+                      if (state->deps.jobs == nullptr) return call->Finish(JobsNotEnabled());
+                      absl::StatusOr<fleet::Run> run = state->deps.jobs->StartRun(
+                          request->name(), absl::StrCat("manual:", call->caller().name));
+                      if (!run.ok()) return call->Finish(run.status());
+                      call->set_audit_message(absl::StrCat("run ", run->id()));
+                      if (!request->wait()) {
+                        *response->mutable_run() = *std::move(run);
+                        return call->Finish(absl::OkStatus());
+                      }
+                      internal::FinishWhenRunEnds(
+                          state, call, run->id(), deadline,
+                          [response](const fleet::Run& ended) { *response->mutable_run() = ended; });
+                    });
 }
 
 grpc::ServerUnaryReactor* FleetService::ListJobs(grpc::CallbackServerContext* context,
                                                  const fleet::ListJobsRequest* request,
-                                                 fleet::ListJobsResponse*) {
-  return Serve(state_.get(), context, *request, internal::kListJobs, "jobs",
-               [](UnaryCall&) { return JobsUnavailable(); });
+                                                 fleet::ListJobsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, *request, internal::kListJobs, "jobs", [state, response](UnaryCall&) {
+    if (state->deps.jobs == nullptr) return JobsNotEnabled();
+    absl::StatusOr<std::vector<fleet::Job>> jobs = state->deps.jobs->ListJobs();
+    if (!jobs.ok()) return jobs.status();
+    for (fleet::Job& job : *jobs) *response->add_jobs() = std::move(job);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* FleetService::ListRuns(grpc::CallbackServerContext* context,
+                                                 const fleet::ListRunsRequest* request,
+                                                 fleet::ListRunsResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, *request, internal::kListRuns,
+               request->job_name().empty() ? "runs" : "job " + request->job_name(),
+               [state, request, response](UnaryCall&) {
+                 if (absl::Status limit = CheckLimit(request->limit()); !limit.ok()) return limit;
+                 if (state->deps.jobs == nullptr) return JobsNotEnabled();
+                 absl::StatusOr<fleet::ListRunsResponse> runs = state->deps.jobs->ListRuns(*request);
+                 if (!runs.ok()) return runs.status();
+                 *response = *std::move(runs);
+                 return absl::OkStatus();
+               });
 }
 
 grpc::ServerUnaryReactor* FleetService::GetRun(grpc::CallbackServerContext* context,
-                                               const fleet::GetRunRequest* request, fleet::GetRunResponse*) {
-  return Serve(state_.get(), context, *request, internal::kGetRun, absl::StrCat("run ", request->id()),
-               [](UnaryCall&) { return JobsUnavailable(); });
+                                               const fleet::GetRunRequest* request,
+                                               fleet::GetRunResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, *request, internal::kGetRun, absl::StrCat("run ", request->id()),
+               [state, request, response](UnaryCall&) {
+                 if (state->deps.jobs == nullptr) return JobsNotEnabled();
+                 absl::StatusOr<fleet::Run> run =
+                     state->deps.jobs->GetRun(request->id(), request->with_output(), request->board());
+                 if (!run.ok()) return run.status();
+                 *response->mutable_run() = *std::move(run);
+                 return absl::OkStatus();
+               });
+}
+
+grpc::ServerUnaryReactor* FleetService::CancelRun(grpc::CallbackServerContext* context,
+                                                  const fleet::CancelRunRequest* request,
+                                                  fleet::CancelRunResponse* response) {
+  FleetServiceState* state = state_.get();
+  return ServeAsync(
+      state, context, *request, internal::kCancelRun, absl::StrCat("run ", request->id()),
+      [state, request, response](std::shared_ptr<UnaryCall> call) {
+        if (state->deps.jobs == nullptr) return call->Finish(JobsNotEnabled());
+        state->deps.jobs->CancelRun(
+            request->id(), call->caller().name, [state, call, response](absl::StatusOr<fleet::Run> ended) {
+              // On the runner's thread: finishing writes the audit log, so on the pool.
+              state->pool->Submit([call, response, ended = std::move(ended)]() mutable {
+                if (!ended.ok()) return call->Finish(ended.status());
+                call->set_audit_message(absl::StrCat("run ended ", fleet::RunState_Name(ended->state())));
+                *response->mutable_run() = *std::move(ended);
+                call->Finish(absl::OkStatus());
+              });
+            });
+      });
+}
+
+grpc::ServerWriteReactor<fleet::WatchRunResponse>* FleetService::WatchRun(
+    grpc::CallbackServerContext* context, const fleet::WatchRunRequest* request) {
+  return internal::StartWatchRun(state_.get(), *request, AuthorizationOf(*context));
+}
+
+grpc::ServerUnaryReactor* FleetService::ReleaseBoard(grpc::CallbackServerContext* context,
+                                                     const fleet::ReleaseBoardRequest* request,
+                                                     fleet::ReleaseBoardResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(
+      state, context, *request, internal::kReleaseBoard, request->name(),
+      [state, request, response](UnaryCall& call) {
+        if (state->deps.jobs == nullptr) return JobsNotEnabled();
+        const bool was_quarantined = state->deps.jobs->QuarantineOf(request->name()).has_value();
+        if (absl::Status released = state->deps.jobs->ReleaseBoard(request->name(), call.caller().name);
+            !released.ok()) {
+          return released;
+        }
+        absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->name());
+        if (!board.ok()) return board.status();
+        call.set_audit_message(was_quarantined ? "released from quarantine" : "was not quarantined");
+        *response->mutable_board() = state->ToProto(*board);
+        return absl::OkStatus();
+      });
 }
 
 // ---- Tokens

@@ -50,8 +50,16 @@
 // content this fleetd pushed to that (board, path), kept in memory (empty
 // after a restart or for files pushed by other means).
 //
-// Jobs RPCs (ApplyJob, RunJob, ListJobs, GetRun) answer UNIMPLEMENTED after
-// authorization: jobs are not in this fleetd yet.
+// Jobs RPCs adapt the JobRunner (jobs/job_runner.h): ApplyJob, DeleteJob,
+// RunJob, ListJobs, ListRuns, GetRun, CancelRun, WatchRun, ReleaseBoard.
+// RunJob with wait watches the run until it ended, or answers
+// DEADLINE_EXCEEDED at the call's deadline while the run goes on; CancelRun
+// answers once the run ended. WatchRun sends the whole run after each
+// change; a client that reads slower than the run changes gets only the
+// newest state (never more than one message waits), and always the last
+// one. Runs started by a call carry the trigger "manual:<token name>".
+// Without a JobRunner (deps.jobs null) every job RPC answers UNIMPLEMENTED
+// after authorization.
 #ifndef THREADFLEET_SERVER_FLEETD_API_FLEET_SERVICE_H_
 #define THREADFLEET_SERVER_FLEETD_API_FLEET_SERVICE_H_
 
@@ -63,6 +71,7 @@
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
 #include "server/fleetd/inventory/inventory.h"
+#include "server/fleetd/jobs/job_runner.h"
 #include "server/fleetd/links/board_directory.h"
 #include "server/fleetd/store/store.h"
 #include "threadfleet/fleet/v1/fleet.grpc.pb.h"
@@ -82,8 +91,8 @@ struct BoardCallLimits {
   absl::Duration max_kill_grace = absl::Seconds(10);
 };
 
-// What the service works on. The pointers are non-null and outlive the
-// service.
+// What the service works on. The pointers are non-null (but `jobs`, which
+// may be) and outlive the service.
 struct FleetServiceDeps {
   Store* store = nullptr;
   Inventory* inventory = nullptr;
@@ -92,6 +101,9 @@ struct FleetServiceDeps {
   HealthAggregator* health = nullptr;
   TokenAuthority* tokens = nullptr;
   EventHub* hub = nullptr;
+  // Fleet test jobs; null in a fleetd without them (the job RPCs then answer
+  // UNIMPLEMENTED, boards show no quarantine or reservation).
+  jobs::JobRunner* jobs = nullptr;
   // The sizes every request is checked against before any work
   // (request_limits.h); fleetd.yaml's limits.request.
   RequestLimitOptions request_limits = {};
@@ -100,7 +112,9 @@ struct FleetServiceDeps {
 
 class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService {
  public:
-  // REQUIRES: every member of `deps` non-null and outliving the service.
+  // REQUIRES: every pointer of `deps` (but `jobs`) non-null and outliving the
+  // service; `jobs`, when set, Shutdown() before the service is destroyed
+  // (so every run, and every RunJob/CancelRun waiting for one, ends).
   explicit FleetService(FleetServiceDeps deps);
   // Ends open streams (as Shutdown), waits (30 s at most) for what follows
   // the board calls in flight, and for the worker pool's work.
@@ -173,15 +187,29 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
   grpc::ServerUnaryReactor* ApplyJob(grpc::CallbackServerContext* context,
                                      const threadfleet::fleet::v1::ApplyJobRequest* request,
                                      threadfleet::fleet::v1::ApplyJobResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::DeleteJobRequest* request,
+                                      threadfleet::fleet::v1::DeleteJobResponse* response) override;
   grpc::ServerUnaryReactor* RunJob(grpc::CallbackServerContext* context,
                                    const threadfleet::fleet::v1::RunJobRequest* request,
                                    threadfleet::fleet::v1::RunJobResponse* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
                                      const threadfleet::fleet::v1::ListJobsRequest* request,
                                      threadfleet::fleet::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* context,
+                                     const threadfleet::fleet::v1::ListRunsRequest* request,
+                                     threadfleet::fleet::v1::ListRunsResponse* response) override;
   grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
                                    const threadfleet::fleet::v1::GetRunRequest* request,
                                    threadfleet::fleet::v1::GetRunResponse* response) override;
+  grpc::ServerUnaryReactor* CancelRun(grpc::CallbackServerContext* context,
+                                      const threadfleet::fleet::v1::CancelRunRequest* request,
+                                      threadfleet::fleet::v1::CancelRunResponse* response) override;
+  grpc::ServerWriteReactor<threadfleet::fleet::v1::WatchRunResponse>* WatchRun(
+      grpc::CallbackServerContext* context, const threadfleet::fleet::v1::WatchRunRequest* request) override;
+  grpc::ServerUnaryReactor* ReleaseBoard(grpc::CallbackServerContext* context,
+                                         const threadfleet::fleet::v1::ReleaseBoardRequest* request,
+                                         threadfleet::fleet::v1::ReleaseBoardResponse* response) override;
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
                                         const threadfleet::fleet::v1::CreateTokenRequest* request,
                                         threadfleet::fleet::v1::CreateTokenResponse* response) override;

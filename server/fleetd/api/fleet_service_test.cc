@@ -550,7 +550,7 @@ TEST_F(FleetServiceTest, JobsAnswerUnimplementedAfterAuthorization) {
   fleet::RunJobResponse response;
   grpc::Status status = stub_->RunJob(Context(operator_).get(), run, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(status.error_message(), "jobs are not available in this fleetd yet");
+  EXPECT_EQ(status.error_message(), "jobs are not enabled in this fleetd");
   EXPECT_EQ(stub_->RunJob(Context(viewer_).get(), run, &response).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   const std::vector<AuditRecord> audit = Audit();

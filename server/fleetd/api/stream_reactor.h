@@ -145,6 +145,22 @@ class StreamReactor : public grpc::ServerWriteReactor<Message>, public OpenStrea
     return !overflow;
   }
 
+  // Queues a message that supersedes every message still queued (a whole
+  // state sent again after each change): those are dropped, so the queue
+  // holds at most this one and a slow client gets fewer messages instead of
+  // an overflow. False when the stream is ending (the message is dropped).
+  // Any thread; never blocks on the client.
+  bool PushLatest(Message message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (end_status_.has_value()) return false;
+      queue_.clear();
+      queue_.push_back(std::move(message));
+    }
+    Pump();
+    return true;
+  }
+
   // Ends the call with `status` once the queued messages are written. Later
   // End/Abort calls change nothing.
   void End(const grpc::Status& status) { EndWith(status, /*drop=*/false); }

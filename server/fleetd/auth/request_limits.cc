@@ -1,5 +1,6 @@
 #include "server/fleetd/auth/request_limits.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "threadfleet/fleet/v1/fleet.pb.h"
 
 namespace threadfleet::fleetd {
 namespace {
@@ -40,11 +42,25 @@ size_t RequestLimitOptions::MaxMessageBytes() const {
   size_t largest = max_field_bytes;
   if (max_push_bytes > largest) largest = max_push_bytes;
   if (max_job_spec_bytes > largest) largest = max_job_spec_bytes;
+  // A job's files can each be smaller than the total yet add up to it.
+  const size_t job = max_job_spec_bytes + std::min(max_job_files_bytes, max_repeated * max_job_file_bytes);
+  if (job > largest) largest = job;
   return largest + kMessageOverheadBytes;
 }
 
 absl::Status RequestLimits::Check(const Message& request) const {
-  return CheckMessage(request, request.GetDescriptor()->name(), 0);
+  if (absl::Status s = CheckMessage(request, request.GetDescriptor()->name(), 0); !s.ok()) return s;
+  return CheckJobFilesTotal(request);
+}
+
+absl::Status RequestLimits::CheckJobFilesTotal(const Message& request) const {
+  const auto* apply = dynamic_cast<const threadfleet::fleet::v1::ApplyJobRequest*>(&request);
+  if (apply == nullptr) return absl::OkStatus();
+  size_t total = 0;
+  for (const threadfleet::fleet::v1::JobFile& file : apply->files()) total += file.content().size();
+  if (total <= options_.max_job_files_bytes) return absl::OkStatus();
+  return TooBig("ApplyJobRequest.files (all contents together)", total, "bytes", options_.max_job_files_bytes,
+                "max_job_files_bytes");
 }
 
 absl::Status RequestLimits::CheckMessage(const Message& message, const std::string& path, int depth) const {
@@ -64,6 +80,9 @@ absl::Status RequestLimits::CheckMessage(const Message& message, const std::stri
     } else if (field->full_name() == "threadfleet.fleet.v1.ApplyJobRequest.spec_yaml") {
       limit = options_.max_job_spec_bytes;
       key = "max_job_spec_bytes";
+    } else if (field->full_name() == "threadfleet.fleet.v1.JobFile.content") {
+      limit = options_.max_job_file_bytes;
+      key = "max_job_file_bytes";
     }
     if (field->is_repeated()) {
       const int count = reflection->FieldSize(message, field);

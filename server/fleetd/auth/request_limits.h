@@ -3,7 +3,9 @@
 // a field. One generic walk over the message (protobuf reflection), so an RPC
 // added later is covered without code of its own:
 // - every string or bytes field: at most max_field_bytes, except the fields
-//   with a limit of their own (PushFileRequest.content, ApplyJobRequest.spec_yaml);
+//   with a limit of their own (PushFileRequest.content, ApplyJobRequest.spec_yaml,
+//   ApplyJobRequest.files[].content);
+// - the files of an ApplyJobRequest together: at most max_job_files_bytes;
 // - every repeated or map field: at most max_repeated entries;
 // - every uint64 id field ("id" or ending in "_id"): below 2^63, since the
 //   store keeps ids as SQLite's signed 64-bit integers (a larger one would
@@ -40,10 +42,14 @@ struct RequestLimitOptions {
   size_t max_push_bytes = size_t{1} << 20;
   // Bytes of a job spec (ApplyJobRequest.spec_yaml).
   size_t max_job_spec_bytes = size_t{64} << 10;
+  // Bytes of one file uploaded with a job spec (ApplyJobRequest.files[].content).
+  size_t max_job_file_bytes = size_t{1} << 20;
+  // Bytes of all files uploaded with one job spec together.
+  size_t max_job_files_bytes = size_t{4} << 20;
 
-  // The largest request message gRPC accepts: the largest field plus room
-  // for the rest of the message. A bigger one is refused by gRPC itself
-  // (RESOURCE_EXHAUSTED) before fleetd sees it.
+  // The largest request message gRPC accepts: the largest field, or a job
+  // spec with all its files, plus room for the rest of the message. A bigger
+  // one is refused by gRPC itself (RESOURCE_EXHAUSTED) before fleetd sees it.
   size_t MaxMessageBytes() const;
 };
 
@@ -63,6 +69,9 @@ class RequestLimits {
  private:
   absl::Status CheckMessage(const google::protobuf::Message& message, const std::string& path,
                             int depth) const;
+  // max_job_files_bytes over an ApplyJobRequest's files; OK for any other
+  // request.
+  absl::Status CheckJobFilesTotal(const google::protobuf::Message& request) const;
 
   const RequestLimitOptions options_;
 };

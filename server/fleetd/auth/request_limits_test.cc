@@ -16,8 +16,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 RequestLimits Limits() {
-  return RequestLimits(RequestLimitOptions{
-      .max_field_bytes = 16, .max_repeated = 3, .max_push_bytes = 64, .max_job_spec_bytes = 32});
+  return RequestLimits(RequestLimitOptions{.max_field_bytes = 16,
+                                           .max_repeated = 3,
+                                           .max_push_bytes = 64,
+                                           .max_job_spec_bytes = 32,
+                                           .max_job_file_bytes = 40,
+                                           .max_job_files_bytes = 60});
 }
 
 TEST(RequestLimits, ARequestWithinTheLimitsPasses) {
@@ -71,6 +75,28 @@ TEST(RequestLimits, PushContentAndJobSpecHaveLimitsOfTheirOwn) {
   EXPECT_THAT(Limits().Check(job).message(), HasSubstr("limits.request.max_job_spec_bytes"));
 }
 
+TEST(RequestLimits, JobFilesHaveALimitEachAndOneTogether) {
+  fleet::ApplyJobRequest job;
+  job.set_spec_yaml("name: x");
+  fleet::JobFile* app = job.add_files();
+  app->set_path("app.py");
+  app->set_content(std::string(40, 'x'));  // over max_field_bytes, within max_job_file_bytes
+  EXPECT_TRUE(Limits().Check(job).ok());
+  app->set_content(std::string(41, 'x'));
+  EXPECT_THAT(Limits().Check(job).message(), AllOf(HasSubstr("ApplyJobRequest.files[0].content is 41 bytes"),
+                                                   HasSubstr("limits.request.max_job_file_bytes")));
+
+  app->set_content(std::string(40, 'x'));
+  fleet::JobFile* lib = job.add_files();
+  lib->set_path("lib.py");
+  lib->set_content(std::string(21, 'y'));  // each within its limit, 61 together
+  absl::Status total = Limits().Check(job);
+  EXPECT_EQ(total.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(total.message(),
+              AllOf(HasSubstr("ApplyJobRequest.files (all contents together) is 61 bytes"),
+                    HasSubstr("limit is 60 bytes"), HasSubstr("limits.request.max_job_files_bytes")));
+}
+
 TEST(RequestLimits, IdsOf2To63AndMoreAreRefusedInsteadOfWrapping) {
   fleet::RevokeTokenRequest revoke;
   revoke.set_id(uint64_t{1} << 63);
@@ -91,7 +117,12 @@ TEST(RequestLimits, IdsOf2To63AndMoreAreRefusedInsteadOfWrapping) {
 TEST(RequestLimits, TheLargestMessageLeavesRoomForTheLargestField) {
   RequestLimitOptions options;
   EXPECT_GT(options.MaxMessageBytes(), options.max_push_bytes);
-  EXPECT_LT(options.MaxMessageBytes(), 2 * options.max_push_bytes);
+  EXPECT_LT(options.MaxMessageBytes(), 2 * options.max_job_files_bytes);
+}
+
+TEST(RequestLimits, TheLargestMessageHoldsAJobSpecWithAllItsFiles) {
+  RequestLimitOptions options;
+  EXPECT_GT(options.MaxMessageBytes(), options.max_job_spec_bytes + options.max_job_files_bytes);
 }
 
 }  // namespace

@@ -69,9 +69,14 @@ inline constexpr RpcSpec kWatchHealth{"Fleet.WatchHealth", fleet::ROLE_VIEWER, f
 inline constexpr RpcSpec kListEvents{"Fleet.ListEvents", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kWatchEvents{"Fleet.WatchEvents", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kApplyJob{"Fleet.ApplyJob", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kDeleteJob{"Fleet.DeleteJob", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kRunJob{"Fleet.RunJob", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kListJobs{"Fleet.ListJobs", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kListRuns{"Fleet.ListRuns", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kGetRun{"Fleet.GetRun", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kCancelRun{"Fleet.CancelRun", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kWatchRun{"Fleet.WatchRun", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kReleaseBoard{"Fleet.ReleaseBoard", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kCreateToken{"Fleet.CreateToken", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kListTokens{"Fleet.ListTokens", fleet::ROLE_ADMIN, false};
 inline constexpr RpcSpec kRevokeToken{"Fleet.RevokeToken", fleet::ROLE_ADMIN, true};

@@ -109,7 +109,8 @@ class FleetServiceState {
   }
 
   // The board as the API shows it: record, link state, the board's info from
-  // its current (or last) connection. Never calls the board.
+  // its current (or last) connection, what jobs hold of it (quarantine, the
+  // run that reserved it). Never calls the board.
   fleet::Board ToProto(const BoardRecord& record) const {
     fleet::Board board;
     board.set_name(record.name);
@@ -122,6 +123,12 @@ class FleetServiceState {
     if (view.since != absl::InfinitePast()) *board.mutable_state_since() = ToTimestamp(view.since);
     board.set_state_reason(view.reason);
     if (status.has_value() && status->info != nullptr) *board.mutable_info() = *status->info;
+    if (deps.jobs != nullptr) {
+      if (std::optional<fleet::Quarantine> q = deps.jobs->QuarantineOf(record.name); q.has_value()) {
+        *board.mutable_quarantine() = *std::move(q);
+      }
+      board.set_reserved_by_run(deps.jobs->ReservedBy(record.name));
+    }
     return board;
   }
 
