@@ -94,6 +94,7 @@ class Quarantine(unittest.TestCase):
         for i in range(3):
             code, run, err = run_job(LAB, "needs-b04")
             self.assertEqual(code, 2, f"run {i + 1}: {err}")
+            self.assertIsNotNone(run, f"run {i + 1} ran (and ended ERROR): {err}")
             self.assertEqual(board_results(run)["b04"]["state"], "RUN_STATE_ERROR")
         b04 = next(b for b in LAB.ctl("board", "ls")["boards"] if b["name"] == "b04")
         self.assertIn("quarantine", b04, "board ls shows b04 quarantined")

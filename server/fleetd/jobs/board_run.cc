@@ -37,6 +37,9 @@ constexpr size_t kFindingsNamed = 3;
 // by these.
 constexpr absl::Duration kEvidenceCallTimeout = absl::Seconds(5);
 constexpr absl::Duration kCleanupCallTimeout = absl::Seconds(10);
+// How long an attempt waits for a board fleetd has not reached yet since it
+// started (a run started with fleetd: a schedule's catch-up).
+constexpr absl::Duration kFirstConnectionWait = absl::Seconds(10);
 
 void SetTime(google::protobuf::Timestamp* field, absl::Time time) {
   *field = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(time));
@@ -163,6 +166,11 @@ class Attempt {
     if (NeedsMetrics()) {
       metrics_watch_ =
           boards_.WatchSnapshots(a_.board, [this](const pb::HealthSnapshot& s) { metrics_.Record(s); });
+    }
+
+    // A board fleetd is still connecting to (it just started) gets a moment.
+    if (!boards_.Reachable(a_.board)) {
+      boards_.AwaitFirstConnection(a_.board, std::min(absl::Now() + kFirstConnectionWait, a_.deadline), stop_);
     }
 
     Outcome outcome = Passed("");
@@ -308,6 +316,7 @@ class Attempt {
     program.step_index = index;
     program.wait = run.wait;
     step.set_program_id(program.id);
+    Progress();  // watchers see which program the step runs
     if (!run.wait) {
       return Passed(
           absl::StrCat("started program ", program.name, " (program ", program.id, "); left running"));

@@ -116,6 +116,19 @@ class FakeJobBoards final : public JobBoards {
 
   bool Reachable(absl::string_view) const override {
     absl::MutexLock lock(&mu_);
+    return !lost_ && !connecting_;
+  }
+
+  // A board fleetd is still making its first connection to: reachable once
+  // the attempt has waited for it.
+  void StartConnecting() {
+    absl::MutexLock lock(&mu_);
+    connecting_ = true;
+  }
+  bool AwaitFirstConnection(absl::string_view, absl::Time, const StopSignal&) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back("AwaitFirstConnection");
+    connecting_ = false;
     return !lost_;
   }
 
@@ -358,6 +371,7 @@ class FakeJobBoards final : public JobBoards {
 
   mutable absl::Mutex mu_;
   bool lost_ ABSL_GUARDED_BY(mu_) = false;
+  bool connecting_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> files_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, FakeScript> scripts_ ABSL_GUARDED_BY(mu_);
@@ -815,6 +829,15 @@ TEST_F(BoardRunTest, AttemptStoppedBeforeItStartsRunsNoStep) {
   EXPECT_THAT(boards_.calls(), IsEmpty());
 }
 
+TEST_F(BoardRunTest, BoardFleetdIsStillConnectingToIsWaitedForBeforeTheFirstStep) {
+  boards_.StartConnecting();
+
+  fv1::BoardResult result = Attempt({Push("app.py")});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_PASSED) << result.message();
+  EXPECT_THAT(boards_.calls(), ElementsAre("AwaitFirstConnection", "WriteFile /app.py"));
+}
+
 TEST_F(BoardRunTest, BoardLostMidStepEndsErrorAtOnceWithTheLinksMessage) {
   boards_.Script("/app.py", {.output = "partial\n", .ending = Ending::kLosesBoard});
   boards_.SetSnapshot(SnapshotWithHeapFree(100 * 1024));
@@ -867,17 +890,19 @@ steps:
 
 // ---- progress
 
-TEST_F(BoardRunTest, ProgressIsReportedAtEachStepsStartAndEnd) {
+TEST_F(BoardRunTest, ProgressIsReportedAtEachStepsStartAndEndAndWhenAProgramStarted) {
   boards_.Script("/app.py", {});
 
   fv1::BoardResult result = Attempt({Push("app.py"), RunScript("app.py")});
 
-  ASSERT_THAT(progress_, SizeIs(4));
+  ASSERT_THAT(progress_, SizeIs(5));
   EXPECT_EQ(progress_[0].state(), fv1::RUN_STATE_RUNNING);
   EXPECT_EQ(progress_[0].steps(0).state(), fv1::RUN_STATE_RUNNING);
   EXPECT_EQ(progress_[1].steps(0).state(), fv1::RUN_STATE_PASSED);
   EXPECT_EQ(progress_[2].steps(1).state(), fv1::RUN_STATE_RUNNING);
-  EXPECT_EQ(progress_[3].steps(1).state(), fv1::RUN_STATE_PASSED);
+  EXPECT_EQ(progress_[3].steps(1).state(), fv1::RUN_STATE_RUNNING);
+  EXPECT_NE(progress_[3].steps(1).program_id(), 0u) << "watchers see the program a run step started";
+  EXPECT_EQ(progress_[4].steps(1).state(), fv1::RUN_STATE_PASSED);
   EXPECT_TRUE(result.has_start_time());
   EXPECT_TRUE(result.has_end_time());
 }

@@ -36,6 +36,17 @@ class JobBoards {
   // Linked and online or degraded (calls can reach it).
   virtual bool Reachable(absl::string_view board) const = 0;
 
+  // Waits, until `until` or `stop`, for a board fleetd has not reached yet
+  // since it started (its link is still making its first connection: a run
+  // that starts with fleetd, e.g. a schedule's catch-up, must not fail its
+  // boards for that). Returns Reachable(board); returns at once for a board
+  // whose link connected before (a board that went offline is offline).
+  virtual bool AwaitFirstConnection(absl::string_view board, absl::Time until, const StopSignal& stop) {
+    (void)until;
+    (void)stop;
+    return Reachable(board);
+  }
+
   // Writes a file atomically unless the board's file already has
   // `sha256_hex` (then response.unchanged()).
   virtual absl::StatusOr<threadfleet::board::v1::WriteFileResponse> WriteFile(

@@ -688,7 +688,9 @@ void JobRunnerState::RunBoard(ActiveRun& run, const std::string& board) {
   result.set_attempts(attempts);
   result.set_retried_because(retried_because);
   result.set_flaky(result.state() == fleet::RUN_STATE_PASSED && attempts > 1);
-  CountForQuarantine(run.id, result);
+  // An attempt the run's timeout or a stop cut short says nothing about the
+  // board (a slow job must not quarantine the lab).
+  if (!run.stop.stopped() && deps_.clock->Now() < run.deadline) CountForQuarantine(run.id, result);
   {
     absl::MutexLock lock(&mu_);
     run.results[board] = result;

@@ -133,6 +133,19 @@ bool LinkedJobBoards::Reachable(absl::string_view board) const {
   return status.has_value() && status->state != BoardState::kOffline;
 }
 
+bool LinkedJobBoards::AwaitFirstConnection(absl::string_view board, absl::Time until, const StopSignal& stop) {
+  // The links report their first connection only through Status(); a short
+  // poll is enough for a wait that happens once per board and fleetd start.
+  constexpr absl::Duration kPoll = absl::Milliseconds(50);
+  for (;;) {
+    std::optional<LinkStatus> status = links_.Status(board);
+    if (!status.has_value()) return false;
+    if (status->state != BoardState::kOffline) return true;
+    if (status->connections > 0 || absl::Now() >= until) return false;
+    if (stop.SleepFor(std::min(kPoll, until - absl::Now()))) return false;
+  }
+}
+
 absl::StatusOr<pb::WriteFileResponse> LinkedJobBoards::WriteFile(
     absl::string_view board, absl::string_view path, std::shared_ptr<const std::string> content,
     absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) {
@@ -224,9 +237,24 @@ absl::StatusOr<pb::KillProgramResponse> LinkedJobBoards::KillProgram(absl::strin
   Result killed = CallAndWait<Result>(
       absl::StrCat("board ", board, ": KillProgram"), deadline, nullptr,
       [&](auto done) { client->KillProgram(program_id, grace, {.deadline = deadline}, std::move(done)); });
-  // Readers of the fleet's health (the API, the dashboard) see the program
-  // end before the board's next snapshot, as after a kill through the API.
-  if (killed.ok()) health_.UpdateProgram(board, killed->program());
+  if (!killed.ok()) return killed;
+  // Readers of the fleet's health (the API, the dashboard, a test waiting
+  // for the threads to end) see the program and its threads end now, not at
+  // the board's next snapshot — as after a kill through the API. A failed
+  // listing only delays the threads' records until that snapshot.
+  health_.UpdateProgram(board, killed->program());
+  pb::ListThreadsRequest request;
+  request.set_program_id(program_id);
+  request.set_include_finished(true);
+  using Listed = absl::StatusOr<pb::ListThreadsResponse>;
+  Listed listed = CallAndWait<Listed>(
+      absl::StrCat("board ", board, ": ListThreads"), deadline, nullptr,
+      [&](auto done) { client->ListThreads(request, {.deadline = deadline}, std::move(done)); });
+  if (listed.ok()) {
+    for (const pb::ThreadInfo& t : listed->threads()) {
+      if (t.program_id() == program_id) health_.UpdateThread(board, t);
+    }
+  }
   return killed;
 }
 

@@ -70,6 +70,7 @@ class LinkedJobBoards final : public JobBoards {
 
   // JobBoards
   bool Reachable(absl::string_view board) const override;
+  bool AwaitFirstConnection(absl::string_view board, absl::Time until, const StopSignal& stop) override;
   absl::StatusOr<threadfleet::board::v1::WriteFileResponse> WriteFile(
       absl::string_view board, absl::string_view path, std::shared_ptr<const std::string> content,
       absl::string_view sha256_hex, absl::Time deadline, const StopSignal& stop) override;
