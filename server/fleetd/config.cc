@@ -271,8 +271,8 @@ absl::Status ParseJobs(absl::string_view file_name, const YAML::Node& node, Flee
   const YAML::Node* spec_node = jobs.Find("spec");
   if (spec_node == nullptr) return absl::OkStatus();
   Section spec(file_name, *spec_node, "jobs.spec");
-  if (absl::Status s = spec.Check({"max_steps", "max_files", "max_files_bytes", "max_regex_bytes", "max_args",
-                                   "max_timeout_s", "max_retries", "max_notify_retries"});
+  if (absl::Status s = spec.Check({"max_steps", "max_files", "max_regex_bytes", "max_args", "max_timeout_s",
+                                   "max_retries", "max_notify_retries"});
       !s.ok()) {
     return s;
   }
@@ -282,7 +282,6 @@ absl::Status ParseJobs(absl::string_view file_name, const YAML::Node& node, Flee
   int64_t notify_retries = l.max_notify_retries;
   for (absl::Status s : {Size(file_name, spec, "max_steps", 1, 1000, l.max_steps),
                          Size(file_name, spec, "max_files", 1, 1000, l.max_files),
-                         Size(file_name, spec, "max_files_bytes", 1, int64_t{256} << 20, l.max_files_bytes),
                          Size(file_name, spec, "max_regex_bytes", 16, 65536, l.max_regex_bytes),
                          Size(file_name, spec, "max_args", 0, 1024, l.max_args),
                          Integer(file_name, spec, "max_timeout_s", 1, 7 * 86400, timeout_s),
@@ -387,6 +386,7 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
   }
   // jobs (optional, each key too); a spec is bounded like any request.
   config.jobs.spec_limits.max_spec_bytes = config.limits.request.max_job_spec_bytes;
+  config.jobs.spec_limits.max_files_bytes = config.limits.request.max_job_files_bytes;
   if (const YAML::Node* jobs_node = top.Find("jobs"); jobs_node != nullptr) {
     if (absl::Status s = ParseJobs(file_name, *jobs_node, config); !s.ok()) return s;
   }

@@ -48,13 +48,12 @@
 //       audit_max_rows: 1000000
 //   jobs:                      # optional, and so is every key in it (job_runner.h)
 //     max_active_runs: 32          # runs queued or running at once; more: RESOURCE_EXHAUSTED
-//     max_threads_per_run: 64      # boards one run works on at once, whatever its rollout
+//     max_threads_per_run: 256     # boards one run works on at once, whatever its rollout
 //     quarantine_after: 3          # ERROR results in a row that take a board out of service
 //     runs_kept_per_job: 200       # older runs are pruned with their results
 //     spec:                    # bounds on an applied spec (job_spec.h)
 //       max_steps: 64
 //       max_files: 32
-//       max_files_bytes: 4194304   # all files of a job together
 //       max_regex_bytes: 1024
 //       max_args: 32
 //       max_timeout_s: 86400       # the run's and every step's timeout
@@ -152,7 +151,9 @@ struct FleetdConfig {
     ApiLimits api;
   } limits;
   // fleetd.yaml's `jobs:`; defaults in job_runner.h and job_spec.h. Its
-  // spec_limits.max_spec_bytes is limits.request.max_job_spec_bytes.
+  // spec_limits.max_spec_bytes is limits.request.max_job_spec_bytes and
+  // spec_limits.max_files_bytes limits.request.max_job_files_bytes (one key
+  // per bound).
   jobs::JobRunnerOptions jobs;
 };
 

@@ -211,14 +211,15 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.boards.max_kill_grace, absl::Seconds(2));
 }
 
-TEST(ParseFleetdConfig, JobsDefaultWhenAbsentAndSpecSizeFollowsTheRequestLimit) {
-  absl::StatusOr<FleetdConfig> config =
-      Parse(absl::StrCat(kFullConfig, "limits:\n  request:\n    max_job_spec_bytes: 4096\n"));
+TEST(ParseFleetdConfig, JobsDefaultWhenAbsentAndSpecSizesFollowTheRequestLimits) {
+  absl::StatusOr<FleetdConfig> config = Parse(absl::StrCat(
+      kFullConfig, "limits:\n  request:\n    max_job_spec_bytes: 4096\n    max_job_files_bytes: 8192\n"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->jobs.max_active_runs, jobs::JobRunnerOptions().max_active_runs);
   EXPECT_EQ(config->jobs.quarantine_after, 3);
   EXPECT_EQ(config->jobs.spec_limits.max_steps, jobs::JobSpecLimits().max_steps);
   EXPECT_EQ(config->jobs.spec_limits.max_spec_bytes, 4096u);
+  EXPECT_EQ(config->jobs.spec_limits.max_files_bytes, 8192u);
 }
 
 TEST(ParseFleetdConfig, ReadsEveryJobsKey) {
@@ -230,7 +231,6 @@ TEST(ParseFleetdConfig, ReadsEveryJobsKey) {
   spec:
     max_steps: 10
     max_files: 3
-    max_files_bytes: 1000
     max_regex_bytes: 100
     max_args: 2
     max_timeout_s: 600
@@ -245,7 +245,6 @@ TEST(ParseFleetdConfig, ReadsEveryJobsKey) {
   EXPECT_EQ(j.runs_kept_per_job, 50);
   EXPECT_EQ(j.spec_limits.max_steps, 10u);
   EXPECT_EQ(j.spec_limits.max_files, 3u);
-  EXPECT_EQ(j.spec_limits.max_files_bytes, 1000u);
   EXPECT_EQ(j.spec_limits.max_regex_bytes, 100u);
   EXPECT_EQ(j.spec_limits.max_args, 2u);
   EXPECT_EQ(j.spec_limits.max_timeout, absl::Minutes(10));
