@@ -4,10 +4,14 @@ boards, every step through the real fleetctl (`job apply/run/show/cancel/
 junit/report`), as a lab's CI would use them.
 """
 
+import http.server
+import json
 import pathlib
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -292,6 +296,50 @@ class RolloutRules(unittest.TestCase):
         self.assertTrue(r.get("flaky"), "passed after a retry: flaky")
         self.assertEqual(r.get("attempts"), 2)
         self.assertIn("first run fails on purpose", r.get("retried_because", ""))
+
+
+NOTIFY_JOB = """\
+name: notifies
+boards: {{names: [b01]}}
+timeout: 1m
+steps:
+  - push: {{file: fails.py}}
+  - run: {{file: fails.py, timeout: 30s}}
+notify: {{url: "http://127.0.0.1:{port}/lab-hook", on: [failed, error]}}
+"""
+
+
+class Notify(unittest.TestCase):
+
+    def test_failed_run_is_posted_as_json_to_the_jobs_notify_url(self):
+        received = queue.Queue()
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.put((self.path, self.headers.get("Content-Type", ""), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            apply("notifies", NOTIFY_JOB.format(port=server.server_address[1]), {"fails.py": SCRIPTS / "fails.py"})
+            code, run, _ = run_job(LAB, "notifies")
+            self.assertEqual(code, 1)
+            path, content_type, body = received.get(timeout=15)
+        finally:
+            server.shutdown()
+            server.server_close()
+        self.assertEqual(path, "/lab-hook")
+        self.assertIn("application/json", content_type)
+        posted = json.loads(body)
+        posted = posted.get("run", posted)
+        self.assertEqual(str(posted["id"]), str(run["id"]))
+        self.assertEqual(posted["state"], "RUN_STATE_FAILED")
 
 
 class BadSpecs(unittest.TestCase):

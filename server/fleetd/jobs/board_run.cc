@@ -170,7 +170,8 @@ class Attempt {
 
     // A board fleetd is still connecting to (it just started) gets a moment.
     if (!boards_.Reachable(a_.board)) {
-      boards_.AwaitFirstConnection(a_.board, std::min(absl::Now() + kFirstConnectionWait, a_.deadline), stop_);
+      boards_.AwaitFirstConnection(a_.board, std::min(absl::Now() + kFirstConnectionWait, a_.deadline),
+                                   stop_);
     }
 
     Outcome outcome = Passed("");

@@ -121,6 +121,11 @@ struct ActiveRun {
   // Guarded by JobRunnerState::mu.
   fleet::Run run;  // everything but results
   std::map<std::string, fleet::BoardResult> results;
+  // Boards whose result changed since the last Publish: written to the
+  // store (one transaction) and shown to watchers together, at most
+  // kClockPoll later, so 200 boards' steps do not queue one by one behind
+  // a store write each.
+  std::set<std::string> dirty;
   std::vector<std::string> boards;  // reserved, by name
   size_t next_board = 0;
   int workers_left = 0;
@@ -182,9 +187,10 @@ class JobRunnerState {
   void Finish(const std::shared_ptr<ActiveRun>& run);
   void CountForQuarantine(int64_t run_id, const fleet::BoardResult& result);
 
-  // Stores a board's result (when given) and, with `run_changed`, the run's
-  // state and counts; then tells the run's watchers.
-  void Publish(ActiveRun& run, const fleet::BoardResult* result, bool run_changed, bool ended);
+  // Writes the results of the boards marked dirty and, when asked or when one
+  // of them ended, the run's state and counts to the store; then shows the
+  // run to its watchers. Does nothing when nothing changed.
+  void Publish(ActiveRun& run, bool run_changed, bool ended);
   void RecordEvent(fleet::Event event);
   // The RUN_ENDED event, the log line and the notifier, for an ended run.
   void ReportEnd(const fleet::Run& run, const JobSpec& spec);
@@ -538,7 +544,7 @@ absl::StatusOr<fleet::Run> JobRunnerState::StartRun(absl::string_view job_name, 
     ReportEnd(out, *run->spec);
     return out;
   }
-  Publish(*run, nullptr, /*run_changed=*/true, /*ended=*/false);
+  Publish(*run, /*run_changed=*/true, /*ended=*/false);
   {
     absl::MutexLock lock(&mu_);
     run->coordinator = std::thread([this, run] { RunMain(run); });
@@ -572,13 +578,11 @@ void JobRunnerState::RunMain(std::shared_ptr<ActiveRun> run) {
 void JobRunnerState::RunSteps(const std::shared_ptr<ActiveRun>& run) {
   if (WaitForBoards(*run)) {
     // Every board of the run shows (QUEUED) before the first one starts.
-    std::vector<fleet::BoardResult> queued;
     {
       absl::MutexLock lock(&mu_);
-      for (const auto& [board, result] : run->results) queued.push_back(result);
+      for (const auto& [board, result] : run->results) run->dirty.insert(board);
     }
-    for (const fleet::BoardResult& result : queued)
-      Publish(*run, &result, /*run_changed=*/false, /*ended=*/false);
+    Publish(*run, /*run_changed=*/false, /*ended=*/false);
     int workers = static_cast<int>(run->boards.size());
     workers = std::min(workers, std::max(1, options_.max_threads_per_run));
     if (run->spec->max_boards_at_once > 0) workers = std::min(workers, run->spec->max_boards_at_once);
@@ -590,17 +594,21 @@ void JobRunnerState::RunSteps(const std::shared_ptr<ActiveRun>& run) {
     for (int i = 0; i < workers; ++i) threads.emplace_back([this, run] { WorkerMain(run); });
     // Watch the deadline until every worker ended; past it, stop them (the
     // attempts kill what they started) and wait for them to end.
+    // Publishes the boards' progress on each wake-up.
     bool timed_out = false;
-    while (!timed_out) {
-      absl::MutexLock lock(&mu_);
-      const absl::Condition workers_ended(
-          +[](ActiveRun* r) { return r->workers_left == 0; }, run.get());
-      const absl::Duration left = run->deadline - deps_.clock->Now();
-      if (left <= absl::ZeroDuration()) {
-        timed_out = true;
-      } else if (mu_.AwaitWithTimeout(workers_ended, std::min(left, kClockPoll))) {
-        break;
+    for (bool ended = false; !ended && !timed_out;) {
+      {
+        absl::MutexLock lock(&mu_);
+        const absl::Condition workers_ended(
+            +[](ActiveRun* r) { return r->workers_left == 0; }, run.get());
+        const absl::Duration left = run->deadline - deps_.clock->Now();
+        if (left <= absl::ZeroDuration()) {
+          timed_out = true;
+        } else {
+          ended = mu_.AwaitWithTimeout(workers_ended, std::min(left, kClockPoll));
+        }
       }
+      Publish(*run, /*run_changed=*/false, /*ended=*/false);
     }
     if (timed_out) {
       StopRun(*run, StopCause::kTimeout, absl::StrCat("timed out after ", ShortDuration(run->spec->timeout)));
@@ -634,7 +642,7 @@ bool JobRunnerState::WaitForBoards(ActiveRun& run) {
       continue;
     }
   }
-  Publish(run, nullptr, /*run_changed=*/true, /*ended=*/false);
+  Publish(run, /*run_changed=*/true, /*ended=*/false);
   return true;
 }
 
@@ -671,11 +679,9 @@ void JobRunnerState::RunBoard(ActiveRun& run, const std::string& board) {
                            copy.set_state(fleet::RUN_STATE_RUNNING);
                            copy.set_attempts(attempts);
                            copy.set_retried_because(retried_because);
-                           {
-                             absl::MutexLock lock(&mu_);
-                             run.results[board] = copy;
-                           }
-                           Publish(run, &copy, /*run_changed=*/false, /*ended=*/false);
+                           absl::MutexLock lock(&mu_);
+                           run.results[board] = std::move(copy);
+                           run.dirty.insert(board);
                          }};
     result = deps_.attempt(*deps_.boards, attempt);
     result.set_board(board);
@@ -691,12 +697,10 @@ void JobRunnerState::RunBoard(ActiveRun& run, const std::string& board) {
   // An attempt the run's timeout or a stop cut short says nothing about the
   // board (a slow job must not quarantine the lab).
   if (!run.stop.stopped() && deps_.clock->Now() < run.deadline) CountForQuarantine(run.id, result);
-  {
-    absl::MutexLock lock(&mu_);
-    run.results[board] = result;
-    CheckAbortRuleLocked(run);
-  }
-  Publish(run, &result, /*run_changed=*/true, /*ended=*/false);
+  absl::MutexLock lock(&mu_);
+  run.results[board] = result;
+  run.dirty.insert(board);
+  CheckAbortRuleLocked(run);
 }
 
 void JobRunnerState::CheckAbortRuleLocked(ActiveRun& run) {
@@ -768,7 +772,6 @@ void JobRunnerState::CountForQuarantine(int64_t run_id, const fleet::BoardResult
 void JobRunnerState::Finish(const std::shared_ptr<ActiveRun>& run) {
   fleet::Run snapshot;
   std::vector<std::function<void(absl::StatusOr<fleet::Run>)>> waiters;
-  std::vector<fleet::BoardResult> changed;
   {
     absl::MutexLock lock(&mu_);
     const std::string stop_reason = run->stop.reason();
@@ -787,7 +790,7 @@ void JobRunnerState::Finish(const std::shared_ptr<ActiveRun>& run) {
         result.set_message(absl::StrCat("not started: ", run->abort_message));
       }
       if (!result.has_end_time()) *result.mutable_end_time() = ToProto(deps_.clock->Now());
-      changed.push_back(result);
+      run->dirty.insert(board);
     }
     const fleet::RunCounts counts = CountResults(run->results);
     fleet::Run& r = run->run;
@@ -828,9 +831,7 @@ void JobRunnerState::Finish(const std::shared_ptr<ActiveRun>& run) {
     for (const std::string& board : run->boards) reserved_.erase(board);
     ++generation_;
   }
-  for (const fleet::BoardResult& result : changed)
-    Publish(*run, &result, /*run_changed=*/false, /*ended=*/false);
-  Publish(*run, nullptr, /*run_changed=*/true, /*ended=*/true);
+  Publish(*run, /*run_changed=*/true, /*ended=*/true);
   {
     // From here on, readers find the run in the store, ended.
     absl::MutexLock lock(&mu_);
@@ -867,17 +868,23 @@ void JobRunnerState::ReportEnd(const fleet::Run& run, const JobSpec& spec) {
   if (on.empty() || std::find(on.begin(), on.end(), state) != on.end()) deps_.notify(*spec.notify, run);
 }
 
-void JobRunnerState::Publish(ActiveRun& run, const fleet::BoardResult* result, bool run_changed, bool ended) {
+void JobRunnerState::Publish(ActiveRun& run, bool run_changed, bool ended) {
   absl::MutexLock publish_lock(&run.publish_mu);
   fleet::Run state;
+  std::vector<fleet::BoardResult> changed;
   {
     absl::MutexLock lock(&mu_);
     state = SnapshotLocked(run, /*with_results=*/false);
+    changed.reserve(run.dirty.size());
+    for (const std::string& board : run.dirty) changed.push_back(run.results[board]);
+    run.dirty.clear();
   }
-  if (result != nullptr) {
-    if (absl::Status s = deps_.store->PutBoardResult(run.id, *result); !s.ok()) {
-      std::fprintf(stderr, "fleetd: board result not stored run=%lld board=%s: %s\n",
-                   static_cast<long long>(run.id), result->board().c_str(), s.ToString().c_str());
+  for (const fleet::BoardResult& result : changed) run_changed = run_changed || Ended(result.state());
+  if (changed.empty() && !run_changed && !ended) return;
+  if (!changed.empty()) {
+    if (absl::Status s = deps_.store->PutBoardResults(run.id, changed); !s.ok()) {
+      std::fprintf(stderr, "fleetd: board results not stored run=%lld boards=%zu: %s\n",
+                   static_cast<long long>(run.id), changed.size(), s.ToString().c_str());
     }
   }
   if (run_changed) {

@@ -133,7 +133,8 @@ bool LinkedJobBoards::Reachable(absl::string_view board) const {
   return status.has_value() && status->state != BoardState::kOffline;
 }
 
-bool LinkedJobBoards::AwaitFirstConnection(absl::string_view board, absl::Time until, const StopSignal& stop) {
+bool LinkedJobBoards::AwaitFirstConnection(absl::string_view board, absl::Time until,
+                                           const StopSignal& stop) {
   // The links report their first connection only through Status(); a short
   // poll is enough for a wait that happens once per board and fleetd start.
   constexpr absl::Duration kPoll = absl::Milliseconds(50);

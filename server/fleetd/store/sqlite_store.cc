@@ -1160,23 +1160,32 @@ absl::StatusOr<int64_t> SqliteStore::PruneRuns(absl::string_view job_name, int k
 }
 
 absl::Status SqliteStore::PutBoardResult(int64_t run_id, const threadfleet::fleet::v1::BoardResult& result) {
-  if (result.board().empty()) return absl::InvalidArgumentError("board result without a board");
+  return PutBoardResults(run_id, {result});
+}
+
+absl::Status SqliteStore::PutBoardResults(int64_t run_id,
+                                          const std::vector<threadfleet::fleet::v1::BoardResult>& results) {
+  for (const threadfleet::fleet::v1::BoardResult& result : results) {
+    if (result.board().empty()) return absl::InvalidArgumentError("board result without a board");
+  }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Transaction> tx = Transaction::Begin(this);
   if (!tx.ok()) return tx.status();
   if (absl::StatusOr<RunRecord> run = GetRunLocked(run_id); !run.ok()) return run.status();
-  absl::StatusOr<Statement> upsert = Prepare(
-      "INSERT INTO run_results (run_id, board, state, body) VALUES (?1, ?2, ?3, ?4)"
-      " ON CONFLICT (run_id, board) DO UPDATE SET state = ?3, body = ?4");
-  if (!upsert.ok()) return upsert.status();
-  upsert->Bind(1, run_id)
-      .Bind(2, result.board())
-      .Bind(3, int64_t{result.state()})
-      .BindBlob(4, result.SerializeAsString());
-  if (absl::Status s =
-          upsert->Run(absl::StrCat("write result of board ", result.board(), " in run ", run_id));
-      !s.ok()) {
-    return s;
+  for (const threadfleet::fleet::v1::BoardResult& result : results) {
+    absl::StatusOr<Statement> upsert = Prepare(
+        "INSERT INTO run_results (run_id, board, state, body) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (run_id, board) DO UPDATE SET state = ?3, body = ?4");
+    if (!upsert.ok()) return upsert.status();
+    upsert->Bind(1, run_id)
+        .Bind(2, result.board())
+        .Bind(3, int64_t{result.state()})
+        .BindBlob(4, result.SerializeAsString());
+    if (absl::Status s =
+            upsert->Run(absl::StrCat("write result of board ", result.board(), " in run ", run_id));
+        !s.ok()) {
+      return s;
+    }
   }
   return tx->Commit();
 }

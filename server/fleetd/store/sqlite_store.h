@@ -125,6 +125,8 @@ class SqliteStore final : public Store {
                                                            absl::Time now) override;
   absl::StatusOr<int64_t> PruneRuns(absl::string_view job_name, int keep) override;
   absl::Status PutBoardResult(int64_t run_id, const threadfleet::fleet::v1::BoardResult& result) override;
+  absl::Status PutBoardResults(int64_t run_id,
+                               const std::vector<threadfleet::fleet::v1::BoardResult>& results) override;
   absl::StatusOr<std::vector<threadfleet::fleet::v1::BoardResult>> ListBoardResults(int64_t run_id) override;
 
   // Store: board health for jobs.

@@ -569,6 +569,26 @@ TEST_F(SqliteStoreTest, PutBoardResultReplacesTheBoardsEarlierResult) {
   EXPECT_EQ(results[1].message(), "expect failed");
 }
 
+TEST_F(SqliteStoreTest, PutBoardResultsWritesEveryBoardOrNoneWhenOneHasNoName) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_TRUE(store->PutJob("smoke", "a: 1\n", {}, kT0).ok());
+  int64_t run = store->CreateRun("smoke", "schedule", kT0, std::nullopt).value().id;
+  std::vector<fleet::BoardResult> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].set_board(absl::StrCat("b0", i + 1));
+    batch[i].set_state(fleet::RUN_STATE_RUNNING);
+  }
+  ASSERT_TRUE(store->PutBoardResults(run, batch).ok());
+  batch[0].set_state(fleet::RUN_STATE_PASSED);
+  batch[1].clear_board();
+
+  EXPECT_EQ(store->PutBoardResults(run, batch).code(), absl::StatusCode::kInvalidArgument);
+
+  std::vector<fleet::BoardResult> results = store->ListBoardResults(run).value();
+  ASSERT_THAT(results, SizeIs(3));
+  EXPECT_EQ(results[0].state(), fleet::RUN_STATE_RUNNING) << "the refused batch changed nothing";
+}
+
 TEST_F(SqliteStoreTest, EventsFilterByCursorBoardAndSeverity) {
   std::unique_ptr<SqliteStore> store = OpenStore();
   int64_t first = store->AppendEvent(MakeEvent("b01", fleet::SEVERITY_INFO, "one")).value();

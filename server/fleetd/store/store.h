@@ -339,6 +339,11 @@ class Store {
   // Inserts or replaces the result of result.board() in a run (evidence
   // and output kept as given). NOT_FOUND if the run id is unknown;
   // INVALID_ARGUMENT if the board is empty.
+  // As PutBoardResult for many boards of one run, in one transaction (a run
+  // on many boards writes its progress in batches).
+  [[nodiscard]] virtual absl::Status PutBoardResults(
+      int64_t run_id, const std::vector<threadfleet::fleet::v1::BoardResult>& results) = 0;
+
   [[nodiscard]] virtual absl::Status PutBoardResult(int64_t run_id,
                                                     const threadfleet::fleet::v1::BoardResult& result) = 0;
 
