@@ -584,8 +584,8 @@ void AddJobCommands(CLI::App& app, Action& action, LocalAction& local_action) {
     CLI::App* report =
         job->add_subcommand("report", "Print a run as JUnit XML, TAP 13 or Markdown (a CI step summary)");
     report->add_option("RUN_ID", words->id, "Run id (or --input)");
-    report->add_option("--format", words->format, "junit, tap or markdown (default junit)")
-        ->check(CLI::IsMember({"junit", "tap", "markdown"}));
+    report->add_option("--format", words->format, "junit, tap, markdown or csv (default junit)")
+        ->check(CLI::IsMember({"junit", "tap", "markdown", "csv"}));
     report->add_option("--input", words->input,
                        "Read the run from this file (`fleetctl job show RUN_ID -o json`) instead of fleetd");
     report->callback([&action, &local_action, words] {

@@ -373,8 +373,9 @@ absl::StatusOr<ReportFormat> ParseReportFormat(absl::string_view name) {
   if (name == "junit") return ReportFormat::kJunit;
   if (name == "tap") return ReportFormat::kTap;
   if (name == "markdown") return ReportFormat::kMarkdown;
+  if (name == "csv") return ReportFormat::kCsv;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown report format '", OneLine(name), "' (known: junit, tap, markdown)"));
+      absl::StrCat("unknown report format '", OneLine(name), "' (known: junit, tap, markdown, csv)"));
 }
 
 std::string RunToJunit(const fleet::v1::Run& run) {
@@ -657,6 +658,33 @@ std::string RunToMarkdown(const fleet::v1::Run& run) {
   return md;
 }
 
+namespace {
+
+// One CSV field: quoted when it holds a separator, quote or line break;
+// `text` fields that a spreadsheet would evaluate are defused first.
+std::string CsvField(absl::string_view value, bool text) {
+  std::string field(value);
+  if (text && !field.empty() && absl::string_view("=+-@\t\r").find(field[0]) != absl::string_view::npos) {
+    field.insert(0, "'");
+  }
+  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
+  return absl::StrCat("\"", absl::StrReplaceAll(field, {{"\"", "\"\""}}), "\"");
+}
+
+}  // namespace
+
+std::string RunToCsv(const fleet::v1::Run& run) {
+  std::string csv = "run,job,board,case,result,attempts,flaky,seconds,message\r\n";
+  const std::string run_id = absl::StrCat(run.id());
+  for (const ReportCase& c : CasesOf(run)) {
+    absl::StrAppend(&csv, run_id, ",", CsvField(run.job_name(), true), ",", CsvField(c.classname, true), ",",
+                    CsvField(c.name, true), ",", RunStateText(c.state), ",", c.attempts, ",",
+                    c.flaky ? "true" : "false", ",", SecondsText(c.seconds), ",",
+                    CsvField(OneLine(c.message), true), "\r\n");
+  }
+  return csv;
+}
+
 std::string RenderRunReport(const fleet::v1::Run& run, ReportFormat format) {
   switch (format) {
     case ReportFormat::kJunit:
@@ -665,6 +693,8 @@ std::string RenderRunReport(const fleet::v1::Run& run, ReportFormat format) {
       return RunToTap(run);
     case ReportFormat::kMarkdown:
       return RunToMarkdown(run);
+    case ReportFormat::kCsv:
+      return RunToCsv(run);
   }
   return RunToJunit(run);
 }

@@ -1,5 +1,6 @@
 // Run reports: a job run (fleet.proto's Run) as CI systems read it — JUnit
-// XML, TAP 13 or Markdown for a CI step summary — with the evidence of each
+// XML, TAP 13, Markdown for a CI step summary or CSV for a spreadsheet (the
+// formats LAVA offers) — with the evidence of each
 // failed step as the failure's text, so a red build says why without a
 // board at hand.
 //
@@ -32,9 +33,9 @@
 
 namespace threadfleet::cli {
 
-enum class ReportFormat { kJunit, kTap, kMarkdown };
+enum class ReportFormat { kJunit, kTap, kMarkdown, kCsv };
 
-// "junit", "tap" or "markdown"; INVALID_ARGUMENT naming the known ones
+// "junit", "tap", "markdown" or "csv"; INVALID_ARGUMENT naming the known ones
 // otherwise.
 [[nodiscard]] absl::StatusOr<ReportFormat> ParseReportFormat(absl::string_view name);
 
@@ -56,6 +57,12 @@ std::string RunToTap(const threadfleet::fleet::v1::Run& run);
 // outcome, the counts, a table with a row per board, then each failed case
 // in a <details> block with its evidence in a code fence.
 std::string RunToMarkdown(const threadfleet::fleet::v1::Run& run);
+
+// RFC 4180 CSV: a header row, then a row per case: run, job, board, case,
+// result, attempts, flaky, seconds, message (one line; the evidence is left
+// to the other formats). Text cells a spreadsheet would take for a formula
+// (starting with =, +, -, @, tab or CR) get a leading apostrophe.
+std::string RunToCsv(const threadfleet::fleet::v1::Run& run);
 
 // A step's evidence as text, each part after an empty line: the output
 // excerpt, the failed threads with their tracebacks, the thread table, the

@@ -13,6 +13,7 @@ namespace fleet = threadfleet::fleet::v1;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 // A run of four boards: b01 passed, b02 failed an expect (a thread raised),
 // b03 was lost (ERROR between steps), b04 never started (SKIPPED), b05
@@ -122,13 +123,38 @@ fleet::Run MixedRun() {
   return run;
 }
 
-TEST(ParseReportFormat, KnowsTheThreeFormatsAndNamesThemOtherwise) {
+TEST(ParseReportFormat, KnowsTheFourFormatsAndNamesThemOtherwise) {
   EXPECT_EQ(*ParseReportFormat("junit"), ReportFormat::kJunit);
   EXPECT_EQ(*ParseReportFormat("tap"), ReportFormat::kTap);
   EXPECT_EQ(*ParseReportFormat("markdown"), ReportFormat::kMarkdown);
-  absl::StatusOr<ReportFormat> csv = ParseReportFormat("csv");
-  EXPECT_EQ(csv.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(csv.status().message(), HasSubstr("known: junit, tap, markdown"));
+  EXPECT_EQ(*ParseReportFormat("csv"), ReportFormat::kCsv);
+  absl::StatusOr<ReportFormat> xlsx = ParseReportFormat("xlsx");
+  EXPECT_EQ(xlsx.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(xlsx.status().message(), HasSubstr("known: junit, tap, markdown, csv"));
+}
+
+TEST(RunToCsv, HasAHeaderAndARowPerCase) {
+  const std::string csv = RunToCsv(MixedRun());
+
+  EXPECT_THAT(csv, StartsWith("run,job,board,case,result,attempts,flaky,seconds,message\r\n"));
+  EXPECT_THAT(csv, HasSubstr("42,seed-smoke,b01,steps[0] push,passed,1,false,1.000,12 KB written\r\n"));
+}
+
+TEST(RunToCsv, QuotesSeparatorsAndDefusesFormulas) {
+  fleet::Run run;
+  run.set_id(7);
+  run.set_job_name("j");
+  fleet::BoardResult* board = run.add_results();
+  board->set_board("b01");
+  board->set_state(fleet::RUN_STATE_FAILED);
+  fleet::StepResult* step = board->add_steps();
+  step->set_kind("expect");
+  step->set_state(fleet::RUN_STATE_FAILED);
+  step->set_message("=HYPERLINK(\"x\"), then a comma\nand a line");
+
+  const std::string csv = RunToCsv(run);
+
+  EXPECT_THAT(csv, HasSubstr(",\"'=HYPERLINK(\"\"x\"\"), then a comma and a line\"\r\n"));
 }
 
 TEST(RunToJunit, CountsEveryBoardStepAsATestcaseOfOneSuite) {
