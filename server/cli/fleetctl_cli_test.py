@@ -184,7 +184,7 @@ class FleetctlCliTest(unittest.TestCase):
         self.assertUsageError(self.fleetctl("job", "logs", "7"), "BOARD is required")
         self.assertUsageError(self.fleetctl("job", "run"), "NAME is required")
         self.assertUsageError(self.fleetctl("job", "runs", "--limit", "0"), "--limit")
-        self.assertUsageError(self.fleetctl("job", "report", "7", "--format", "csv"), "csv not in")
+        self.assertUsageError(self.fleetctl("job", "report", "7", "--format", "xlsx"), "xlsx not in")
         self.assertUsageError(self.fleetctl("job", "report"), "give a RUN_ID or --input FILE")
         self.assertUsageError(self.fleetctl("job", "report", "7", "--input", "run.json"),
                               "give a RUN_ID or --input FILE")
