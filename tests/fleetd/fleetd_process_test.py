@@ -373,11 +373,11 @@ class FleetdProcessTest(unittest.TestCase):
         self.stop(f)
 
     def test_bad_config_exits_2_naming_file_and_line(self):
-        bad = self.write_config(self.case_dir, extra="jobs: nope\n")
+        bad = self.write_config(self.case_dir, extra="schedules: nope\n")
         proc = subprocess.run([FLEETD, "--config", str(bad)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=30)
         self.assertEqual(proc.returncode, 2, proc.stderr)
-        self.assertIn(f"fleetd: error: {bad}:14: jobs: unknown key", proc.stderr)
+        self.assertIn(f"fleetd: error: {bad}:14: schedules: unknown key", proc.stderr)
 
         self.config = self.write_config(self.case_dir)
         self.config.write_text(self.config.read_text().replace("127.0.0.1:0", "127.0.0.1:99999", 1))
