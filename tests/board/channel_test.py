@@ -189,9 +189,22 @@ class ChannelLimitsTest(unittest.TestCase):
             for h in holders:
                 h.close()
 
-            channel = snapshot_channel(client)
+            # The board frees the two slots once it sees them closed: until
+            # then the snapshot's own connection is refused (and counted) too.
+            retries_refused, deadline = 0, time.monotonic() + 10
+            while True:
+                try:
+                    channel = snapshot_channel(client)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    retries_refused += 1
+                    time.sleep(0.2)
             self.assertEqual(channel.max_connections, 2)
-            self.assertEqual(channel.refused_connections, 40)
+            self.assertGreaterEqual(channel.refused_connections, 40)
+            if not retries_refused:
+                self.assertEqual(channel.refused_connections, 40)
             self.assertEqual(channel.failed_handshakes, 0)
             lines = log_lines(proc, "connection_refused")
             self.assertIn("reason=limit connections=2 max_connections=2", lines[0])

@@ -36,6 +36,7 @@
 #define H2_WINDOW (1 << 20)        // stream and connection receive windows
 #define H2_RECV_CHUNK 16384        // bytes read from the transport at once
 #define H2_MAX_WAIT_MS 100         // longest wait in recv or send: how late a stop request is seen
+#define H2_STUCK_POLL_MS 10        // longest send wait while the peer takes no bytes
 #define H2_STOP_GRACE_MS 1000      // calls in flight at rpc_h2_conn_stop get this long
 #define H2_CLOSE_GRACE_MS 1000     // a closing connection waits this long for its last bytes to go
 #define H2_PATH_MAX 256            // longer :path values cannot name one of our methods
@@ -815,10 +816,17 @@ rpc_h2_end_t rpc_h2_conn_run(rpc_h2_conn_t *conn) {
     run_timers(conn, now);
     handle_idle(conn, now);
     if (give_up_sending(conn, now)) break;
-    if (flush(conn, next_wait_ms(conn, now)) != 0) break;
-    if (conn->out_len > 0) continue;  // the peer is slow: timers, then offer the bytes again
-    if (session_over(conn)) break;
-    int n = conn->io.recv(conn->io.ctx, conn->recv_buf, sizeof conn->recv_buf, next_wait_ms(conn, now_ns()));
+    int wait_ms = next_wait_ms(conn, now);
+    if (conn->out_stuck_since_ns >= 0 && wait_ms > H2_STUCK_POLL_MS) wait_ms = H2_STUCK_POLL_MS;
+    if (flush(conn, wait_ms) != 0) break;
+    // A peer slow to take our bytes: still read what it sends (new calls,
+    // RST_STREAM, WINDOW_UPDATE) without waiting, so one stalled stream does
+    // not hide the connection's other streams and their deadlines; then the
+    // timers, and the bytes are offered again.
+    bool stuck = conn->out_len > 0;
+    if (!stuck && session_over(conn)) break;
+    int n = conn->io.recv(conn->io.ctx, conn->recv_buf, sizeof conn->recv_buf,
+                          stuck ? 0 : next_wait_ms(conn, now_ns()));
     if (n == RPC_IO_WOULD_BLOCK) continue;
     if (n < 0) {
       end_because(conn, end_of_io(n));
