@@ -382,6 +382,24 @@ TEST_F(FleetServiceJobsTest, RunJobWithWaitAnswersDeadlineExceededWhileTheRunGoe
   }));
 }
 
+TEST_F(FleetServiceJobsTest, GetRunGivesOutputOnlyForOneBoard) {
+  ASSERT_NO_FATAL_FAILURE(ApplySmoke());
+  const uint64_t id = StartSmoke();
+  fleet::GetRunRequest request;
+  request.set_id(id);
+  request.set_with_output(true);
+  fleet::GetRunResponse response;
+
+  const grpc::Status every_board = stub_->GetRun(Context(viewer_).get(), request, &response);
+  request.set_board("b01");
+  const grpc::Status one_board = stub_->GetRun(Context(viewer_).get(), request, &response);
+
+  EXPECT_EQ(every_board.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(every_board.error_message(), HasSubstr("with_output needs a board"));
+  EXPECT_TRUE(one_board.ok()) << one_board.error_message();
+  gate_.Open();
+}
+
 TEST_F(FleetServiceJobsTest, WatchRunSendsTheRunUntilItEndedWithTheFinalStateLast) {
   ASSERT_NO_FATAL_FAILURE(ApplySmoke());
   const uint64_t id = StartSmoke();
