@@ -76,7 +76,15 @@ class BoardUnderTest:
     def new_channel(self, credentials=None):
         """A channel with its own connection (gRPC Python otherwise shares one per target)."""
         return grpc.secure_channel(
-            self.addr, credentials or self.credentials(), options=[("grpc.use_local_subchannel_pool", 1)]
+            self.addr, credentials or self.credentials(), options=[
+                ("grpc.use_local_subchannel_pool", 1),
+                # A board that restarts (hard reset) is back within a second or two;
+                # gRPC's default backoff (1 s growing 1.6x) could leave the channel
+                # asleep well past that on a loaded machine, which is gRPC's
+                # behaviour, not the board's.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ]
         )
 
     def stub(self):
