@@ -1,0 +1,7 @@
+import { render } from "preact";
+import { App } from "./app";
+import { installLinkHandler } from "./router";
+import "./style.css";
+
+installLinkHandler();
+render(<App />, document.getElementById("app")!);
