@@ -71,7 +71,8 @@ enum class HttpParse {
 // 413 when Content-Length announces more than max_body_bytes (the body is
 // never read); 411 for Transfer-Encoding (chunked bodies are not taken);
 // 400 for a request line that is not "METHOD TARGET HTTP/1.x", a target that
-// does not start with '/', a header line without ':', or a Content-Length
+// does not start with '/', a header line without ':' or whose name is not a
+// token (no spaces: "Host : x"), or a Content-Length
 // that is not one decimal number (also when sent twice with other values).
 [[nodiscard]] HttpParse ParseHttpRequestHead(absl::string_view in, const HttpHeadLimits& limits,
                                              HttpRequestHead& head, HttpRefusal& refusal);

@@ -484,7 +484,7 @@ TEST(HttpRoute, DashboardRouteSendsConnectPathsToTheGatewayOrAnswersUnimplemente
   EXPECT_THAT(unimplemented, HasSubstr("content-type: application/json\r\n"));
   EXPECT_THAT(unimplemented, HasSubstr("{\"code\":\"unimplemented\""));
   const std::string page =
-      Exchange((*without)->port(), "GET /boards/b01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      Exchange((*without)->port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(page, StartsWith("HTTP/1.1 200 "));
   EXPECT_THAT(page, HasSubstr("http.web_root"));
 

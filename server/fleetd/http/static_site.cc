@@ -211,7 +211,7 @@ StaticSite::Answer StaticSite::Serve(const HttpRequest& request) const {
   const std::string last_segment = relative->substr(relative->rfind('/') + 1);
   const bool client_route = last_segment.find('.') == std::string::npos;
   if (files_.empty())
-    return client_route ? TextAnswer(200, std::string(kNotBuiltPage)) : TextAnswer(404, "not found\n");
+    return relative->empty() ? TextAnswer(200, std::string(kNotBuiltPage)) : TextAnswer(404, "not found\n");
   std::string name = *relative;
   if (name.empty() || name.back() == '/') name += "index.html";
   const bool gzip = AcceptsGzip(request);

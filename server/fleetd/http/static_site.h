@@ -11,8 +11,8 @@
 //   a path with "..", "." segments, a NUL or a bad %-escape: 400
 //   other methods                   405
 // Text files are gzipped once at load and sent so to clients that accept it
-// (Vary: Accept-Encoding). Without a web root, / and client routes answer a
-// short page saying how to build the dashboard.
+// (Vary: Accept-Encoding). Without a web root, / answers a short page saying
+// how to build the dashboard, and every other path 404.
 //
 // Example (fleetd_main.cc):
 //

@@ -165,6 +165,7 @@ TEST(StaticSiteWithoutRoot, SaysHowToBuildTheDashboard) {
   EXPECT_THAT(page.body, HasSubstr("npm run build"));
   EXPECT_THAT(page.body, HasSubstr("http.web_root"));
   EXPECT_EQ((*site)->Serve(Request("GET", "/favicon.ico")).status, 404);
+  EXPECT_EQ((*site)->Serve(Request("GET", "/boards/b01")).status, 404);
 }
 
 }  // namespace
