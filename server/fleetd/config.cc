@@ -256,23 +256,27 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
   }
   if (const YAML::Node* http_node = limits.Find("http"); http_node != nullptr) {
     Section http(file_name, *http_node, "limits.http");
-    if (absl::Status s = http.Check({"max_header_bytes", "max_body_bytes", "max_connections",
-                                     "idle_timeout_ms", "request_timeout_ms", "max_stream_buffer_bytes"});
+    if (absl::Status s =
+            http.Check({"max_header_bytes", "max_body_bytes", "max_connections", "idle_timeout_ms",
+                        "request_timeout_ms", "max_stream_buffer_bytes", "max_connect_streams"});
         !s.ok()) {
       return s;
     }
     HttpLimits& h = config.limits.http;
     int64_t connections = h.max_connections;
-    for (absl::Status s : {Size(file_name, http, "max_header_bytes", 1024, kMiB, h.max_header_bytes),
-                           Size(file_name, http, "max_body_bytes", 0, 64 * kMiB, h.max_body_bytes),
-                           Integer(file_name, http, "max_connections", 4, 65536, connections),
-                           Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
-                           Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout),
-                           Size(file_name, http, "max_stream_buffer_bytes", 64 << 10, 256 * kMiB,
-                                h.max_stream_buffer_bytes)}) {
+    int64_t connect_streams = h.max_connect_streams;
+    for (absl::Status s :
+         {Size(file_name, http, "max_header_bytes", 1024, kMiB, h.max_header_bytes),
+          Size(file_name, http, "max_body_bytes", 0, 64 * kMiB, h.max_body_bytes),
+          Integer(file_name, http, "max_connections", 4, 65536, connections),
+          Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
+          Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout),
+          Size(file_name, http, "max_stream_buffer_bytes", 64 << 10, 256 * kMiB, h.max_stream_buffer_bytes),
+          Integer(file_name, http, "max_connect_streams", 1, 4096, connect_streams)}) {
       if (!s.ok()) return s;
     }
     h.max_connections = static_cast<int>(connections);
+    h.max_connect_streams = static_cast<int>(connect_streams);
   }
   if (const YAML::Node* api_node = limits.Find("api"); api_node != nullptr) {
     Section api(file_name, *api_node, "limits.api");

@@ -36,6 +36,7 @@
 //       idle_timeout_ms: 2000      # keep-alive without a request
 //       request_timeout_ms: 5000   # a request in, its response out (a stream is exempt)
 //       max_stream_buffer_bytes: 1048576  # a streamed answer unsent: closed above
+//       max_connect_streams: 32    # Connect streaming calls open at once: resource_exhausted above
 //     api:                     # the Fleet API's gRPC server
 //       max_streams_per_connection: 64  # calls open at once on one connection
 //       max_metadata_bytes: 16384       # a call's headers (the bearer token among them)

@@ -167,6 +167,7 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     idle_timeout_ms: 500
     request_timeout_ms: 3000
     max_stream_buffer_bytes: 262144
+    max_connect_streams: 8
   api:
     max_streams_per_connection: 16
     max_metadata_bytes: 4096
@@ -198,6 +199,7 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.http.idle_timeout, absl::Milliseconds(500));
   EXPECT_EQ(l.http.request_timeout, absl::Seconds(3));
   EXPECT_EQ(l.http.max_stream_buffer_bytes, 262144u);
+  EXPECT_EQ(l.http.max_connect_streams, 8);
   EXPECT_EQ(l.retention.events.max_age, absl::Hours(24 * 7));
   EXPECT_EQ(l.retention.events.max_rows, 5000);
   EXPECT_EQ(l.retention.audit.max_age, absl::Hours(24 * 90));
@@ -292,6 +294,7 @@ TEST(ParseFleetdConfig, TheDashboardKeysAreOptionalAndDefaultToPlainLoopbackWith
   EXPECT_EQ(config->http_web_root, "");
   EXPECT_EQ(config->limits.http.max_body_bytes, size_t{2} << 20);
   EXPECT_EQ(config->limits.http.max_stream_buffer_bytes, size_t{1} << 20);
+  EXPECT_EQ(config->limits.http.max_connect_streams, 32);
 }
 
 TEST(ParseFleetdConfig, ReadsEveryHttpKeyAndResolvesItsFiles) {

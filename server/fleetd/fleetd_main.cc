@@ -39,6 +39,7 @@
 #include "server/fleetd/auth/reflection_gate.h"
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/config.h"
+#include "server/fleetd/connect/connect_gateway.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
 #include "server/fleetd/health/lab_monitor.h"
@@ -252,10 +253,17 @@ int Serve(const FleetdConfig& config) {
 
   // /healthz, /metrics and the dashboard.
   SqliteStore* const sqlite = store->get();
-  // The Fleet API in the Connect protocol, for the dashboard: the Connect
-  // gateway (connect/) is set here. Unset, its paths answer 404
-  // "unimplemented" and the rest of the dashboard is served.
-  HttpRoute connect_gateway = nullptr;
+  // The Fleet API in the Connect protocol, for the dashboard: the same
+  // service over its in-process channel, so tokens, roles and the audit log
+  // apply as they do for gRPC clients. The channel takes answers up to the
+  // gateway's own limit (gRPC's default would stop at 4 MiB).
+  const ConnectGatewayLimits connect_limits{.max_open_streams = config.limits.http.max_connect_streams};
+  grpc::ChannelArguments in_process_args;
+  in_process_args.SetMaxReceiveMessageSize(static_cast<int>(connect_limits.max_response_message_bytes));
+  ConnectGateway gateway(server->InProcessChannel(in_process_args), connect_limits);
+  HttpRoute connect_gateway = [&gateway](HttpRequest request, std::shared_ptr<HttpResponder> responder) {
+    gateway.Serve(std::move(request), std::move(responder));
+  };
   HttpServer::Handlers handlers{
       .health = [sqlite]() { return sqlite->CheckHealth(); },
       .metrics =

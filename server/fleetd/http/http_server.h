@@ -92,6 +92,10 @@ struct HttpLimits {
   // Bytes of a streamed answer queued and not yet taken by the client; more
   // closes the connection (a client that stopped reading).
   size_t max_stream_buffer_bytes = size_t{1} << 20;
+  // Server-streaming Fleet API calls open at once over Connect (the
+  // gateway's, connect/connect_gateway.h); more are refused with
+  // resource_exhausted. Each holds a watcher in fleetd until it ends.
+  int max_connect_streams = 32;
 };
 
 // The listener's transport and browser rules (fleetd.yaml's http section).
