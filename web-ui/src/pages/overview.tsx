@@ -1,8 +1,9 @@
 // The lab overview: a tile per board (state, threads by state, heap, CPU,
 // anomalies, labels), a heat map when the lab is large, and a label filter.
 // Loaded with ListBoards + GetHealth, then kept live by WatchHealth summary
-// snapshots at most once a second per board, folded per animation frame so
-// 200 boards cost one render per frame, not one per message.
+// snapshots at most once a second per board, folded in batches (at most 4
+// a second, each in an animation frame) so 200 boards cost a few renders a
+// second, not one per message.
 import { Component } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useSignal } from "@preact/signals";
@@ -31,6 +32,9 @@ const HEATMAP_MIN_BOARDS = 25;
 // A background tab gets no animation frames: fold at once past this many
 // pending messages so memory stays bounded.
 const MAX_PENDING = 5000;
+// Snapshots come once a second per board: folding more often than this
+// shows nothing new, only costs renders.
+const FOLD_INTERVAL_MS = 250;
 const FILTER_DELAY_MS = 400;
 
 function labelsFromUrl(): string {
@@ -94,9 +98,11 @@ function LabView({ labels, onClearFilter }: { labels: string; onClearFilter: () 
     const selector = { labels };
     let pending: WatchHealthResponse[] = [];
     let frame = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
     const flush = () => {
       frame = 0;
+      timer = undefined;
       if (stopped || pending.length === 0 || tiles.value === null) return;
       const batch = pending;
       pending = [];
@@ -116,7 +122,9 @@ function LabView({ labels, onClearFilter }: { labels: string; onClearFilter: () 
         if (quarantineChanged(message)) void refreshBoard(message.board);
         pending.push(message);
         if (pending.length >= MAX_PENDING) flush();
-        else if (frame === 0) frame = requestAnimationFrame(flush);
+        else if (timer === undefined && frame === 0) {
+          timer = setTimeout(() => (frame = requestAnimationFrame(flush)), FOLD_INTERVAL_MS);
+        }
       },
       {
         // Each (re)connect starts from fleetd's current view: messages of a
@@ -141,6 +149,7 @@ function LabView({ labels, onClearFilter }: { labels: string; onClearFilter: () 
     );
     return () => {
       stopped = true;
+      clearTimeout(timer);
       cancelAnimationFrame(frame);
       stop();
     };
