@@ -350,6 +350,9 @@ function HeatMap({ tiles }: { tiles: BoardTile[] }) {
               href={`/boards/${encodeURIComponent(t.name)}`}
               title={describe(t)}
               aria-label={describe(t)}
+              // The tiles below link to the same pages: keep 200 cells out
+              // of the Tab order.
+              tabIndex={-1}
             />
           </li>
         ))}

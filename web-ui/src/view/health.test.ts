@@ -19,20 +19,20 @@ import {
 } from "../gen/threadfleet/board/v1/board_pb";
 import { applyBoard, foldHealth, heatClass, initialTiles, stateCounts, tileState, type Tiles } from "./health";
 
-function snapshot(board: string, o: { uptimeUs?: bigint; used?: number; total?: number; cpu?: number; running?: number } = {}) {
-  return create(WatchHealthResponseSchema, {
-    board,
-    update: {
-      case: "snapshot",
-      value: create(HealthSnapshotSchema, {
-        boardName: board,
-        uptimeUs: o.uptimeUs ?? 1_000_000n,
-        heap: { totalBytes: o.total ?? 1000, usedBytes: o.used ?? 250 },
-        threadCounts: { running: o.running ?? 2, sleeping: 1, finished: 3 },
-        cpuUsagePercent: o.cpu ?? 12.5,
-      }),
-    },
+type SnapshotOptions = { uptimeUs?: bigint; used?: number; total?: number; cpu?: number; running?: number };
+
+function healthSnapshot(board: string, o: SnapshotOptions = {}) {
+  return create(HealthSnapshotSchema, {
+    boardName: board,
+    uptimeUs: o.uptimeUs ?? 1_000_000n,
+    heap: { totalBytes: o.total ?? 1000, usedBytes: o.used ?? 250 },
+    threadCounts: { running: o.running ?? 2, sleeping: 1, finished: 3 },
+    cpuUsagePercent: o.cpu ?? 12.5,
   });
+}
+
+function snapshot(board: string, o: SnapshotOptions = {}) {
+  return create(WatchHealthResponseSchema, { board, update: { case: "snapshot", value: healthSnapshot(board, o) } });
 }
 
 function eventUpdate(board: string, e: Event): WatchHealthResponse {
@@ -68,7 +68,7 @@ describe("initialTiles", () => {
         create(BoardHealthSchema, {
           board: "b01",
           state: BoardState.DEGRADED,
-          snapshot: (snapshot("b01", { used: 400 }).update.value as never),
+          snapshot: healthSnapshot("b01", { used: 400 }),
           anomalies: [stackHigh("b01", 7, Severity.WARNING)],
         }),
       ],
