@@ -9,7 +9,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { useSignal } from "@preact/signals";
 import { fleet } from "../api/fleet";
 import type { WatchHealthResponse } from "../gen/threadfleet/fleet/v1/fleet_pb";
-import { live } from "../live";
+import { connection, live } from "../live";
 import { formatBytes, formatPercent } from "../view/format";
 import { describeError } from "../view/errors";
 import { parseLabelSelector } from "../view/labels";
@@ -170,8 +170,9 @@ function LabView({ labels, onClearFilter }: { labels: string; onClearFilter: () 
     );
   }
   const list = [...all.values()];
+  // While the streams reconnect the tiles show what was last known: greyed.
   return (
-    <div aria-busy="false">
+    <div aria-busy="false" class={connection.value === "live" ? "" : "stale"}>
       {error.value && (
         <p role="alert" class="alert">
           {error.value}; showing what was last known.
