@@ -12,6 +12,9 @@ describe("describeError", () => {
       "fleetd is unreachable (connection refused)",
     );
   });
+  it("does not blame the network for an unknown error fleetd answered", () => {
+    expect(describeError(new ConnectError("store broke", Code.Unknown))).toBe("store broke");
+  });
   it("keeps fleetd's own message otherwise", () => {
     expect(describeError(new ConnectError("no board named \"b9\"", Code.NotFound))).toBe('no board named "b9"');
     expect(describeError(new ConnectError("operator needed", Code.PermissionDenied))).toBe("Not allowed: operator needed");

@@ -10,10 +10,12 @@ export function describeError(e: unknown, what = "fleetd"): string {
     case Code.PermissionDenied:
       return `Not allowed: ${err.rawMessage}`;
     case Code.Unavailable:
-    case Code.Unknown:
-      // fetch() fails with a TypeError when nothing answers: connect-web
-      // reports it as unknown or unavailable.
       return `${what} is unreachable (${err.rawMessage || "no answer"})`;
+    case Code.Unknown:
+      // fetch() fails with a TypeError when nothing answers (fleetd down,
+      // network gone): connect-web reports it as unknown.
+      if (err.cause instanceof TypeError) return `${what} is unreachable (${err.rawMessage || "no answer"})`;
+      return err.rawMessage || "unknown error";
     case Code.DeadlineExceeded:
       return `${what} did not answer in time`;
     default:
