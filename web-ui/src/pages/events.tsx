@@ -1,5 +1,6 @@
 // Events: the last 200 stored events, then every new one live, newest
 // first (at most 1000 kept), filtered by Board / Kind / Severity.
+import { Component } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { useSignal } from "@preact/signals";
 import { fleet } from "../api/fleet";
@@ -21,6 +22,8 @@ import "./events.css";
 
 const BACKFILL = 200;
 const KEPT = 1000;
+// A busy lab stores many events a second: fold them in batches.
+const FOLD_INTERVAL_MS = 250;
 
 function filterFromUrl(): EventFilter {
   const q = new URLSearchParams(window.location.search);
@@ -52,9 +55,11 @@ export function EventsPage() {
     let cursor = 0n;
     let pending: Event[] = [];
     let frame = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
     const flush = () => {
       frame = 0;
+      timer = undefined;
       if (stopped || pending.length === 0) return;
       events.value = mergeEvents(events.value ?? [], pending, KEPT);
       pending = [];
@@ -67,7 +72,9 @@ export function EventsPage() {
         if (m.event.id > cursor) cursor = m.event.id;
         pending.push(m.event);
         if (pending.length >= KEPT) flush();
-        else if (frame === 0) frame = requestAnimationFrame(flush);
+        else if (timer === undefined && frame === 0) {
+          timer = setTimeout(() => (frame = requestAnimationFrame(flush)), FOLD_INTERVAL_MS);
+        }
       },
       {
         onOpen: async () => {
@@ -102,6 +109,7 @@ export function EventsPage() {
       });
     return () => {
       stopped = true;
+      clearTimeout(timer);
       cancelAnimationFrame(frame);
       stop();
     };
@@ -212,18 +220,27 @@ export function EventsPage() {
   );
 }
 
-function EventRow({ event: e }: { event: Event }) {
-  const kind = eventKindName(e);
-  const severity = severityName(e.severity);
-  return (
-    <tr data-kind={kind} data-board={e.board} data-severity={severity} data-event-id={String(e.id)}>
-      <td class="nowrap num">{formatTime(toMs(e.time))}</td>
-      <td>
-        <span class={`badge state-${severity}`}>{severity}</span>
-      </td>
-      <td class="nowrap">{e.board ? <a href={`/boards/${encodeURIComponent(e.board)}`}>{e.board}</a> : <span class="muted">fleet</span>}</td>
-      <td class="nowrap">{kind.replace(/_/g, " ")}</td>
-      <td class="message">{e.message}</td>
-    </tr>
-  );
+// One event's row; events never change, so a kept row never re-renders.
+class EventRow extends Component<{ event: Event }> {
+  shouldComponentUpdate(next: { event: Event }) {
+    return next.event !== this.props.event;
+  }
+
+  render({ event: e }: { event: Event }) {
+    const kind = eventKindName(e);
+    const severity = severityName(e.severity);
+    return (
+      <tr data-kind={kind} data-board={e.board} data-severity={severity} data-event-id={String(e.id)}>
+        <td class="nowrap num">{formatTime(toMs(e.time))}</td>
+        <td>
+          <span class={`badge state-${severity}`}>{severity}</span>
+        </td>
+        <td class="nowrap">
+          {e.board ? <a href={`/boards/${encodeURIComponent(e.board)}`}>{e.board}</a> : <span class="muted">fleet</span>}
+        </td>
+        <td class="nowrap">{kind.replace(/_/g, " ")}</td>
+        <td class="message">{e.message}</td>
+      </tr>
+    );
+  }
 }
