@@ -25,6 +25,8 @@ import "./jobs.css";
 // Jobs and runs change without a stream of their own: the lists are asked
 // for again this often while shown.
 const REFRESH_MS = 5000;
+// Runs listed at first, and per "Show older runs".
+const RUNS_PAGE = 20;
 
 function StateBadge({ state }: { state: RunState }) {
   const name = runStateName(state);
@@ -161,10 +163,50 @@ function RunsTable({ runs, showJob }: { runs: Run[]; showJob: boolean }) {
   );
 }
 
+// Pages of runs older than the (refreshed) newest page, on demand.
+function OlderRuns({ jobName, newest, showJob }: { jobName: string; newest: Run[]; showJob: boolean }) {
+  const [older, setOlder] = useState<Run[]>([]);
+  const [done, setDone] = useState(newest.length < RUNS_PAGE);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const load = async () => {
+    const last = older.at(-1) ?? newest.at(-1);
+    if (!last) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await fleet.listRuns({ jobName, limit: RUNS_PAGE, beforeId: last.id });
+      setOlder([...older, ...r.runs]);
+      if (r.nextBeforeId === 0n || r.runs.length < RUNS_PAGE) setDone(true);
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      {older.length > 0 && <RunsTable runs={older} showJob={showJob} />}
+      {error && (
+        <p role="alert" class="alert">
+          {error}
+        </p>
+      )}
+      {!done && (
+        <p>
+          <button type="button" onClick={load} disabled={busy}>
+            {busy ? "Loading…" : "Show older runs"}
+          </button>
+        </p>
+      )}
+    </>
+  );
+}
+
 export function JobsPage() {
   document.title = "Jobs · threadfleet";
   const jobs = usePolled(async () => (await fleet.listJobs({})).jobs, []);
-  const runs = usePolled(async () => (await fleet.listRuns({ limit: 20 })).runs, []);
+  const runs = usePolled(async () => (await fleet.listRuns({ limit: RUNS_PAGE })).runs, []);
   const loading = (jobs.data.value === null && !jobs.error.value) || (runs.data.value === null && !runs.error.value);
   return (
     <section class="jobs-page" aria-busy={loading ? "true" : "false"}>
@@ -194,7 +236,10 @@ export function JobsPage() {
       ) : runs.data.value.length === 0 ? (
         <p class="empty">No runs yet: "Run now" starts one, or a job's schedule will.</p>
       ) : (
-        <RunsTable runs={runs.data.value} showJob />
+        <>
+          <RunsTable runs={runs.data.value} showJob />
+          <OlderRuns key="all" jobName="" newest={runs.data.value} showJob />
+        </>
       )}
     </section>
   );
@@ -262,7 +307,7 @@ function JobsTable({ jobs }: { jobs: Job[] }) {
 export function JobPage({ name }: { name: string }) {
   document.title = `${name} · Jobs · threadfleet`;
   const job = usePolled(async () => (await fleet.listJobs({})).jobs.find((j) => j.name === name) ?? null, [name]);
-  const runs = usePolled(async () => (await fleet.listRuns({ jobName: name, limit: 50 })).runs, [name]);
+  const runs = usePolled(async () => (await fleet.listRuns({ jobName: name, limit: RUNS_PAGE })).runs, [name]);
   const j = job.data.value;
   const loading = j === null && !job.error.value;
   return (
@@ -336,7 +381,10 @@ export function JobPage({ name }: { name: string }) {
       ) : runs.data.value.length === 0 ? (
         <p class="empty">This job has not run yet.</p>
       ) : (
-        <RunsTable runs={runs.data.value} showJob={false} />
+        <>
+          <RunsTable runs={runs.data.value} showJob={false} />
+          <OlderRuns key={name} jobName={name} newest={runs.data.value} showJob={false} />
+        </>
       )}
     </section>
   );
