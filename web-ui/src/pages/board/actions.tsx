@@ -5,7 +5,7 @@
 // page renders these parts only for operators, and fleetd refuses the calls
 // anyway.
 import { createContext, type ComponentChildren } from "preact";
-import { useContext, useEffect, useRef, useState } from "preact/hooks";
+import { useContext, useRef, useState } from "preact/hooks";
 import { signal, type Signal } from "@preact/signals";
 import { ConnectError } from "@connectrpc/connect";
 import { fleet } from "../../api/fleet";
@@ -57,19 +57,17 @@ export function ActionProvider({
   const dialog = useRef<HTMLDialogElement>(null);
   const opener = useRef<Element | null>(null);
 
-  useEffect(() => {
-    const d = dialog.current;
-    if (!d) return;
-    if (pending && !d.open) {
-      opener.current = document.activeElement;
-      d.showModal();
-    } else if (!pending && d.open) {
-      d.close();
-    }
-  }, [pending]);
+  // The dialog opens and closes in the event handler itself, not after the
+  // next render: an Escape or a click that follows at once must find it open.
+  const request = (action: Action) => {
+    opener.current = document.activeElement;
+    setPending(action);
+    if (dialog.current && !dialog.current.open) dialog.current.showModal();
+  };
 
   const close = () => {
     setPending(null);
+    if (dialog.current?.open) dialog.current.close();
     const back = opener.current;
     if (back instanceof HTMLElement && back.isConnected) back.focus();
   };
@@ -87,7 +85,7 @@ export function ActionProvider({
   };
 
   return (
-    <ActionContext.Provider value={{ board, request: setPending, outcome, programStarted }}>
+    <ActionContext.Provider value={{ board, request, outcome, programStarted }}>
       {children}
       <dialog
         ref={dialog}

@@ -25,7 +25,8 @@ describe("foldEvent", () => {
       kind: EventKind.BOARD_EVENT,
       severity: Severity.ERROR,
       boardEvent: create(BoardEventSchema, { kind: BoardEventKind.DEADLOCK, cycleThreadIds: [3, 4] }),
-      message: "deadlock: 3 -> 4 -> 3",
+      board: "b01",
+      message: "board b01: deadlock: 3 -> 4 -> 3",
     });
     const [a] = foldEvent([], deadlock);
     expect(a.kind).toBe("deadlock");

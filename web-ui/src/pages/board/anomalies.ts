@@ -17,9 +17,23 @@ function keyOf(kind: string, threadId: number): string {
   return `${kind}/${threadId}`;
 }
 
+// fleetd's messages start "board b01: "; the board page names the board
+// already.
+function withoutBoardPrefix(message: string, board: string): string {
+  const prefix = `board ${board}: `;
+  return board && message.startsWith(prefix) ? message.slice(prefix.length) : message;
+}
+
 export function anomalyFromEvent(event: Event): Anomaly {
   const kind = anomalyKindName(event);
-  return { key: keyOf(kind, event.threadId), kind, severity: event.severity, threadId: event.threadId, message: event.message, event };
+  return {
+    key: keyOf(kind, event.threadId),
+    kind,
+    severity: event.severity,
+    threadId: event.threadId,
+    message: withoutBoardPrefix(event.message, event.board),
+    event,
+  };
 }
 
 // Whether a live event raises an anomaly: warnings and errors, except a job

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { OutputChunkSchema } from "../../gen/threadfleet/board/v1/board_pb";
-import { appendChunk, emptyConsole, isAtBottom } from "./console-buffer";
+import { appendChunk, defaultProgram, emptyConsole, isAtBottom } from "./console-buffer";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const chunk = (offset: number, data: Uint8Array | string) =>
@@ -56,5 +56,12 @@ describe("isAtBottom", () => {
     expect(isAtBottom(600, 1000, 400)).toBe(true);
     expect(isAtBottom(597, 1000, 400)).toBe(true);
     expect(isAtBottom(300, 1000, 400)).toBe(false);
+  });
+});
+
+describe("defaultProgram", () => {
+  it("follows the newest program, none when there is none", () => {
+    expect(defaultProgram([{ id: 3 }, { id: 7 }, { id: 5 }])).toBe(7);
+    expect(defaultProgram([])).toBeNull();
   });
 });

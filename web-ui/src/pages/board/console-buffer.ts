@@ -3,6 +3,7 @@
 // CONSOLE_LIMIT_CHARS so a chatty program cannot grow the page without end,
 // and the offset to resume from when the stream reconnects.
 import type { OutputChunk } from "../../gen/threadfleet/board/v1/board_pb";
+import type { ProgramRow } from "./table";
 
 export const CONSOLE_LIMIT_CHARS = 256 * 1024;
 
@@ -54,4 +55,11 @@ export function appendChunk(buffer: ConsoleBuffer, chunk: OutputChunk, limit = C
 // scrolled up from the bottom (within a few pixels of rounding).
 export function isAtBottom(scrollTop: number, scrollHeight: number, clientHeight: number): boolean {
   return scrollHeight - clientHeight - scrollTop <= 4;
+}
+
+// Which program the console follows unless the user picked one: the newest
+// (ids only grow), so it stays on a program after it ended until another
+// starts.
+export function defaultProgram(programs: readonly Pick<ProgramRow, "id">[]): number | null {
+  return programs.reduce<number | null>((best, p) => (best === null || p.id > best ? p.id : best), null);
 }

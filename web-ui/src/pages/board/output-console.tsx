@@ -7,15 +7,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { fleet } from "../../api/fleet";
 import { live } from "../../live";
 import type { BoardModel } from "./model";
-import { appendChunk, emptyConsole, isAtBottom, type ConsoleBuffer } from "./console-buffer";
-import type { ProgramRow } from "./table";
-
-// Which program the console follows unless the user picked one: the newest
-// (ids only grow), so it stays on a program after it ended until another
-// starts.
-export function defaultProgram(programs: ProgramRow[]): number | null {
-  return programs.reduce<number | null>((best, p) => (best === null || p.id > best ? p.id : best), null);
-}
+import { appendChunk, defaultProgram, emptyConsole, isAtBottom, type ConsoleBuffer } from "./console-buffer";
 
 export function OutputConsole({ model }: { model: BoardModel }) {
   const programs = model.table.value?.programs ?? null;
