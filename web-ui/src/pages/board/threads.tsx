@@ -1,6 +1,7 @@
 // The live thread and program tables of the board page.
 import { useLayoutEffect, useRef } from "preact/hooks";
 import type { BoardModel } from "./model";
+import { BoardState } from "../../gen/threadfleet/fleet/v1/fleet_pb";
 import { stackBar, type ThreadRow } from "./table";
 import { formatBytes, formatDurationUs, formatPercent } from "./format";
 import { KillProgramButton, KillThreadButton } from "./actions";
@@ -17,8 +18,10 @@ export function ThreadTable({ model, operator }: { model: BoardModel; operator: 
   if (table.threads.length === 0) {
     return <p class="muted">No threads. Run a program or start a function to see its threads here.</p>;
   }
+  const offline = model.state.value === BoardState.OFFLINE;
   return (
     <div class="table-scroll">
+      {offline && <p class="muted">The board is offline: these are its threads as it last reported them.</p>}
       <table data-testid="threads" class="threads">
         <thead>
           <tr>
