@@ -21,7 +21,7 @@ export function BoardPage({ name }: { name: string }) {
     return (
       <section class="board-page">
         <h1>{name}</h1>
-        <p role="alert">
+        <p role="alert" class="alert">
           {model.error.value} <a href="/">Back to the lab</a>
         </p>
       </section>
@@ -31,7 +31,7 @@ export function BoardPage({ name }: { name: string }) {
     <ActionProvider board={name} programStarted={(id) => (model.startedProgram.value = id)}>
       <section class="board-page" aria-busy={model.board.value === null ? "true" : "false"}>
         <BoardHeader model={model} />
-        {model.error.value && <p role="alert">{model.error.value}</p>}
+        {model.error.value && <p role="alert" class="alert">{model.error.value}</p>}
         {operator && <ActionResult />}
         <div class="board-grid">
           <section class="board-panel board-threads" aria-labelledby="threads-title">

@@ -97,7 +97,7 @@ export function ActionProvider({
         }}
       >
         <p id="confirm-question">{pending?.question}</p>
-        <div class="dialog-buttons">
+        <div class="actions">
           <button type="button" class="danger" onClick={() => void confirm()}>
             Confirm
           </button>
@@ -122,7 +122,7 @@ export function ActionResult() {
         ))}
       </div>
       {error && (
-        <p role="alert" data-testid="action-error">
+        <p role="alert" class="alert" data-testid="action-error">
           {error}
         </p>
       )}

@@ -71,7 +71,7 @@ export function OutputConsole({ model }: { model: BoardModel }) {
           </select>
         </label>
       )}
-      {problem && <p role="alert">{problem}</p>}
+      {problem && <p role="alert" class="alert">{problem}</p>}
       <pre
         ref={pre}
         class="console"

@@ -16,13 +16,13 @@ export function ThreadTable({ model, operator }: { model: BoardModel; operator: 
     );
   }
   if (table.threads.length === 0) {
-    return <p class="muted">No threads. Run a program or start a function to see its threads here.</p>;
+    return <p class="empty">No threads. Run a program or start a function to see its threads here.</p>;
   }
   const offline = model.state.value === BoardState.OFFLINE;
   return (
     <div class="table-scroll">
       {offline && <p class="muted">The board is offline: these are its threads as it last reported them.</p>}
-      <table data-testid="threads" class="threads">
+      <table data-testid="threads" class="data threads">
         <thead>
           <tr>
             <th scope="col">ID</th>
@@ -59,8 +59,8 @@ function ThreadRowView({ row, operator }: { row: ThreadRow; operator: boolean })
       <td>{row.name}</td>
       <td class="num">{row.programId || "—"}</td>
       <td>
-        <span class={`thread-state state-${row.state}`}>{row.state.replace("_", " ")}</span>
-        {row.unkillable && <span class="badge state-degraded">unkillable</span>}
+        <span class={`badge state-${row.state}`}>{row.state.replace("_", " ")}</span>
+        {row.unkillable && <span class="badge state-degraded unkillable">unkillable</span>}
         {row.exception && (
           <details class="exception">
             <summary>
@@ -108,10 +108,10 @@ function StackBar({ row }: { row: ThreadRow }) {
 export function ProgramTable({ model, operator }: { model: BoardModel; operator: boolean }) {
   const table = model.table.value;
   if (!table) return <p aria-busy="true" class="muted">Loading programs…</p>;
-  if (table.programs.length === 0) return <p class="muted">No programs. Run one from the actions to see it here.</p>;
+  if (table.programs.length === 0) return <p class="empty">No programs yet. Operators can run one from Actions.</p>;
   return (
     <div class="table-scroll">
-      <table data-testid="programs" class="programs">
+      <table data-testid="programs" class="data programs">
         <thead>
           <tr>
             <th scope="col">ID</th>
@@ -136,8 +136,8 @@ export function ProgramTable({ model, operator }: { model: BoardModel; operator:
               <td class="num">{p.id}</td>
               <td>{p.name}</td>
               <td>
-                {p.state}
-                {!p.running && p.state !== "unknown" ? ` (exit ${p.exitCode})` : ""}
+                <span class={`badge state-${p.state}`}>{p.state}</span>
+                {!p.running && p.state !== "unknown" ? ` exit ${p.exitCode}` : ""}
               </td>
               <td class="num">{p.threadCount}</td>
               <td class="num">{formatBytes(p.outputBytes)}</td>
