@@ -7,6 +7,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { fleet } from "../../api/fleet";
 import { live } from "../../live";
 import type { BoardModel } from "./model";
+import { BoardState } from "../../gen/threadfleet/fleet/v1/fleet_pb";
 import { appendChunk, defaultProgram, emptyConsole, isAtBottom, type ConsoleBuffer } from "./console-buffer";
 
 export function OutputConsole({ model }: { model: BoardModel }) {
@@ -53,7 +54,10 @@ export function OutputConsole({ model }: { model: BoardModel }) {
     if (el && following.current) el.scrollTop = el.scrollHeight;
   }, [text]);
 
-  if (programs === null) return <p aria-busy="true" class="muted">Loading programs…</p>;
+  if (programs === null) {
+    if (model.state.value === BoardState.OFFLINE) return <p class="empty">No output: the board is offline.</p>;
+    return <p aria-busy="true" class="muted">Loading programs…</p>;
+  }
   return (
     <>
       {programs.length > 0 && (

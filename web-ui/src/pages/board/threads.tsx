@@ -8,6 +8,9 @@ import { KillProgramButton, KillThreadButton } from "./actions";
 
 export function ThreadTable({ model, operator }: { model: BoardModel; operator: boolean }) {
   const table = model.table.value;
+  if (!table && model.state.value === BoardState.OFFLINE) {
+    return <p class="empty">The board is offline and fleetd has no snapshot of it yet.</p>;
+  }
   if (!table) {
     return (
       <p aria-busy="true" class="muted">
@@ -107,6 +110,7 @@ function StackBar({ row }: { row: ThreadRow }) {
 
 export function ProgramTable({ model, operator }: { model: BoardModel; operator: boolean }) {
   const table = model.table.value;
+  if (!table && model.state.value === BoardState.OFFLINE) return <p class="empty">No programs known: the board is offline.</p>;
   if (!table) return <p aria-busy="true" class="muted">Loading programs…</p>;
   if (table.programs.length === 0) return <p class="empty">No programs yet. Operators can run one from Actions.</p>;
   return (
