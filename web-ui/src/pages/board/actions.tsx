@@ -80,7 +80,9 @@ export function ActionProvider({
     try {
       outcome.value = { busy: false, lines: await action.run(), error: null };
     } catch (e) {
-      outcome.value = { busy: false, lines: [], error: ConnectError.from(e).message };
+      // fleetd's refusals are ConnectErrors (their message names the code);
+      // a board's failure inside a fan-out is reported as a plain Error.
+      outcome.value = { busy: false, lines: [], error: e instanceof Error && !(e instanceof ConnectError) ? e.message : ConnectError.from(e).message };
     }
   };
 

@@ -6,7 +6,7 @@ import { signal } from "@preact/signals";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { fleet } from "../../api/fleet";
 import { live } from "../../live";
-import type { Board } from "../../gen/threadfleet/fleet/v1/fleet_pb";
+import type { Board, Event } from "../../gen/threadfleet/fleet/v1/fleet_pb";
 import { BoardState } from "../../gen/threadfleet/fleet/v1/fleet_pb";
 import type { HealthSnapshot } from "../../gen/threadfleet/board/v1/board_pb";
 import { foldSnapshot, type TableState } from "./table";
@@ -55,7 +55,7 @@ export class BoardModel {
         },
         {
           onOpen: () => this.loadHistory(),
-          onFatal: (e) => (this.error.value = describeError(e)),
+          onFatal: (e) => (this.error.value = e.message),
         },
       ),
     );
@@ -72,7 +72,7 @@ export class BoardModel {
       if (board && this.state.value === undefined) this.state.value = board.state;
     } catch (e) {
       const error = ConnectError.from(e);
-      this.error.value = error.code === Code.NotFound ? `No board named ${this.name}.` : describeError(error);
+      this.error.value = error.code === Code.NotFound ? `No board named ${this.name}.` : error.message;
     }
   }
 
@@ -83,7 +83,7 @@ export class BoardModel {
       this.anomalies.value = (health?.anomalies ?? []).map(anomalyFromEvent);
       this.anomaliesError.value = null;
     } catch (e) {
-      this.anomaliesError.value = describeError(ConnectError.from(e));
+      this.anomaliesError.value = ConnectError.from(e).message;
     }
   }
 
@@ -97,7 +97,7 @@ export class BoardModel {
       // The charts then start from the live snapshots alone.
       this.history = emptyHistory();
       this.skipNextChartSample = false;
-      this.historyError.value = `No chart history: ${describeError(ConnectError.from(e))}`;
+      this.historyError.value = `No chart history: ${ConnectError.from(e).message}`;
     }
     this.historyVersion.value++;
   }
@@ -116,7 +116,7 @@ export class BoardModel {
     this.historyVersion.value++;
   }
 
-  private onEvent(event: Parameters<typeof foldEvent>[1]): void {
+  private onEvent(event: Event): void {
     if (this.anomalies.peek() !== null) this.anomalies.value = foldEvent(this.anomalies.peek()!, event);
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => void this.loadAnomalies(), ANOMALY_REFRESH_MS);
@@ -127,9 +127,4 @@ export class BoardModel {
     // The state's reason and any quarantine come with the board record.
     void this.loadBoard();
   }
-}
-
-// A Connect error as the user reads it: its message, which names the code.
-export function describeError(error: ConnectError): string {
-  return error.message;
 }
