@@ -97,6 +97,7 @@ export function ActionProvider({
           e.preventDefault(); // Escape: close through our state, focus back to the opener
           close();
         }}
+        onKeyDown={trapTab}
       >
         <p id="confirm-question">{pending?.question}</p>
         <div class="actions">
@@ -110,6 +111,24 @@ export function ActionProvider({
       </dialog>
     </ActionContext.Provider>
   );
+}
+
+// Keeps Tab and Shift+Tab cycling through the dialog's buttons: a modal
+// dialog makes the page inert, but Tab would still leave for the browser's
+// own controls.
+function trapTab(e: KeyboardEvent): void {
+  if (e.key !== "Tab") return;
+  const buttons = [...(e.currentTarget as HTMLDialogElement).querySelectorAll("button")];
+  if (buttons.length === 0) return;
+  const first = buttons[0];
+  const last = buttons[buttons.length - 1];
+  if (e.shiftKey && document.activeElement === first) {
+    e.preventDefault();
+    last.focus();
+  } else if (!e.shiftKey && document.activeElement === last) {
+    e.preventDefault();
+    first.focus();
+  }
 }
 
 // Where the latest action's result or error shows.
