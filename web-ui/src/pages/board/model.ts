@@ -94,8 +94,7 @@ export class BoardModel {
       this.skipNextChartSample = this.history.times.length > 0;
       this.historyError.value = null;
     } catch (e) {
-      // The charts then start from the live snapshots alone.
-      this.history = emptyHistory();
+      // The charts keep what they have and go on from the live snapshots.
       this.skipNextChartSample = false;
       this.historyError.value = `No chart history: ${ConnectError.from(e).message}`;
     }
