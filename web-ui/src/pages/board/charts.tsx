@@ -11,6 +11,9 @@ import { formatBytes, formatPercent } from "./format";
 
 const PALETTE = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#4b5563", "#ea580c"];
 const CHART_HEIGHT = 180;
+// Byte axes tick at powers of two (1 KiB, 2 KiB, 4 KiB...), so the labels
+// come out round in binary units.
+const BYTE_INCREMENTS = Array.from({ length: 40 }, (_, i) => 2 ** i);
 
 export function Charts({ model }: { model: BoardModel }) {
   const version = model.historyVersion.value; // re-render on every sample
@@ -18,9 +21,9 @@ export function Charts({ model }: { model: BoardModel }) {
   return (
     <div class="charts" aria-busy={version === 0 ? "true" : "false"}>
       {model.historyError.value && <p class="muted">{model.historyError.value}</p>}
-      <Chart testid="chart-cpu" title="CPU per thread (100 % = one core)" columns={threadColumns(history, "cpuPercent")} version={version} format={(v) => formatPercent(v)} />
-      <Chart testid="chart-stack" title="Stack in use per thread" columns={threadColumns(history, "stackUsedBytes")} version={version} format={formatBytes} />
-      <Chart testid="chart-heap" title="Heap" columns={heapColumns(history)} version={version} format={formatBytes} />
+      <Chart testid="chart-cpu" title="CPU per thread (100 % = one core)" columns={threadColumns(history, "cpuPercent")} version={version} format={(v) => formatPercent(v)} bytes={false} />
+      <Chart testid="chart-stack" title="Stack in use per thread" columns={threadColumns(history, "stackUsedBytes")} version={version} format={formatBytes} bytes />
+      <Chart testid="chart-heap" title="Heap" columns={heapColumns(history)} version={version} format={formatBytes} bytes />
     </div>
   );
 }
@@ -31,9 +34,10 @@ interface ChartProps {
   columns: ChartColumns;
   version: number;
   format: (value: number) => string;
+  bytes: boolean;
 }
 
-function Chart({ testid, title, columns, version, format }: ChartProps) {
+function Chart({ testid, title, columns, version, format, bytes }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const seriesKey = useRef("");
@@ -66,8 +70,16 @@ function Chart({ testid, title, columns, version, format }: ChartProps) {
             value: (_u: uPlot, v: number | null) => show(v),
           })),
         ],
-        axes: [{}, { size: 70, values: (_u: uPlot, values: number[]) => values.map((v) => format(v)) }],
-        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(max ?? 1, 1)] } },
+        axes: [
+          {},
+          {
+            size: 70,
+            values: (_u: uPlot, values: number[]) => values.map((v) => format(v)),
+            ...(bytes ? { incrs: BYTE_INCREMENTS } : {}),
+          },
+        ],
+        // From 0, with a little headroom so the top line is not on the edge.
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max((max ?? 0) * 1.1, 1)] } },
         legend: { live: true },
       },
       data,
