@@ -55,7 +55,8 @@ export class BoardModel {
         },
         {
           onOpen: () => this.loadHistory(),
-          onFatal: (e) => (this.error.value = e.message),
+          // GetBoard's "No board named ..." says it better when both fail.
+          onFatal: (e) => (this.error.value ??= e.message),
         },
       ),
     );
