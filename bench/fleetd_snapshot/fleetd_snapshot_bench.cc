@@ -6,7 +6,7 @@
 //
 // Rows, each in µs per snapshot and as a ratio to the parse:
 //   parse            WatchHealthResponse::ParseFromString of the snapshot
-//   aggregator       HealthAggregator::OnSnapshot (the anomaly rules, history)
+//   aggregator       HealthAggregator::OnSnapshot (the anomaly rules)
 //   history          HealthHistory::Record (GetHealthHistory's samples), which
 //                    fleetd's LabMonitor adds to every snapshot
 //   monitor          LabMonitor::OnSnapshot, no WatchHealth subscriber
