@@ -258,9 +258,9 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
   }
   if (const YAML::Node* http_node = limits.Find("http"); http_node != nullptr) {
     Section http(file_name, *http_node, "limits.http");
-    if (absl::Status s =
-            http.Check({"max_header_bytes", "max_body_bytes", "max_connections", "idle_timeout_ms",
-                        "request_timeout_ms", "max_stream_buffer_bytes", "max_connect_streams"});
+    if (absl::Status s = http.Check({"max_header_bytes", "max_body_bytes", "max_connections",
+                                     "idle_timeout_ms", "request_timeout_ms", "answer_timeout_ms",
+                                     "max_stream_buffer_bytes", "max_connect_streams"});
         !s.ok()) {
       return s;
     }
@@ -273,6 +273,7 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
           Integer(file_name, http, "max_connections", 4, 65536, connections),
           Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
           Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout),
+          Millis(file_name, http, "answer_timeout_ms", 1000, 600000, h.answer_timeout),
           Size(file_name, http, "max_stream_buffer_bytes", 64 << 10, 256 * kMiB, h.max_stream_buffer_bytes),
           Integer(file_name, http, "max_connect_streams", 1, 4096, connect_streams)}) {
       if (!s.ok()) return s;

@@ -35,6 +35,7 @@
 //       max_connections: 64        # at the cap the quietest one is closed
 //       idle_timeout_ms: 2000      # keep-alive without a request
 //       request_timeout_ms: 5000   # a request in, its response out (a stream is exempt)
+//       answer_timeout_ms: 60000   # a Fleet API call over Connect answers within (503 after)
 //       max_stream_buffer_bytes: 1048576  # a streamed answer unsent: closed above
 //       max_connect_streams: 32    # Connect streaming calls open at once: resource_exhausted above
 //     api:                     # the Fleet API's gRPC server

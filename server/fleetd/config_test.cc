@@ -168,6 +168,7 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     max_connections: 16
     idle_timeout_ms: 500
     request_timeout_ms: 3000
+    answer_timeout_ms: 20000
     max_stream_buffer_bytes: 262144
     max_connect_streams: 8
   api:
@@ -205,6 +206,7 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.http.max_connections, 16);
   EXPECT_EQ(l.http.idle_timeout, absl::Milliseconds(500));
   EXPECT_EQ(l.http.request_timeout, absl::Seconds(3));
+  EXPECT_EQ(l.http.answer_timeout, absl::Seconds(20));
   EXPECT_EQ(l.http.max_stream_buffer_bytes, 262144u);
   EXPECT_EQ(l.http.max_connect_streams, 8);
   EXPECT_EQ(l.retention.events.max_age, absl::Hours(24 * 7));

@@ -259,7 +259,9 @@ int Serve(const FleetdConfig& config) {
   // service over its in-process channel, so tokens, roles and the audit log
   // apply as they do for gRPC clients. The channel takes answers up to the
   // gateway's own limit (gRPC's default would stop at 4 MiB).
-  const ConnectGatewayLimits connect_limits{.max_open_streams = config.limits.http.max_connect_streams};
+  const ConnectGatewayLimits connect_limits{
+      .max_open_streams = config.limits.http.max_connect_streams,
+      .max_unary_timeout = std::max(config.limits.http.answer_timeout - absl::Seconds(1), absl::Seconds(1))};
   grpc::ChannelArguments in_process_args;
   in_process_args.SetMaxReceiveMessageSize(static_cast<int>(connect_limits.max_response_message_bytes));
   ConnectGateway gateway(server->InProcessChannel(in_process_args), connect_limits);
@@ -303,10 +305,12 @@ int Serve(const FleetdConfig& config) {
   sigwait(&stop_signals, &signal_number);
   std::cerr << "fleetd: stopping signal=" << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") << std::endl;
 
-  // Runs first (their programs killed, each ends ERROR "interrupted"; calls
+  // The dashboard's HTTP first (its Connect calls cancelled, no new ones),
+  // then runs (their programs killed, each ends ERROR "interrupted"; calls
   // waiting for a run answer), then streams (they would hold Shutdown up),
   // then the server with a deadline for unary calls, then what the service
   // used.
+  (*http)->Stop();
   runner->Shutdown();
   service->Shutdown();
   if (grpc::HealthCheckServiceInterface* health_check = server->GetHealthCheckService()) {
@@ -314,7 +318,6 @@ int Serve(const FleetdConfig& config) {
   }
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
-  (*http)->Stop();
   service.reset();
   runner.reset();
   notifier.Shutdown();

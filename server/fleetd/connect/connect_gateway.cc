@@ -1,11 +1,13 @@
 #include "server/fleetd/connect/connect_gateway.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -25,23 +27,100 @@ namespace threadfleet::fleetd {
 
 namespace internal {
 
+// Cancels a call from the HTTP server's thread, safely against the call
+// ending (and its context going away) on a gRPC thread.
+class CallCancel {
+ public:
+  explicit CallCancel(grpc::ClientContext* context) : context_(context) {}
+
+  void Cancel() {
+    absl::MutexLock lock(&mu_);
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  // The context is about to go away; Cancel does nothing after this.
+  void Ended() {
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_);
+};
+
+// What the gateway's calls share. The calls in flight are counted and can
+// be cancelled, so the gateway's destructor ends them and waits for them
+// before the channel goes: a call must never drop the channel's last
+// reference itself, inside gRPC's own callback (that frees the channel's
+// completion queue under gRPC's feet: an abort on a refcount assertion).
 struct ConnectGatewayState {
   ConnectGatewayState(std::shared_ptr<grpc::Channel> channel, ConnectGatewayLimits limits)
       : stub(std::move(channel)), limits(limits) {}
 
+  // A call starting; `cancel` ends it early when the gateway goes away.
+  void CallStarted(CallCancel* cancel) {
+    absl::MutexLock lock(&mu);
+    ++calls_in_flight;
+    live_calls.insert(cancel);
+  }
+  // A call ending: nothing may cancel it any more (its `cancel` goes with it).
+  void CallDone(CallCancel* cancel) {
+    absl::MutexLock lock(&mu);
+    live_calls.erase(cancel);
+  }
+  // A call's very last act, after it deleted itself.
+  void CallEnded() {
+    absl::MutexLock lock(&mu);
+    --calls_in_flight;
+  }
+  // Cancels every call in flight and waits until they all ended.
+  void EndCalls() {
+    absl::MutexLock lock(&mu);
+    for (CallCancel* cancel : live_calls) cancel->Cancel();
+    mu.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &calls_in_flight));
+  }
+
   grpc::GenericStub stub;
   const ConnectGatewayLimits limits;
   std::atomic<int> open_streams{0};
+  absl::Mutex mu;
+  int calls_in_flight ABSL_GUARDED_BY(mu) = 0;
+  absl::flat_hash_set<CallCancel*> live_calls ABSL_GUARDED_BY(mu);
 };
 
 }  // namespace internal
 
 namespace {
 
+using internal::CallCancel;
+
 constexpr absl::string_view kServicePrefix = "/threadfleet.fleet.v1.Fleet/";
 // An authorization value gRPC metadata can carry (printable ASCII), and no
 // longer than a bearer token needs many times over.
 constexpr size_t kMaxAuthorizationBytes = 1024;
+
+// What every call is given: the caller's token and time.
+absl::Status PrepareContext(const HttpRequest& request, std::optional<absl::Duration> timeout,
+                            grpc::ClientContext& context) {
+  if (std::optional<absl::string_view> authorization = request.Header("authorization")) {
+    const bool printable = std::all_of(authorization->begin(), authorization->end(),
+                                       [](char c) { return c >= 0x20 && c <= 0x7E; });
+    if (!printable || authorization->size() > kMaxAuthorizationBytes) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("authorization header: expected \"Bearer tf_...\" of at most ", kMaxAuthorizationBytes,
+                       " printable ASCII bytes"));
+    }
+    context.AddMetadata("authorization", std::string(*authorization));
+  }
+  if (timeout.has_value()) context.set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
+  return absl::OkStatus();
+}
+
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 const google::protobuf::ServiceDescriptor& FleetDescriptor() {
   // Reached through a generated type so its file is linked in and registered.
@@ -71,49 +150,6 @@ void EndStreamWithError(HttpResponder& responder, ConnectContentType type, const
   responder.Finish();
 }
 
-// Cancels a call from the HTTP server's thread, safely against the call
-// ending (and its context going away) on a gRPC thread.
-class CallCancel {
- public:
-  explicit CallCancel(grpc::ClientContext* context) : context_(context) {}
-
-  void Cancel() {
-    absl::MutexLock lock(&mu_);
-    if (context_ != nullptr) context_->TryCancel();
-  }
-  // The context is about to go away; Cancel does nothing after this.
-  void Ended() {
-    absl::MutexLock lock(&mu_);
-    context_ = nullptr;
-  }
-
- private:
-  absl::Mutex mu_;
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_);
-};
-
-// What every call is given: the caller's token and time.
-absl::Status PrepareContext(const HttpRequest& request, std::optional<absl::Duration> timeout,
-                            grpc::ClientContext& context) {
-  if (std::optional<absl::string_view> authorization = request.Header("authorization")) {
-    const bool printable = std::all_of(authorization->begin(), authorization->end(),
-                                       [](char c) { return c >= 0x20 && c <= 0x7E; });
-    if (!printable || authorization->size() > kMaxAuthorizationBytes) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("authorization header: expected \"Bearer tf_...\" of at most ", kMaxAuthorizationBytes,
-                       " printable ASCII bytes"));
-    }
-    context.AddMetadata("authorization", std::string(*authorization));
-  }
-  if (timeout.has_value()) context.set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
-  return absl::OkStatus();
-}
-
-grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
 // The answer message in `codec`, within the size limit.
 absl::StatusOr<std::string> Transcode(const grpc::ByteBuffer& buffer,
                                       const google::protobuf::Descriptor& type, ConnectCodec codec,
@@ -134,39 +170,69 @@ absl::StatusOr<std::string> Transcode(const grpc::ByteBuffer& buffer,
   return EncodeMessage(codec, *message);
 }
 
-// One unary call: lives until gRPC's completion callback has run.
-struct UnaryCall {
-  std::shared_ptr<internal::ConnectGatewayState> state;
-  std::shared_ptr<HttpResponder> responder;
-  const google::protobuf::Descriptor* output_type = nullptr;
-  ConnectContentType type;
-  grpc::ClientContext context;
-  std::shared_ptr<CallCancel> cancel = std::make_shared<CallCancel>(&context);
-  grpc::ByteBuffer request;
-  grpc::ByteBuffer response;
+// One unary call; deletes itself in OnDone. (A completion callback owning
+// the call's context would destroy it inside gRPC's own callback, which
+// releases the call under gRPC's feet: 1 run in ~30 aborted on a refcount
+// assertion. OnDone is where gRPC allows the reactor to go.)
+class UnaryCall final : public grpc::ClientUnaryReactor {
+ public:
+  UnaryCall(internal::ConnectGatewayState* state, std::shared_ptr<HttpResponder> responder,
+            const google::protobuf::Descriptor& output_type, ConnectContentType type)
+      : state_(state), responder_(std::move(responder)), output_type_(output_type), type_(type) {}
 
-  void Done(const grpc::Status& status) {
-    cancel->Ended();
-    if (!status.ok()) return ReplyError(*responder, FromGrpc(status));
-    absl::StatusOr<std::string> answer =
-        Transcode(response, *output_type, type.codec, state->limits.max_response_message_bytes);
-    if (!answer.ok()) return ReplyError(*responder, answer.status());
-    responder->Reply(200, {{"content-type", std::string(ConnectContentTypeName(type))}}, *std::move(answer));
+  grpc::ClientContext& context() { return context_; }
+
+  // REQUIRES: the context prepared.
+  void Start(const std::string& method_path, const std::string& request) {
+    request_ = ToByteBuffer(request);
+    state_->CallStarted(cancel_.get());
+    responder_->OnCancel([cancel = cancel_] { cancel->Cancel(); });
+    state_->stub.PrepareUnaryCall(&context_, method_path, grpc::StubOptions(), &request_, &response_, this);
+    StartCall();
   }
+
+  void OnDone(const grpc::Status& status) override {
+    cancel_->Ended();
+    Answer(status);
+    internal::ConnectGatewayState* const state = state_;
+    state->CallDone(cancel_.get());
+    delete this;
+    state->CallEnded();
+  }
+
+ private:
+  void Answer(const grpc::Status& status) {
+    if (!status.ok()) return ReplyError(*responder_, FromGrpc(status));
+    absl::StatusOr<std::string> answer =
+        Transcode(response_, output_type_, type_.codec, state_->limits.max_response_message_bytes);
+    if (!answer.ok()) return ReplyError(*responder_, answer.status());
+    responder_->Reply(200, {{"content-type", std::string(ConnectContentTypeName(type_))}},
+                      *std::move(answer));
+  }
+
+  internal::ConnectGatewayState* const state_;
+  const std::shared_ptr<HttpResponder> responder_;
+  const google::protobuf::Descriptor& output_type_;
+  const ConnectContentType type_;
+  grpc::ClientContext context_;
+  const std::shared_ptr<CallCancel> cancel_ = std::make_shared<CallCancel>(&context_);
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
 };
 
 // One server-streaming call; deletes itself when gRPC is done with it.
 class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamCall(std::shared_ptr<internal::ConnectGatewayState> state, std::shared_ptr<HttpResponder> responder,
+  StreamCall(internal::ConnectGatewayState* state, std::shared_ptr<HttpResponder> responder,
              const google::protobuf::Descriptor& output_type, ConnectContentType type)
-      : state_(std::move(state)), responder_(std::move(responder)), output_type_(output_type), type_(type) {}
+      : state_(state), responder_(std::move(responder)), output_type_(output_type), type_(type) {}
 
   grpc::ClientContext& context() { return context_; }
 
   // REQUIRES: the context prepared; counted in open_streams.
   void Start(const std::string& method_path, const std::string& request) {
     request_ = ToByteBuffer(request);
+    state_->CallStarted(cancel_.get());
     responder_->OnCancel([cancel = cancel_] { cancel->Cancel(); });
     responder_->StartStream(200, {{"content-type", std::string(ConnectContentTypeName(type_))}});
     state_->stub.PrepareBidiStreamingCall(&context_, method_path, grpc::StubOptions(), this);
@@ -198,11 +264,14 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
     (void)responder_->Write(EncodeEnvelope(kEnvelopeEndStream, EndStreamJson(end)));
     responder_->Finish();
     state_->open_streams.fetch_sub(1);
+    internal::ConnectGatewayState* const state = state_;
+    state->CallDone(cancel_.get());
     delete this;
+    state->CallEnded();
   }
 
  private:
-  const std::shared_ptr<internal::ConnectGatewayState> state_;
+  internal::ConnectGatewayState* const state_;
   const std::shared_ptr<HttpResponder> responder_;
   const google::protobuf::Descriptor& output_type_;
   const ConnectContentType type_;
@@ -251,9 +320,9 @@ absl::StatusOr<std::optional<absl::Duration>> CheckProtocolHeaders(const HttpReq
 }  // namespace
 
 ConnectGateway::ConnectGateway(std::shared_ptr<grpc::Channel> in_process_channel, ConnectGatewayLimits limits)
-    : state_(std::make_shared<internal::ConnectGatewayState>(std::move(in_process_channel), limits)) {}
+    : state_(std::make_unique<internal::ConnectGatewayState>(std::move(in_process_channel), limits)) {}
 
-ConnectGateway::~ConnectGateway() = default;
+ConnectGateway::~ConnectGateway() { state_->EndCalls(); }
 
 bool ConnectGateway::Handles(absl::string_view path) { return absl::StartsWith(path, kServicePrefix); }
 
@@ -304,18 +373,15 @@ void ConnectGateway::Serve(HttpRequest request, std::shared_ptr<HttpResponder> r
   const std::string path = absl::StrCat(kServicePrefix, method->name());
 
   if (!method->server_streaming()) {
-    auto call = std::make_shared<UnaryCall>();
-    call->state = state_;
-    call->responder = responder;
-    call->output_type = method->output_type();
-    call->type = *type;
-    if (absl::Status prepared = PrepareContext(request, *timeout, call->context); !prepared.ok()) {
+    auto* call = new UnaryCall(state_.get(), responder, *method->output_type(), *type);
+    // A unary answer must beat the HTTP server's answer timeout (limits).
+    const absl::Duration deadline =
+        std::min(timeout->value_or(absl::InfiniteDuration()), state_->limits.max_unary_timeout);
+    if (absl::Status prepared = PrepareContext(request, deadline, call->context()); !prepared.ok()) {
+      delete call;
       return refuse(prepared);
     }
-    call->request = ToByteBuffer(decoded->SerializeAsString());
-    responder->OnCancel([cancel = call->cancel] { cancel->Cancel(); });
-    state_->stub.UnaryCall(&call->context, path, grpc::StubOptions(), &call->request, &call->response,
-                           [call](grpc::Status status) { call->Done(status); });
+    call->Start(path, decoded->SerializeAsString());
     return;
   }
 
@@ -326,7 +392,7 @@ void ConnectGateway::Serve(HttpRequest request, std::shared_ptr<HttpResponder> r
                                                   " streaming calls over HTTP at once "
                                                   "(limits.http.max_connect_streams); retry later")));
   }
-  auto* call = new StreamCall(state_, responder, *method->output_type(), *type);
+  auto* call = new StreamCall(state_.get(), responder, *method->output_type(), *type);
   if (absl::Status prepared = PrepareContext(request, *timeout, call->context()); !prepared.ok()) {
     delete call;
     state_->open_streams.fetch_sub(1);

@@ -35,6 +35,7 @@
 #include <memory>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "server/fleetd/http/http_exchange.h"
 
@@ -53,10 +54,16 @@ struct ConnectGatewayLimits {
   // limits.http.max_connect_streams); one more is refused with
   // resource_exhausted before it starts.
   int max_open_streams = 32;
+  // The deadline of a unary call: the client's Connect-Timeout-Ms, never
+  // more than this (fleetd_main: a second under limits.http.answer_timeout,
+  // so the caller gets deadline_exceeded from the call, not a 503 from the
+  // HTTP server).
+  absl::Duration max_unary_timeout = absl::Seconds(59);
 };
 
-// Thread-safe. Calls in flight keep what they use alive, so the gateway may
-// be destroyed while they end (they end when the gRPC server shuts down).
+// Thread-safe. Destroying the gateway cancels its calls in flight and waits
+// until they ended, so destroy it before the gRPC server it calls (and after
+// the HTTP server that calls it).
 class ConnectGateway {
  public:
   // `in_process_channel`: fleetd's gRPC server's InProcessChannel (calls
@@ -79,7 +86,7 @@ class ConnectGateway {
   int open_streams() const;
 
  private:
-  std::shared_ptr<internal::ConnectGatewayState> state_;
+  std::unique_ptr<internal::ConnectGatewayState> state_;
 };
 
 }  // namespace threadfleet::fleetd

@@ -296,7 +296,7 @@ TEST(HttpRoute, StopCancelsOpenStreamsAndLaterCallsDoNothing) {
 TEST(HttpRoute, ARouteThatNeverAnswersTimesOut503AndIsCancelled) {
   HeldRoute held;
   absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
-      "127.0.0.1:0", WithRoute(held.route()), HttpLimits{.request_timeout = absl::Milliseconds(300)});
+      "127.0.0.1:0", WithRoute(held.route()), HttpLimits{.answer_timeout = absl::Milliseconds(300)});
   ASSERT_TRUE(http.ok()) << http.status();
   RawClient client((*http)->port());
   ASSERT_TRUE(client.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -306,7 +306,7 @@ TEST(HttpRoute, ARouteThatNeverAnswersTimesOut503AndIsCancelled) {
   NotifyOnCancel(*responder, cancelled);
   EXPECT_TRUE(client.ReadToClose());
   EXPECT_THAT(client.got(), StartsWith("HTTP/1.1 503 "));
-  EXPECT_THAT(client.got(), HasSubstr("limits.http.request_timeout_ms"));
+  EXPECT_THAT(client.got(), HasSubstr("limits.http.answer_timeout_ms"));
   EXPECT_TRUE(cancelled.WaitForNotificationWithTimeout(kWait));
 }
 

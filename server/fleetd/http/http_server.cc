@@ -346,11 +346,11 @@ void HttpServer::Loop::Expire(absl::Time now) {
   for (Connection& c : connections_) {
     if (c.fd < 0 || c.streaming) continue;  // a stream is live: no timeout
     if (c.exchange != nullptr) {
-      if (now - c.request_start <= limits_.request_timeout) continue;
+      if (now - c.request_start <= limits_.answer_timeout) continue;
       // The route never answered: tell the client, and the route to stop.
       c.exchange->Cancel();
       c.exchange = nullptr;
-      ReplyText(c, 503, "the answer took longer than limits.http.request_timeout_ms\n", /*close=*/true);
+      ReplyText(c, 503, "the answer took longer than limits.http.answer_timeout_ms\n", /*close=*/true);
       c.request_start = now;
       continue;
     }
@@ -543,7 +543,7 @@ void HttpServer::Loop::Dispatch(Connection& c, HttpRequest request, bool close, 
   c.exchange = std::make_shared<Exchange>();
   c.streaming = false;
   c.close_requested = close;
-  // The route's answer must come within request_timeout of the request.
+  // The route's answer must come within answer_timeout of the request.
   c.request_start = now;
   handlers_.route(std::move(request), MakeResponder(c.exchange, queue_, limits_.max_stream_buffer_bytes));
 }

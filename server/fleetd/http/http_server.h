@@ -21,8 +21,9 @@
 // without being read, chunked bodies 411; at most max_connections are open; a
 // kept-alive connection idle for idle_timeout is closed, and so is one whose
 // request (or response) takes longer than request_timeout. A route that does
-// not answer within request_timeout gets its client a 503 (then close) and
-// its OnCancel run. A streamed answer is live: exempt from both timeouts
+// not answer within answer_timeout (a Fleet API call may wait on boards for
+// a while: a kill's grace, a run on many boards) gets its client a 503 (then
+// close) and its OnCancel run. A streamed answer is live: exempt from both timeouts
 // while it streams, bounded instead by max_stream_buffer_bytes unsent (over
 // it the connection is closed and OnCancel runs), and ended (OnCancel) when
 // the client closes its side.
@@ -89,6 +90,8 @@ struct HttpLimits {
   absl::Duration idle_timeout = absl::Seconds(2);
   // A request must arrive whole, and its response be taken, within this.
   absl::Duration request_timeout = absl::Seconds(5);
+  // A routed request must get its answer (or a stream's head) within this.
+  absl::Duration answer_timeout = absl::Seconds(60);
   // Bytes of a streamed answer queued and not yet taken by the client; more
   // closes the connection (a client that stopped reading).
   size_t max_stream_buffer_bytes = size_t{1} << 20;
