@@ -49,10 +49,17 @@ const windowMs = Number(opts.window) * 1000;
 
 // performance.now() (ms since navigation start) when `ready` first holds,
 // checked every animation frame, i.e. when the page shows it.
-async function renderSeconds(page, path, ready, arg) {
+async function renderSeconds(page, path, ready, arg, what) {
   await page.goto(new URL(path, opts.url).href, { waitUntil: "commit", timeout: timeoutMs });
-  const handle = await page.waitForFunction(ready, arg, { polling: "raf", timeout: timeoutMs });
-  return (await handle.jsonValue()) / 1000;
+  try {
+    const handle = await page.waitForFunction(ready, arg, { polling: "raf", timeout: timeoutMs });
+    return (await handle.jsonValue()) / 1000;
+  } catch (e) {
+    const alerts = await page.getByRole("alert").allTextContents().catch(() => []);
+    throw new Error(`${path}: ${what} not within ${timeoutMs / 1000} s` + (alerts.length ? ` (the page says: ${alerts.join(" | ")})` : ""), {
+      cause: e,
+    });
+  }
 }
 
 // The main thread's busy share (0..1) and DOM mutations a second over the window.
@@ -108,13 +115,13 @@ try {
     const cdp = await context.newCDPSession(page);
     await cdp.send("Performance.enable");
 
-    result.overview_render_s.push(await renderSeconds(page, "/", overviewReady, boards));
+    result.overview_render_s.push(await renderSeconds(page, "/", overviewReady, boards, `${boards} tiles online`));
     await page.waitForTimeout(1000); // past the first render's own work
     let m = await busyShare(page, cdp);
     result.overview_busy.push(m.busy);
     result.overview_mutations_per_s.push(m.mutationsPerS);
 
-    result.board_render_s.push(await renderSeconds(page, `/boards/${opts.board}`, boardReady, threads));
+    result.board_render_s.push(await renderSeconds(page, `/boards/${opts.board}`, boardReady, threads, `${threads} live thread rows`));
     await page.waitForTimeout(1000);
     m = await busyShare(page, cdp);
     result.board_busy.push(m.busy);

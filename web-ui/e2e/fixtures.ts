@@ -84,7 +84,7 @@ export async function threadRow(page: Page, name: string) {
 }
 
 // Runs `file` on the open board page through "Run program" (operators),
-// confirming in the dialog; waits for the result to show.
+// confirming in the dialog; waits for the result to say it started.
 export async function runProgram(page: Page, file: string): Promise<void> {
   const input = page.getByLabel("Program file");
   // "Run program" may be a button that opens the form, or the form's heading.
@@ -92,7 +92,8 @@ export async function runProgram(page: Page, file: string): Promise<void> {
   await input.setInputFiles(file);
   await page.getByRole("button", { name: "Run", exact: true }).click();
   await confirm(page);
-  await expect(page.getByTestId("action-result")).toBeVisible();
+  await expect(page.getByTestId("action-error")).toHaveCount(0);
+  await expect(page.getByTestId("action-result")).toContainText("started program", { timeout: 20_000 });
 }
 
 export async function confirm(page: Page): Promise<void> {

@@ -84,8 +84,8 @@ export function startLab(options: { boards: number; extra?: string[] }): Lab {
   );
   const partial = { dir, tmp, bin, boards, url: "", tokens: { admin: "", operator: "", viewer: "" }, guardPid: 0 };
   try {
+    partial.guardPid = startGuard(dir, tmp);
     const out = labUp(partial, ["--boards", String(options.boards), "--web-root", root, ...(options.extra ?? [])]);
-    partial.guardPid = startGuard(dir);
     const url = /^\s*dashboard: (http:\/\/\S+)$/m.exec(out)?.[1];
     if (!url) throw new Error(`deploy/lab up printed no "dashboard: URL" line:\n${out}`);
     const admin = /^token: (\S+)$/m.exec(readFileSync(join(dir, "fleetctl.yaml"), "utf8"))?.[1];
@@ -119,10 +119,11 @@ export function stopLab(lab: Pick<Lab, "dir" | "tmp" | "guardPid">): void {
 // A detached watcher that takes the lab down if this process dies without
 // stopLab (e.g. killed by ctest's timeout): the lab's processes run in their
 // own sessions and would outlive it.
-function startGuard(dir: string): number {
+function startGuard(dir: string, tmp: string): number {
+  const cleanUp = process.env.KEEP_LAB ? "" : `; rm -rf '${tmp}'`;
   const script =
     `i=0; while kill -0 ${process.pid} 2>/dev/null && [ $i -lt ${GUARD_MAX_S * 2} ]; do sleep 0.5; i=$((i+1)); done; ` +
-    `exec '${LAB_SCRIPT}' down --dir '${dir}' >/dev/null 2>&1`;
+    `'${LAB_SCRIPT}' down --dir '${dir}' >/dev/null 2>&1${cleanUp}`;
   const guard = spawn("/bin/sh", ["-c", script], { detached: true, stdio: "ignore" });
   guard.unref();
   return guard.pid ?? 0;

@@ -18,7 +18,7 @@ for (const size of [
     for (const p of PAGES) {
       test(`${p.name} loads, settles and has no console errors`, async ({ page, lab }, testInfo) => {
         await signIn(page, lab.tokens.admin, p.path);
-        await expect(page.locator(p.ready).first()).toBeVisible();
+        await expect(page.locator(p.ready).first()).toBeAttached();
         await expect(page.locator("[aria-busy=true]")).toHaveCount(0);
         await expect(page.getByRole("alert")).toHaveCount(0);
         // Nothing wider than the screen: no sideways scrolling of the page.
