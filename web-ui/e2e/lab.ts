@@ -145,8 +145,32 @@ export function readLab(): Lab {
   return JSON.parse(readFileSync(labFile(), "utf8")) as Lab;
 }
 
+// Every top-level JSON value in `text` (one pretty-printed message, or one
+// per line as fleetctl prints a stream's messages).
+export function jsonValues(text: string): unknown[] {
+  const values: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{" || c === "[") {
+      if (depth++ === 0) start = i;
+    } else if ((c === "}" || c === "]") && --depth === 0) {
+      values.push(JSON.parse(text.slice(start, i + 1)));
+    }
+  }
+  return values;
+}
+
 // fleetctl -o json ARGS against the lab (the admin token unless `token`);
-// its one JSON answer. Throws with fleetctl's stderr when it exits non-zero.
+// its last JSON value (a streaming command's final message, e.g. run's
+// RunProgramResponse after its push progress). Throws with fleetctl's
+// stderr when it exits non-zero.
 export function fleetctl(lab: Pick<Lab, "dir" | "bin" | "tmp">, args: string[], token?: string): any {
   const home = join(lab.tmp, "home"); // no ~/.config/threadfleet of the user leaks in
   mkdirSync(home, { recursive: true });
@@ -156,7 +180,7 @@ export function fleetctl(lab: Pick<Lab, "dir" | "bin" | "tmp">, args: string[], 
   const cmd = ["--config", join(lab.dir, "fleetctl.yaml"), "--timeout", String(CTL_TIMEOUT_S - 5), "-o", "json"];
   if (token) cmd.push("--token", token);
   const out = run(join(lab.bin, "fleetctl"), [...cmd, ...args], CTL_TIMEOUT_S * 1000, env);
-  return out.trim() ? JSON.parse(out) : {};
+  return jsonValues(out).at(-1) ?? {};
 }
 
 export function pidOf(lab: Pick<Lab, "dir">, name: string): number {
