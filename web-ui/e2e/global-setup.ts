@@ -1,7 +1,9 @@
+/// <reference types="node" />
 // Playwright's globalSetup: one lab of 4 boards for every spec (they run in
 // one worker, in order), handed to them through lab.json ($TF_E2E_LAB).
 // The function it returns is the global teardown: the lab always stops.
-import { startLab, stopLab, waitOnline, writeLab } from "./lab";
+import { rmSync } from "node:fs";
+import { labFile, startLab, stopLab, waitOnline, writeLab } from "./lab";
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const lab = startLab({ boards: 4 });
@@ -12,5 +14,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     stopLab(lab);
     throw e;
   }
-  return async () => stopLab(lab);
+  return async () => {
+    rmSync(labFile(), { force: true }); // its tokens die with the lab
+    stopLab(lab);
+  };
 }
