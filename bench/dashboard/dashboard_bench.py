@@ -14,7 +14,8 @@ then runs measure.mjs (Debian's chromium through playwright-core), which for
     live rows;
   - live-update cost of each page once rendered: the renderer main thread's
     task time (CDP Performance.getMetrics TaskDuration) over --window seconds
-    of wall time, as % of that time, with DOM mutations a second beside it.
+    of wall time, as % of that time, with DOM mutations a second beside it;
+  - the host's busy share (/proc/stat, all cores) while the browser measured.
 
 Prints medians for each size, the ratios N / baseline, and the figures
 against the targets (first render < 1 s; live updates < 10 % of the main
@@ -45,7 +46,8 @@ import grpc
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "fleet_scale"))
-from fleet_scale import BenchError, Deadline, Fleet, Lab, start_sleepers, wait_online  # noqa: E402
+from fleet_scale import (BenchError, Deadline, Fleet, Lab, host_busy_jiffies, start_sleepers,  # noqa: E402
+                         wait_online)
 
 MEASURE = HERE / "measure.mjs"
 WEB_ROOT = REPO / "web-ui" / "dist"
@@ -95,7 +97,12 @@ def measure(args, boards, work):
         wait_online(fleet, boards, deadline)
         start_sleepers(fleet, boards, deadline)
         log(f"N={boards}: every board online with {THREADS_PER_BOARD} threads; measuring in chromium")
+        busy0, total0 = host_busy_jiffies()
         figures = browse(lab, boards, args, deadline)
+        busy1, total1 = host_busy_jiffies()
+        # The whole host's busy share while the browser measured: the boards, fleetd and
+        # chromium share the cores, so a render is only as fast as the host is idle.
+        result["host_busy"] = (busy1 - busy0) / max(1, total1 - total0)
         for key, values in figures.items():
             if key != "console_errors":
                 result[key] = statistics.median(values)
@@ -122,7 +129,7 @@ def report(results, args):
     print(f"bench/dashboard: the dashboard in Debian's chromium, labs of N boards with {THREADS_PER_BOARD} threads "
           f"each (medians of {args.rounds} rounds; live updates over {args.window} s)")
     print(f"{'boards':>7} {'overview render':>16} {'board render':>13} {'overview busy':>14} {'board busy':>11} "
-          f"{'overview mut/s':>15} {'board mut/s':>12}")
+          f"{'overview mut/s':>15} {'board mut/s':>12} {'host busy':>10}")
     ok = True
     for r in results:
         if r["problems"]:
@@ -131,7 +138,8 @@ def report(results, args):
             continue
         print(f"{r['boards']:>7} {r['overview_render_s']:>14.3f} s {r['board_render_s']:>11.3f} s "
               f"{100 * r['overview_busy']:>12.1f} % {100 * r['board_busy']:>9.1f} % "
-              f"{r['overview_mutations_per_s']:>15.0f} {r['board_mutations_per_s']:>12.0f}")
+              f"{r['overview_mutations_per_s']:>15.0f} {r['board_mutations_per_s']:>12.0f} "
+              f"{100 * r['host_busy']:>8.0f} %")
     base = results[0]
     for r in results[1:]:
         if r["problems"] or base["problems"]:
