@@ -1,5 +1,6 @@
 #include "server/fleetd/config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,9 +11,11 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "server/common/host_port.h"
 #include "server/common/read_text_file.h"
 
@@ -142,6 +145,93 @@ absl::Status Days(absl::string_view file_name, const Section& section, const std
   return absl::OkStatus();
 }
 
+// The listen host is this machine only: 127.0.0.0/8, ::1 or localhost.
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::EqualsIgnoreCase(host, "localhost") || host == "::1") return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+// A CORS origin as browsers send it: scheme://host[:port], nothing after.
+absl::Status ValidateOrigin(absl::string_view origin) {
+  absl::string_view rest = origin;
+  if (!absl::ConsumePrefix(&rest, "https://") && !absl::ConsumePrefix(&rest, "http://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, " is not an origin (scheme://host[:port], e.g. https://lab.example:8443)"));
+  }
+  if (rest.empty() || rest.find_first_of("/?#*@ ") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, " is not an origin (scheme://host[:port], no path or trailing '/')"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseHttp(absl::string_view file_name, const YAML::Node& node, const std::filesystem::path& base,
+                       FleetdConfig& config) {
+  Section http(file_name, node, "http");
+  if (absl::Status s =
+          http.Check({"listen", "tls_cert", "tls_key", "allow_plaintext", "cors_origins", "web_root"});
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::string> listen = http.String("listen");
+  if (!listen.ok()) return listen.status();
+  absl::StatusOr<common::HostPort> address = common::ParseHostPort(*listen, common::PortRule::kListen);
+  if (!address.ok())
+    return Invalid(file_name, http.KeyNode("listen"), "http.listen", address.status().message());
+  config.http_listen = *listen;
+
+  absl::StatusOr<std::string> cert = http.String("tls_cert", /*optional=*/true);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = http.String("tls_key", /*optional=*/true);
+  if (!key.ok()) return key.status();
+  if (cert->empty() != key->empty()) {
+    const std::string missing = cert->empty() ? "http.tls_cert" : "http.tls_key";
+    return Invalid(file_name, http.KeyNode(cert->empty() ? "tls_key" : "tls_cert"), missing,
+                   "missing: http.tls_cert and http.tls_key go together");
+  }
+  if (!cert->empty()) {
+    config.http_tls_cert = Resolve(base, *cert);
+    config.http_tls_key = Resolve(base, *key);
+  }
+
+  if (const YAML::Node* plaintext = http.Find("allow_plaintext"); plaintext != nullptr) {
+    if (!plaintext->IsScalar() || (plaintext->Scalar() != "true" && plaintext->Scalar() != "false")) {
+      return Invalid(file_name, http.KeyNode("allow_plaintext"), "http.allow_plaintext",
+                     "must be true or false");
+    }
+    config.http_allow_plaintext = plaintext->Scalar() == "true";
+  }
+  // Bearer tokens cross this listener: in the clear only on this machine.
+  if (cert->empty() && !config.http_allow_plaintext && !IsLoopbackHost(address->host)) {
+    return Invalid(file_name, http.KeyNode("listen"), "http.listen",
+                   absl::StrCat(*listen,
+                                " is not loopback: set http.tls_cert and http.tls_key for HTTPS, or "
+                                "http.allow_plaintext: true to serve plain HTTP there anyway"));
+  }
+
+  if (const YAML::Node* origins = http.Find("cors_origins"); origins != nullptr) {
+    if (!origins->IsSequence()) {
+      return Invalid(file_name, http.KeyNode("cors_origins"), "http.cors_origins",
+                     "must be a list of origins (e.g. [\"https://lab.example:8443\"])");
+    }
+    for (const YAML::Node& origin : *origins) {
+      if (!origin.IsScalar()) {
+        return Invalid(file_name, origin, "http.cors_origins", "each entry must be an origin string");
+      }
+      if (absl::Status s = ValidateOrigin(origin.Scalar()); !s.ok()) {
+        return Invalid(file_name, origin, "http.cors_origins", s.message());
+      }
+      config.http_cors_origins.push_back(origin.Scalar());
+    }
+  }
+
+  absl::StatusOr<std::string> web_root = http.String("web_root", /*optional=*/true);
+  if (!web_root.ok()) return web_root.status();
+  if (!web_root->empty()) config.http_web_root = Resolve(base, *web_root);
+  return absl::OkStatus();
+}
+
 absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
   Section limits(file_name, node, "limits");
   if (absl::Status s = limits.Check({"request", "http", "api", "boards", "retention"}); !s.ok()) return s;
@@ -166,21 +256,27 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
   }
   if (const YAML::Node* http_node = limits.Find("http"); http_node != nullptr) {
     Section http(file_name, *http_node, "limits.http");
-    if (absl::Status s = http.Check({"max_header_bytes", "max_body_bytes", "max_connections",
-                                     "idle_timeout_ms", "request_timeout_ms"});
+    if (absl::Status s =
+            http.Check({"max_header_bytes", "max_body_bytes", "max_connections", "idle_timeout_ms",
+                        "request_timeout_ms", "max_stream_buffer_bytes", "max_connect_streams"});
         !s.ok()) {
       return s;
     }
     HttpLimits& h = config.limits.http;
     int64_t connections = h.max_connections;
-    for (absl::Status s : {Size(file_name, http, "max_header_bytes", 1024, kMiB, h.max_header_bytes),
-                           Size(file_name, http, "max_body_bytes", 0, 64 * kMiB, h.max_body_bytes),
-                           Integer(file_name, http, "max_connections", 4, 65536, connections),
-                           Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
-                           Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout)}) {
+    int64_t connect_streams = h.max_connect_streams;
+    for (absl::Status s :
+         {Size(file_name, http, "max_header_bytes", 1024, kMiB, h.max_header_bytes),
+          Size(file_name, http, "max_body_bytes", 0, 64 * kMiB, h.max_body_bytes),
+          Integer(file_name, http, "max_connections", 4, 65536, connections),
+          Millis(file_name, http, "idle_timeout_ms", 100, 600000, h.idle_timeout),
+          Millis(file_name, http, "request_timeout_ms", 100, 600000, h.request_timeout),
+          Size(file_name, http, "max_stream_buffer_bytes", 64 << 10, 256 * kMiB, h.max_stream_buffer_bytes),
+          Integer(file_name, http, "max_connect_streams", 1, 4096, connect_streams)}) {
       if (!s.ok()) return s;
     }
     h.max_connections = static_cast<int>(connections);
+    h.max_connect_streams = static_cast<int>(connect_streams);
   }
   if (const YAML::Node* api_node = limits.Find("api"); api_node != nullptr) {
     Section api(file_name, *api_node, "limits.api");
@@ -343,14 +439,7 @@ absl::StatusOr<FleetdConfig> ParseFleetdConfig(absl::string_view text, absl::str
   // http
   absl::StatusOr<YAML::Node> http_node = top.Required("http");
   if (!http_node.ok()) return http_node.status();
-  Section http(file_name, *http_node, "http");
-  if (absl::Status s = http.Check({"listen"}); !s.ok()) return s;
-  absl::StatusOr<std::string> http_listen = http.String("listen");
-  if (!http_listen.ok()) return http_listen.status();
-  if (absl::Status s = ValidateListenAddress(*http_listen); !s.ok()) {
-    return Invalid(file_name, http.KeyNode("listen"), "http.listen", s.message());
-  }
-  config.http_listen = *http_listen;
+  if (absl::Status s = ParseHttp(file_name, *http_node, base, config); !s.ok()) return s;
 
   // boards
   absl::StatusOr<YAML::Node> boards_node = top.Required("boards");

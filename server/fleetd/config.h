@@ -7,8 +7,13 @@
 //     listen: 127.0.0.1:7443   # port 0: pick a free one
 //     cert: pki/fleetd-api.pem
 //     key: pki/fleetd-api.key
-//   http:
-//     listen: 127.0.0.1:7480
+//   http:                      # /healthz, /metrics and the dashboard
+//     listen: 127.0.0.1:7480     # plain HTTP only on loopback unless allow_plaintext
+//     tls_cert: pki/fleetd-http.pem   # optional, with tls_key: HTTPS only
+//     tls_key: pki/fleetd-http.key
+//     allow_plaintext: false     # optional: plain HTTP on a non-loopback listen
+//     cors_origins: []           # optional: other origins whose pages may call fleetd
+//     web_root: web-ui/dist      # optional: the built dashboard (at most 32 MiB)
 //   boards:
 //     ca: pki/ca.pem
 //     cert: pki/fleetd.pem
@@ -24,12 +29,14 @@
 //       max_job_spec_bytes: 65536  # a job spec (ApplyJobRequest.spec_yaml)
 //       max_job_file_bytes: 1048576   # a file uploaded with a job spec
 //       max_job_files_bytes: 4194304  # all files of one job spec together
-//     http:                    # /healthz and /metrics (http_server.h)
+//     http:                    # the HTTP listener (http_server.h)
 //       max_header_bytes: 8192     # request line + headers: 431 above
-//       max_body_bytes: 65536      # announced body: 413 above, never read
+//       max_body_bytes: 2097152    # announced body: 413 above, never read (a 1 MiB push as JSON fits)
 //       max_connections: 64        # at the cap the quietest one is closed
 //       idle_timeout_ms: 2000      # keep-alive without a request
-//       request_timeout_ms: 5000   # a request in, its response out
+//       request_timeout_ms: 5000   # a request in, its response out (a stream is exempt)
+//       max_stream_buffer_bytes: 1048576  # a streamed answer unsent: closed above
+//       max_connect_streams: 32    # Connect streaming calls open at once: resource_exhausted above
 //     api:                     # the Fleet API's gRPC server
 //       max_streams_per_connection: 64  # calls open at once on one connection
 //       max_metadata_bytes: 16384       # a call's headers (the bearer token among them)
@@ -85,6 +92,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -130,8 +138,18 @@ struct FleetdConfig {
   std::string api_listen;  // "host:port"; port 0 picks a free port
   std::string api_cert;    // PEM certificate chain presented to callers
   std::string api_key;     // its private key
-  // Plain HTTP: /metrics, /healthz.
+  // The HTTP listener: /metrics, /healthz, the dashboard.
   std::string http_listen;  // "host:port"; port 0 picks a free port
+  // PEM certificate chain and key; both set (or both empty: plain HTTP,
+  // which the config allows on a non-loopback host only with
+  // http_allow_plaintext).
+  std::string http_tls_cert;
+  std::string http_tls_key;
+  bool http_allow_plaintext = false;
+  // Origins (scheme://host[:port]) besides the listener's own that may call it.
+  std::vector<std::string> http_cors_origins;
+  // The built dashboard; empty: none (/ says how to build it).
+  std::string http_web_root;
   // Mutual TLS to the boards.
   std::string boards_ca;    // the lab CA boards' certificates chain to
   std::string boards_cert;  // fleetd's client certificate

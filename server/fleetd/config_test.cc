@@ -166,6 +166,8 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     max_connections: 16
     idle_timeout_ms: 500
     request_timeout_ms: 3000
+    max_stream_buffer_bytes: 262144
+    max_connect_streams: 8
   api:
     max_streams_per_connection: 16
     max_metadata_bytes: 4096
@@ -196,6 +198,8 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
   EXPECT_EQ(l.http.max_connections, 16);
   EXPECT_EQ(l.http.idle_timeout, absl::Milliseconds(500));
   EXPECT_EQ(l.http.request_timeout, absl::Seconds(3));
+  EXPECT_EQ(l.http.max_stream_buffer_bytes, 262144u);
+  EXPECT_EQ(l.http.max_connect_streams, 8);
   EXPECT_EQ(l.retention.events.max_age, absl::Hours(24 * 7));
   EXPECT_EQ(l.retention.events.max_rows, 5000);
   EXPECT_EQ(l.retention.audit.max_age, absl::Hours(24 * 90));
@@ -274,6 +278,82 @@ TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {
             "fleetd.yaml:16: limits.boards.max_calls_in_flight: must be an integer from 1 to 16");
   config = Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    max_conns: 10\n"));
   EXPECT_THAT(config.status().message(), HasSubstr("limits.http.max_conns: unknown key"));
+}
+
+// The http section with `lines` (each "  key: value\n") in place of its
+// listen line.
+std::string WithHttp(absl::string_view lines) { return With("  listen: 127.0.0.1:0\n", lines); }
+
+TEST(ParseFleetdConfig, TheDashboardKeysAreOptionalAndDefaultToPlainLoopbackWithoutFiles) {
+  absl::StatusOr<FleetdConfig> config = Parse(kFullConfig);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->http_tls_cert, "");
+  EXPECT_EQ(config->http_tls_key, "");
+  EXPECT_FALSE(config->http_allow_plaintext);
+  EXPECT_TRUE(config->http_cors_origins.empty());
+  EXPECT_EQ(config->http_web_root, "");
+  EXPECT_EQ(config->limits.http.max_body_bytes, size_t{2} << 20);
+  EXPECT_EQ(config->limits.http.max_stream_buffer_bytes, size_t{1} << 20);
+  EXPECT_EQ(config->limits.http.max_connect_streams, 32);
+}
+
+TEST(ParseFleetdConfig, ReadsEveryHttpKeyAndResolvesItsFiles) {
+  absl::StatusOr<FleetdConfig> config =
+      Parse(WithHttp("  listen: 0.0.0.0:7480\n  tls_cert: pki/http.pem\n  tls_key: pki/http.key\n"
+                     "  cors_origins: [\"https://lab.example:8443\", \"http://localhost:5173\"]\n  web_root: "
+                     "../web-ui/dist\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->http_listen, "0.0.0.0:7480");
+  EXPECT_EQ(config->http_tls_cert, "/etc/fleet/pki/http.pem");
+  EXPECT_EQ(config->http_tls_key, "/etc/fleet/pki/http.key");
+  EXPECT_THAT(config->http_cors_origins,
+              ::testing::ElementsAre("https://lab.example:8443", "http://localhost:5173"));
+  EXPECT_EQ(config->http_web_root, "/etc/web-ui/dist");
+}
+
+TEST(ParseFleetdConfig, PlainHttpOffLoopbackIsRefusedNamingTheTlsAndPlaintextKeys) {
+  for (absl::string_view host : {"0.0.0.0:7480", "192.168.1.10:7480", "[::]:7480", "fleetd.lab:7480"}) {
+    absl::StatusOr<FleetdConfig> config = Parse(WithHttp(absl::StrCat("  listen: \"", host, "\"\n")));
+    ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << host;
+    EXPECT_THAT(config.status().message(), HasSubstr("fleetd.yaml:6: http.listen: ")) << host;
+    EXPECT_THAT(config.status().message(), HasSubstr("http.tls_cert")) << host;
+    EXPECT_THAT(config.status().message(), HasSubstr("http.allow_plaintext: true")) << host;
+  }
+  for (absl::string_view host : {"127.0.0.1:0", "127.1.2.3:7480", "[::1]:7480", "localhost:7480"}) {
+    EXPECT_TRUE(Parse(WithHttp(absl::StrCat("  listen: \"", host, "\"\n"))).ok()) << host;
+  }
+  absl::StatusOr<FleetdConfig> allowed = Parse(WithHttp("  listen: 0.0.0.0:7480\n  allow_plaintext: true\n"));
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_TRUE(allowed->http_allow_plaintext);
+}
+
+TEST(ParseFleetdConfig, BadHttpKeysAreNamed) {
+  const struct {
+    absl::string_view lines;
+    absl::string_view message;
+  } cases[] = {
+      {"  listen: 127.0.0.1:0\n  tls_cert: http.pem\n",
+       "http.tls_key: missing: http.tls_cert and http.tls_key go together"},
+      {"  listen: 127.0.0.1:0\n  tls_key: http.key\n", "http.tls_cert: missing"},
+      {"  listen: 127.0.0.1:0\n  tls_cert: \"\"\n", "http.tls_cert: must be a non-empty string"},
+      {"  listen: 127.0.0.1:0\n  allow_plaintext: yes please\n",
+       "http.allow_plaintext: must be true or false"},
+      {"  listen: 127.0.0.1:0\n  cors_origins: https://a.example\n", "http.cors_origins: must be a list"},
+      {"  listen: 127.0.0.1:0\n  cors_origins: [\"https://a.example/\"]\n", "no path or trailing '/'"},
+      {"  listen: 127.0.0.1:0\n  cors_origins: [\"*\"]\n", "http.cors_origins: * is not an origin"},
+      {"  listen: 127.0.0.1:0\n  cors_origins: [\"a.example\"]\n", "a.example is not an origin"},
+      {"  listen: 127.0.0.1:0\n  web_root: [a]\n", "http.web_root: must be a non-empty string"},
+      {"  listen: 127.0.0.1:0\n  tls: on\n", "http.tls: unknown key"},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<FleetdConfig> config = Parse(WithHttp(c.lines));
+    ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << c.lines;
+    EXPECT_THAT(config.status().message(), HasSubstr(c.message)) << c.lines;
+  }
+  absl::StatusOr<FleetdConfig> small =
+      Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    max_stream_buffer_bytes: 1000\n"));
+  EXPECT_THAT(small.status().message(),
+              HasSubstr("limits.http.max_stream_buffer_bytes: must be an integer from 65536"));
 }
 
 TEST(ValidateListenAddress, AcceptsHostsAndPortsFromZero) {

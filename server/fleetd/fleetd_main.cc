@@ -5,6 +5,7 @@
 //   fleetd --config fleetd.yaml
 //       runs in the foreground; once serving, prints one line on stderr:
 //       fleetd: ready grpc=127.0.0.1:PORT http=127.0.0.1:PORT boards=N
+//       fleetd: dashboard: http://127.0.0.1:PORT/   (https:// with http.tls_cert)
 //   fleetd token create --config fleetd.yaml --name ci --role operator
 //       creates a bearer token in the store (fleetd may be running) and
 //       prints only its secret on stdout.
@@ -38,11 +39,14 @@
 #include "server/fleetd/auth/reflection_gate.h"
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/config.h"
+#include "server/fleetd/connect/connect_gateway.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
 #include "server/fleetd/health/lab_monitor.h"
+#include "server/fleetd/http/dashboard_route.h"
 #include "server/fleetd/http/http_server.h"
 #include "server/fleetd/http/metrics.h"
+#include "server/fleetd/http/static_site.h"
 #include "server/fleetd/inventory/inventory.h"
 #include "server/fleetd/jobs/clock.h"
 #include "server/fleetd/jobs/job_runner.h"
@@ -119,6 +123,11 @@ sigset_t BlockStopSignals() {
 
 int Serve(const FleetdConfig& config) {
   const sigset_t stop_signals = BlockStopSignals();
+
+  // The dashboard's files, read whole now: a bad web root stops fleetd
+  // before anything starts.
+  absl::StatusOr<std::shared_ptr<const StaticSite>> site = StaticSite::Load(config.http_web_root);
+  if (!site.ok()) return Fail(kExitUsage, site.status().message());
 
   // What fleetd knows.
   std::vector<BoardRecord> lab_boards;
@@ -242,8 +251,19 @@ int Serve(const FleetdConfig& config) {
                              " / ", config.api_key, ")"));
   }
 
-  // /healthz and /metrics.
+  // /healthz, /metrics and the dashboard.
   SqliteStore* const sqlite = store->get();
+  // The Fleet API in the Connect protocol, for the dashboard: the same
+  // service over its in-process channel, so tokens, roles and the audit log
+  // apply as they do for gRPC clients. The channel takes answers up to the
+  // gateway's own limit (gRPC's default would stop at 4 MiB).
+  const ConnectGatewayLimits connect_limits{.max_open_streams = config.limits.http.max_connect_streams};
+  grpc::ChannelArguments in_process_args;
+  in_process_args.SetMaxReceiveMessageSize(static_cast<int>(connect_limits.max_response_message_bytes));
+  ConnectGateway gateway(server->InProcessChannel(in_process_args), connect_limits);
+  HttpRoute connect_gateway = [&gateway](HttpRequest request, std::shared_ptr<HttpResponder> responder) {
+    gateway.Serve(std::move(request), std::move(responder));
+  };
   HttpServer::Handlers handlers{
       .health = [sqlite]() { return sqlite->CheckHealth(); },
       .metrics =
@@ -257,9 +277,13 @@ int Serve(const FleetdConfig& config) {
               view.process = *process;
             return RenderMetrics(view);
           },
+      .route = DashboardRoute(*site, std::move(connect_gateway)),
   };
   absl::StatusOr<std::unique_ptr<HttpServer>> http =
-      HttpServer::Start(config.http_listen, handlers, config.limits.http);
+      HttpServer::Start(config.http_listen, handlers, config.limits.http,
+                        HttpServerOptions{.tls_cert_file = config.http_tls_cert,
+                                          .tls_key_file = config.http_tls_key,
+                                          .cors_origins = config.http_cors_origins});
   if (!http.ok()) {
     runner->Shutdown();
     service->Shutdown();
@@ -270,6 +294,8 @@ int Serve(const FleetdConfig& config) {
   std::cerr << "fleetd: ready grpc=" << WithPort(config.api_listen, grpc_port)
             << " http=" << WithPort(config.http_listen, (*http)->port()) << " boards=" << boards->size()
             << std::endl;
+  std::cerr << "fleetd: dashboard: " << ((*http)->tls() ? "https" : "http") << "://"
+            << WithPort(config.http_listen, (*http)->port()) << "/" << std::endl;
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

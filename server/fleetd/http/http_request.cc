@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -27,6 +28,18 @@ bool IsToken(absl::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+// RFC 9110's token characters: a field name never holds spaces, so "X : y"
+// (which some proxies read differently) is refused.
+bool IsFieldName(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
   }
   return true;
 }
@@ -56,7 +69,10 @@ HttpParse ParseHttpRequestHead(absl::string_view in, const HttpHeadLimits& limit
   }
   HttpRequestHead out;
   out.method = std::string(request_line[0]);
-  out.path = std::string(request_line[1].substr(0, request_line[1].find('?')));
+  const absl::string_view target = request_line[1];
+  const size_t question = target.find('?');
+  out.path = std::string(target.substr(0, question));
+  if (question != absl::string_view::npos) out.query = std::string(target.substr(question + 1));
   out.close = request_line[2] == "HTTP/1.0";
   out.head_bytes = head_bytes;
   std::optional<uint64_t> length;
@@ -65,6 +81,8 @@ HttpParse ParseHttpRequestHead(absl::string_view in, const HttpHeadLimits& limit
     if (colon == absl::string_view::npos || colon == 0) return BadRequest(refusal, "malformed header line");
     const absl::string_view name = lines[i].substr(0, colon);
     const absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
+    if (!IsFieldName(name)) return BadRequest(refusal, "malformed header line");
+    out.headers.emplace_back(absl::AsciiStrToLower(name), std::string(value));
     if (absl::EqualsIgnoreCase(name, "Content-Length")) {
       uint64_t n = 0;
       if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit) ||

@@ -36,6 +36,31 @@ TEST(HttpRequestHeadTest, ReadsMethodPathWithoutQueryAndKeepAlive) {
   EXPECT_EQ(p.head.body_bytes, 0u);
 }
 
+TEST(HttpRequestHeadTest, ReturnsTheQueryAndEveryHeaderWithLowercaseNamesAndTrimmedValues) {
+  const Parsed p = Parse(
+      "POST /threadfleet.fleet.v1.Fleet/ListBoards?encoding=json&x HTTP/1.1\r\n"
+      "Host: fleetd:7480\r\nContent-Type:  application/json \r\nAUTHORIZATION: Bearer tf_x\r\n"
+      "X-Empty:\r\nContent-Length: 2\r\n\r\n{}");
+  ASSERT_EQ(p.result, HttpParse::kHead);
+  EXPECT_EQ(p.head.path, "/threadfleet.fleet.v1.Fleet/ListBoards");
+  EXPECT_EQ(p.head.query, "encoding=json&x");
+  EXPECT_THAT(p.head.headers,
+              ::testing::ElementsAre(::testing::Pair("host", "fleetd:7480"),
+                                     ::testing::Pair("content-type", "application/json"),
+                                     ::testing::Pair("authorization", "Bearer tf_x"),
+                                     ::testing::Pair("x-empty", ""), ::testing::Pair("content-length", "2")));
+  EXPECT_EQ(p.head.body_bytes, 2u);
+  EXPECT_EQ(Parse("GET /x HTTP/1.1\r\n\r\n").head.query, "");
+}
+
+TEST(HttpRequestHeadTest, ABodyUpToTheDefaultLimitFitsADashboardPush) {
+  // A 1 MiB pushed file (limits.request.max_push_bytes) as Connect JSON is
+  // base64: 4/3 of it, plus the rest of the message.
+  const Parsed p = Parse("POST /x HTTP/1.1\r\nContent-Length: 1400000\r\n\r\n", HttpHeadLimits{});
+  ASSERT_EQ(p.result, HttpParse::kHead);
+  EXPECT_EQ(p.head.body_bytes, 1400000u);
+}
+
 TEST(HttpRequestHeadTest, ConnectionCloseAndHttp10CloseAfterTheResponse) {
   EXPECT_TRUE(Parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").head.close);
   EXPECT_TRUE(Parse("GET / HTTP/1.0\r\n\r\n").head.close);
@@ -84,6 +109,7 @@ TEST(HttpRequestHeadTest, MalformedHeadsAreRefused400) {
            "GET  / HTTP/1.1\r\n\r\n",                                             // two spaces
            "GET / HTTP/1.1\r\nno colon here\r\n\r\n",                             // header without ':'
            "GET / HTTP/1.1\r\n: empty name\r\n\r\n",                              // empty field name
+           "GET / HTTP/1.1\r\nHost : x\r\n\r\n",                                  // space in a name
            "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",                       // not a number
            "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",                      // two numbers
            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",  // overflow

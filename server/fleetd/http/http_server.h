@@ -1,43 +1,66 @@
-// fleetd's plain-HTTP endpoint: what monitoring scrapes and probes. Only
-// adapts HTTP/1.1 to two callbacks; what they answer is decided by whoever
-// wires it (fleetd_main: the store's health, metrics.h's text).
+// fleetd's HTTP listener: what monitoring scrapes and probes, and the
+// dashboard's server. Only adapts HTTP/1.1 to callbacks; what they answer is
+// decided by whoever wires it (fleetd_main: the store's health, metrics.h's
+// text, and the dashboard route: the Connect gateway and the static site).
 //
 //   GET /healthz  200 "ok\n" when the health callback returns OK;
 //                 503 "<message>\n" otherwise.
 //   GET /metrics  200, Content-Type "text/plain; version=0.0.4; charset=utf-8",
 //                 the metrics callback's text.
-//   other methods on those paths 405; anything else 404 "not found\n".
+//   other methods on those paths 405; anything else goes to the route
+//   (http_exchange.h), or is 404 "not found\n" without one.
+//
+// Browser rules (browser_policy.h), before any of that: a request whose
+// Origin is neither the listener's own nor in `cors_origins` is refused 403;
+// a CORS preflight is answered 204 by the server itself; every response
+// (built-in, refusal, route) carries the security headers, and
+// "Cache-Control: no-store" unless the route set its own.
 //
 // Bounded in every dimension (HttpLimits, fleetd.yaml's limits.http): headers
 // over max_header_bytes get 431, a body announced over max_body_bytes 413
-// without being read, chunked bodies 411; at most max_connections are open,
-// and at the cap a new connection closes the one quiet longest, so idle or
-// slow clients never keep a probe out; a kept-alive connection idle for
-// idle_timeout is closed, and so is one whose request (or response) takes
-// longer than request_timeout.
+// without being read, chunked bodies 411; at most max_connections are open; a
+// kept-alive connection idle for idle_timeout is closed, and so is one whose
+// request (or response) takes longer than request_timeout. A route that does
+// not answer within request_timeout gets its client a 503 (then close) and
+// its OnCancel run. A streamed answer is live: exempt from both timeouts
+// while it streams, bounded instead by max_stream_buffer_bytes unsent (over
+// it the connection is closed and OnCancel runs), and ended (OnCancel) when
+// the client closes its side.
+//
+// At the connection cap a new connection closes an old one, chosen in this
+// order: idle keep-alives first, then connections mid-request (handshake,
+// slow senders, responses being written), then those waiting for a route's
+// answer, streams last; the quietest of the first non-empty group goes. So
+// probes always get in, and a dashboard's few live streams are not closed
+// for another client while idle connections remain; when every connection
+// is a stream the quietest stream goes (its client reconnects).
+//
+// With TLS (tls_cert_file/tls_key_file) the listener speaks only HTTPS,
+// TLS 1.2 or later; the handshake is bounded by request_timeout.
 //
 // One thread serves every connection with non-blocking sockets and poll():
-// no client can hold a thread. cpp-httplib (used before) gives each
-// connection a pool thread for its whole keep-alive, cannot cap connections
-// (its task queue cannot refuse a socket without leaking it) and has no limit
-// on the header block as a whole.
+// no client can hold a thread. Routes answer from any thread through a
+// queue and the wake pipe. cpp-httplib (used before) gives each connection
+// a pool thread for its whole keep-alive, cannot cap connections (its task
+// queue cannot refuse a socket without leaking it) and has no limit on the
+// header block as a whole.
 //
 // Example:
 //
 //   absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
 //       "127.0.0.1:0", {.health = [&] { return store.CheckHealth(); },
-//                       .metrics = [&] { return RenderMetrics(...); }},
-//       HttpLimits{.max_connections = 64});
+//                       .metrics = [&] { return RenderMetrics(...); },
+//                       .route = DashboardRoute(...)},
+//       HttpLimits{.max_connections = 64}, HttpServerOptions{.cors_origins = {...}});
 //   if (!http.ok()) return http.status();        // e.g. the port is taken
 //   std::cerr << "http=127.0.0.1:" << (*http)->port() << "\n";
 //   (*http)->Stop();
 //
-// Callbacks run on the server's thread, one at a time: they must be quick
-// (no board calls).
+// health and metrics and the route run on the server's thread, one at a
+// time: they must be quick (no board calls; the route hands its work on).
 #ifndef THREADFLEET_SERVER_FLEETD_HTTP_HTTP_SERVER_H_
 #define THREADFLEET_SERVER_FLEETD_HTTP_HTTP_SERVER_H_
 
-#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -49,6 +72,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/fleetd/http/http_exchange.h"
 
 namespace threadfleet::fleetd {
 
@@ -56,32 +80,54 @@ namespace threadfleet::fleetd {
 struct HttpLimits {
   // Request line and headers together.
   size_t max_header_bytes = 8192;
-  // A request body (no route takes one yet; the dashboard's Connect will).
-  size_t max_body_bytes = size_t{64} << 10;
+  // A request body. 2 MiB: the dashboard pushes a file of up to
+  // limits.request.max_push_bytes (1 MiB) as Connect JSON, base64 (~1.4 MiB).
+  size_t max_body_bytes = size_t{2} << 20;
   // Open connections; at the cap, the longest-idle one is closed for a new one.
   int max_connections = 64;
   // A kept-alive connection with no request in progress is closed after this.
   absl::Duration idle_timeout = absl::Seconds(2);
   // A request must arrive whole, and its response be taken, within this.
   absl::Duration request_timeout = absl::Seconds(5);
+  // Bytes of a streamed answer queued and not yet taken by the client; more
+  // closes the connection (a client that stopped reading).
+  size_t max_stream_buffer_bytes = size_t{1} << 20;
+  // Server-streaming Fleet API calls open at once over Connect (the
+  // gateway's, connect/connect_gateway.h); more are refused with
+  // resource_exhausted. Each holds a watcher in fleetd until it ends.
+  int max_connect_streams = 32;
+};
+
+// The listener's transport and browser rules (fleetd.yaml's http section).
+struct HttpServerOptions {
+  // PEM certificate chain and private key; both set: HTTPS only.
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
+  // Origins (e.g. "https://lab.example:8443") other than the listener's own
+  // whose pages may call it.
+  std::vector<std::string> cors_origins = {};
 };
 
 class HttpServer {
  public:
   struct Handlers {
     // OK when fleetd can serve; otherwise its message says why.
-    std::function<absl::Status()> health;
+    std::function<absl::Status()> health = nullptr;
     // The Prometheus text exposition.
-    std::function<std::string()> metrics;
+    std::function<std::string()> metrics = nullptr;
+    // Every other request; unset: 404.
+    HttpRoute route = nullptr;
   };
 
   // Listens on `listen` ("host:port", port 0 picks a free one) and serves in
-  // the background. INVALID_ARGUMENT for a malformed address; UNAVAILABLE
-  // naming the address when it cannot be bound (in use, no such interface).
-  // REQUIRES: both handlers set.
+  // the background. INVALID_ARGUMENT for a malformed address, or TLS files
+  // that cannot be loaded (naming the file); UNAVAILABLE naming the address
+  // when it cannot be bound (in use, no such interface).
+  // REQUIRES: health and metrics set.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(absl::string_view listen,
                                                                          Handlers handlers,
-                                                                         HttpLimits limits = {});
+                                                                         HttpLimits limits = {},
+                                                                         HttpServerOptions options = {});
 
   // Stops serving.
   ~HttpServer();
@@ -92,38 +138,23 @@ class HttpServer {
   // The port it listens on (the real one when asked for port 0).
   int port() const { return port_; }
 
-  // Closes every connection and the listening socket, ends the server's
-  // thread and returns once it has ended. Idempotent.
+  // True when the listener speaks HTTPS.
+  bool tls() const;
+
+  // Closes every connection (running the OnCancel of answers in progress)
+  // and the listening socket, ends the server's thread and returns once it
+  // has ended. Idempotent.
   void Stop();
 
  private:
-  struct Connection;
+  // The poll() loop and its connections (http_server.cc).
+  class Loop;
 
-  HttpServer(Handlers handlers, HttpLimits limits, int listen_fd, int wake_read, int wake_write, int port);
+  HttpServer(std::unique_ptr<Loop> loop, int listen_fd, int port);
 
-  // The server's one thread: poll(), then serve, expire and accept.
-  void Loop();
-  void Accept(std::vector<Connection>& connections, absl::Time now);
-  // Closes connections past their idle or request timeout, and those Serve
-  // closed.
-  void Expire(std::vector<Connection>& connections, absl::Time now);
-  // Moves bytes on one ready connection.
-  void Serve(Connection& c, short revents, absl::Time now);
-  // Parses the request in c.in, if whole, and queues its response.
-  void Handle(Connection& c, absl::Time now);
-  void Route(Connection& c, const std::string& method, const std::string& path, bool close);
-  void Reply(Connection& c, int status, absl::string_view reason, absl::string_view body,
-             absl::string_view content_type, bool close);
-  void Close(Connection& c);
-
-  const Handlers handlers_;
-  const HttpLimits limits_;
+  std::unique_ptr<Loop> loop_;
   const int listen_fd_;
-  // Stop() writes a byte here to wake the loop.
-  const int wake_read_;
-  const int wake_write_;
   const int port_;
-  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 
