@@ -1,6 +1,10 @@
-// Every main page loads without console errors, at a laptop's 1366x768 and a
-// phone's 390x844, and leaves a screenshot of each as a test artifact.
+// Every main page loads without console errors or sideways scrolling, and
+// with less than 250 KB of gzipped JS, at a laptop's 1366x768 and a phone's
+// 390x844, and leaves a screenshot of each as a test artifact.
 import { expect, screenshot, signIn, test } from "./fixtures";
+
+// Issue 13: the JS a page loads stays under 250 KB gzipped.
+const MAX_JS_BYTES = 250 * 1024;
 
 const PAGES = [
   { name: "overview", path: "/", ready: "[data-testid=board-tile][data-state=online]" },
@@ -24,6 +28,15 @@ for (const size of [
         // Nothing wider than the screen: no sideways scrolling of the page.
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         expect(overflow, "page wider than the viewport by").toBeLessThanOrEqual(0);
+        // The JS the page loaded, as it crossed the wire (fleetd gzips it).
+        const jsBytes = await page.evaluate(() =>
+          performance
+            .getEntriesByType("resource")
+            .filter((e) => new URL(e.name).pathname.endsWith(".js"))
+            .reduce((sum, e) => sum + (e as PerformanceResourceTiming).encodedBodySize, 0),
+        );
+        expect(jsBytes, "bytes of JS the page loaded").toBeGreaterThan(0);
+        expect(jsBytes, "bytes of JS the page loaded").toBeLessThan(MAX_JS_BYTES);
         await screenshot(page, testInfo, `${p.name}-${size.width}x${size.height}`);
       });
     }
