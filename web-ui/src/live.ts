@@ -22,6 +22,10 @@ export interface LiveOptions {
   onFatal?: (error: ConnectError) => void;
   // Called before each (re)open, e.g. to fetch a backfill first.
   onOpen?: () => void | Promise<void>;
+  // Called when the stream ended without an error; true means it is done for
+  // good (e.g. the output of a program that has ended) and stops it without
+  // counting as a reconnect.
+  finished?: () => boolean;
 }
 
 const FATAL = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.NotFound, Code.InvalidArgument]);
@@ -53,6 +57,7 @@ export function live<T>(
           onMessage(message);
         }
         if (controller.signal.aborted) break;
+        if (options.finished?.()) break;
       } catch (e) {
         if (controller.signal.aborted) break;
         const error = ConnectError.from(e);

@@ -42,6 +42,8 @@ export function installLinkHandler(): void {
     if (!a || a.target || a.hasAttribute("download")) return;
     const url = new URL(a.href, window.location.href);
     if (url.origin !== window.location.origin) return;
+    // An in-page anchor (e.g. "Skip to content") is the browser's to follow.
+    if (url.hash && url.pathname === window.location.pathname && url.search === window.location.search) return;
     e.preventDefault();
     navigate(url.pathname + url.search);
   });
