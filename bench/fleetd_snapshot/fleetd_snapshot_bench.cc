@@ -6,7 +6,9 @@
 //
 // Rows, each in µs per snapshot and as a ratio to the parse:
 //   parse            WatchHealthResponse::ParseFromString of the snapshot
-//   aggregator       HealthAggregator::OnSnapshot (the anomaly rules, history)
+//   aggregator       HealthAggregator::OnSnapshot (the anomaly rules)
+//   history          HealthHistory::Record (GetHealthHistory's samples), which
+//                    fleetd's LabMonitor adds to every snapshot
 //   monitor          LabMonitor::OnSnapshot, no WatchHealth subscriber
 //   monitor+watch    LabMonitor::OnSnapshot, one subscriber (copy + publish)
 // The snapshot is what a board running bench/fleet_scale/ten_sleepers.py
@@ -28,6 +30,7 @@
 #include "absl/time/time.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
+#include "server/fleetd/health/health_history.h"
 #include "server/fleetd/health/lab_monitor.h"
 #include "server/fleetd/store/sqlite_store.h"
 
@@ -37,6 +40,7 @@ namespace pb = threadfleet::board::v1;
 namespace fleet = threadfleet::fleet::v1;
 using threadfleet::fleetd::EventHub;
 using threadfleet::fleetd::HealthAggregator;
+using threadfleet::fleetd::HealthHistory;
 using threadfleet::fleetd::LabMonitor;
 using threadfleet::fleetd::SqliteStore;
 
@@ -115,10 +119,11 @@ int Run(int snapshots, int board_count, int rounds) {
     EventHub hub(**store);
     LabMonitor monitor(**store, health, hub);
     HealthAggregator alone;
+    HealthHistory history;
     std::printf("snapshot: %zu bytes on the wire, %d threads; %d snapshots a row over %d boards\n",
                 wire.size(), response.snapshot().threads_size(), snapshots, board_count);
-    std::printf("%-6s %10s %12s %12s %14s %10s %10s %10s\n", "round", "parse_us", "aggregator", "monitor",
-                "monitor+watch", "agg/parse", "mon/parse", "watch/parse");
+    std::printf("%-6s %10s %12s %10s %12s %14s %10s %10s %10s %10s\n", "round", "parse_us", "aggregator",
+                "history", "monitor", "monitor+watch", "agg/parse", "hist/parse", "mon/parse", "watch/parse");
     uint64_t published = 0;
     for (int round = 0; round < rounds; ++round) {
       pb::WatchHealthResponse parsed;
@@ -131,6 +136,9 @@ int Run(int snapshots, int board_count, int rounds) {
                                                 if (!alone.OnSnapshot(b, s, absl::Now()).empty())
                                                   rc = 1;  // a healthy board
                                               });
+      const double recorded = PerSnapshotUs(
+          response.snapshot(), boards, snapshots, round,
+          [&](const std::string& b, const pb::HealthSnapshot& s) { history.Record(b, s, absl::Now()); });
       // Both monitor rows feed the same aggregator: uptimes keep rising.
       const double plain =
           PerSnapshotUs(response.snapshot(), boards, snapshots, 2 * round + rounds,
@@ -144,8 +152,9 @@ int Run(int snapshots, int board_count, int rounds) {
       if (!monitor.Flush(absl::Seconds(60))) rc = 1;  // the worker's part counts too
       const double watched = 1e6 * Seconds(watched_start) / snapshots;
       hub.Unsubscribe(sub);
-      std::printf("%-6d %10.2f %12.2f %12.2f %14.2f %10.1f %10.1f %10.1f\n", round, parse, aggregator, plain,
-                  watched, aggregator / parse, plain / parse, watched / parse);
+      std::printf("%-6d %10.2f %12.2f %10.2f %12.2f %14.2f %10.1f %10.1f %10.1f %10.1f\n", round, parse,
+                  aggregator, recorded, plain, watched, aggregator / parse, recorded / parse, plain / parse,
+                  watched / parse);
     }
     const uint64_t expected = static_cast<uint64_t>(snapshots) * static_cast<uint64_t>(rounds);
     if (monitor.snapshots_total() != 2 * expected || published != expected || monitor.dropped_total() != 0) {

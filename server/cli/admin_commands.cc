@@ -1,4 +1,5 @@
-// fleetctl token create|ls|revoke and audit: administration (admin role).
+// fleetctl token create|ls|revoke and audit: administration (admin role);
+// fleetctl whoami: the token in use, any role.
 
 #include <limits>
 #include <memory>
@@ -99,9 +100,28 @@ int ListAudit(Session& session, const fleet::v1::ListAuditRequest& request) {
   return kExitOk;
 }
 
+// "lab-admin (admin)": what a script or a person checks before acting.
+int WhoAmI(Session& session) {
+  fleet::v1::WhoAmIResponse response;
+  auto context = session.client().NewContext();
+  grpc::Status status = session.client().stub().WhoAmI(context.get(), {}, &response);
+  if (!status.ok()) return session.Fail(status);
+  if (session.json()) {
+    session.PrintJson(response, JsonLayout::kPretty);
+  } else {
+    session.out() << response.token_name() << " (" << RoleText(response.role()) << ")" << std::endl;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddAdminCommands(CLI::App& app, Action& action) {
+  {
+    CLI::App* whoami =
+        app.add_subcommand("whoami", "Print the token's name and role, e.g. \"ci (operator)\"");
+    whoami->callback([&action] { action = [](Session& session) { return WhoAmI(session); }; });
+  }
   CLI::App* token = app.add_subcommand("token", "Create, list and revoke bearer tokens (admin)");
   token->require_subcommand(0, 1);
   {

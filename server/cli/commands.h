@@ -11,7 +11,7 @@
 //   file_commands.cc     ls, rm
 //   thread_commands.cc   threads, kill, start
 //   monitor_commands.cc  logs, health, events
-//   admin_commands.cc    token create|ls|revoke, audit
+//   admin_commands.cc    token create|ls|revoke, audit, whoami
 //   job_commands.cc      job apply|ls|run|runs|show|logs|cancel|rm|junit|report
 //
 // A command that needs no fleetd (a job spec refused locally, a report from

@@ -234,7 +234,9 @@ absl::Status ParseHttp(absl::string_view file_name, const YAML::Node& node, cons
 
 absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, FleetdConfig& config) {
   Section limits(file_name, node, "limits");
-  if (absl::Status s = limits.Check({"request", "http", "api", "boards", "retention"}); !s.ok()) return s;
+  if (absl::Status s = limits.Check({"request", "http", "api", "boards", "retention", "health_history"});
+      !s.ok())
+    return s;
   constexpr int64_t kMiB = int64_t{1} << 20;
   if (const YAML::Node* request_node = limits.Find("request"); request_node != nullptr) {
     Section request(file_name, *request_node, "limits.request");
@@ -338,6 +340,18 @@ absl::Status ParseLimits(absl::string_view file_name, const YAML::Node& node, Fl
           Integer(file_name, retention, "audit_max_rows", 1000, int64_t{1} << 40, r.audit.max_rows)}) {
       if (!s.ok()) return s;
     }
+  }
+  if (const YAML::Node* history_node = limits.Find("health_history"); history_node != nullptr) {
+    Section history(file_name, *history_node, "limits.health_history");
+    if (absl::Status s = history.Check({"window_s", "max_bytes"}); !s.ok()) return s;
+    HealthHistory::Options& h = config.limits.health_history;
+    int64_t window_s = absl::ToInt64Seconds(h.window);
+    // At least the 15 minutes the dashboard's charts promise; at most a day.
+    for (absl::Status s : {Integer(file_name, history, "window_s", 900, 86400, window_s),
+                           Size(file_name, history, "max_bytes", kMiB, int64_t{1} << 40, h.max_bytes)}) {
+      if (!s.ok()) return s;
+    }
+    h.window = absl::Seconds(window_s);
   }
   return absl::OkStatus();
 }

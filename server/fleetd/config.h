@@ -48,6 +48,9 @@
 //       max_open_streams: 8        # per board: followed outputs at once
 //       call_timeout_ms: 10000     # a call whose caller set no deadline
 //       max_kill_grace_ms: 10000   # KillThread/KillProgram grace_ms above: INVALID_ARGUMENT
+//     health_history:          # GetHealthHistory's samples, in memory (health_history.h)
+//       window_s: 900              # how long samples are kept (900 to 86400)
+//       max_bytes: 67108864        # all boards together; past it the largest board's oldest go
 //     retention:               # pruned in the background (retention.h)
 //       events_max_age_days: 30
 //       events_max_rows: 1000000
@@ -99,6 +102,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/fleetd/auth/request_limits.h"
+#include "server/fleetd/health/health_history.h"
 #include "server/fleetd/http/http_server.h"
 #include "server/fleetd/jobs/job_runner.h"
 #include "server/fleetd/store/retention.h"
@@ -167,6 +171,7 @@ struct FleetdConfig {
     RetentionOptions retention;
     BoardLimitOptions boards;
     ApiLimits api;
+    HealthHistory::Options health_history;
   } limits;
   // fleetd.yaml's `jobs:`; defaults in job_runner.h and job_spec.h. Its
   // spec_limits.max_spec_bytes is limits.request.max_job_spec_bytes and

@@ -147,6 +147,8 @@ TEST(ParseFleetdConfig, LimitsDefaultWhenAbsent) {
   EXPECT_EQ(config->limits.request.max_field_bytes, RequestLimitOptions().max_field_bytes);
   EXPECT_EQ(config->limits.http.max_connections, HttpLimits().max_connections);
   EXPECT_EQ(config->limits.retention.events.max_rows, RetentionOptions().events.max_rows);
+  EXPECT_EQ(config->limits.health_history.window, absl::Minutes(15));
+  EXPECT_EQ(config->limits.health_history.max_bytes, size_t{64} << 20);
   EXPECT_FALSE(config->limits.boards.max_calls_in_flight.has_value()) << "the links' own default applies";
   EXPECT_FALSE(config->limits.boards.max_kill_grace.has_value());
 }
@@ -184,9 +186,14 @@ TEST(ParseFleetdConfig, ReadsEveryLimit) {
     events_max_rows: 5000
     audit_max_age_days: 90
     audit_max_rows: 20000
+  health_history:
+    window_s: 1800
+    max_bytes: 16777216
 )"));
   ASSERT_TRUE(config.ok()) << config.status();
   const FleetdConfig::Limits& l = config->limits;
+  EXPECT_EQ(l.health_history.window, absl::Minutes(30));
+  EXPECT_EQ(l.health_history.max_bytes, size_t{16} << 20);
   EXPECT_EQ(l.request.max_field_bytes, 256u);
   EXPECT_EQ(l.request.max_repeated, 100u);
   EXPECT_EQ(l.request.max_push_bytes, 2097152u);
@@ -273,6 +280,9 @@ TEST(ParseFleetdConfig, ALimitOutOfRangeOrUnknownIsNamedWithItsLineAndRange) {
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(config.status().message(),
             "fleetd.yaml:16: limits.request.max_field_bytes: must be an integer from 64 to 1048576");
+  config = Parse(absl::StrCat(kFullConfig, "limits:\n  health_history:\n    window_s: 60\n"));
+  EXPECT_EQ(config.status().message(),
+            "fleetd.yaml:16: limits.health_history.window_s: must be an integer from 900 to 86400");
   config = Parse(absl::StrCat(kFullConfig, "limits:\n  boards:\n    max_calls_in_flight: 64\n"));
   EXPECT_EQ(config.status().message(),
             "fleetd.yaml:16: limits.boards.max_calls_in_flight: must be an integer from 1 to 16");

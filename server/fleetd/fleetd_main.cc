@@ -156,7 +156,8 @@ int Serve(const FleetdConfig& config) {
   MetricCounters counters;
   const uint64_t event_counter = hub.SubscribeEvents(
       [&counters](const threadfleet::fleet::v1::Event& event) { counters.CountEvent(event.severity()); });
-  LabMonitor monitor(**store, health, hub);
+  HealthHistory history(config.limits.health_history);
+  LabMonitor monitor(**store, health, hub, LabMonitor::Options{.history = &history});
 
   // TLS material, before anything connects or listens.
   absl::StatusOr<LinkCredentials> link_credentials =
@@ -214,6 +215,7 @@ int Serve(const FleetdConfig& config) {
                                                                  .inventory = inventory->get(),
                                                                  .links = links.get(),
                                                                  .health = &health,
+                                                                 .history = &history,
                                                                  .tokens = &tokens,
                                                                  .hub = &hub,
                                                                  .jobs = runner.get(),

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Who may do what in a lab: bearer tokens, roles, and the audit log.
 
-fleetctl without a token is refused with UNAUTHENTICATED; a viewer token may
+fleetctl without a token is refused with UNAUTHENTICATED; `fleetctl whoami`
+names the token and its role; a viewer token may
 read but not kill (PERMISSION_DENIED); every refusal and every mutation is in
 the audit log with its actor, action and code; `fleetctl audit` lists newest
 first and says how to see older entries; token names are plain and short;
@@ -79,6 +80,21 @@ class Refusals(unittest.TestCase):
         self.assertEqual(proc.returncode, 1, proc.stderr)
         self.assertIn("UNAUTHENTICATED", proc.stderr)
         self.assertTrue(audit_entries("lab-admin", "Fleet.RevokeToken", OK))
+
+
+class WhoAmI(unittest.TestCase):
+
+    def test_whoami_prints_the_tokens_name_and_role_and_is_not_audited(self):
+        self.assertEqual(LAB.text("whoami"), "lab-admin (admin)\n")
+        self.assertEqual(LAB.ctl("whoami"), {"token_name": "lab-admin", "role": "ROLE_ADMIN"})
+        secret = LAB.ctl("token", "create", "sec-whoami", "--role", "viewer")["secret"]
+        self.assertEqual(LAB.text("whoami", token=secret), "sec-whoami (viewer)\n")
+        self.assertFalse([a for a in LAB.audit() if a["action"] == "Fleet.WhoAmI"], "a read is not audited")
+
+    def test_whoami_without_a_token_is_refused_unauthenticated(self):
+        proc = LAB.run_ctl("whoami", config=config_without_token())
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("UNAUTHENTICATED", proc.stderr)
 
 
 class Limits(unittest.TestCase):

@@ -276,6 +276,7 @@ grpc::ServerUnaryReactor* FleetService::RemoveBoard(grpc::CallbackServerContext*
                  absl::Status unlinked = state->deps.links->Remove(request->name());
                  if (!unlinked.ok() && unlinked.code() != absl::StatusCode::kNotFound) return unlinked;
                  state->deps.health->RemoveBoard(request->name());
+                 if (state->deps.history != nullptr) state->deps.history->RemoveBoard(request->name());
                  state->ForgetBoard(request->name());
                  return absl::OkStatus();
                });
@@ -602,6 +603,27 @@ grpc::ServerWriteReactor<fleet::WatchHealthResponse>* FleetService::WatchHealth(
   return internal::StartWatchHealth(state_.get(), *request, AuthorizationOf(*context));
 }
 
+grpc::ServerUnaryReactor* FleetService::GetHealthHistory(grpc::CallbackServerContext* context,
+                                                         const fleet::GetHealthHistoryRequest* request,
+                                                         fleet::GetHealthHistoryResponse* response) {
+  FleetServiceState* state = state_.get();
+  return Serve(state, context, *request, internal::kGetHealthHistory, request->board(),
+               [state, request, response](UnaryCall&) {
+                 if (request->window_ms() < 0) {
+                   return absl::InvalidArgumentError(absl::StrCat("window_ms is ", request->window_ms(),
+                                                                  ": must be 0 (all kept) or positive"));
+                 }
+                 absl::StatusOr<BoardRecord> board = state->deps.inventory->Get(request->board());
+                 if (!board.ok()) return board.status();
+                 if (state->deps.history == nullptr) {
+                   return absl::UnimplementedError("this fleetd keeps no health history");
+                 }
+                 state->deps.history->Query(board->name, absl::Milliseconds(request->window_ms()),
+                                            absl::Now(), *response);
+                 return absl::OkStatus();
+               });
+}
+
 // ---- Events
 
 grpc::ServerUnaryReactor* FleetService::ListEvents(grpc::CallbackServerContext* context,
@@ -869,6 +891,18 @@ grpc::ServerUnaryReactor* FleetService::ListAudit(grpc::CallbackServerContext* c
         }
         return absl::OkStatus();
       });
+}
+
+// ---- The caller
+
+grpc::ServerUnaryReactor* FleetService::WhoAmI(grpc::CallbackServerContext* context,
+                                               const fleet::WhoAmIRequest* request,
+                                               fleet::WhoAmIResponse* response) {
+  return Serve(state_.get(), context, *request, internal::kWhoAmI, "caller", [response](UnaryCall& call) {
+    response->set_token_name(call.caller().name);
+    response->set_role(call.caller().role);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace threadfleet::fleetd

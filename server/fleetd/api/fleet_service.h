@@ -50,6 +50,15 @@
 // content this fleetd pushed to that (board, path), kept in memory (empty
 // after a restart or for files pushed by other means).
 //
+// GetHealthHistory answers from the HealthHistory (deps.history): a board
+// the inventory does not know is NOT_FOUND, a negative window_ms
+// INVALID_ARGUMENT. WatchHealth's min_period_ms holds each board's
+// snapshots back to one per period per stream (the newest is sent when the
+// period ends; events and state changes go at once), bounded by
+// kMaxWatchPeriodMs (INVALID_ARGUMENT above); summary_only strips each
+// snapshot's threads, programs and metrics. WhoAmI answers the caller's token
+// name and role to any valid token (not audited: it reads).
+//
 // Jobs RPCs adapt the JobRunner (jobs/job_runner.h): ApplyJob, DeleteJob,
 // RunJob, ListJobs, ListRuns, GetRun, CancelRun, WatchRun, ReleaseBoard.
 // RunJob with wait watches the run until it ended, or answers
@@ -70,6 +79,7 @@
 #include "server/fleetd/auth/token.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
+#include "server/fleetd/health/health_history.h"
 #include "server/fleetd/inventory/inventory.h"
 #include "server/fleetd/jobs/job_runner.h"
 #include "server/fleetd/links/board_directory.h"
@@ -82,6 +92,10 @@ namespace internal {
 class FleetServiceState;
 }  // namespace internal
 
+// The longest WatchHealthRequest.min_period_ms: a minute between a board's
+// snapshots is already slower than any chart.
+inline constexpr uint32_t kMaxWatchPeriodMs = 60000;
+
 // Limits on the calls the service makes to boards (the per-board limits on
 // calls in flight are the links': LinkOptions).
 struct BoardCallLimits {
@@ -91,14 +105,18 @@ struct BoardCallLimits {
   absl::Duration max_kill_grace = absl::Seconds(10);
 };
 
-// What the service works on. The pointers are non-null (but `jobs`, which
-// may be) and outlive the service.
+// What the service works on. The pointers are non-null (but `history` and
+// `jobs`, which may be) and outlive the service.
 struct FleetServiceDeps {
   Store* store = nullptr;
   Inventory* inventory = nullptr;
   // The boards' links: LinkManager, or a fake in unit tests.
   BoardDirectory* links = nullptr;
   HealthAggregator* health = nullptr;
+  // Each board's recent samples for GetHealthHistory (fed by the
+  // LabMonitor); null in a fleetd without it (GetHealthHistory then answers
+  // UNIMPLEMENTED after authorization). RemoveBoard drops the board's.
+  HealthHistory* history = nullptr;
   TokenAuthority* tokens = nullptr;
   EventHub* hub = nullptr;
   // Fleet test jobs; null in a fleetd without them (the job RPCs then answer
@@ -178,6 +196,9 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
   grpc::ServerWriteReactor<threadfleet::fleet::v1::WatchHealthResponse>* WatchHealth(
       grpc::CallbackServerContext* context,
       const threadfleet::fleet::v1::WatchHealthRequest* request) override;
+  grpc::ServerUnaryReactor* GetHealthHistory(
+      grpc::CallbackServerContext* context, const threadfleet::fleet::v1::GetHealthHistoryRequest* request,
+      threadfleet::fleet::v1::GetHealthHistoryResponse* response) override;
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
                                        const threadfleet::fleet::v1::ListEventsRequest* request,
                                        threadfleet::fleet::v1::ListEventsResponse* response) override;
@@ -222,6 +243,9 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
   grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
                                       const threadfleet::fleet::v1::ListAuditRequest* request,
                                       threadfleet::fleet::v1::ListAuditResponse* response) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* context,
+                                   const threadfleet::fleet::v1::WhoAmIRequest* request,
+                                   threadfleet::fleet::v1::WhoAmIResponse* response) override;
 
  private:
   // Everything the handlers and reactors share: deps, the worker pool, open

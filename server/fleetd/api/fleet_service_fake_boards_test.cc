@@ -326,6 +326,7 @@ class FleetServiceFakeBoardsTest : public ::testing::Test {
                                                                .inventory = inventory_.get(),
                                                                .links = &directory_,
                                                                .health = &health_,
+                                                               .history = &history_,
                                                                .tokens = tokens_.get(),
                                                                .hub = hub_.get(),
                                                                .board_calls = BoardCallLimits{}});
@@ -395,6 +396,7 @@ class FleetServiceFakeBoardsTest : public ::testing::Test {
   testing::TempStore temp_;  // first: destroyed after what uses its store
   std::unique_ptr<Inventory> inventory_;
   HealthAggregator health_;
+  HealthHistory history_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<TokenAuthority> tokens_;
   FakeDirectory directory_;
@@ -698,6 +700,210 @@ TEST_F(FleetServiceFakeBoardsTest, FilesAreListedWithTheirSha256AndDeletedByOper
   }
   EXPECT_THAT(rows, ElementsAre("Fleet.DeleteFile b01 /app.py PERMISSION_DENIED",
                                 "Fleet.DeleteFile b01 /app.py OK", "Fleet.DeleteFile b01 /app.py NOT_FOUND"));
+}
+
+// A snapshot of a board at `uptime_ms` with one running thread (7) and a
+// program.
+pb::HealthSnapshot SnapshotAt(uint64_t uptime_ms, uint64_t thread_cpu_ms = 0) {
+  pb::HealthSnapshot s;
+  s.set_uptime_us(uptime_ms * 1000);
+  s.mutable_heap()->set_total_bytes(65536);
+  s.mutable_heap()->set_used_bytes(1024);
+  s.mutable_thread_counts()->set_running(1);
+  pb::ThreadInfo* t = s.add_threads();
+  t->set_id(7);
+  t->set_name("worker");
+  t->set_program_id(3);
+  t->set_state(pb::THREAD_STATE_RUNNING);
+  t->set_cpu_time_us(thread_cpu_ms * 1000);
+  t->set_stack_size_bytes(8192);
+  t->set_stack_used_bytes(512);
+  t->set_stack_peak_bytes(900);
+  s.add_programs()->set_id(3);
+  s.add_metrics()->set_key("rx");
+  return s;
+}
+
+fleet::WatchHealthResponse SnapshotUpdate(const std::string& board, uint64_t uptime_ms) {
+  fleet::WatchHealthResponse u;
+  u.set_board(board);
+  *u.mutable_snapshot() = SnapshotAt(uptime_ms);
+  return u;
+}
+
+TEST_F(FleetServiceFakeBoardsTest, GetHealthHistoryAnswersTheBoardsSamplesWithItsThreadsColumns) {
+  const absl::Time t0 = absl::Now() - absl::Seconds(1);
+  history_.Record("b01", SnapshotAt(1000, 100), t0);
+  history_.Record("b01", SnapshotAt(1500, 350), t0 + absl::Milliseconds(500));
+  fleet::GetHealthHistoryRequest request;
+  request.set_board("b01");
+  fleet::GetHealthHistoryResponse response;
+
+  const grpc::Status status = stub_->GetHealthHistory(Context(viewer_).get(), request, &response);
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.board(), "b01");
+  EXPECT_EQ(response.start_time_ms(), absl::ToUnixMillis(t0));
+  EXPECT_THAT(response.offset_ms(), ElementsAre(0, 500));
+  EXPECT_THAT(response.heap_used_bytes(), ElementsAre(1024, 1024));
+  ASSERT_EQ(response.threads_size(), 1);
+  EXPECT_EQ(response.threads(0).name(), "worker");
+  EXPECT_THAT(response.threads(0).cpu_percent(), ElementsAre(10, 50));
+  EXPECT_THAT(response.threads(0).stack_used_bytes(), ElementsAre(512, 512));
+  EXPECT_THAT(response.threads(0).stack_peak_bytes(), ElementsAre(900, 900));
+
+  // A board in the inventory that sent nothing yet has an empty history.
+  request.set_board("b02");
+  ASSERT_TRUE(stub_->GetHealthHistory(Context(viewer_).get(), request, &response).ok());
+  EXPECT_EQ(response.board(), "b02");
+  EXPECT_EQ(response.offset_ms_size(), 0);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, GetHealthHistoryRefusesAnUnknownBoardANegativeWindowAndNoToken) {
+  fleet::GetHealthHistoryRequest request;
+  fleet::GetHealthHistoryResponse response;
+  request.set_board("b99");
+  EXPECT_EQ(stub_->GetHealthHistory(Context(viewer_).get(), request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  request.set_board("b01");
+  request.set_window_ms(-1);
+  const grpc::Status negative = stub_->GetHealthHistory(Context(viewer_).get(), request, &response);
+  EXPECT_EQ(negative.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(negative.error_message(), HasSubstr("window_ms"));
+  request.set_window_ms(0);
+  EXPECT_EQ(stub_->GetHealthHistory(Context("").get(), request, &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, RemovedBoardsHistoryIsDropped) {
+  history_.Record("b01", SnapshotAt(1000), absl::Now());
+  ASSERT_GT(history_.bytes(), 0u);
+  const std::string admin = Secret("root", fleet::ROLE_ADMIN);
+  fleet::RemoveBoardRequest request;
+  request.set_name("b01");
+  fleet::RemoveBoardResponse response;
+  ASSERT_TRUE(stub_->RemoveBoard(Context(admin).get(), request, &response).ok());
+  EXPECT_EQ(history_.bytes(), 0u);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, WhoAmIAnswersTheTokensNameAndRoleUnaudited) {
+  fleet::WhoAmIResponse response;
+  ASSERT_TRUE(stub_->WhoAmI(Context(viewer_).get(), {}, &response).ok());
+  EXPECT_EQ(response.token_name(), "watcher");
+  EXPECT_EQ(response.role(), fleet::ROLE_VIEWER);
+  ASSERT_TRUE(stub_->WhoAmI(Context(operator_).get(), {}, &response).ok());
+  EXPECT_EQ(response.token_name(), "ci");
+  EXPECT_EQ(response.role(), fleet::ROLE_OPERATOR);
+  absl::StatusOr<std::vector<AuditRecord>> audit = temp_.store().ListAudit(AuditQuery{.limit = 10});
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->empty()) << "a read is not audited";
+
+  EXPECT_EQ(stub_->WhoAmI(Context("").get(), {}, &response).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stub_->WhoAmI(Context("tf_" + std::string(43, 'A')).get(), {}, &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, WatchHealthSummaryOnlySendsSnapshotsWithoutThreadsProgramsAndMetrics) {
+  (void)health_.OnSnapshot("b01", SnapshotAt(1000), absl::Now());
+  fleet::WatchHealthRequest request;
+  request.mutable_selector()->add_boards("b01");
+  request.set_summary_only(true);
+  auto context = Context(viewer_);
+  std::unique_ptr<grpc::ClientReader<fleet::WatchHealthResponse>> reader =
+      stub_->WatchHealth(context.get(), request);
+  fleet::WatchHealthResponse state, snapshot, live;
+  ASSERT_TRUE(reader->Read(&state));
+  EXPECT_EQ(state.state(), fleet::BOARD_STATE_ONLINE);
+  ASSERT_TRUE(reader->Read(&snapshot));
+  ASSERT_TRUE(snapshot.has_snapshot());
+  hub_->PublishHealth(SnapshotUpdate("b01", 1500));
+  ASSERT_TRUE(reader->Read(&live));
+  context->TryCancel();
+  reader->Finish();
+
+  for (const fleet::WatchHealthResponse& m : {snapshot, live}) {
+    EXPECT_EQ(m.snapshot().threads_size(), 0);
+    EXPECT_EQ(m.snapshot().programs_size(), 0);
+    EXPECT_EQ(m.snapshot().metrics_size(), 0);
+    EXPECT_EQ(m.snapshot().thread_counts().running(), 1u) << "counts stay";
+    EXPECT_EQ(m.snapshot().heap().used_bytes(), 1024u) << "heap stays";
+  }
+  EXPECT_EQ(live.snapshot().uptime_us(), 1500000u);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, WatchHealthMinPeriodHoldsSnapshotsButNeverStateChangesOrEvents) {
+  (void)health_.OnSnapshot("b01", SnapshotAt(1000), absl::Now());
+  fleet::WatchHealthRequest request;
+  request.mutable_selector()->add_boards("b01");
+  request.set_min_period_ms(60000);
+  auto context = Context(viewer_);
+  std::unique_ptr<grpc::ClientReader<fleet::WatchHealthResponse>> reader =
+      stub_->WatchHealth(context.get(), request);
+  fleet::WatchHealthResponse m;
+  ASSERT_TRUE(reader->Read(&m));  // state
+  ASSERT_TRUE(reader->Read(&m));  // the latest snapshot, at once
+  ASSERT_TRUE(m.has_snapshot());
+
+  // Within the period: snapshots wait, the state change and event do not.
+  hub_->PublishHealth(SnapshotUpdate("b01", 1500));
+  hub_->PublishHealth(SnapshotUpdate("b01", 2000));
+  fleet::WatchHealthResponse offline;
+  offline.set_board("b01");
+  offline.set_state(fleet::BOARD_STATE_OFFLINE);
+  hub_->PublishHealth(offline);
+  fleet::WatchHealthResponse event;
+  event.set_board("b01");
+  event.mutable_event()->set_message("thread 7 failed");
+  hub_->PublishHealth(event);
+
+  ASSERT_TRUE(reader->Read(&m));
+  EXPECT_EQ(m.state(), fleet::BOARD_STATE_OFFLINE);
+  ASSERT_TRUE(reader->Read(&m));
+  EXPECT_EQ(m.event().message(), "thread 7 failed");
+  context->TryCancel();
+  reader->Finish();
+}
+
+TEST_F(FleetServiceFakeBoardsTest, WatchHealthSendsTheNewestHeldSnapshotWhenThePeriodEnds) {
+  (void)health_.OnSnapshot("b01", SnapshotAt(1000), absl::Now());
+  fleet::WatchHealthRequest request;
+  request.mutable_selector()->add_boards("b01");
+  request.set_min_period_ms(200);
+  auto context = Context(viewer_);
+  std::unique_ptr<grpc::ClientReader<fleet::WatchHealthResponse>> reader =
+      stub_->WatchHealth(context.get(), request);
+  fleet::WatchHealthResponse m;
+  ASSERT_TRUE(reader->Read(&m));
+  ASSERT_TRUE(reader->Read(&m));
+  ASSERT_TRUE(m.has_snapshot());
+  for (uint64_t uptime = 1100; uptime <= 2000; uptime += 100)
+    hub_->PublishHealth(SnapshotUpdate("b01", uptime));
+
+  // Whatever went out in between, fewer snapshots than were published do, and
+  // the newest one does.
+  int received = 0;
+  do {
+    ASSERT_TRUE(reader->Read(&m));
+    ASSERT_TRUE(m.has_snapshot());
+    ++received;
+  } while (m.snapshot().uptime_us() != 2000000 && received < 10);
+  EXPECT_EQ(m.snapshot().uptime_us(), 2000000u);
+  EXPECT_LT(received, 10);
+  context->TryCancel();
+  reader->Finish();
+}
+
+TEST_F(FleetServiceFakeBoardsTest, WatchHealthRefusesAMinPeriodOverTheLimit) {
+  fleet::WatchHealthRequest request;
+  request.set_min_period_ms(kMaxWatchPeriodMs + 1);
+  auto context = Context(viewer_);
+  std::unique_ptr<grpc::ClientReader<fleet::WatchHealthResponse>> reader =
+      stub_->WatchHealth(context.get(), request);
+  fleet::WatchHealthResponse m;
+  EXPECT_FALSE(reader->Read(&m));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("min_period_ms is 60001, over the limit of 60000"));
 }
 
 }  // namespace

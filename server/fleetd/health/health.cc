@@ -180,7 +180,6 @@ std::vector<AnomalyEvent> HealthAggregator::OnSnapshot(absl::string_view board,
   }
   RememberThreads(b, snapshot);
   ApplySnapshotRules(b, board, snapshot, now, cleared, raised);
-  AppendHistory(b, snapshot, now);
   b.latest = snapshot;
   cleared.insert(cleared.end(), std::make_move_iterator(raised.begin()),
                  std::make_move_iterator(raised.end()));
@@ -394,29 +393,6 @@ void HealthAggregator::RememberThreads(BoardHealth& b, const pb::HealthSnapshot&
   }
 }
 
-void HealthAggregator::AppendHistory(BoardHealth& b, const pb::HealthSnapshot& snapshot, absl::Time now) {
-  if (options_.history_capacity == 0) return;
-  HealthPoint p;
-  p.time = now;
-  p.uptime_us = snapshot.uptime_us();
-  p.heap_total_bytes = snapshot.heap().total_bytes();
-  p.heap_free_bytes = snapshot.heap().free_bytes();
-  p.heap_largest_free_bytes = snapshot.heap().largest_free_bytes();
-  p.cpu_usage_percent = snapshot.cpu_usage_percent();
-  p.thread_counts = snapshot.thread_counts();
-  for (const pb::ThreadInfo& t : snapshot.threads()) {
-    if (!IsLive(t.state())) continue;
-    p.threads.push_back({.id = t.id(),
-                         .state = t.state(),
-                         .stack_size_bytes = t.stack_size_bytes(),
-                         .stack_used_bytes = t.stack_used_bytes(),
-                         .stack_peak_bytes = t.stack_peak_bytes(),
-                         .cpu_time_us = t.cpu_time_us()});
-  }
-  if (b.history.size() == options_.history_capacity) b.history.pop_front();
-  b.history.push_back(std::move(p));
-}
-
 void HealthAggregator::UpdateThread(absl::string_view board, const pb::ThreadInfo& thread) {
   absl::MutexLock lock(&mu_);
   auto it = boards_.find(board);
@@ -465,15 +441,6 @@ std::optional<pb::ThreadInfo> HealthAggregator::Thread(absl::string_view board, 
   auto t = it->second.threads.find(thread_id);
   if (t == it->second.threads.end()) return std::nullopt;
   return t->second;
-}
-
-std::vector<HealthPoint> HealthAggregator::History(absl::string_view board, size_t max_points) const {
-  absl::MutexLock lock(&mu_);
-  auto it = boards_.find(board);
-  if (it == boards_.end()) return {};
-  const std::deque<HealthPoint>& h = it->second.history;
-  const size_t n = std::min(max_points, h.size());
-  return std::vector<HealthPoint>(h.end() - static_cast<std::ptrdiff_t>(n), h.end());
 }
 
 std::vector<AnomalyEvent> HealthAggregator::ActiveAnomalies(absl::string_view board) const {

@@ -1,7 +1,7 @@
 // HealthAggregator: what fleetd knows about the health of every board — the
-// latest snapshot per board and per thread, a bounded history per board for
-// the dashboard's charts, and the anomaly rules that turn snapshots and board
-// events into fleet events.
+// latest snapshot per board and per thread, and the anomaly rules that turn
+// snapshots and board events into fleet events. (The charts' history is
+// HealthHistory's, health_history.h.)
 //
 // A plain class: no sockets, no threads, no clock of its own (every call takes
 // `now`). The board links feed it (see board_link.h); the API, the store and
@@ -13,7 +13,6 @@
 //   for (const AnomalyEvent& e : health.OnSnapshot("b01", snapshot, absl::Now())) {
 //     store.AddEvent(e);  // e.g. kRaised kStackHigh "board b01: thread 7 (worker) ..."
 //   }
-//   std::vector<HealthPoint> chart = health.History("b01");
 //
 // Anomalies are edge-triggered: each is raised once when its condition starts
 // and cleared once when it ends; a condition that persists across many
@@ -27,7 +26,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -55,8 +53,6 @@ inline constexpr absl::Duration kStallAfter = absl::Seconds(5);
 // A thread inside one native (C) operation for longer than this cannot be
 // killed until it returns: shown as an anomaly.
 inline constexpr absl::Duration kNativeStuckAfter = absl::Seconds(5);
-// Snapshots kept per board: five minutes at the links' 500 ms period.
-inline constexpr size_t kHistoryCapacity = 600;
 
 enum class AnomalyKind {
   kThreadFailed,      // a thread died of an uncaught exception
@@ -95,27 +91,6 @@ struct AnomalyEvent {
   absl::Time time;
 };
 
-// One point of a board's history: what the charts plot, without the
-// per-thread detail a full snapshot carries.
-struct HealthPoint {
-  struct Thread {
-    uint32_t id = 0;
-    threadfleet::board::v1::ThreadState state = threadfleet::board::v1::THREAD_STATE_UNSPECIFIED;
-    uint32_t stack_size_bytes = 0;
-    uint32_t stack_used_bytes = 0;
-    uint32_t stack_peak_bytes = 0;
-    uint64_t cpu_time_us = 0;
-  };
-  absl::Time time;  // when fleetd received the snapshot
-  uint64_t uptime_us = 0;
-  uint32_t heap_total_bytes = 0;
-  uint32_t heap_free_bytes = 0;
-  uint32_t heap_largest_free_bytes = 0;
-  float cpu_usage_percent = 0;
-  threadfleet::board::v1::ThreadCounts thread_counts;
-  std::vector<Thread> threads;  // live threads only
-};
-
 // Why a board that is reachable should be shown DEGRADED: it has unkillable
 // threads, or its free heap is below kHeapLowFreeFraction. nullopt when the
 // snapshot shows neither. The message is one line without the board name,
@@ -125,7 +100,6 @@ std::optional<std::string> DegradedReason(const threadfleet::board::v1::HealthSn
 class HealthAggregator {
  public:
   struct Options {
-    size_t history_capacity = kHistoryCapacity;
     absl::Duration stall_after = kStallAfter;
     absl::Duration native_stuck_after = kNativeStuckAfter;
     // Ended threads remembered per board for Thread(), beyond the latest
@@ -164,7 +138,7 @@ class HealthAggregator {
 
   // The board's link lost it; `reason` says why (one line). Raises
   // kBoardOffline once until the next snapshot. The board's latest snapshot
-  // and history stay.
+  // stays.
   [[nodiscard]] std::vector<AnomalyEvent> OnBoardOffline(absl::string_view board, absl::string_view reason,
                                                          absl::Time now);
 
@@ -176,7 +150,7 @@ class HealthAggregator {
   // with this newer one, e.g. what a KillThread returned, so that readers see
   // it before the board's next snapshot. A thread the snapshot does not list
   // yet is appended. The snapshot's thread counts follow the thread's new
-  // state; Thread() returns the new record. Anomalies and history are left
+  // state; Thread() returns the new record. Anomalies are left
   // alone (the next snapshot applies the rules). Does nothing when no
   // snapshot of the board arrived yet. The board's next snapshot replaces
   // the whole record again.
@@ -193,10 +167,6 @@ class HealthAggregator {
   // earlier one if the board no longer lists it. nullopt if never seen.
   std::optional<threadfleet::board::v1::ThreadInfo> Thread(absl::string_view board, uint32_t thread_id) const;
 
-  // The board's history, oldest first, at most Options::history_capacity
-  // points; when `max_points` is set, only the newest that many.
-  std::vector<HealthPoint> History(absl::string_view board, size_t max_points = SIZE_MAX) const;
-
   // Anomalies raised and not yet cleared, of one board (or of every board
   // when `board` is empty), ordered by board, kind, thread.
   std::vector<AnomalyEvent> ActiveAnomalies(absl::string_view board = {}) const;
@@ -211,7 +181,6 @@ class HealthAggregator {
   struct BoardHealth {
     std::optional<threadfleet::board::v1::HealthSnapshot> latest;
     std::map<uint32_t, threadfleet::board::v1::ThreadInfo> threads;
-    std::deque<HealthPoint> history;
     std::map<AnomalyKey, AnomalyEvent> active;
     // Threads whose failure was reported since the board started: a failed
     // record may drop out of a snapshot and come back, but fails only once.
@@ -232,7 +201,6 @@ class HealthAggregator {
                           const threadfleet::board::v1::HealthSnapshot& snapshot, absl::Time now,
                           std::vector<AnomalyEvent>& cleared, std::vector<AnomalyEvent>& raised);
   void RememberThreads(BoardHealth& b, const threadfleet::board::v1::HealthSnapshot& snapshot);
-  void AppendHistory(BoardHealth& b, const threadfleet::board::v1::HealthSnapshot& snapshot, absl::Time now);
 
   const Options options_;
   mutable absl::Mutex mu_;

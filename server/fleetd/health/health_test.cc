@@ -1,4 +1,4 @@
-// The anomaly rules and the history of HealthAggregator, fed with snapshots and
+// The anomaly rules of HealthAggregator, fed with snapshots and
 // events built here: no board, no sockets.
 #include "server/fleetd/health/health.h"
 
@@ -17,7 +17,6 @@ namespace pb = threadfleet::board::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::SizeIs;
 
 constexpr char kBoard[] = "b01";
 constexpr uint32_t kHeapTotal = 100000;
@@ -285,27 +284,6 @@ TEST_F(HealthAggregatorTest, ActiveAnomaliesListsWhatIsRaisedAndNotCleared) {
   EXPECT_THAT(health_.ActiveAnomalies("b02"), IsEmpty());
 }
 
-TEST_F(HealthAggregatorTest, HistoryKeepsTheNewestSnapshotsUpToItsCapacity) {
-  HealthAggregator small({.history_capacity = 3});
-  for (int uptime = 1; uptime <= 5; ++uptime)
-    (void)small.OnSnapshot(kBoard, Snapshot(uptime, {Running(1)}), now_);
-
-  const std::vector<HealthPoint> history = small.History(kBoard);
-  ASSERT_THAT(history, SizeIs(3));
-  EXPECT_EQ(history.front().uptime_us, 3000000u);
-  EXPECT_EQ(history.back().uptime_us, 5000000u);
-  EXPECT_THAT(history.back().threads, SizeIs(1));
-  EXPECT_THAT(small.History(kBoard, 2), SizeIs(2));
-  EXPECT_EQ(small.History(kBoard, 2).front().uptime_us, 4000000u);
-  EXPECT_THAT(small.History("b02"), IsEmpty());
-}
-
-TEST_F(HealthAggregatorTest, DefaultHistoryHoldsSixHundredSnapshots) {
-  for (int i = 0; i < 700; ++i) Feed(Snapshot(i + 1, {}));
-  EXPECT_THAT(health_.History(kBoard), SizeIs(kHistoryCapacity));
-  EXPECT_EQ(kHistoryCapacity, 600u);
-}
-
 TEST_F(HealthAggregatorTest, KeepsTheLatestSnapshotAndTheLatestRecordOfEachThread) {
   EXPECT_FALSE(health_.Latest(kBoard).has_value());
   Feed(Snapshot(1, {Running(1), Running(2)}));
@@ -374,7 +352,7 @@ TEST_F(HealthAggregatorTest, UpdatedThreadUnknownToTheSnapshotIsAppendedAndNeeds
   ASSERT_TRUE(health_.Thread(kBoard, 7).has_value());
 }
 
-TEST_F(HealthAggregatorTest, UpdatedThreadLeavesAnomaliesAndHistoryAlone) {
+TEST_F(HealthAggregatorTest, UpdatedThreadLeavesAnomaliesAlone) {
   Feed(Snapshot(1, {Running(3)}));
   Feed(Snapshot(2, {Failed(3), Running(4)}));
   ASSERT_THAT(health_.ActiveAnomalies(kBoard), ElementsAre(Raised(AnomalyKind::kThreadFailed, 3)));
@@ -383,11 +361,6 @@ TEST_F(HealthAggregatorTest, UpdatedThreadLeavesAnomaliesAndHistoryAlone) {
   health_.UpdateThread(kBoard, Thread(4, pb::THREAD_STATE_KILLED));
 
   EXPECT_THAT(health_.ActiveAnomalies(kBoard), ElementsAre(Raised(AnomalyKind::kThreadFailed, 3)));
-  const std::vector<HealthPoint> history = health_.History(kBoard);
-  ASSERT_THAT(history, SizeIs(2));
-  ASSERT_THAT(history.back().threads, SizeIs(1));
-  EXPECT_EQ(history.back().threads[0].id, 4u);
-  EXPECT_EQ(history.back().threads[0].state, pb::THREAD_STATE_RUNNING);
 }
 
 TEST_F(HealthAggregatorTest, UpdatedProgramReplacesItsRecordOrIsAppended) {

@@ -207,6 +207,7 @@ LabMonitor::~LabMonitor() {
 void LabMonitor::OnSnapshot(absl::string_view board, const pb::HealthSnapshot& snapshot) {
   const absl::Time now = absl::Now();
   std::vector<AnomalyEvent> anomalies = health_.OnSnapshot(board, snapshot, now);
+  if (options_.history != nullptr) options_.history->Record(board, snapshot, now);
   bool retry = false;
   {
     absl::MutexLock lock(&mu_);

@@ -1,8 +1,9 @@
 // LabMonitor: the LinkListener that turns what the board links report into
-// what fleetd knows and tells. It feeds the HealthAggregator, records fleet
-// Events (board events, anomalies, state changes) through the EventHub,
-// publishes every snapshot and state change to WatchHealth subscribers, and
-// marks stored programs ended when their board reports PROGRAM_ENDED.
+// what fleetd knows and tells. It feeds the HealthAggregator (and the
+// HealthHistory, when given one), records fleet Events (board events,
+// anomalies, state changes) through the EventHub, publishes every snapshot
+// and state change to WatchHealth subscribers, and marks stored programs
+// ended when their board reports PROGRAM_ENDED.
 //
 // Example:
 //
@@ -62,6 +63,7 @@
 #include "absl/time/time.h"
 #include "server/fleetd/health/event_hub.h"
 #include "server/fleetd/health/health.h"
+#include "server/fleetd/health/health_history.h"
 #include "server/fleetd/links/board_link.h"
 #include "server/fleetd/store/store.h"
 #include "threadfleet/board/v1/board.pb.h"
@@ -104,6 +106,10 @@ class LabMonitor final : public LinkListener {
     // How many of a board's newest stored programs are searched for the one
     // a PROGRAM_ENDED names.
     int programs_searched = 100;
+    // Where every snapshot is also recorded for the charts (on the
+    // callback's thread: HealthHistory::Record is O(threads)); none when
+    // null. REQUIRES: outlives the monitor.
+    HealthHistory* history = nullptr;
   };
 
   // REQUIRES: store, health and hub outlive the monitor.

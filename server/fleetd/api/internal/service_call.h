@@ -66,6 +66,7 @@ inline constexpr RpcSpec kListThreads{"Fleet.ListThreads", fleet::ROLE_VIEWER, f
 inline constexpr RpcSpec kStreamOutput{"Fleet.StreamOutput", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kGetHealth{"Fleet.GetHealth", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kWatchHealth{"Fleet.WatchHealth", fleet::ROLE_VIEWER, false};
+inline constexpr RpcSpec kGetHealthHistory{"Fleet.GetHealthHistory", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kListEvents{"Fleet.ListEvents", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kWatchEvents{"Fleet.WatchEvents", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kApplyJob{"Fleet.ApplyJob", fleet::ROLE_OPERATOR, true};
@@ -81,6 +82,7 @@ inline constexpr RpcSpec kCreateToken{"Fleet.CreateToken", fleet::ROLE_ADMIN, tr
 inline constexpr RpcSpec kListTokens{"Fleet.ListTokens", fleet::ROLE_ADMIN, false};
 inline constexpr RpcSpec kRevokeToken{"Fleet.RevokeToken", fleet::ROLE_ADMIN, true};
 inline constexpr RpcSpec kListAudit{"Fleet.ListAudit", fleet::ROLE_ADMIN, false};
+inline constexpr RpcSpec kWhoAmI{"Fleet.WhoAmI", fleet::ROLE_VIEWER, false};
 
 // The call's deadline; InfiniteFuture when the client set none.
 absl::Time DeadlineOf(const grpc::ServerContextBase& context);

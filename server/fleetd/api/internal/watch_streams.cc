@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -9,7 +11,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/fleetd/api/internal/api_values.h"
 #include "server/fleetd/api/internal/service_call.h"
 
@@ -129,16 +133,49 @@ class WatchEventsStream : public ServiceStream<fleet::WatchEventsResponse> {
 };
 
 // WatchHealth: subscribe first, send each picked board's state and latest
-// snapshot, then live updates of those boards.
+// snapshot, then live updates of those boards. With min_period_ms, a board's
+// snapshot that comes sooner than that after the last one sent is held (a
+// newer one replaces it) and sent when the period ends; events and state
+// changes are never held. With summary_only, snapshots go without their
+// threads, programs and metrics.
 class WatchHealthStream : public ServiceStream<fleet::WatchHealthResponse> {
  public:
   WatchHealthStream(FleetServiceState* state, const fleet::WatchHealthRequest& request,
                     std::string authorization)
       : ServiceStream(state, kWatchHealth, SelectorTarget(request.selector()), std::move(authorization)),
-        request_(request) {}
+        request_(request),
+        period_(absl::Milliseconds(request.min_period_ms())) {}
 
  private:
+  // One board's snapshots under min_period_ms.
+  struct Throttle {
+    absl::Time last_sent = absl::InfinitePast();
+    std::optional<fleet::WatchHealthResponse> held;
+    // A timer will send `held`.
+    bool timer_armed = false;
+  };
+  // What the timers share with the stream: a timer may fire after the
+  // stream has ended (its period is up to a minute), so it holds this, not
+  // the stream, and finds `stream` null once the stream is cleaned up.
+  struct ThrottleState {
+    absl::Mutex mu;
+    WatchHealthStream* stream ABSL_GUARDED_BY(mu);
+    std::map<std::string, Throttle> boards ABSL_GUARDED_BY(mu);
+  };
+
+  static std::shared_ptr<ThrottleState> MakeThrottleState(WatchHealthStream* stream) {
+    auto state = std::make_shared<ThrottleState>();
+    absl::MutexLock lock(&state->mu);
+    state->stream = stream;
+    return state;
+  }
+
   void Run() override {
+    if (request_.min_period_ms() > kMaxWatchPeriodMs) {
+      End(ToGrpc(absl::InvalidArgumentError(absl::StrCat("min_period_ms is ", request_.min_period_ms(),
+                                                         ", over the limit of ", kMaxWatchPeriodMs))));
+      return;
+    }
     absl::StatusOr<std::vector<BoardRecord>> boards = state_->deps.inventory->Select(request_.selector());
     if (!boards.ok()) {
       End(ToGrpc(boards.status()));
@@ -149,7 +186,7 @@ class WatchHealthStream : public ServiceStream<fleet::WatchHealthResponse> {
     all_ = request_.selector().labels().empty() && request_.selector().boards().empty();
     subscription_ = state_->deps.hub->SubscribeHealth([this](const fleet::WatchHealthResponse& u) {
       if (!all_ && names_.count(u.board()) == 0) return;
-      live_.OfferOrSend(u, [this](fleet::WatchHealthResponse m) { Push(std::move(m)); });
+      live_.OfferOrSend(u, [this](fleet::WatchHealthResponse m) { Send(std::move(m)); });
     });
     subscribed_ = true;
     for (const BoardRecord& b : *boards) {
@@ -162,21 +199,67 @@ class WatchHealthStream : public ServiceStream<fleet::WatchHealthResponse> {
       fleet::WatchHealthResponse snapshot;
       snapshot.set_board(b.name);
       *snapshot.mutable_snapshot() = *std::move(latest);
-      if (!Push(std::move(snapshot))) return;
+      if (!Send(std::move(snapshot))) return;
     }
-    live_.Flush([this](fleet::WatchHealthResponse m) { Push(std::move(m)); });
+    live_.Flush([this](fleet::WatchHealthResponse m) { Send(std::move(m)); });
+  }
+
+  // Sends an update as the request asks: snapshots summarized and held back
+  // to one per period, the rest at once. False once the stream has ended.
+  bool Send(fleet::WatchHealthResponse m) {
+    if (!m.has_snapshot()) return Push(std::move(m));
+    if (request_.summary_only()) {
+      pb::HealthSnapshot* s = m.mutable_snapshot();
+      s->clear_threads();
+      s->clear_programs();
+      s->clear_metrics();
+    }
+    if (period_ == absl::ZeroDuration()) return Push(std::move(m));
+    const absl::Time now = absl::Now();
+    absl::MutexLock lock(&throttle_->mu);
+    Throttle& t = throttle_->boards[m.board()];
+    if (!t.held.has_value() && now - t.last_sent >= period_) {
+      t.last_sent = now;
+      return Push(std::move(m));
+    }
+    const std::string board = m.board();
+    t.held = std::move(m);
+    if (!t.timer_armed) {
+      t.timer_armed = true;
+      state_->timers->After(t.last_sent + period_ - now,
+                            [throttle = throttle_, board] { SendHeld(*throttle, board); });
+    }
+    return !ending();
+  }
+
+  // The period of `board` ended: its held snapshot goes now.
+  static void SendHeld(ThrottleState& throttle, const std::string& board) {
+    absl::MutexLock lock(&throttle.mu);
+    if (throttle.stream == nullptr) return;
+    Throttle& t = throttle.boards[board];
+    t.timer_armed = false;
+    if (!t.held.has_value()) return;
+    t.last_sent = absl::Now();
+    fleet::WatchHealthResponse m = *std::move(t.held);
+    t.held.reset();
+    throttle.stream->Push(std::move(m));
   }
 
   void Cleanup() override {
     if (subscribed_) state_->deps.hub->Unsubscribe(subscription_);
+    absl::MutexLock lock(&throttle_->mu);
+    throttle_->stream = nullptr;
+    throttle_->boards.clear();  // a timer still waiting finds nothing
   }
 
   const fleet::WatchHealthRequest request_;
+  const absl::Duration period_;
   std::set<std::string> names_;
   bool all_ = false;
   LiveBuffer<fleet::WatchHealthResponse> live_;
   uint64_t subscription_ = 0;
   bool subscribed_ = false;
+  const std::shared_ptr<ThrottleState> throttle_ = MakeThrottleState(this);
 };
 
 }  // namespace
