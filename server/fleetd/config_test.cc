@@ -366,6 +366,12 @@ TEST(ParseFleetdConfig, BadHttpKeysAreNamed) {
       Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    max_stream_buffer_bytes: 1000\n"));
   EXPECT_THAT(small.status().message(),
               HasSubstr("limits.http.max_stream_buffer_bytes: must be an integer from 65536"));
+  for (const char* answer_timeout : {"999", "600001", "-1", "soon"}) {
+    absl::StatusOr<FleetdConfig> bad =
+        Parse(absl::StrCat(kFullConfig, "limits:\n  http:\n    answer_timeout_ms: ", answer_timeout, "\n"));
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << answer_timeout;
+    EXPECT_THAT(bad.status().message(), HasSubstr("limits.http.answer_timeout_ms")) << answer_timeout;
+  }
 }
 
 TEST(ValidateListenAddress, AcceptsHostsAndPortsFromZero) {
