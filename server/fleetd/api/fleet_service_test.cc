@@ -1213,11 +1213,11 @@ TEST_F(FleetServiceTest, TheCallersDeadlineReachesTheBoardWhichAnswersBeforeItAn
   const std::vector<uint32_t> swallowers = RunSwallowers("b01");
   ASSERT_FALSE(swallowers.empty());
 
-  // The board would wait 2 x 5 s for the thread; the caller waits 1 s. The
-  // board knows the caller's deadline, so it answers just before it with the
+  // The board would wait 2 x 5 s for the thread; the caller waits 2 s. The
+  // board knows the caller's deadline, so it answers before it with the
   // thread's record (still alive, its kill going on) instead of the caller
   // getting DEADLINE_EXCEEDED.
-  std::unique_ptr<PendingKill> kill = StartKill("b01", swallowers[0], 5000, 1s);
+  std::unique_ptr<PendingKill> kill = StartKill("b01", swallowers[0], 5000, 2s);
   const grpc::Status status = kill->status.get();
   ASSERT_TRUE(status.ok()) << status.error_message();
   const pb::ThreadState state = kill->response.thread().state();

@@ -155,6 +155,11 @@ class LinkListener {
   virtual void OnStateChange(absl::string_view board, const LinkStatus& status) {}
 };
 
+// How much earlier than a caller's deadline (`timeout` from now) the board is
+// asked to answer, so that its answer reaches the caller in time: a tenth of
+// the time, at least 20 ms, at most 250 ms.
+absl::Duration AnswerReturnMargin(absl::Duration timeout);
+
 // The link to one board. Created and driven by LinkManager; other code gets
 // it from LinkManager::Get() and uses its BoardClient calls. Never drop the last
 // reference to a link on the BoardConnections thread (in a LinkListener or

@@ -500,6 +500,13 @@ TEST_F(BoardLinkTest, ACallToAFrozenBoardFailsWhenItStopsAnsweringNotAtItsDeadli
   EXPECT_EQ(end->message(), "board b01: Exec: the board stopped answering: no health snapshot for 3s");
 }
 
+TEST(AnswerReturnMargin, IsATenthOfTheCallersTimeBetween20And250Ms) {
+  EXPECT_EQ(AnswerReturnMargin(absl::Milliseconds(100)), absl::Milliseconds(20));
+  EXPECT_EQ(AnswerReturnMargin(absl::Seconds(1)), absl::Milliseconds(100));
+  EXPECT_EQ(AnswerReturnMargin(absl::Seconds(2)), absl::Milliseconds(200));
+  EXPECT_EQ(AnswerReturnMargin(absl::Seconds(60)), absl::Milliseconds(250));
+}
+
 TEST_F(BoardLinkTest, TheCallersDeadlineEndsTheCallOnTheBoardAndTheErrorSaysWhoWaitedHowLong) {
   ASSERT_NO_FATAL_FAILURE(StartBoard("b01"));
   ASSERT_TRUE(links_->Add("b01", lab_.board("b01").address()).ok());
