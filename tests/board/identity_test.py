@@ -71,6 +71,11 @@ class ProfileTest(unittest.TestCase):
         self.assertEqual(program.exit_code, 0, output)
         self.assertEqual(output, b"esp32 Generic ESP32 module with ESP32 ['', '.frozen', '/lib']\n")
 
+    def test_the_vm_a_reset_starts_is_an_esp32_again(self):
+        board.reset()
+        program, output = board.run_to_end("import sys\nprint(sys.platform)\n")
+        self.assertEqual(output, b"esp32\n")
+
 
 class LibImportTest(unittest.TestCase):
     def test_py_and_mpy_drivers_pushed_to_lib_import(self):
