@@ -9,10 +9,11 @@
 #include "py/objtuple.h"
 #include "py/runtime.h"
 
+extern const mp_obj_module_t mp_module_os;  // extmod/modos.c
+
 // The port's modules: fixed (read-only) globals like upstream's ROM ones, so a
 // store such as `sys.path = [...]` falls through to the delegation below and
 // reaches upstream's sys.path, which the import machinery reads.
-extern const mp_obj_module_t mp_module_os;  // extmod/modos.c
 
 static mp_obj_dict_t sys_globals;
 static mp_obj_dict_t os_globals;
