@@ -18,6 +18,7 @@
 
 #include "firmware/net/netstack.h"
 #include "firmware/supervisor/supervisor.h"
+#include "py/gc.h"
 #include "py/mperrno.h"
 #include "py/mpstate.h"
 #include "py/objstr.h"
@@ -54,14 +55,31 @@ static NORETURN void net_raise_msg(int err, const char *msg) {
 
 // ---- The table of open sockets
 
-static size_t net_socket_free_slot(void) {
-  for (size_t i = 0; i < NET_SOCKETS_MAX; i++) {
-    if (net_sockets[i] == NULL) return i;
+// A free slot, or -1 when all are taken. Sockets a program dropped without
+// closing may still hold slots until the GC finalises them, so a full table
+// is collected once before the answer is -1.
+static int net_socket_find_slot(void) {
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < NET_SOCKETS_MAX; i++) {
+      if (net_sockets[i] == NULL) return i;
+    }
+    if (pass == 0) gc_collect();
   }
+  return -1;
+}
+
+static NORETURN void net_raise_too_many(void) {
   char msg[96];
   snprintf(msg, sizeof msg, "too many open sockets: a board has at most %d (close some first)",
            NET_SOCKETS_MAX);
   net_raise_msg(MP_EMFILE, msg);
+}
+
+// A free slot, or raises OSError(EMFILE).
+static size_t net_socket_free_slot(void) {
+  int slot = net_socket_find_slot();
+  if (slot < 0) net_raise_too_many();
+  return (size_t)slot;
 }
 
 static void net_socket_close(net_socket_obj_t *s) {
@@ -311,12 +329,18 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(socket_listen_obj, 1, 2, socket_liste
 
 static mp_obj_t socket_accept(mp_obj_t self_in) {
   net_socket_obj_t *s = socket_open(self_in);
-  size_t slot = net_socket_free_slot();  // before accepting: a refused accept loses no peer
+  net_socket_free_slot();  // refuse before taking a peer off the queue
   net_io_t io = {.with_addr = true};
   int err;
   int fd = socket_io(s, NET_OP_ACCEPT, &io, &err);
   if (fd < 0) net_raise(err);
-  net_socket_obj_t *conn = net_socket_adopt(slot, fd, SOCK_STREAM);
+  // Looked up again: other threads ran while accept waited without the GIL.
+  int slot = net_socket_find_slot();
+  if (slot < 0) {
+    lwip_close(fd);
+    net_raise_too_many();
+  }
+  net_socket_obj_t *conn = net_socket_adopt((size_t)slot, fd, SOCK_STREAM);
   mp_obj_t items[2] = {MP_OBJ_FROM_PTR(conn), net_addr_tuple(&io.addr)};
   return mp_obj_new_tuple(2, items);
 }
