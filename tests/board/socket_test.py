@@ -283,6 +283,35 @@ except fleet.ThreadKilled:
         # Its socket went with the program: the host sees the connection end.
         poll("the host sees the killed program's connection closed", 10, lambda: self.server.counts()[1] == 1)
 
+    def test_threads_blocked_in_accept_and_connect_are_killed_within_their_grace(self):
+        # 10.0.2.99 is on the board's LAN but nobody answers there: the
+        # connect waits (as on a real LAN) until the kill.
+        for call, source in (
+            ("accept", "s = socket.socket()\ns.bind(('', 8123))\ns.listen(1)\nblocked = s.accept"),
+            ("connect", "s = socket.socket()\nblocked = lambda: s.connect(('10.0.2.99', 80))"),
+        ):
+            with self.subTest(call=call):
+                started = board.stub().StartProgram(pb.StartProgramRequest(source=f"""
+import socket, fleet
+{source}
+print("waiting")
+try:
+    blocked()
+except fleet.ThreadKilled:
+    print("killed in {call}")
+    raise
+"""), timeout=CONTROL_DEADLINE_S)
+                poll(f"the program blocked in {call}", 10,
+                     lambda: [t for t in board.live_threads(started.program_id)
+                              if t.state == pb.THREAD_STATE_SLEEPING]
+                     and b"waiting" in board.output(started.program_id))
+                killed = board.stub().KillThread(
+                    pb.KillThreadRequest(thread_id=started.main_thread_id, grace_ms=1000),
+                    timeout=CONTROL_DEADLINE_S,
+                ).thread
+                self.assertEqual(killed.state, pb.THREAD_STATE_KILLED, killed)
+                self.assertIn(f"killed in {call}".encode(), board.output(started.program_id))
+
     def test_sockets_are_capped_per_board_and_closed_when_their_program_ends(self):
         count_open = f"""
 import socket
