@@ -185,6 +185,9 @@ int sup_program_wait(uint32_t program_id, int64_t timeout_ms);
 int sup_program_kill(uint32_t program_id, int64_t grace_ms);
 bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
 size_t sup_programs_list(sup_program_info_t *out, size_t max);
+// The program the calling VM thread belongs to; 0 for a thread of none (the
+// board's own). REQUIRES: called on a VM thread, sched lock not held.
+uint32_t sup_current_program(void);
 
 // ---- Threads -------------------------------------------------------------------
 
