@@ -209,6 +209,18 @@ static void watch_dog(int64_t now, int64_t *next_ns) {
   }
 }
 
+// Stops the timers and drops the IRQ handlers of programs that ended, so
+// the lab does not see them running until they next come due. REQUIRES: mu.
+static void end_with_programs(void) {
+  for (int i = 0; i < MACH_TIMER_MAX; i++) {
+    if (timers[i].in_use && timers[i].running && !program_running(timers[i].program_id))
+      timers[i].running = false;
+  }
+  for (uint32_t n = 0; n < MACH_PIN_MAX; n++) {
+    if (pins[n].irq_trigger && !program_running(pins[n].irq_program)) pins[n].irq_trigger = 0;
+  }
+}
+
 // Delivers the pin edges held back while IRQs were masked. REQUIRES: mu.
 static bool deliver_held_edges(void) {
   bool scheduled = false;
@@ -226,11 +238,16 @@ static bool deliver_held_edges(void) {
 
 static void *ticker_main(void *arg) {
   (void)arg;
+  int64_t swept_ns = 0;  // the last end_with_programs
   pthread_mutex_lock(&mu);
   while (!ticker_stop) {
     int64_t now = rt_now_ns();
     int64_t next = now + (int64_t)TICKER_IDLE_MS * 1000000;
     bool scheduled = false;
+    if (vm_up && now - swept_ns >= (int64_t)TICKER_IDLE_MS * 1000000) {
+      end_with_programs();
+      swept_ns = now;
+    }
     if (vm_up) {
       bool masked = mask_held();
       scheduled = fire_timers(now, masked, &next);

@@ -245,10 +245,15 @@ class TimerTest(MachineTestCase):
         self.assertEqual((timer.mode, timer.period_ms, timer.running), (pb.TIMER_MODE_PERIODIC, 20, False))
         self.assertGreater(timer.fired, 0)
 
-    def test_timer_ends_with_its_program(self):
-        program, _ = board.run_to_end("import machine\nmachine.Timer(1, period=10, callback=lambda t: None)\n")
+    def test_timer_and_irq_handler_end_with_their_program(self):
+        program, _ = board.run_to_end(
+            "import machine\n"
+            "machine.Timer(1, period=60000, callback=lambda t: None)\n"
+            "machine.Pin(5, machine.Pin.IN).irq(lambda p: None)\n"
+        )
         self.assertEqual(program.state, pb.PROGRAM_STATE_FINISHED)
         poll("timer 1 stopped", 5, lambda: not [t for t in get_machine().timers if t.id == 1 and t.running])
+        poll("pin 5's handler gone", 5, lambda: not pin_state(5).irq)
 
 
 class DisableIrqTest(MachineTestCase):
