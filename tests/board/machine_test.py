@@ -218,6 +218,18 @@ class ResetTest(MachineTestCase):
         program, output = board.run_to_end("print('fresh')\n")
         self.assertEqual(output, b"fresh\n")
 
+    def test_soft_reset_and_deepsleep_restart_the_vm_with_their_cause(self):
+        for call, message, cause in (
+            ("machine.soft_reset()", "machine.soft_reset()", pb.RESET_CAUSE_SOFT),
+            ("machine.deepsleep(100)", "machine.deepsleep()", pb.RESET_CAUSE_DEEPSLEEP),
+        ):
+            with self.subTest(call=call):
+                with Events() as events:
+                    start(f"import machine\n{call}\n", "sleeper")
+                    event = events.wait_for(pb.EVENT_KIND_MACHINE_RESET)
+                self.assertIn(message, event.message)
+                self.assertEqual(get_machine().reset_cause, cause)
+
 
 class TimerTest(MachineTestCase):
     def test_timer_callbacks_run_while_threads_hold_the_gil(self):
