@@ -36,7 +36,7 @@ typedef long mp_off_t;
 #define MICROPY_PY_SYS_ARGV (1)
 #define MICROPY_PY_SYS_EXIT (1)
 #define MICROPY_PY_SYS_STDFILES (1)
-#define MICROPY_PY_SYS_STDIO_BUFFER (0)
+#define MICROPY_PY_SYS_STDIO_BUFFER (1)
 #define MICROPY_PY_SYS_PATH_DEFAULT ":/lib"
 #define MICROPY_USE_INTERNAL_PRINTF (0)
 #define MICROPY_USE_INTERNAL_ERRNO (0)
@@ -45,7 +45,7 @@ typedef long mp_off_t;
 #define MICROPY_PERSISTENT_CODE_LOAD (0)
 #define MICROPY_EPOCH_IS_1970 (1)
 #define MICROPY_PY_MICROPYTHON_MEM_INFO (1)
-#define MICROPY_PY_BUILTINS_HELP (0)
+#define MICROPY_PY_BUILTINS_HELP (1)
 #define MICROPY_PY_BUILTINS_INPUT (0)
 #define MICROPY_REPL_INFO (0)
 #define MICROPY_HELPER_REPL (0)
@@ -79,10 +79,26 @@ extern const struct _mp_print_t rt_stderr_print;
 #define MICROPY_PY_OS_UNAME (1)
 #define MICROPY_PY_OS_SEP (1)
 #define MICROPY_PY_OS_STATVFS (1)
+// os.urandom reads the kernel's getrandom() (mphalport.c), as a board reads its
+// hardware RNG.
+#define MICROPY_PY_OS_URANDOM (1)
+#define MICROPY_PY_OS_INCLUDEFILE "firmware/runtime/modos_port.h"
+// The `vfs` module, and the file systems a board image carries besides
+// littlefs v2 (FAT for SD cards, littlefs v1), for programs that mount their
+// own block devices.
+#define MICROPY_PY_VFS (1)
+#define MICROPY_VFS_FAT (1)
+#define MICROPY_VFS_LFS1 (1)
+#define MICROPY_FATFS_ENABLE_LFN (1)
+#define MICROPY_FATFS_RPATH (2)
+#define MICROPY_FATFS_MAX_SS (4096)
+#define MICROPY_FATFS_LFN_CODE_PAGE 437
 #define MICROPY_PY_IO (1)
 
-// Modules: what a sensor/test script typically reaches for, nothing that
-// touches the host (no socket, select, ffi, machine).
+// Modules: what a board program reaches for, as on the esp32 and rp2 ports,
+// each switched on with its upstream flag; nothing that touches the host (no
+// ffi, no VfsPosix). hashlib's sha1/md5 (and sha256) are backed by mbedTLS,
+// as on esp32: Debian's source strips axtls, and we link mbedTLS for TLS.
 #define MICROPY_PY_TIME (1)
 #define MICROPY_PY_TIME_TIME_TIME_NS (1)
 #define MICROPY_PY_TIME_GMTIME_LOCALTIME_MKTIME (1)
@@ -94,22 +110,25 @@ extern const struct _mp_print_t rt_stderr_print;
 #define MICROPY_PY_RANDOM_SEED_INIT_FUNC (rt_random_seed())
 unsigned int rt_random_seed(void);
 #define MICROPY_PY_BINASCII (1)
+#define MICROPY_PY_BINASCII_CRC32 (1)
 #define MICROPY_PY_HEAPQ (1)
 #define MICROPY_PY_HASHLIB (1)
 #define MICROPY_PY_HASHLIB_SHA256 (1)
-#define MICROPY_PY_HASHLIB_SHA1 (0)
-#define MICROPY_PY_HASHLIB_MD5 (0)
+#define MICROPY_PY_HASHLIB_SHA1 (1)
+#define MICROPY_PY_HASHLIB_MD5 (1)
+#define MICROPY_SSL_MBEDTLS (1)
 #define MICROPY_PY_CRYPTOLIB (0)
 #define MICROPY_PY_SELECT (1)
-#define MICROPY_PY_SELECT_SELECT (0)
+#define MICROPY_PY_SELECT_SELECT (1)
 #define MICROPY_PY_ASYNCIO (0)
 #define MICROPY_PY_SOCKET (0)
 #define MICROPY_PY_MACHINE (0)
 #define MICROPY_PY_NETWORK (0)
-#define MICROPY_PY_DEFLATE (0)
-#define MICROPY_PY_FRAMEBUF (0)
+#define MICROPY_PY_DEFLATE (1)
+#define MICROPY_PY_DEFLATE_COMPRESS (1)
+#define MICROPY_PY_FRAMEBUF (1)
 #define MICROPY_PY_BTREE (0)
-#define MICROPY_PY_UCTYPES (0)
+#define MICROPY_PY_UCTYPES (1)
 #define MICROPY_PY_WEBSOCKET (0)
 #define MICROPY_PY_WEBREPL (0)
 #define MICROPY_PY_OS_DUPTERM (0)
