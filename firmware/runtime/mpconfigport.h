@@ -35,6 +35,7 @@ typedef long mp_off_t;
 #define MICROPY_HW_MCU_NAME "host"
 #define MICROPY_PY_SYS_ARGV (1)
 #define MICROPY_PY_SYS_EXIT (1)
+#define MICROPY_PY_SYS_EXC_INFO (1)
 #define MICROPY_PY_SYS_STDFILES (1)
 #define MICROPY_PY_SYS_STDIO_BUFFER (1)
 #define MICROPY_PY_SYS_PATH_DEFAULT ":/lib"
@@ -97,7 +98,7 @@ extern const struct _mp_print_t rt_stderr_print;
 
 // Modules: what a board program reaches for, as on the esp32 and rp2 ports,
 // each switched on with its upstream flag; nothing that touches the host (no
-// ffi, no VfsPosix). hashlib's sha1/md5 (and sha256) are backed by mbedTLS,
+// ffi, no VfsPosix). hashlib and cryptolib are backed by mbedTLS,
 // as on esp32: Debian's source strips axtls, and we link mbedTLS for TLS.
 #define MICROPY_PY_TIME (1)
 #define MICROPY_PY_TIME_TIME_TIME_NS (1)
@@ -105,6 +106,8 @@ extern const struct _mp_print_t rt_stderr_print;
 #define MICROPY_PY_TIME_INCLUDEFILE "firmware/runtime/modtime_port.h"
 #define MICROPY_PY_JSON (1)
 #define MICROPY_PY_RE (1)
+#define MICROPY_PY_RE_MATCH_GROUPS (1)
+#define MICROPY_PY_RE_MATCH_SPAN_START_END (1)
 #define MICROPY_PY_RANDOM (1)
 #define MICROPY_PY_RANDOM_EXTRA_FUNCS (1)
 #define MICROPY_PY_RANDOM_SEED_INIT_FUNC (rt_random_seed())
@@ -117,7 +120,7 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_HASHLIB_SHA1 (1)
 #define MICROPY_PY_HASHLIB_MD5 (1)
 #define MICROPY_SSL_MBEDTLS (1)
-#define MICROPY_PY_CRYPTOLIB (0)
+#define MICROPY_PY_CRYPTOLIB (1)
 #define MICROPY_PY_SELECT (1)
 #define MICROPY_PY_SELECT_SELECT (1)
 #define MICROPY_PY_ASYNCIO (0)
@@ -129,10 +132,14 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_FRAMEBUF (1)
 #define MICROPY_PY_BTREE (0)
 #define MICROPY_PY_UCTYPES (1)
-#define MICROPY_PY_WEBSOCKET (0)
+#define MICROPY_PY_WEBSOCKET (1)
 #define MICROPY_PY_WEBREPL (0)
 #define MICROPY_PY_OS_DUPTERM (0)
 #define MICROPY_PY_PLATFORM (1)
+// micropython.mem_total/mem_current/mem_peak: the allocation counters a
+// program uses to find its leaks (m_free then needs the block's size).
+#define MICROPY_MEM_STATS (1)
+#define MICROPY_MALLOC_USES_ALLOCATED_SIZE (1)
 #define MICROPY_PY_MARSHAL (0)
 #define MICROPY_VFS_ROM (0)
 

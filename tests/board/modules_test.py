@@ -2,7 +2,8 @@
 """The MicroPython modules a board program expects are there and behave as on
 a board (issue #14): uctypes, framebuf, deflate, the `vfs` module, os.urandom,
 binascii.crc32, hashlib.sha1/md5, help(), sys.stdout.buffer, select.select,
-and time.localtime(time.time()).
+time.localtime(time.time()), and what esp32/rp2 images also carry: cryptolib,
+re's match groups and spans, micropython.mem_total, sys.exc_info.
 
 Each test runs a program on a fresh board (`fleetboard run`, a real board
 process with its own flash) and checks what the program printed.
@@ -165,6 +166,44 @@ class ModulesTest(unittest.TestCase):
         )
         self.assertEqual(out, "True\n([], [], [])\n")
 
+
+    def test_cryptolib_encrypts_the_fips_197_example(self):
+        out = self.run_ok(
+            "import binascii, cryptolib\n"
+            "key = binascii.unhexlify('000102030405060708090a0b0c0d0e0f')\n"
+            "plain = binascii.unhexlify('00112233445566778899aabbccddeeff')\n"
+            "print(binascii.hexlify(cryptolib.aes(key, 1).encrypt(plain)).decode())\n"
+        )
+        self.assertEqual(out, "69c4e0d86a7b0430d8cdb78070b4c55a\n")
+
+    def test_re_match_gives_groups_and_spans(self):
+        out = self.run_ok(
+            "import re\n"
+            "m = re.match(r'(\\w+)=(\\d+)', 'temp=42')\n"
+            "print(m.groups(), m.span(2), m.start(1), m.end(2))\n"
+        )
+        self.assertEqual(out, "('temp', '42') (5, 7) 0 7\n")
+
+    def test_mem_total_counts_what_a_program_allocates(self):
+        out = self.run_ok(
+            "import micropython\n"
+            "before = micropython.mem_total()\n"
+            "buf = bytearray(10000)\n"
+            "print(micropython.mem_total() - before >= 10000, micropython.mem_peak() >= micropython.mem_current())\n"
+        )
+        self.assertEqual(out, "True True\n")
+
+    def test_exc_info_names_the_exception_being_handled(self):
+        out = self.run_ok(
+            "import sys\n"
+            "try:\n"
+            "    raise ValueError('bad reading')\n"
+            "except ValueError:\n"
+            "    t, v, tb = sys.exc_info()\n"
+            "    print(t.__name__, v)\n"
+            "print(sys.exc_info())\n"
+        )
+        self.assertEqual(out, "ValueError bad reading\n(None, None, None)\n")
 
 if __name__ == "__main__":
     unittest.main()
