@@ -4,6 +4,10 @@
 #
 #   build.sh OUTDIR     -> OUTDIR/micropython (path printed as the last stdout line)
 #
+# STOCK_MICROPYTHON_OPT (default -Os, the unix port's own) is the C
+# optimisation level: cmake passes fleetvm's (-O2 for the default preset, -O3
+# for release) so that a benchmark compares the ports, not the compilers.
+#
 # The fetched source tree (cmake/fetch-micropython.sh, or $MICROPYTHON_DIR) is
 # never modified: it is copied to OUTDIR/src and built there. Idempotent: does
 # nothing if OUTDIR/micropython was built from this script, manifest and source.
@@ -36,8 +40,10 @@ fi
 # it built. The stamp records what the binary was built from.
 exec 9>"$OUT/.lock"
 flock 9
+readonly OPT="${STOCK_MICROPYTHON_OPT:--Os}"
+[[ "$OPT" =~ ^-O[0-3sg]$ ]] || { log "STOCK_MICROPYTHON_OPT must be -O0..-O3, -Os or -Og, not '$OPT'"; exit 2; }
 readonly STAMP="$OUT/stamp"
-want="$(cat "$SCRIPT" "$MANIFEST_SRC" | sha256sum | cut -d' ' -f1) $SRC"
+want="$(cat "$SCRIPT" "$MANIFEST_SRC" | sha256sum | cut -d' ' -f1) $SRC $OPT"
 if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   log "up to date: $BIN"
   echo "$BIN"
@@ -71,6 +77,7 @@ start=$(date +%s)
   make -C "$OUT/src/mpy-cross" -j"$JOBS" PYTHON="$PY"
   make -C "$OUT/src/ports/unix" -j"$JOBS" PYTHON="$PY" \
     VARIANT=standard \
+    COPT="$OPT -DNDEBUG -fdata-sections -ffunction-sections" \
     MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 \
     FROZEN_MANIFEST="$OUT/manifest.py" \
     MPY_LIB_DIR="$OUT/mpy-lib"
@@ -79,7 +86,7 @@ start=$(date +%s)
   log "build failed (full log: $OUT/build.log)"
   exit 1
 }
-log "built in $(( $(date +%s) - start )) s (log: $OUT/build.log)"
+log "built with $OPT in $(( $(date +%s) - start )) s (log: $OUT/build.log)"
 
 built="$OUT/src/ports/unix/build-standard/micropython"
 [[ -x "$built" ]] || { log "no binary at $built"; exit 1; }

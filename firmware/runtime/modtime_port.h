@@ -3,13 +3,10 @@
 
 #include "py/obj.h"
 
-static mp_obj_t mp_time_time_get(void) {
-#if MICROPY_PY_BUILTINS_FLOAT && MICROPY_FLOAT_IMPL == MICROPY_FLOAT_IMPL_DOUBLE
-  return mp_obj_new_float((mp_float_t)mp_hal_time_ns() / 1e9);
-#else
-  return mp_obj_new_int_from_ull(mp_hal_time_ns() / 1000000000ull);
-#endif
-}
+// time.time() is whole seconds, as on the esp32 and rp2 ports (time_ns() has
+// the fraction): the upstream localtime/gmtime/mktime take integer seconds,
+// so time.localtime(time.time()) works as a board program expects.
+static mp_obj_t mp_time_time_get(void) { return mp_obj_new_int_from_ull(mp_hal_time_ns() / 1000000000ull); }
 
 static mp_obj_t mp_time_localtime_get(void) {
   time_t now = time(NULL);

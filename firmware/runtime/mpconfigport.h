@@ -36,14 +36,15 @@ typedef long mp_off_t;
 #define MICROPY_HW_MCU_NAME "host"
 #define MICROPY_PY_SYS_ARGV (1)
 #define MICROPY_PY_SYS_EXIT (1)
+#define MICROPY_PY_SYS_EXC_INFO (1)
 #define MICROPY_PY_SYS_STDFILES (1)
-#define MICROPY_PY_SYS_STDIO_BUFFER (0)
+#define MICROPY_PY_SYS_STDIO_BUFFER (1)
 #define MICROPY_USE_INTERNAL_PRINTF (0)
 #define MICROPY_USE_INTERNAL_ERRNO (0)
 #define MICROPY_ENABLE_SCHEDULER (1)
 #define MICROPY_EPOCH_IS_1970 (1)
 #define MICROPY_PY_MICROPYTHON_MEM_INFO (1)
-#define MICROPY_PY_BUILTINS_HELP (0)
+#define MICROPY_PY_BUILTINS_HELP (1)
 #define MICROPY_PY_BUILTINS_INPUT (0)
 #define MICROPY_REPL_INFO (0)
 #define MICROPY_HELPER_REPL (0)
@@ -77,40 +78,65 @@ extern const struct _mp_print_t rt_stderr_print;
 #define MICROPY_PY_OS_UNAME (1)
 #define MICROPY_PY_OS_SEP (1)
 #define MICROPY_PY_OS_STATVFS (1)
+// os.urandom reads the kernel's getrandom() (mphalport.c), as a board reads its
+// hardware RNG.
+#define MICROPY_PY_OS_URANDOM (1)
+#define MICROPY_PY_OS_INCLUDEFILE "firmware/runtime/modos_port.h"
+// The `vfs` module, and the file systems a board image carries besides
+// littlefs v2 (FAT for SD cards, littlefs v1), for programs that mount their
+// own block devices.
+#define MICROPY_PY_VFS (1)
+#define MICROPY_VFS_FAT (1)
+#define MICROPY_VFS_LFS1 (1)
+#define MICROPY_FATFS_ENABLE_LFN (1)
+#define MICROPY_FATFS_RPATH (2)
+#define MICROPY_FATFS_MAX_SS (4096)
+#define MICROPY_FATFS_LFN_CODE_PAGE 437
 #define MICROPY_PY_IO (1)
 
-// Modules: what a sensor/test script typically reaches for, nothing that
-// touches the host (no socket, select, ffi, machine).
+// Modules: what a board program reaches for, as on the esp32 and rp2 ports,
+// each switched on with its upstream flag; nothing that touches the host (no
+// ffi, no VfsPosix). hashlib and cryptolib are backed by mbedTLS,
+// as on esp32: Debian's source strips axtls, and we link mbedTLS for TLS.
 #define MICROPY_PY_TIME (1)
 #define MICROPY_PY_TIME_TIME_TIME_NS (1)
 #define MICROPY_PY_TIME_GMTIME_LOCALTIME_MKTIME (1)
 #define MICROPY_PY_TIME_INCLUDEFILE "firmware/runtime/modtime_port.h"
 #define MICROPY_PY_JSON (1)
 #define MICROPY_PY_RE (1)
+#define MICROPY_PY_RE_MATCH_GROUPS (1)
+#define MICROPY_PY_RE_MATCH_SPAN_START_END (1)
 #define MICROPY_PY_RANDOM (1)
 #define MICROPY_PY_RANDOM_EXTRA_FUNCS (1)
 #define MICROPY_PY_RANDOM_SEED_INIT_FUNC (rt_random_seed())
 unsigned int rt_random_seed(void);
 #define MICROPY_PY_BINASCII (1)
+#define MICROPY_PY_BINASCII_CRC32 (1)
 #define MICROPY_PY_HEAPQ (1)
 #define MICROPY_PY_HASHLIB (1)
 #define MICROPY_PY_HASHLIB_SHA256 (1)
-#define MICROPY_PY_HASHLIB_SHA1 (0)
-#define MICROPY_PY_HASHLIB_MD5 (0)
-#define MICROPY_PY_CRYPTOLIB (0)
+#define MICROPY_PY_HASHLIB_SHA1 (1)
+#define MICROPY_PY_HASHLIB_MD5 (1)
+#define MICROPY_SSL_MBEDTLS (1)
+#define MICROPY_PY_CRYPTOLIB (1)
 #define MICROPY_PY_SELECT (1)
-#define MICROPY_PY_SELECT_SELECT (0)
+#define MICROPY_PY_SELECT_SELECT (1)
 #define MICROPY_PY_SOCKET (0)
 #define MICROPY_PY_MACHINE (0)
 #define MICROPY_PY_NETWORK (0)
-#define MICROPY_PY_DEFLATE (0)
-#define MICROPY_PY_FRAMEBUF (0)
+#define MICROPY_PY_DEFLATE (1)
+#define MICROPY_PY_DEFLATE_COMPRESS (1)
+#define MICROPY_PY_FRAMEBUF (1)
 #define MICROPY_PY_BTREE (0)
-#define MICROPY_PY_UCTYPES (0)
-#define MICROPY_PY_WEBSOCKET (0)
+#define MICROPY_PY_UCTYPES (1)
+#define MICROPY_PY_WEBSOCKET (1)
 #define MICROPY_PY_WEBREPL (0)
 #define MICROPY_PY_OS_DUPTERM (0)
 #define MICROPY_PY_PLATFORM (1)
+// micropython.mem_total/mem_current/mem_peak: the allocation counters a
+// program uses to find its leaks (m_free then needs the block's size).
+#define MICROPY_MEM_STATS (1)
+#define MICROPY_MALLOC_USES_ALLOCATED_SIZE (1)
 #define MICROPY_PY_MARSHAL (0)
 #define MICROPY_VFS_ROM (0)
 
@@ -131,7 +157,7 @@ void rt_event_wait_ms(mp_uint_t timeout_ms);
 
 // ---- Imports and code as on a real board (issue 14, vm) -------------------
 // Frozen modules (asyncio's Python half, from the fetched source's
-// extmod/asyncio through firmware/frozen/manifest.py) and .mpy files on flash
+// extmod/asyncio through firmware/runtime/frozen_manifest.py) and .mpy files on flash
 // import like on an official board image; their qstrs live in the frozen
 // content's own pool.
 #define MICROPY_MODULE_FROZEN_MPY (1)
@@ -139,7 +165,7 @@ void rt_event_wait_ms(mp_uint_t timeout_ms);
 #define MICROPY_PERSISTENT_CODE_LOAD (1)
 #define MICROPY_PY_ASYNCIO (1)
 // @micropython.native / @micropython.viper and `-X emit=native`: x86-64
-// machine code in pages mapped executable (board_exec.c), as the real ports
+// machine code in pages mapped executable (exec_memory.c), as the real ports
 // emit Xtensa or Thumb code.
 #define MICROPY_EMIT_X64 (1)
 void rt_exec_alloc(size_t min_size, void **ptr, size_t *size);
