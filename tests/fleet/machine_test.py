@@ -76,6 +76,7 @@ class DrivingPins(unittest.TestCase):
 
     def test_machine_shows_pins_with_who_drives_them(self):
         LAB.ctl("pin", "b01", "4", "1")
+        wait_for("LED (pin 2) on", lambda: pin("b01", 2).get("value") == 1, 5, interval=0.1)
         machine = LAB.ctl("machine", "b01")
         pins = {p["pin"]: p for p in machine.get("pins", [])}
         self.assertIn(2, pins)
@@ -153,7 +154,8 @@ class Jobs(unittest.TestCase):
         steps = board_results(run)["b02"]["steps"]
         self.assertEqual([s["kind"] for s in steps],
                          ["push", "run", "sleep", "expect", "pin", "expect", "pin", "expect"])
-        self.assertFalse(pin("b02", 4).get("lab_driven", False), "the run released the pin it drove")
+        driven = [p["pin"] for p in LAB.ctl("machine", "b02").get("pins", []) if p.get("lab_driven")]
+        self.assertNotIn(4, driven, "the run released the pin it drove")
 
 
 class Watchdog(unittest.TestCase):
