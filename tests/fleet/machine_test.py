@@ -94,6 +94,14 @@ class DrivingPins(unittest.TestCase):
         self.assertIn("board b01", proc.stderr)
 
 
+class BoardProfile(unittest.TestCase):
+
+    def test_board_ls_and_board_show_say_which_board_each_simulates(self):
+        self.assertRegex(LAB.text("board", "ls"), r"(?m)^b01\s+\S+\s+online\s+\S+\s+generic\s")
+        self.assertRegex(LAB.text("board", "show", "b01"), r"(?m)^Profile:\s+generic$")
+        self.assertEqual(LAB.ctl("board", "get", "b02")["board"]["info"]["profile"], "generic")
+
+
 class AdcChannels(unittest.TestCase):
 
     def test_the_lab_sets_an_adc_channel_and_reads_it_back(self):
