@@ -14,3 +14,8 @@ string(SHA256 _stock_key "${MICROPYTHON_DIR}|${_stock_script}|${_stock_manifest}
 string(SUBSTRING "${_stock_key}" 0 16 _stock_key)
 set(STOCK_MICROPYTHON_DIR "${_stock_cache}/stock-micropython-${_stock_key}")
 set(STOCK_MICROPYTHON "${STOCK_MICROPYTHON_DIR}/micropython")
+# mpy-cross, built from the same source by the same script (build.sh builds it
+# first, as the unix port's frozen asyncio needs it): it compiles the board's
+# frozen modules and the .mpy files tests and examples/ put on flash. Target
+# `mpy_cross` (bench/stock-micropython) builds it.
+set(MPY_CROSS "${STOCK_MICROPYTHON_DIR}/src/mpy-cross/build/mpy-cross")

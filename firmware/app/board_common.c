@@ -25,6 +25,22 @@ bool board_parse_size(const char *s, size_t *out) {
   return true;
 }
 
+bool board_limit_set(board_limit_t *limit, const char *s) {
+  limit->set = board_parse_size(s, &limit->value);
+  return limit->set;
+}
+
+size_t board_limit_or(const board_limit_t *limit, size_t profile_default) {
+  return limit->set ? limit->value : profile_default;
+}
+
+const board_profile_t *board_profile_arg(const char *name, const char *command) {
+  const board_profile_t *profile = board_profile_find(name);
+  if (!profile)
+    fprintf(stderr, "%s: --profile must be one of %s (got %s)\n", command, board_profile_names(), name);
+  return profile;
+}
+
 bool board_max_stack_ok(size_t bytes, const char *command) {
   if (bytes >= SUP_MAX_STACK_LOWEST && bytes <= SUP_MAX_STACK_HIGHEST) return true;
   fprintf(stderr, "%s: --max-stack must be between %dk and %dm (got %zu bytes)\n", command,

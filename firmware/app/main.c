@@ -1,22 +1,28 @@
 // fleetboard: one process is one simulated board.
 //
 //   fleetboard serve --name b01 --listen 127.0.0.1:PORT ...   (serve.c)
-//   fleetboard run SCRIPT.py [--heap N] [--flash FILE] [--max-threads N]
-//                  [--max-stack N] [--timeout SECONDS] [--name NAME]
-//                  [-X OPTION] [ARGS...]
+//   fleetboard run SCRIPT.py [--profile esp32|rp2|generic] [--heap N]
+//                  [--flash FILE] [--max-threads N] [--max-stack N]
+//                  [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]
 //
 // `run` boots a fresh board, runs one program on it and exits when the
 // program has ended (all of its threads), printing its output like
-// `micropython SCRIPT.py` does. Exit status: the program's (0, SystemExit's
-// code, 1 after an uncaught exception), 124 when --timeout killed it, 2 for
-// bad usage.
+// `micropython SCRIPT.py` does. sys.path[0] is the script's directory (its
+// real path), as on the unix port; the board's own entries ('', '.frozen',
+// '/lib') follow. Imports read the board's flash, never the host's files, so
+// modules beside the script import only if that directory is on the flash. Exit status: the program's (0,
+// SystemExit's code, 1 after an uncaught exception), 124 when --timeout killed it, 2 for bad usage.
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "firmware/app/board_common.h"
+#include "firmware/runtime/board_profile.h"
+#include "firmware/runtime/vm.h"
 #include "firmware/storage/lfsdev.h"
 #include "firmware/supervisor/supervisor.h"
 
@@ -30,7 +36,8 @@ typedef struct {
   size_t max_stack_bytes;
   double timeout_s;  // <= 0: none
   const char *name;
-  int argc;  // script arguments (sys.argv[1:])
+  bool emit_native;  // -X emit=native
+  int argc;          // script arguments (sys.argv[1:])
   char **argv;
 } run_options_t;
 
@@ -39,48 +46,60 @@ static void usage(FILE *out) {
       out,
       "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE --cert C --key K --ca CA\n"
       "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
-      "       fleetboard run SCRIPT.py [--heap N[k|m]] [--flash FILE] [--max-threads N]\n"
-      "                      [--max-stack N[k|m]] [--timeout SECONDS] [--name NAME]\n"
-      "                      [-X OPTION] [ARGS...]\n"
+      "                        [--profile esp32|rp2|generic]\n"
+      "       fleetboard run SCRIPT.py [--profile esp32|rp2|generic] [--heap N[k|m]]\n"
+      "                      [--flash FILE] [--max-threads N] [--max-stack N[k|m]]\n"
+      "                      [--timeout SECONDS] [--name NAME] [-X OPTION] [ARGS...]\n"
       "\n"
       "Runs SCRIPT.py as a program on a fresh simulated board and exits when all of\n"
       "its threads have ended. --flash keeps the board's files in FILE (littlefs).\n"
+      "--profile is the real board simulated (default generic): its sys.platform and\n"
+      "identity, and the defaults of --heap, --max-threads and --max-stack.\n"
+      "-X emit=native compiles every function to machine code; -X heapsize=N is --heap.\n"
       "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
       "a board commits at most max-threads x max-stack bytes of stack.\n");
 }
 
-// -X options are MicroPython's (run-tests passes them): heapsize= sets the
-// heap; the emitter choice is accepted (this board runs bytecode only).
-static bool apply_x_option(const char *opt, run_options_t *o) {
-  if (strncmp(opt, "heapsize=", 9) == 0) return board_parse_size(opt + 9, &o->heap_bytes);
-  return strcmp(opt, "emit=bytecode") == 0 || strncmp(opt, "emit=", 5) == 0 || strcmp(opt, "realtime") == 0;
+// -X options are MicroPython's unix port's (run-tests passes them):
+// heapsize= sets the heap, emit= the code emitter.
+static bool apply_x_option(const char *opt, run_options_t *o, board_limits_t *limits) {
+  if (strncmp(opt, "heapsize=", 9) == 0) return board_limit_set(&limits->heap, opt + 9);
+  if (strcmp(opt, "emit=bytecode") == 0 || strcmp(opt, "emit=native") == 0) {
+    o->emit_native = strcmp(opt, "emit=native") == 0;
+    return true;
+  }
+  if (strncmp(opt, "emit=", 5) == 0) {
+    fprintf(stderr, "fleetboard run: -X emit= must be bytecode or native (got %s)\n", opt + 5);
+    return false;
+  }
+  return strcmp(opt, "realtime") == 0;
 }
 
 static int parse_run(int argc, char **argv, run_options_t *o) {
-  sup_config_t defaults = sup_default_config();
-  *o = (run_options_t){.heap_bytes = defaults.heap_bytes,
-                       .max_threads = defaults.max_threads,
-                       .max_stack_bytes = defaults.max_stack_bytes,
-                       .name = "board"};
+  *o = (run_options_t){.name = "board"};
+  board_limits_t limits = {0};
+  const board_profile_t *profile = board_profile_current();
   int i = 0;
   for (; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
-    if (strcmp(a, "--heap") == 0)
-      ok = ok && board_parse_size(v, &o->heap_bytes);
+    if (strcmp(a, "--profile") == 0) {
+      if (ok && !(profile = board_profile_arg(v, "fleetboard run"))) return -1;
+    } else if (strcmp(a, "--heap") == 0)
+      ok = ok && board_limit_set(&limits.heap, v);
     else if (strcmp(a, "--flash") == 0)
       o->flash = v;
     else if (strcmp(a, "--max-threads") == 0)
-      ok = ok && board_parse_size(v, &o->max_threads);
+      ok = ok && board_limit_set(&limits.max_threads, v);
     else if (strcmp(a, "--max-stack") == 0)
-      ok = ok && board_parse_size(v, &o->max_stack_bytes);
+      ok = ok && board_limit_set(&limits.max_stack, v);
     else if (strcmp(a, "--timeout") == 0)
       ok = ok && (o->timeout_s = atof(v)) > 0;
     else if (strcmp(a, "--name") == 0)
       o->name = v;
     else if (strcmp(a, "-X") == 0)
-      ok = ok && apply_x_option(v, o);
+      ok = ok && apply_x_option(v, o, &limits);
     else {
       fprintf(stderr, "fleetboard run: unknown option %s\n", a);
       return -1;
@@ -95,6 +114,10 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
     usage(stderr);
     return -1;
   }
+  board_profile_use(profile);
+  o->heap_bytes = board_limit_or(&limits.heap, profile->heap_bytes);
+  o->max_threads = board_limit_or(&limits.max_threads, profile->max_threads);
+  o->max_stack_bytes = board_limit_or(&limits.max_stack, profile->max_stack_bytes);
   if (o->heap_bytes < 16 * 1024) {
     fprintf(stderr, "fleetboard run: --heap must be at least 16k\n");
     return -1;
@@ -150,6 +173,8 @@ static void echo_output(uint32_t program_id, uint32_t thread_id, int stream, con
   }
 }
 
+static void prepend_script_dir(void *dir) { rt_vm_path_prepend(dir); }
+
 static int run_program(const run_options_t *o) {
   size_t source_len = 0;
   char *source = read_file(o->script, &source_len);
@@ -168,6 +193,7 @@ static int run_program(const run_options_t *o) {
   config.heap_bytes = o->heap_bytes;
   config.max_threads = o->max_threads;
   config.max_stack_bytes = o->max_stack_bytes;
+  config.emit_native = o->emit_native;
   config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
@@ -175,6 +201,10 @@ static int run_program(const run_options_t *o) {
     return EXIT_FAILURE;
   }
   sup_set_output_observer(echo_output, NULL);
+  char script_path[PATH_MAX];
+  if (realpath(o->script, script_path) &&
+      !sup_vm_run(prepend_script_dir, dirname(script_path), err, sizeof(err)))
+    fprintf(stderr, "fleetboard run: sys.path[0] is not the script's directory: %s\n", err);
 
   uint32_t program_id = 0, main_tid = 0;
   sup_program_spec_t spec = {.name = o->script,

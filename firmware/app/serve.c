@@ -3,6 +3,7 @@
 //
 //   fleetboard serve --name b01 --listen 127.0.0.1:7001 --flash b01.lfs
 //                    --cert b01.pem --key b01.key --ca ca.pem
+//                    [--profile esp32|rp2|generic]
 //                    [--heap 256k] [--max-threads 16] [--max-stack 256k]
 //                    [--flash-size 1m] [control channel limits: see serve_usage]
 //
@@ -119,6 +120,7 @@ static void serve_usage(FILE *out) {
   fprintf(out,
           "usage: fleetboard serve --name NAME --listen 127.0.0.1:PORT --flash FILE\n"
           "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
+          "                        [--profile esp32|rp2|generic]\n"
           "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
           "                        [--flash-size N[k|m]]\n"
           "                        [--max-connections N] [--handshake-timeout-ms MS]\n"
@@ -127,6 +129,8 @@ static void serve_usage(FILE *out) {
           "\n"
           "Runs a board until SIGTERM, serving BoardControl (gRPC, mutual TLS) from its\n"
           "own lwIP stack, forwarded from HOST:PORT. Make certificates with deploy/pki.\n"
+          "--profile is the real board simulated (default generic): its sys.platform and\n"
+          "identity, and the defaults of --heap, --max-threads and --max-stack.\n"
           "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
           "the board commits at most max-threads x max-stack bytes of stack.\n"
           "A Reset that cannot end a thread stuck in native code restarts the board: the\n"
@@ -146,12 +150,9 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
     serve_usage(stdout);
     return 1;
   }
-  sup_config_t defaults = sup_default_config();
-  *o = (serve_options_t){.heap_bytes = defaults.heap_bytes,
-                         .max_threads = defaults.max_threads,
-                         .max_stack_bytes = defaults.max_stack_bytes,
-                         .flash_bytes = LFSDEV_DEFAULT_BYTES,
-                         .channel = rpc_server_default_config()};
+  *o = (serve_options_t){.flash_bytes = LFSDEV_DEFAULT_BYTES, .channel = rpc_server_default_config()};
+  board_limits_t limits = {0};
+  const board_profile_t *profile = board_profile_current();
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
@@ -167,12 +168,14 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
       o->key = v;
     else if (strcmp(a, "--ca") == 0)
       o->ca = v;
-    else if (strcmp(a, "--heap") == 0)
-      ok = ok && board_parse_size(v, &o->heap_bytes);
+    else if (strcmp(a, "--profile") == 0) {
+      if (ok && !(profile = board_profile_arg(v, "fleetboard serve"))) return -1;
+    } else if (strcmp(a, "--heap") == 0)
+      ok = ok && board_limit_set(&limits.heap, v);
     else if (strcmp(a, "--max-threads") == 0)
-      ok = ok && board_parse_size(v, &o->max_threads);
+      ok = ok && board_limit_set(&limits.max_threads, v);
     else if (strcmp(a, "--max-stack") == 0)
-      ok = ok && board_parse_size(v, &o->max_stack_bytes);
+      ok = ok && board_limit_set(&limits.max_stack, v);
     else if (strcmp(a, "--flash-size") == 0)
       ok = ok && board_parse_size(v, &o->flash_bytes);
     else if (strcmp(a, "--max-connections") == 0)
@@ -196,6 +199,10 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
       return -1;
     }
   }
+  board_profile_use(profile);
+  o->heap_bytes = board_limit_or(&limits.heap, profile->heap_bytes);
+  o->max_threads = board_limit_or(&limits.max_threads, profile->max_threads);
+  o->max_stack_bytes = board_limit_or(&limits.max_stack, profile->max_stack_bytes);
   const char *missing = !o->name     ? "--name"
                         : !o->listen ? "--listen"
                         : !o->flash  ? "--flash"

@@ -24,12 +24,13 @@ typedef long mp_off_t;
 // compiler's leaves, littlefs).
 #define MICROPY_STACK_CHECK_MARGIN (8 * 1024)
 #define MICROPY_ENABLE_EMERGENCY_EXCEPTION_BUF (1)
-#define MICROPY_EMERGENCY_EXCEPTION_BUF_SIZE (256)
 #define MICROPY_ENABLE_PYSTACK (0)
 #define MICROPY_LONGINT_IMPL (MICROPY_LONGINT_IMPL_MPZ)
 #define MICROPY_FLOAT_IMPL (MICROPY_FLOAT_IMPL_DOUBLE)
 #define MICROPY_ERROR_REPORTING (MICROPY_ERROR_REPORTING_DETAILED)
 #define MICROPY_WARNINGS (1)
+// The generic profile's identity; the board's profile replaces it at run
+// time (board_identity.c).
 #define MICROPY_PY_SYS_PLATFORM "threadfleet"
 #define MICROPY_HW_BOARD_NAME "threadfleet simulated board"
 #define MICROPY_HW_MCU_NAME "host"
@@ -37,12 +38,9 @@ typedef long mp_off_t;
 #define MICROPY_PY_SYS_EXIT (1)
 #define MICROPY_PY_SYS_STDFILES (1)
 #define MICROPY_PY_SYS_STDIO_BUFFER (0)
-#define MICROPY_PY_SYS_PATH_DEFAULT ":/lib"
 #define MICROPY_USE_INTERNAL_PRINTF (0)
 #define MICROPY_USE_INTERNAL_ERRNO (0)
 #define MICROPY_ENABLE_SCHEDULER (1)
-#define MICROPY_MODULE_FROZEN_MPY (0)
-#define MICROPY_PERSISTENT_CODE_LOAD (0)
 #define MICROPY_EPOCH_IS_1970 (1)
 #define MICROPY_PY_MICROPYTHON_MEM_INFO (1)
 #define MICROPY_PY_BUILTINS_HELP (0)
@@ -102,7 +100,6 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_CRYPTOLIB (0)
 #define MICROPY_PY_SELECT (1)
 #define MICROPY_PY_SELECT_SELECT (0)
-#define MICROPY_PY_ASYNCIO (0)
 #define MICROPY_PY_SOCKET (0)
 #define MICROPY_PY_MACHINE (0)
 #define MICROPY_PY_NETWORK (0)
@@ -125,3 +122,27 @@ void rt_event_wait_ms(mp_uint_t timeout_ms);
 #define MP_STATE_PORT MP_STATE_VM
 
 #define MICROPY_PY_SYS_PS1_PS2 (0)
+
+// ---- Imports and code as on a real board (issue 14, vm) -------------------
+// Frozen modules (asyncio's Python half, from the fetched source's
+// extmod/asyncio through firmware/frozen/manifest.py) and .mpy files on flash
+// import like on an official board image; their qstrs live in the frozen
+// content's own pool.
+#define MICROPY_MODULE_FROZEN_MPY (1)
+#define MICROPY_QSTR_EXTRA_POOL mp_qstr_frozen_const_pool
+#define MICROPY_PERSISTENT_CODE_LOAD (1)
+#define MICROPY_PY_ASYNCIO (1)
+// @micropython.native / @micropython.viper and `-X emit=native`: x86-64
+// machine code in pages mapped executable (board_exec.c), as the real ports
+// emit Xtensa or Thumb code.
+#define MICROPY_EMIT_X64 (1)
+void rt_exec_alloc(size_t min_size, void **ptr, size_t *size);
+void rt_exec_free(void *ptr, size_t size);
+#define MP_PLAT_ALLOC_EXEC(min_size, ptr, size) rt_exec_alloc(min_size, ptr, size)
+#define MP_PLAT_FREE_EXEC(ptr, size) rt_exec_free(ptr, size)
+// micropython.alloc_emergency_exception_buf(n) exists (board programs call it
+// first thing); the buffer is the size the program asks for.
+#define MICROPY_EMERGENCY_EXCEPTION_BUF_SIZE (0)
+// The port's `sys` (board_identity.c), which py/objmodule.c's delegation
+// table names.
+extern const struct _mp_obj_module_t rt_sys_module;

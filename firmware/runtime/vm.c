@@ -7,6 +7,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "firmware/runtime/board_identity.h"
+#include "firmware/runtime/exec_memory.h"
+#include "py/emitglue.h"
 #include "py/gc.h"
 #include "py/mperrno.h"
 #include "py/runtime.h"
@@ -45,7 +48,10 @@ bool rt_vm_init(const rt_vm_config_t *config, void *stack_top) {
   mp_init();  // returns holding the GIL
   mp_sys_path = mp_obj_new_list(0, NULL);
   mp_obj_list_append(mp_sys_path, MP_OBJ_NEW_QSTR(MP_QSTR_));
+  mp_obj_list_append(mp_sys_path, MP_OBJ_NEW_QSTR(MP_QSTR__dot_frozen));
   mp_obj_list_append(mp_sys_path, MP_OBJ_NEW_QSTR(MP_QSTR__slash_lib));
+  if (config->emit_native) MP_STATE_VM(default_emit_opt) = MP_EMIT_OPT_NATIVE_PYTHON;
+  rt_board_identity_install();
   rt_gil_release();
   return true;
 }
@@ -54,6 +60,7 @@ void rt_vm_deinit(void) {
   rt_gil_acquire();
   gc_sweep_all();
   mp_deinit();
+  rt_exec_free_all();
   rt_threads_deinit();
   free(heap);
   heap = NULL;
@@ -130,6 +137,14 @@ void rt_vm_heap_stats(rt_heap_stats_t *out) {
   out->used = w.used * MICROPY_BYTES_PER_GC_BLOCK;
   out->free = w.free * MICROPY_BYTES_PER_GC_BLOCK;
   out->largest_free = w.max_run * MICROPY_BYTES_PER_GC_BLOCK;
+}
+
+void rt_vm_path_prepend(const char *dir) {
+  mp_obj_t insert[4];
+  mp_load_method(mp_sys_path, MP_QSTR_insert, insert);
+  insert[2] = MP_OBJ_NEW_SMALL_INT(0);
+  insert[3] = mp_obj_new_str(dir, strlen(dir));
+  mp_call_method_n_kw(2, 0, insert);
 }
 
 size_t rt_vm_heap_size(void) { return heap_bytes; }

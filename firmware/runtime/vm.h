@@ -9,13 +9,19 @@
 
 typedef struct {
   size_t heap_bytes;  // the GC heap, like a board's RAM for Python
+  // Compile every function to machine code, as if each were decorated with
+  // @micropython.native (MicroPython's `-X emit=native`).
+  bool emit_native;
 } rt_vm_config_t;
 
 typedef struct {
   size_t total, used, free, largest_free;  // bytes
 } rt_heap_stats_t;
 
-// Starts the VM on the calling host thread. `stack_top` is an address near the
+// Starts the VM on the calling host thread, as the board's profile
+// (board_profile_current) says it is: sys.platform and the rest of its
+// identity (board_identity.h), sys.path ['', '.frozen', '/lib'] as on the
+// esp32 and rp2 ports. `stack_top` is an address near the
 // top of the caller's stack. Returns false if the heap cannot be allocated.
 // On return the caller does not hold the GIL.
 bool rt_vm_init(const rt_vm_config_t *config, void *stack_top);
@@ -26,6 +32,10 @@ void rt_vm_deinit(void);
 // Enter/leave the VM from a registered host thread (takes/releases the GIL).
 void rt_vm_enter(void);
 void rt_vm_leave(void);
+
+// Puts `dir` first on sys.path (`fleetboard run`'s script directory, as the
+// unix port does). REQUIRES: inside the VM (GIL held); may raise.
+void rt_vm_path_prepend(const char *dir);
 
 // Heap figures, the same as gc_info's (total, used, free, max_free) at a
 // fraction of its cost. REQUIRES: inside the VM (GIL held).

@@ -197,7 +197,7 @@ static void *monitor_main(void *arg) {
 // ---- Lifecycle -------------------------------------------------------------------
 
 static bool vm_start(void *stack_top) {
-  rt_vm_config_t vm = {.heap_bytes = sup.config.heap_bytes};
+  rt_vm_config_t vm = {.heap_bytes = sup.config.heap_bytes, .emit_native = sup.config.emit_native};
   if (!rt_vm_init(&vm, stack_top)) {
     fprintf(stderr, "supervisor: cannot allocate a %zu-byte heap\n", sup.config.heap_bytes);
     return false;

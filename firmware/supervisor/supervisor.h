@@ -80,6 +80,8 @@ typedef struct {
   size_t max_stack_bytes;
   int64_t stall_after_ms;  // a lock wait longer than this is a stall
   int64_t kill_grace_ms;   // default grace before a kill escalates
+  // Compile programs to machine code (`fleetboard run -X emit=native`).
+  bool emit_native;
   // Called on the VM host thread, inside the VM, after every (re)start of the
   // VM: mount flash and the like. May be NULL.
   void (*on_vm_start)(void *ctx);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "firmware/rpc/control/board_internal.h"
+#include "firmware/runtime/board_profile.h"
 #include "firmware/storage/lfsdev.h"
 
 // ---- Configuration ---------------------------------------------------------------------
@@ -151,6 +152,7 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
   info->flash_used_bytes = flash_used;
   info->output_buffer_bytes = (uint32_t)c->output_buffer_bytes;
   info->max_stack_bytes = (uint32_t)c->max_stack_bytes;
+  snprintf(info->profile, sizeof(info->profile), "%s", board_profile_current()->name);
 
   board_scratch_t *s = board_scratch_take();
   bool sent = board_send(call, s, BOARD_PB(GetInfoResponse_fields), &resp);
