@@ -39,10 +39,20 @@ uint64_t mp_hal_time_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static bool sched_pending(void *ctx) {
+  (void)ctx;
+  return MP_STATE_VM(sched_state) == MP_SCHED_PENDING;
+}
+
 // Sleeps wait on the thread's own condition variable without the GIL, so a
-// kill wakes them at once; the kill's exception is then raised here.
+// kill wakes them at once; the kill's exception is then raised here. A
+// handler scheduled meanwhile (a machine.Pin IRQ, a Timer) wakes them to
+// run it, as a board's sleep does, and the sleep goes on to its end.
 static void sleep_ns(int64_t ns) {
-  if (ns > 0) rt_block(RT_BLOCK_SLEEP, NULL, rt_now_ns() + ns, NULL, NULL);
+  int64_t deadline = rt_now_ns() + ns;
+  while (ns > 0 && rt_block(RT_BLOCK_SLEEP, NULL, deadline, sched_pending, NULL) == RT_WAKE_READY) {
+    mp_handle_pending(true);
+  }
   mp_handle_pending(true);
 }
 

@@ -29,6 +29,7 @@ static size_t page_size;
 
 static __thread rt_thread_t *tls_self;  // the calling thread's record
 static __thread mp_state_thread_t *tls_state;
+static __thread bool tls_gil_kept;  // rt_gil_keep
 
 // ---- The GIL ---------------------------------------------------------------
 // A FIFO hand-off lock. The owner keeps it for a time slice even when others
@@ -229,6 +230,8 @@ static void serve_yield_work(void) {
   if (atomic_load(&yield_work_wanted) && atomic_exchange(&yield_work_wanted, 0)) yield_work();
 }
 
+void rt_gil_keep(bool keep) { tls_gil_kept = keep; }
+
 void rt_gil_release(void) {
   serve_yield_work();
   gil_release_spilled(tls_self);
@@ -266,6 +269,7 @@ void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
   rt_check_hard_kill();
   serve_yield_work();
   if (atomic_load(&gil_nwait) == 0) return;
+  if (tls_gil_kept && !atomic_load(&gil_hurry)) return;
   rt_thread_t *self = tls_self;
   if (atomic_load(&gil_hurry) || rt_now_ns() - self->gil_since_ns >= RT_GIL_SLICE_NS) {
     gil_release_spilled(self);

@@ -173,6 +173,9 @@ bool rt_gil_try_acquire(void);
 // (with no port lock held; it may take the sched lock), returns false.
 // Returns true holding the GIL; false having left the queue.
 bool rt_gil_acquire_bounded(int64_t deadline_ns, int64_t poll_ns, bool (*keep_waiting)(void *ctx), void *ctx);
+// While kept (machine.disable_irq), the calling thread does not hand the
+// GIL over at its yield points, only when it blocks or a kill hurries.
+void rt_gil_keep(bool keep);
 // Time slice a thread keeps the GIL when others wait for it.
 #define RT_GIL_SLICE_NS (1000 * 1000)
 

@@ -98,7 +98,6 @@ bool sup_thread_prepare(rt_thread_t *self);
 // traceback like MicroPython does (with the "Unhandled exception in thread"
 // line when `fun` is given). REQUIRES: GIL held.
 sup_thread_state_t sup_thread_outcome(rt_thread_t *self, mp_obj_t exc, mp_obj_t fun, int *exit_code);
-uint32_t sup_current_program(void);
 
 // supervisor.c
 // Starts the kill of `t`, or brings an earlier one's next step closer (see

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "firmware/machine/machine_state.h"
 #include "firmware/runtime/mphalport.h"
 #include "firmware/runtime/vm.h"
 #include "firmware/supervisor/internal.h"
@@ -208,6 +209,7 @@ static bool vm_start(void *stack_top) {
   sup.vm_up = true;
   sup_heap_figures_publish();
   rt_vm_leave();
+  mach_vm_started();
   return true;
 }
 
@@ -234,7 +236,13 @@ bool sup_init(const sup_config_t *config, void *stack_top) {
   rt_gil_set_yield_work(sup_heap_figures_publish);
   rt_threads_set_limit(config->max_threads);
   vm_stack_top = stack_top;
-  if (!vm_start(stack_top)) return false;
+  mach_start(config->board_name);
+  if (!vm_start(stack_top)) {
+    char by[8];
+    mach_vm_stopping(by, sizeof(by));
+    mach_stop();
+    return false;
+  }
   monitor_stop = false;
   pthread_create(&monitor_thread, NULL, monitor_main, NULL);
   return true;
@@ -288,6 +296,9 @@ int sup_deinit(void) {
   // for it forever, and freeing state under it would crash it.
   if (survivors > 0) return survivors;
   pthread_cond_destroy(&monitor_wake);
+  char by[8];
+  mach_vm_stopping(by, sizeof(by));
+  mach_stop();
   vm_stop();
   sup_locks_forget();
   sup_programs_clear();
@@ -305,6 +316,10 @@ int sup_reset(void) {
     rt_sched_unlock();
     return survivors;
   }
+  // A program's machine.reset() or watchdog asked for this one, or a Reset
+  // call did (`by` empty): the event says which.
+  char by[96];
+  mach_reset_cause_t cause = mach_vm_stopping(by, sizeof(by));
   vm_stop();
   sup_locks_forget();
   rt_sched_lock();
@@ -312,7 +327,12 @@ int sup_reset(void) {
   rt_sched_unlock();
   vm_start(vm_stack_top);
   rt_sched_lock();
-  sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "soft reset: fresh VM, files kept");
+  if (!by[0]) {
+    sup_event_emit(SUP_EVENT_RESET, 0, 0, NULL, 0, "soft reset: fresh VM, files kept");
+  } else {
+    sup_event_emit(cause == MACH_RESET_WATCHDOG ? SUP_EVENT_WATCHDOG_RESET : SUP_EVENT_MACHINE_RESET, 0, 0,
+                   NULL, 0, "%s", by);
+  }
   rt_sched_unlock();
   return 0;
 }

@@ -149,6 +149,10 @@ int sup_reset_request(int64_t timeout_ms);
 // sup_reset's result (> 0: the board restarts once this was told).
 uint64_t sup_reset_begin(void);
 bool sup_reset_finished(uint64_t ticket, int *result);
+// Whether a VM host thread serves resets (is in sup_host_serve): `fleetboard
+// serve` does, `fleetboard run` does not, so a program's machine.reset()
+// there ends the program instead.
+bool sup_resets_served(void);
 
 // ---- Programs ----------------------------------------------------------------
 
@@ -184,6 +188,8 @@ int sup_program_wait(uint32_t program_id, int64_t timeout_ms);
 // -EINVAL (grace_ms over SUP_KILL_GRACE_MAX_MS).
 int sup_program_kill(uint32_t program_id, int64_t grace_ms);
 bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
+// The program of the calling VM thread; 0 for a host thread.
+uint32_t sup_current_program(void);
 size_t sup_programs_list(sup_program_info_t *out, size_t max);
 
 // ---- Threads -------------------------------------------------------------------
@@ -237,6 +243,10 @@ typedef enum {
   SUP_EVENT_STALL,
   SUP_EVENT_PROGRAM_ENDED,
   SUP_EVENT_RESET,
+  // The VM restarted because a program's machine.WDT was not fed, or it
+  // called machine.reset()/soft_reset()/deepsleep() (firmware/machine/).
+  SUP_EVENT_WATCHDOG_RESET,
+  SUP_EVENT_MACHINE_RESET,
 } sup_event_kind_t;
 
 typedef struct {

@@ -138,8 +138,18 @@ static int reset_result;                  // sched
 // Reset call says `hard`), or after this long.
 #define HARD_RESET_ANSWER_WAIT_MS 2000
 
+static bool resets_served;  // sched
+
+bool sup_resets_served(void) {
+  rt_sched_lock();
+  bool served = resets_served;
+  rt_sched_unlock();
+  return served;
+}
+
 int sup_host_serve(volatile int *stop) {
   rt_sched_lock();
+  resets_served = true;
   while (!*stop) {
     if (reset_asked > reset_done) {
       uint64_t ticket = reset_asked;
@@ -153,11 +163,13 @@ int sup_host_serve(volatile int *stop) {
       int64_t deadline = rt_now_ns() + (int64_t)HARD_RESET_ANSWER_WAIT_MS * 1000000;
       while (reset_collected < ticket && !*stop && rt_now_ns() < deadline)
         rt_sched_wait_until(&sup.changed, deadline);
+      resets_served = false;
       rt_sched_unlock();
       return SUP_HOST_HARD_RESET;
     }
     rt_sched_wait_until(&sup.changed, rt_now_ns() + 100 * 1000000);
   }
+  resets_served = false;
   rt_sched_unlock();
   return 0;
 }

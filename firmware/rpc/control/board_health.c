@@ -83,6 +83,8 @@ static void build_snapshot(board_scratch_t *s, watch_state_t *w, BOARD_PB(Health
       .tcp_connections = net.tcp_connections, .tx_bytes = net.tx_bytes, .rx_bytes = net.rx_bytes};
   snap->tls_sessions = net.tls_sessions;
   snap->vm_state = threadfleet_board_v1_VmState_VM_STATE_RUNNING;
+  snap->has_machine = true;
+  board_fill_machine(&snap->machine);
   board_channel_stats_t channel;
   snap->has_channel = board_channel_stats(&channel);
   if (snap->has_channel) {

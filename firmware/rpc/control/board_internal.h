@@ -41,6 +41,7 @@ typedef struct {
     BOARD_PB(KillProgramResponse) kill_program;
     BOARD_PB(WriteFileRequest) write_file;
     BOARD_PB(ReadFileResponse) read_file;
+    BOARD_PB(GetMachineResponse) get_machine;
   } msg;
   sup_thread_info_t threads[SUP_MAX_THREAD_RECORDS];
   sup_program_info_t programs[SUP_MAX_PROGRAMS];
@@ -151,5 +152,12 @@ void board_watch_health_poll(rpc_call_t *call);
 // board_output.c
 void board_stream_output_message(rpc_call_t *call, const uint8_t *msg, size_t len);
 void board_stream_output_poll(rpc_call_t *call);
+
+// board_machine.c
+void board_get_machine(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_set_pin(rpc_call_t *call, const uint8_t *msg, size_t len);
+void board_set_adc(rpc_call_t *call, const uint8_t *msg, size_t len);
+// The simulated hardware as a snapshot carries it.
+void board_fill_machine(BOARD_PB(MachineState) * out);
 
 #endif  // THREADFLEET_RPC_CONTROL_BOARD_INTERNAL_H

@@ -12,7 +12,10 @@ _Static_assert((int)SUP_PROGRAM_RUNNING == threadfleet_board_v1_ProgramState_PRO
                    (int)SUP_PROGRAM_KILLED == threadfleet_board_v1_ProgramState_PROGRAM_STATE_KILLED,
                "program states");
 _Static_assert((int)SUP_EVENT_THREAD_STARTED == threadfleet_board_v1_EventKind_EVENT_KIND_THREAD_STARTED &&
-                   (int)SUP_EVENT_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_RESET,
+                   (int)SUP_EVENT_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_RESET &&
+                   (int)SUP_EVENT_WATCHDOG_RESET ==
+                       threadfleet_board_v1_EventKind_EVENT_KIND_WATCHDOG_RESET &&
+                   (int)SUP_EVENT_MACHINE_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_MACHINE_RESET,
                "event kinds");
 
 // Copies text into a fixed field, cut to fit (the field's limit is board.options').
@@ -80,8 +83,9 @@ void board_pb_event(const sup_event_t *in, BOARD_PB(Event) * out) {
   memset(out, 0, sizeof(*out));
   out->time_us = (uint64_t)in->time_us;
   out->kind = (BOARD_PB(EventKind))in->kind;
-  bool names_thread =
-      in->kind != SUP_EVENT_DEADLOCK && in->kind != SUP_EVENT_PROGRAM_ENDED && in->kind != SUP_EVENT_RESET;
+  bool names_thread = in->kind != SUP_EVENT_DEADLOCK && in->kind != SUP_EVENT_PROGRAM_ENDED &&
+                      in->kind != SUP_EVENT_RESET && in->kind != SUP_EVENT_WATCHDOG_RESET &&
+                      in->kind != SUP_EVENT_MACHINE_RESET;
   out->thread_id = names_thread ? in->thread_id : 0;
   out->program_id = in->program_id;
   COPY_TEXT(out->message, in->message);

@@ -230,6 +230,9 @@ static const rpc_method_t methods[] = {
      .on_done = board_free_user},
     {.name = "Exec", .on_message = board_exec_message, .poll = board_exec_poll, .on_done = board_exec_done},
     {.name = "Reset", .on_message = reset, .poll = reset_poll},
+    {.name = "GetMachine", .on_message = board_get_machine},
+    {.name = "SetPin", .on_message = board_set_pin},
+    {.name = "SetAdc", .on_message = board_set_adc},
 };
 
 const rpc_service_t board_service = {
