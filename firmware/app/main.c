@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "firmware/app/board_common.h"
+#include "firmware/net/netstack.h"
 #include "firmware/runtime/board_profile.h"
 #include "firmware/runtime/vm.h"
 #include "firmware/storage/lfsdev.h"
@@ -188,6 +189,14 @@ static int run_program(const run_options_t *o) {
     free(source);
     return EXIT_USAGE;
   }
+  // The board's network as `serve` has it, less the port forward: the
+  // program's sockets reach the host's loopback services through 10.0.2.2.
+  if (!net_start(&(net_config_t){.host_ip = "127.0.0.1", .port = 0}, err, sizeof(err))) {
+    fprintf(stderr, "fleetboard run: network: %s\n", err);
+    lfsdev_close();
+    free(source);
+    return EXIT_FAILURE;
+  }
   sup_config_t config = sup_default_config();
   config.board_name = o->name;
   config.heap_bytes = o->heap_bytes;
@@ -197,6 +206,7 @@ static int run_program(const run_options_t *o) {
   config.on_vm_start = board_mount_flash;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
+    net_stop();
     free(source);
     return EXIT_FAILURE;
   }
@@ -229,6 +239,7 @@ static int run_program(const run_options_t *o) {
   }
   sup_set_output_observer(NULL, NULL);
   sup_deinit();
+  net_stop();
   lfsdev_close();
   free(source);
   return status;

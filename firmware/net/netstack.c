@@ -101,13 +101,20 @@ static void netstack_lwip_init(void) {
   }
   sem_destroy(&ready);
 
-  ip4_addr_t ip, mask, gw;
+  // No gateway and no default route: lwIP routes only to the interface's
+  // own subnet (where slirp answers for its host address alone) and to
+  // 127.0.0.1, and refuses any other destination at once (EHOSTUNREACH),
+  // instead of sending SYNs the reach filter would drop until the connect
+  // timed out. lwIP's default netif would take every destination.
+  ip4_addr_t ip, mask;
   ip4addr_aton(NET_GUEST_IP, &ip);
   ip4addr_aton(NET_NETMASK, &mask);
-  ip4addr_aton(NET_GATEWAY_IP, &gw);
   LOCK_TCPIP_CORE();
-  struct netif *nif = netif_add(&netstack.netif, &ip, &mask, &gw, NULL, slirpif_init, netstack_input);
-  if (nif != NULL) netif_set_default(nif);
+  struct netif *nif =
+      netif_add(&netstack.netif, &ip, &mask, IP4_ADDR_ANY4, NULL, slirpif_init, netstack_input);
+  // Up without a link: 127.0.0.1 (lwIP's loopback through any netif that is
+  // up) works before net_start, as on a board whose Wi-Fi is not connected.
+  if (nif != NULL) netif_set_up(nif);
   UNLOCK_TCPIP_CORE();
   if (nif == NULL) {
     snprintf(netstack.lwip_err, sizeof netstack.lwip_err, "cannot add the slirp netif (eventfd: %s)",
@@ -275,10 +282,13 @@ __attribute__((format(printf, 3, 4))) static bool netstack_fail(char *err, size_
 static bool netstack_slirp_new(struct in_addr host, const net_config_t *config, char *err, size_t err_len) {
   SlirpConfig cfg = {
       .version = 4,
-      .restricted = 1,  // the board may not open connections to the host or beyond
+      // Unrestricted, so the board's connections to slirp's host address reach
+      // the host's loopback services; slirpif's reach filter keeps every
+      // other destination out (slirp itself would forward anywhere).
+      .restricted = 0,
       .in_enabled = true,
       .in6_enabled = false,
-      .disable_host_loopback = true,
+      .disable_host_loopback = false,  // NET_GATEWAY_IP -> 127.0.0.1
       .disable_dns = true,
       .disable_dhcp = true,  // the netif has a static address
   };
@@ -293,6 +303,7 @@ static bool netstack_slirp_new(struct in_addr host, const net_config_t *config, 
   if (netstack.slirp == NULL) {
     return netstack_fail(err, err_len, "cannot create the slirp network");
   }
+  if (config->port == 0) return true;  // no forward: the board serves nothing
   struct in_addr guest;
   inet_pton(AF_INET, NET_GUEST_IP, &guest);
   errno = 0;
@@ -330,41 +341,51 @@ static void netstack_widen_listen_backlog(uint16_t port) {
   }
 }
 
+// Brings lwIP up once per process; false with a message when it failed.
+// REQUIRES: netstack.lock held.
+static bool netstack_lwip_up(char *err, size_t err_len) {
+  pthread_once(&netstack.lwip_once, netstack_lwip_init);
+  if (netstack.lwip_up) return true;
+  return netstack_fail(err, err_len, "lwIP: %s", netstack.lwip_err);
+}
+
+bool net_lwip_start(char *err, size_t err_len) {
+  pthread_mutex_lock(&netstack.lock);
+  bool ok = netstack_lwip_up(err, err_len);
+  pthread_mutex_unlock(&netstack.lock);
+  return ok;
+}
+
 bool net_start(const net_config_t *config, char *err, size_t err_len) {
   struct in_addr host;
   if (config == NULL || config->host_ip == NULL || inet_pton(AF_INET, config->host_ip, &host) != 1) {
     return netstack_fail(err, err_len, "invalid host address \"%s\" (expected IPv4, e.g. 127.0.0.1)",
                          config && config->host_ip ? config->host_ip : "(none)");
   }
-  if (config->port == 0) {
-    return netstack_fail(err, err_len, "invalid port 0: choose a free TCP port");
-  }
 
   pthread_mutex_lock(&netstack.lock);
   bool ok = false;
-  pthread_once(&netstack.lwip_once, netstack_lwip_init);
-  if (!netstack.lwip_up) {
-    netstack_fail(err, err_len, "lwIP: %s", netstack.lwip_err);
-    goto out;
-  }
+  if (!netstack_lwip_up(err, err_len)) goto out;
   if (netstack.running) {
     netstack_fail(err, err_len, "the network is already started; call net_stop first");
     goto out;
   }
   if (!netstack_slirp_new(host, config, err, err_len)) goto out;
-  netstack_widen_listen_backlog(config->port);
+  if (config->port != 0) netstack_widen_listen_backlog(config->port);
   netstack.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (netstack.stop_fd < 0) {
     netstack_fail(err, err_len, "cannot create an eventfd: %s", strerror(errno));
     goto slirp_err;
   }
 
-  slirpif_attach(&netstack.netif, netstack.slirp);
+  ip4_addr_t reach;
+  ip4addr_aton(NET_GATEWAY_IP, &reach);
+  slirpif_attach(&netstack.netif, netstack.slirp, &reach);
   atomic_store(&netstack.stop, false);
   int rc = pthread_create(&netstack.thread, NULL, netstack_loop, NULL);
   if (rc != 0) {
     netstack_fail(err, err_len, "cannot start the slirp thread: %s", strerror(rc));
-    slirpif_attach(&netstack.netif, NULL);
+    slirpif_attach(&netstack.netif, NULL, NULL);
     close(netstack.stop_fd);
     netstack.stop_fd = -1;
     goto slirp_err;
@@ -405,7 +426,7 @@ void net_stop(void) {
   }
   pthread_join(netstack.thread, NULL);
 
-  slirpif_attach(&netstack.netif, NULL);
+  slirpif_attach(&netstack.netif, NULL, NULL);
   slirp_cleanup(netstack.slirp);  // closes the port forward's listener
   netstack.slirp = NULL;
   close(netstack.stop_fd);
@@ -428,6 +449,7 @@ void net_stats(net_stats_t *out) {
   out->tx_frames = s.tx_frames;
   out->tx_bytes = s.tx_bytes;
   out->dropped_frames = s.dropped_frames;
+  out->filtered_frames = s.filtered_frames;
 
   LOCK_TCPIP_CORE();
   for (const struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) out->tcp_active++;

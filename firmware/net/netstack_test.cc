@@ -5,7 +5,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <lwip/netif.h>
 #include <lwip/sockets.h>
+#include <lwip/tcpip.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -17,6 +20,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -271,38 +276,124 @@ TEST_F(NetstackTest, StopReleasesThePortAndStartServesAgain) {
   EXPECT_TRUE(EchoOver(HostConnect(port_), payload) == payload);
 }
 
-// Restricted slirp: a connection from the board to the host (10.0.2.2 is
-// slirp's alias for it) must not reach a host server listening there.
-TEST_F(NetstackTest, BoardCannotConnectOutToTheHost) {
-  uint16_t host_port = FreePort();
-  int host_server = OsListen(host_port);
-  fcntl(host_server, F_SETFL, O_NONBLOCK);
-
-  int s = lwip_socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(s, 0);
+// Connects lwIP socket s to ip:port, waiting up to wait_ms; returns 0 or the
+// errno the connect failed with (ETIMEDOUT when it did not finish).
+int LwipConnect(int s, const char *ip, uint16_t port, int wait_ms) {
   lwip_fcntl(s, F_SETFL, O_NONBLOCK);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(host_port);
-  inet_pton(AF_INET, NET_GATEWAY_IP, &addr.sin_addr);
-  int rc = lwip_connect(s, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-  int connect_errno = errno;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, ip, &addr.sin_addr);
+  if (lwip_connect(s, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) return 0;
+  if (errno != EINPROGRESS) return errno;
+  pollfd p{s, POLLOUT, 0};
+  if (lwip_poll(&p, 1, wait_ms) <= 0) return ETIMEDOUT;
   int so_error = 0;
-  if (rc != 0 && connect_errno == EINPROGRESS) {
-    pollfd p{s, POLLOUT, 0};
-    lwip_poll(&p, 1, 3000);
-    socklen_t len = sizeof so_error;
-    lwip_getsockopt(s, SOL_SOCKET, SO_ERROR, &so_error, &len);
-  }
-  sockaddr_in peer{};
-  socklen_t peer_len = sizeof peer;
-  int leaked = lwip_getpeername(s, reinterpret_cast<sockaddr *>(&peer), &peer_len);
-  lwip_close(s);
+  socklen_t len = sizeof so_error;
+  lwip_getsockopt(s, SOL_SOCKET, SO_ERROR, &so_error, &len);
+  return so_error;
+}
 
-  EXPECT_TRUE(rc != 0 && (connect_errno != EINPROGRESS || so_error != 0 || leaked != 0))
-      << "the board connected out: rc=" << rc << " errno=" << connect_errno << " so_error=" << so_error;
+// A host server on 127.0.0.1 is what the board reaches at slirp's host
+// address (the lab's loopback services).
+TEST_F(NetstackTest, BoardReachesAHostLoopbackServerThroughTheHostAddress) {
+  uint16_t host_port = FreePort();
+  int host_server = OsListen(host_port);
+
+  int s = lwip_socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(s, 0);
+  EXPECT_EQ(LwipConnect(s, NET_GATEWAY_IP, host_port, 10000), 0);
+  int accepted = accept(host_server, nullptr, nullptr);
+  EXPECT_GE(accepted, 0) << "the host server saw no connection from the board";
+  lwip_close(s);
+  if (accepted >= 0) close(accepted);
+  close(host_server);
+}
+
+// No route beyond the board's LAN: lwIP refuses at once, no packet leaves.
+TEST_F(NetstackTest, AddressesOutsideTheMachineAreUnreachableAtOnce) {
+  for (const char *ip : {"8.8.8.8", "192.0.2.1", "1.1.1.1"}) {
+    int s = lwip_socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(s, 0);
+    EXPECT_EQ(LwipConnect(s, ip, 53, 10000), EHOSTUNREACH) << ip;
+    lwip_close(s);
+  }
+}
+
+// Runs fn on lwIP's tcpip thread (where lwIP's core may be changed) and
+// waits for it.
+void OnTcpipThread(const std::function<void()> &fn) {
+  std::promise<void> done;
+  struct Call {
+    const std::function<void()> *fn;
+    std::promise<void> *done;
+  } call{&fn, &done};
+  auto run = [](void *arg) {
+    auto *c = static_cast<Call *>(arg);
+    (*c->fn)();
+    c->done->set_value();
+  };
+  ASSERT_EQ(tcpip_callback(run, &call), ERR_OK);
+  done.get_future().wait();
+}
+
+// This host's first non-loopback IPv4 address, or "" when it has none.
+std::string HostOutsideAddress() {
+  ifaddrs *list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs *i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    const auto *in = reinterpret_cast<const sockaddr_in *>(i->ifa_addr);
+    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    found = text;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+// Even if lwIP had a route out, the NIC hands slirp (which runs unrestricted
+// and would connect anywhere the host can) no frame for another address: a
+// server on this host's own outside address, which slirp would reach, sees
+// nothing, and the frames are counted as filtered.
+TEST_F(NetstackTest, ReachFilterDropsFramesForOtherAddressesEvenWithARoute) {
+  std::string outside = HostOutsideAddress();
+  if (outside.empty()) GTEST_SKIP() << "this host has no non-loopback IPv4 address";
+  uint16_t host_port = FreePort();
+  int host_server = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_port = htons(host_port);
+  ASSERT_EQ(bind(host_server, reinterpret_cast<sockaddr *>(&any), sizeof any), 0);
+  ASSERT_EQ(listen(host_server, 8), 0);
+  fcntl(host_server, F_SETFL, O_NONBLOCK);
+
+  ip4_addr_t gw;
+  ip4addr_aton(NET_GATEWAY_IP, &gw);
+  OnTcpipThread([&] {
+    netif_set_gw(netif_list, &gw);
+    netif_set_default(netif_list);
+  });
+  net_stats_t before;
+  net_stats(&before);
+
+  int s = lwip_socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(s, 0);
+  int connect_err = LwipConnect(s, outside.c_str(), host_port, 1500);
+  net_stats_t after;
+  net_stats(&after);
+  lwip_close(s);
+  OnTcpipThread([] {
+    netif_set_default(nullptr);
+    netif_set_gw(netif_list, IP4_ADDR_ANY4);
+  });
+
+  EXPECT_EQ(connect_err, ETIMEDOUT) << "to " << outside;
   EXPECT_LT(accept(host_server, nullptr, nullptr), 0)
       << "the host server accepted a connection from the board";
+  EXPECT_GE(after.filtered_frames - before.filtered_frames, 1u);
   close(host_server);
 }
 
@@ -321,6 +412,7 @@ TEST_F(NetstackTest, StatsCountFramesAndBytesBothWays) {
   EXPECT_GE(after.rx_bytes - before.rx_bytes, payload.size() + 4 * 54);
   EXPECT_GE(after.tx_bytes - before.tx_bytes, payload.size() + 4 * 54);
   EXPECT_EQ(after.dropped_frames, 0u);
+  EXPECT_EQ(after.filtered_frames, 0u);
 }
 
 TEST(NetstackStartTest, StartFailsWhenTheHostPortIsTaken) {

@@ -5,10 +5,13 @@
 #include <lwip/etharp.h>
 #include <lwip/ethip6.h>
 #include <lwip/pbuf.h>
+#include <lwip/prot/ip.h>
+#include <lwip/prot/ip4.h>
 #include <netif/ethernet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -28,6 +31,7 @@ typedef struct {
   bool initialised;  // one NIC per process: the state below is static
   int wake_fd;       // eventfd: written when a frame lands in an empty queue
   Slirp *slirp;      // read only by the slirp thread; changed only while it does not run
+  ip4_addr_t reach;  // the one IPv4 destination slirp is given frames for (same rule as slirp)
 
   // Guest -> slirp frames. Producers (linkoutput, serialised by the core lock
   // and also by `lock`) copy into tx[head]; the one consumer (slirp thread)
@@ -38,7 +42,7 @@ typedef struct {
   slirpif_frame_t tx[SLIRPIF_TX_QUEUE_FRAMES];
 
   // Relaxed atomics: counters only, read from any thread by slirpif_stats.
-  _Atomic uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes, dropped_frames;
+  _Atomic uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes, dropped_frames, filtered_frames;
 } slirpif_t;
 
 static slirpif_t slirpif_state = {.wake_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
@@ -116,6 +120,19 @@ static struct pbuf *low_level_input(const void *frame, size_t len) {
   return p;
 }
 
+// The reach filter (see slirpif_attach): true for ARP, and for IPv4 whose
+// destination is s->reach. Reads the headers in place; a frame too short to
+// hold them is refused.
+static bool low_level_reachable(const slirpif_t *s, const slirpif_frame_t *f) {
+  if (f->len < SIZEOF_ETH_HDR) return false;
+  uint16_t type = (uint16_t)(f->data[SIZEOF_ETH_HDR - 2] << 8 | f->data[SIZEOF_ETH_HDR - 1]);
+  if (type == ETHTYPE_ARP) return true;
+  if (type != ETHTYPE_IP || f->len < SIZEOF_ETH_HDR + IP_HLEN) return false;
+  ip4_addr_t dst;
+  memcpy(&dst.addr, &f->data[SIZEOF_ETH_HDR + offsetof(struct ip_hdr, dest)], sizeof dst.addr);
+  return ip4_addr_cmp(&dst, &s->reach);
+}
+
 // ---- Stack side
 
 err_t slirpif_init(struct netif *netif) {
@@ -135,10 +152,11 @@ err_t slirpif_init(struct netif *netif) {
   return ERR_OK;
 }
 
-void slirpif_attach(struct netif *netif, Slirp *slirp) {
+void slirpif_attach(struct netif *netif, Slirp *slirp, const ip4_addr_t *reach) {
   slirpif_t *s = netif->state;
   pthread_mutex_lock(&s->lock);
   s->slirp = slirp;
+  if (slirp != NULL) ip4_addr_copy(s->reach, *reach);
   s->attached = slirp != NULL;
   if (slirp == NULL) {
     slirpif_count(&s->dropped_frames, s->head - s->tail);
@@ -165,6 +183,10 @@ void slirpif_poll(struct netif *netif) {
 
     for (uint32_t i = tail; i != head; i++) {
       const slirpif_frame_t *f = &s->tx[i % SLIRPIF_TX_QUEUE_FRAMES];
+      if (!low_level_reachable(s, f)) {
+        slirpif_count(&s->filtered_frames, 1);
+        continue;
+      }
       // Counted before slirp sees it, so a peer that received the data
       // never reads counters that miss the frame.
       slirpif_count(&s->tx_frames, 1);
@@ -207,4 +229,5 @@ void slirpif_stats(struct netif *netif, slirpif_stats_t *out) {
   out->tx_frames = atomic_load_explicit(&s->tx_frames, memory_order_relaxed);
   out->tx_bytes = atomic_load_explicit(&s->tx_bytes, memory_order_relaxed);
   out->dropped_frames = atomic_load_explicit(&s->dropped_frames, memory_order_relaxed);
+  out->filtered_frames = atomic_load_explicit(&s->filtered_frames, memory_order_relaxed);
 }

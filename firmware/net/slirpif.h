@@ -26,6 +26,7 @@
 
 #include <libslirp.h>
 #include <lwip/err.h>
+#include <lwip/ip4_addr.h>
 #include <lwip/netif.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,7 @@ typedef struct {
   uint64_t rx_frames, rx_bytes;  // slirp -> lwIP, delivered to netif->input
   uint64_t tx_frames, tx_bytes;  // lwIP -> slirp, handed to slirp_input
   uint64_t dropped_frames;       // either direction: queue full, no pbuf, oversize, detached
+  uint64_t filtered_frames;      // lwIP -> slirp frames the reach filter refused (see slirpif_attach)
 } slirpif_stats_t;
 
 // netif_add() init callback. There is one slirp NIC per process: the driver
@@ -54,17 +56,24 @@ err_t slirpif_init(struct netif *netif);
 // Connects the NIC to a slirp instance (frames from lwIP are queued for it
 // from now on) or, with slirp == NULL, disconnects it: queued frames are
 // discarded and linkoutput drops new ones (counted) until the next attach.
+//
+// The reach filter: slirp runs unrestricted (so the board reaches the host's
+// loopback services through slirp's host address), which would also let it
+// reach any address the host can. So slirpif_poll hands slirp only ARP and
+// IPv4 frames addressed to `reach` (slirp's host address); every other frame
+// (another IPv4 destination, IPv6, anything else) is dropped and counted in
+// filtered_frames. `reach` is ignored when slirp is NULL.
 // REQUIRES: the slirp thread is not running (it is created after attaching
 // and joined before detaching), so slirpif_poll never sees the change.
-void slirpif_attach(struct netif *netif, Slirp *slirp);
+void slirpif_attach(struct netif *netif, Slirp *slirp, const ip4_addr_t *reach);
 
 // An eventfd that becomes readable when frames wait in the queue for
 // slirpif_poll. Owned by the driver (lives as long as the process); the
 // caller only polls it for POLLIN and never reads or closes it.
 int slirpif_wake_fd(struct netif *netif);
 
-// Slirp thread only: clears the wake-up and passes every queued frame to
-// slirp_input() of the attached slirp, in order. Returns when the queue is
+// Slirp thread only: clears the wake-up and passes every queued frame the
+// reach filter allows to slirp_input() of the attached slirp, in order. Returns when the queue is
 // empty. A frame's queue slot is reused only after slirp_input returned
 // (slirp copies what it keeps).
 void slirpif_poll(struct netif *netif);

@@ -114,6 +114,12 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_MARSHAL (0)
 #define MICROPY_VFS_ROM (0)
 
+// Network: `socket` is ours (firmware/net/modsocket.c, registered by
+// MP_REGISTER_MODULE) on the board's lwIP stack, like the esp32 port's; so
+// extmod's socket modules (MICROPY_PY_SOCKET: the unix one; MICROPY_PY_LWIP:
+// modlwip over lwIP's raw API) and `network` stay off.
+#define MICROPY_PY_LWIP (0)
+
 // select.poll waits like a sleep: without the GIL, woken by a kill, and in
 // short steps so it re-checks the polled objects.
 void rt_event_wait_ms(mp_uint_t timeout_ms);

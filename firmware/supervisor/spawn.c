@@ -1,11 +1,13 @@
 // Start and end of every supervised thread (see spawn.h).
 #include "firmware/supervisor/spawn.h"
 
+#include "firmware/net/modsocket.h"
 #include "py/gc.h"
 #include "py/runtime.h"
 
-// Set by sup_spawn_finish when the calling thread was its program's last.
-static __thread bool ended_its_program;
+// Set by sup_spawn_finish when the calling thread was its program's last:
+// that program's id (0: it was not the last).
+static __thread uint32_t ended_program_id;
 
 void sup_spawn_created(rt_thread_t *t, void *arg) {
   const sup_spawn_t *spawn = arg;
@@ -42,14 +44,17 @@ void sup_spawn_finish(rt_thread_t *self, sup_thread_state_t state, int exit_code
                      self->id, t->name);
       break;
   }
-  ended_its_program = sup_program_thread_ended(program_id, self->id, state, exit_code);
+  ended_program_id = sup_program_thread_ended(program_id, self->id, state, exit_code) ? program_id : 0;
   rt_sched_unlock();
 }
 
 void sup_spawn_exiting(rt_thread_t *self) {
   (void)self;
-  if (!ended_its_program) return;
-  ended_its_program = false;
+  uint32_t program_id = ended_program_id;
+  if (program_id == 0) return;
+  ended_program_id = 0;
+  // What the program leaves open on the board goes with it.
+  net_socket_program_ended(program_id);
   // Nothing of the program stays reachable from here: this thread's VM state
   // goes back to the board's own globals, and its pending kill is void.
   mp_locals_set(mp_state_ctx.thread.dict_locals);

@@ -191,6 +191,9 @@ bool sup_program_get(uint32_t program_id, sup_program_info_t *out);
 // The program of the calling VM thread; 0 for a host thread.
 uint32_t sup_current_program(void);
 size_t sup_programs_list(sup_program_info_t *out, size_t max);
+// The program the calling VM thread belongs to; 0 for a thread of none (the
+// board's own). REQUIRES: called on a VM thread, sched lock not held.
+uint32_t sup_current_program(void);
 
 // ---- Threads -------------------------------------------------------------------
 
