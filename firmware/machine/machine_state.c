@@ -46,7 +46,7 @@ typedef struct {
   uint32_t program_id;
   int64_t due_ns;
   uint64_t fired;
-} timer_t_;
+} timer_slot_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ticker_cond;  // signalled (mu held) when timers, the watchdog or the mask change
@@ -57,7 +57,7 @@ static bool ticker_running, ticker_stop;
 static bool vm_up;  // handlers may be scheduled (the VM exists)
 static pin_t pins[MACH_PIN_MAX];
 static adc_t adcs[MACH_ADC_MAX];
-static timer_t_ timers[MACH_TIMER_MAX];
+static timer_slot_t timers[MACH_TIMER_MAX];
 static struct {
   bool armed, fired;
   uint32_t timeout_ms;
@@ -162,7 +162,7 @@ static void fill_pin(uint32_t n, mach_pin_state_t *out) {
 static bool fire_timers(int64_t now, bool masked, int64_t *next_ns) {
   bool scheduled = false;
   for (int i = 0; i < MACH_TIMER_MAX; i++) {
-    timer_t_ *t = &timers[i];
+    timer_slot_t *t = &timers[i];
     if (!t->in_use || !t->running) continue;
     if (t->due_ns > now) {
       if (t->due_ns < *next_ns) *next_ns = t->due_ns;
@@ -209,6 +209,18 @@ static void watch_dog(int64_t now, int64_t *next_ns) {
   }
 }
 
+// Stops the timers and drops the IRQ handlers of programs that ended, so
+// the lab does not see them running until they next come due. REQUIRES: mu.
+static void end_with_programs(void) {
+  for (int i = 0; i < MACH_TIMER_MAX; i++) {
+    if (timers[i].in_use && timers[i].running && !program_running(timers[i].program_id))
+      timers[i].running = false;
+  }
+  for (uint32_t n = 0; n < MACH_PIN_MAX; n++) {
+    if (pins[n].irq_trigger && !program_running(pins[n].irq_program)) pins[n].irq_trigger = 0;
+  }
+}
+
 // Delivers the pin edges held back while IRQs were masked. REQUIRES: mu.
 static bool deliver_held_edges(void) {
   bool scheduled = false;
@@ -226,11 +238,16 @@ static bool deliver_held_edges(void) {
 
 static void *ticker_main(void *arg) {
   (void)arg;
+  int64_t swept_ns = 0;  // the last end_with_programs
   pthread_mutex_lock(&mu);
   while (!ticker_stop) {
     int64_t now = rt_now_ns();
     int64_t next = now + (int64_t)TICKER_IDLE_MS * 1000000;
     bool scheduled = false;
+    if (vm_up && now - swept_ns >= (int64_t)TICKER_IDLE_MS * 1000000) {
+      end_with_programs();
+      swept_ns = now;
+    }
     if (vm_up) {
       bool masked = mask_held();
       scheduled = fire_timers(now, masked, &next);
@@ -323,7 +340,7 @@ void mach_snapshot(mach_state_t *out) {
   // Hardware ids first, then the virtual timers.
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < MACH_TIMER_MAX; i++) {
-      const timer_t_ *t = &timers[i];
+      const timer_slot_t *t = &timers[i];
       if (!t->in_use || (pass == 0) != (t->id >= 0)) continue;
       out->timers[out->timer_count++] = (mach_timer_state_t){.id = t->id,
                                                              .mode = t->mode,
@@ -455,7 +472,7 @@ int mach_timer_claim(int32_t id, uint32_t *gen) {
   }
   if (slot >= 0 && !(timers[slot].in_use && timers[slot].id == id && id >= 0)) {
     uint32_t next_gen = timers[slot].gen + 1;
-    timers[slot] = (timer_t_){.in_use = true, .gen = next_gen, .id = id, .mode = MACH_TIMER_PERIODIC};
+    timers[slot] = (timer_slot_t){.in_use = true, .gen = next_gen, .id = id, .mode = MACH_TIMER_PERIODIC};
   }
   if (slot >= 0) *gen = timers[slot].gen;
   pthread_mutex_unlock(&mu);
@@ -472,7 +489,7 @@ bool mach_timer_valid(int slot, uint32_t gen) {
 void mach_timer_start(int slot, mach_timer_mode_t mode, int64_t period_ns, bool has_callback,
                       uint32_t program_id) {
   pthread_mutex_lock(&mu);
-  timer_t_ *t = &timers[slot];
+  timer_slot_t *t = &timers[slot];
   t->mode = mode;
   t->period_ns = period_ns;
   t->has_callback = has_callback;

@@ -34,6 +34,12 @@ std::string ReasonCell(const Board& board) {
   return absl::StrJoin(parts, "; ");
 }
 
+// The real board it simulates (BoardInfo.profile); "-" until fleetd reached
+// it, or for a board older than profiles.
+std::string ProfileCell(const Board& board) {
+  return board.info().profile().empty() ? "-" : board.info().profile();
+}
+
 int ListBoards(Session& session, const fleet::v1::ListBoardsRequest& request) {
   fleet::v1::ListBoardsResponse response;
   auto context = session.client().NewContext();
@@ -44,12 +50,12 @@ int ListBoards(Session& session, const fleet::v1::ListBoardsRequest& request) {
     return kExitOk;
   }
   const absl::Time now = absl::Now();
-  Table table({"NAME", "ADDRESS", "STATE", "SINCE", "JOBS", "LABELS", "ORIGIN", "REASON"});
-  table.SetMaxWidth(7, 80);
+  Table table({"NAME", "ADDRESS", "STATE", "SINCE", "PROFILE", "JOBS", "LABELS", "ORIGIN", "REASON"});
+  table.SetMaxWidth(8, 80);
   for (const Board& board : response.boards()) {
     table.AddRow({board.name(), board.address(), BoardStateText(board.state()),
-                  FormatAge(board.state_since(), now), JobsCell(board), FormatLabels(board.labels()),
-                  BoardOriginText(board.origin()), ReasonCell(board)});
+                  FormatAge(board.state_since(), now), ProfileCell(board), JobsCell(board),
+                  FormatLabels(board.labels()), BoardOriginText(board.origin()), ReasonCell(board)});
   }
   session.out() << table.Render() << std::flush;
   return kExitOk;
@@ -79,6 +85,7 @@ std::string DescribeBoard(const Board& board) {
     const board::v1::BoardInfo& info = board.info();
     lines.emplace_back(
         "Firmware", absl::StrCat(info.firmware_version(), " (MicroPython ", info.micropython_version(), ")"));
+    lines.emplace_back("Profile", ProfileCell(board));
     lines.emplace_back("Uptime", FormatDuration(info.uptime_us()));
     lines.emplace_back("Heap", FormatBytes(info.heap_size_bytes()));
     lines.emplace_back("Max threads", absl::StrCat(info.max_threads()));
@@ -192,6 +199,7 @@ void AddBoardCommands(CLI::App& app, Action& action) {
   {
     auto name = std::make_shared<std::string>();
     CLI::App* get = board->add_subcommand("get", "Show one board");
+    get->alias("show");
     get->add_option("NAME", *name, "Board name")->required();
     get->callback([&action, name] {
       fleet::v1::GetBoardRequest request;

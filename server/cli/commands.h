@@ -10,6 +10,7 @@
 //   program_commands.cc  push, run
 //   file_commands.cc     ls, rm
 //   thread_commands.cc   threads, kill, start
+//   machine_commands.cc  machine, pin, adc
 //   monitor_commands.cc  logs, health, events
 //   admin_commands.cc    token create|ls|revoke, audit, whoami
 //   job_commands.cc      job apply|ls|run|runs|show|logs|cancel|rm|junit|report
@@ -119,6 +120,7 @@ void AddBoardCommands(CLI::App& app, Action& action);
 void AddProgramCommands(CLI::App& app, Action& action, const std::vector<std::string>& program_args);
 void AddFileCommands(CLI::App& app, Action& action);
 void AddThreadCommands(CLI::App& app, Action& action);
+void AddMachineCommands(CLI::App& app, Action& action);
 void AddMonitorCommands(CLI::App& app, Action& action);
 void AddAdminCommands(CLI::App& app, Action& action);
 void AddJobCommands(CLI::App& app, Action& action, LocalAction& local_action);

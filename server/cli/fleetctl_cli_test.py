@@ -76,6 +76,14 @@ class FleetctlCliTest(unittest.TestCase):
         self.assertUsageError(self.fleetctl("kill", "b01"), "expected BOARD/THREAD_ID")
         self.assertUsageError(self.fleetctl("kill", "/7"), "no board name")
 
+    def test_pins_levels_and_adc_values_are_checked_before_any_call(self):
+        self.assertUsageError(self.fleetctl("pin", "b01", "256", "1"), "PIN 256 is out of range: pins are 0..255")
+        self.assertUsageError(self.fleetctl("pin", "b01", "4", "2"), "VALUE '2' is neither a level (0 or 1) nor release")
+        self.assertUsageError(self.fleetctl("pin", "b01", "-1"), "PIN '-1' is not a number")
+        self.assertUsageError(self.fleetctl("adc", "b01", "0", "65536"), "VALUE 65536 is out of range: the limit is 65535")
+        self.assertUsageError(self.fleetctl("adc", "b01", "ch0"), "CHANNEL 'ch0' is not a number")
+        self.assertUsageError(self.fleetctl("machine"), "BOARD is required")
+
     def test_follow_needs_exactly_one_board(self):
         script = self.write("app.py", "print('hi')\n")
         self.assertUsageError(self.fleetctl("run", "-l", "lab=a", script, "--follow"),

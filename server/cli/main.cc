@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   AddProgramCommands(app, action, program_args);
   AddFileCommands(app, action);
   AddThreadCommands(app, action);
+  AddMachineCommands(app, action);
   AddMonitorCommands(app, action);
   AddAdminCommands(app, action);
   AddJobCommands(app, action, local_action);

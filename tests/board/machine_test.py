@@ -218,6 +218,18 @@ class ResetTest(MachineTestCase):
         program, output = board.run_to_end("print('fresh')\n")
         self.assertEqual(output, b"fresh\n")
 
+    def test_soft_reset_and_deepsleep_restart_the_vm_with_their_cause(self):
+        for call, message, cause in (
+            ("machine.soft_reset()", "machine.soft_reset()", pb.RESET_CAUSE_SOFT),
+            ("machine.deepsleep(100)", "machine.deepsleep()", pb.RESET_CAUSE_DEEPSLEEP),
+        ):
+            with self.subTest(call=call):
+                with Events() as events:
+                    start(f"import machine\n{call}\n", "sleeper")
+                    event = events.wait_for(pb.EVENT_KIND_MACHINE_RESET)
+                self.assertIn(message, event.message)
+                self.assertEqual(get_machine().reset_cause, cause)
+
 
 class TimerTest(MachineTestCase):
     def test_timer_callbacks_run_while_threads_hold_the_gil(self):
@@ -245,10 +257,15 @@ class TimerTest(MachineTestCase):
         self.assertEqual((timer.mode, timer.period_ms, timer.running), (pb.TIMER_MODE_PERIODIC, 20, False))
         self.assertGreater(timer.fired, 0)
 
-    def test_timer_ends_with_its_program(self):
-        program, _ = board.run_to_end("import machine\nmachine.Timer(1, period=10, callback=lambda t: None)\n")
+    def test_timer_and_irq_handler_end_with_their_program(self):
+        program, _ = board.run_to_end(
+            "import machine\n"
+            "machine.Timer(1, period=60000, callback=lambda t: None)\n"
+            "machine.Pin(5, machine.Pin.IN).irq(lambda p: None)\n"
+        )
         self.assertEqual(program.state, pb.PROGRAM_STATE_FINISHED)
         poll("timer 1 stopped", 5, lambda: not [t for t in get_machine().timers if t.id == 1 and t.running])
+        poll("pin 5's handler gone", 5, lambda: not pin_state(5).irq)
 
 
 class DisableIrqTest(MachineTestCase):

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/common/machine_input.h"
 #include "server/fleetd/api/fan_out.h"
 #include "server/fleetd/api/internal/api_values.h"
 #include "server/fleetd/api/internal/board_limits.h"
@@ -556,6 +557,86 @@ grpc::ServerUnaryReactor* FleetService::ListThreads(grpc::CallbackServerContext*
                  }
                  return absl::OkStatus();
                });
+}
+
+// ---- Machine
+
+grpc::ServerUnaryReactor* FleetService::GetMachine(grpc::CallbackServerContext* context,
+                                                   const fleet::GetMachineRequest* request,
+                                                   fleet::GetMachineResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(state, context, *request, internal::kGetMachine, request->board(),
+                    [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+                      absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+                      if (!board.ok()) return call->Finish(board.status());
+                      (*board)->GetMachine({.deadline = deadline},
+                                           state->OnPool<absl::StatusOr<pb::MachineState>>(
+                                               [call, response](absl::StatusOr<pb::MachineState> machine) {
+                                                 if (!machine.ok()) return call->Finish(machine.status());
+                                                 *response->mutable_machine() = *std::move(machine);
+                                                 call->Finish(absl::OkStatus());
+                                               }));
+                    });
+}
+
+grpc::ServerUnaryReactor* FleetService::SetPin(grpc::CallbackServerContext* context,
+                                               const fleet::SetPinRequest* request,
+                                               fleet::SetPinResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(
+      state, context, *request, internal::kSetPin, absl::StrCat(request->board(), "/pin ", request->pin()),
+      [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+        if (absl::Status s = common::CheckPinNumber("pin", request->pin()); !s.ok()) return call->Finish(s);
+        if (!request->release()) {
+          if (absl::Status s = common::CheckPinLevel("value", request->value()); !s.ok())
+            return call->Finish(s);
+        }
+        absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+        if (!board.ok()) return call->Finish(board.status());
+        pb::SetPinRequest set;
+        set.set_pin(request->pin());
+        set.set_value(request->value());
+        set.set_release(request->release());
+        call->set_audit_message(request->release() ? "released"
+                                                   : absl::StrCat("driven to ", request->value()));
+        (*board)->SetPin(
+            set, {.deadline = deadline},
+            state->OnPool<absl::StatusOr<pb::PinState>>([call, response](absl::StatusOr<pb::PinState> pin) {
+              if (!pin.ok()) return call->Finish(pin.status());
+              *response->mutable_pin() = *std::move(pin);
+              call->Finish(absl::OkStatus());
+            }));
+      });
+}
+
+grpc::ServerUnaryReactor* FleetService::SetAdc(grpc::CallbackServerContext* context,
+                                               const fleet::SetAdcRequest* request,
+                                               fleet::SetAdcResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  return ServeAsync(state, context, *request, internal::kSetAdc,
+                    absl::StrCat(request->board(), "/adc ", request->channel()),
+                    [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+                      if (absl::Status s = common::CheckAdcChannel("channel", request->channel()); !s.ok())
+                        return call->Finish(s);
+                      if (absl::Status s = common::CheckAdcValue("value_u16", request->value_u16()); !s.ok())
+                        return call->Finish(s);
+                      absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+                      if (!board.ok()) return call->Finish(board.status());
+                      pb::SetAdcRequest set;
+                      set.set_channel(request->channel());
+                      set.set_value_u16(request->value_u16());
+                      call->set_audit_message(absl::StrCat("set to ", request->value_u16()));
+                      (*board)->SetAdc(set, {.deadline = deadline},
+                                       state->OnPool<absl::StatusOr<pb::AdcState>>(
+                                           [call, response](absl::StatusOr<pb::AdcState> adc) {
+                                             if (!adc.ok()) return call->Finish(adc.status());
+                                             *response->mutable_adc() = *std::move(adc);
+                                             call->Finish(absl::OkStatus());
+                                           }));
+                    });
 }
 
 // ---- Output

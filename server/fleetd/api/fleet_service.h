@@ -50,6 +50,13 @@
 // content this fleetd pushed to that (board, path), kept in memory (empty
 // after a restart or for files pushed by other means).
 //
+// GetMachine asks the board (not the latest snapshot), so a job's check
+// right after its SetPin sees the level the program set since. SetPin and
+// SetAdc are audited with the target "BOARD/pin N" / "BOARD/adc N"; their
+// input is checked first (machine_input.h: pin and channel below 256, value
+// 0 or 1 unless release, ADC value at most 65535), the board's own refusals
+// (a pin its profile lacks, an output pin) pass through with the board named.
+//
 // GetHealthHistory answers from the HealthHistory (deps.history): a board
 // the inventory does not know is NOT_FOUND, a negative window_ms
 // INVALID_ARGUMENT. WatchHealth's min_period_ms holds each board's
@@ -187,6 +194,15 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
   grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* context,
                                         const threadfleet::fleet::v1::ListThreadsRequest* request,
                                         threadfleet::fleet::v1::ListThreadsResponse* response) override;
+  grpc::ServerUnaryReactor* GetMachine(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::GetMachineRequest* request,
+                                       threadfleet::fleet::v1::GetMachineResponse* response) override;
+  grpc::ServerUnaryReactor* SetPin(grpc::CallbackServerContext* context,
+                                   const threadfleet::fleet::v1::SetPinRequest* request,
+                                   threadfleet::fleet::v1::SetPinResponse* response) override;
+  grpc::ServerUnaryReactor* SetAdc(grpc::CallbackServerContext* context,
+                                   const threadfleet::fleet::v1::SetAdcRequest* request,
+                                   threadfleet::fleet::v1::SetAdcResponse* response) override;
   grpc::ServerWriteReactor<threadfleet::fleet::v1::StreamOutputResponse>* StreamOutput(
       grpc::CallbackServerContext* context,
       const threadfleet::fleet::v1::StreamOutputRequest* request) override;

@@ -198,6 +198,34 @@ class FakeBoard : public BoardClient {
   void Reset(CallOptions options, StatusDone done) override {
     Answer("Reset", options, "", Unwrap(std::move(done)), [] { return Empty(); });
   }
+  void GetMachine(CallOptions options, Done<pb::MachineState> done) override {
+    Answer("GetMachine", options, "", std::move(done), [this] {
+      pb::MachineState machine;
+      absl::MutexLock lock(&mu_);
+      for (const auto& [number, pin] : pins_) *machine.add_pins() = pin;
+      return machine;
+    });
+  }
+  void SetPin(const pb::SetPinRequest& request, CallOptions options, Done<pb::PinState> done) override {
+    Answer("SetPin", options, absl::StrCat(request.pin()), std::move(done), [this, request] {
+      absl::MutexLock lock(&mu_);
+      pb::PinState& pin = pins_[request.pin()];
+      pin.set_pin(request.pin());
+      pin.set_mode(pb::PIN_MODE_IN);
+      pin.set_lab_driven(!request.release());
+      pin.set_value(request.release() ? 0 : request.value());
+      return pin;
+    });
+  }
+  void SetAdc(const pb::SetAdcRequest& request, CallOptions options, Done<pb::AdcState> done) override {
+    Answer("SetAdc", options, absl::StrCat(request.channel()), std::move(done), [request] {
+      pb::AdcState adc;
+      adc.set_channel(request.channel());
+      adc.set_value_u16(request.value_u16());
+      adc.set_lab_set(true);
+      return adc;
+    });
+  }
   std::shared_ptr<OutputStream> StreamOutput(const pb::StreamOutputRequest& request, CallOptions options,
                                              OutputChunkFn on_chunk, StatusDone on_done) override {
     Answer("StreamOutput", options, "", Unwrap(std::move(on_done)), [] { return Empty(); });
@@ -247,6 +275,7 @@ class FakeBoard : public BoardClient {
   std::map<std::string, absl::Status> failures_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> files_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint32_t, pb::PinState> pins_ ABSL_GUARDED_BY(mu_);
 };
 
 // The boards the service sees: each one's state and its FakeBoard.
@@ -700,6 +729,110 @@ TEST_F(FleetServiceFakeBoardsTest, FilesAreListedWithTheirSha256AndDeletedByOper
   }
   EXPECT_THAT(rows, ElementsAre("Fleet.DeleteFile b01 /app.py PERMISSION_DENIED",
                                 "Fleet.DeleteFile b01 /app.py OK", "Fleet.DeleteFile b01 /app.py NOT_FOUND"));
+}
+
+TEST_F(FleetServiceFakeBoardsTest, OperatorsDrivePinsAndViewersReadTheMachineEachSetAudited) {
+  fleet::SetPinRequest drive;
+  drive.set_board("b01");
+  drive.set_pin(4);
+  drive.set_value(1);
+  fleet::SetPinResponse driven;
+  EXPECT_EQ(stub_->SetPin(Context(viewer_).get(), drive, &driven).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::Status status = stub_->SetPin(Context(operator_).get(), drive, &driven);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(driven.pin().pin(), 4u);
+  EXPECT_EQ(driven.pin().value(), 1u);
+  EXPECT_TRUE(driven.pin().lab_driven());
+
+  fleet::SetAdcRequest adc;
+  adc.set_board("b01");
+  adc.set_channel(0);
+  adc.set_value_u16(65535);
+  fleet::SetAdcResponse set;
+  status = stub_->SetAdc(Context(operator_).get(), adc, &set);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(set.adc().value_u16(), 65535u);
+
+  fleet::GetMachineRequest get;
+  get.set_board("b01");
+  fleet::GetMachineResponse machine;
+  status = stub_->GetMachine(Context(viewer_).get(), get, &machine);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(machine.machine().pins_size(), 1);
+  EXPECT_TRUE(machine.machine().pins(0).lab_driven());
+
+  drive.set_release(true);
+  drive.set_value(0);
+  status = stub_->SetPin(Context(operator_).get(), drive, &driven);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(driven.pin().lab_driven());
+
+  absl::StatusOr<std::vector<AuditRecord>> audit = temp_.store().ListAudit(AuditQuery{.limit = 10});
+  ASSERT_TRUE(audit.ok());
+  std::vector<std::string> rows;  // oldest first
+  for (const AuditRecord& r : std::vector<AuditRecord>(audit->rbegin(), audit->rend())) {
+    const bool ok = r.result_code == absl::StatusCode::kOk;
+    rows.push_back(absl::StrCat(r.action, " ", r.target, " ", absl::StatusCodeToString(r.result_code),
+                                ok ? " " + r.result_message : ""));
+  }
+  EXPECT_THAT(rows,
+              ElementsAre("Fleet.SetPin b01/pin 4 PERMISSION_DENIED", "Fleet.SetPin b01/pin 4 OK driven to 1",
+                          "Fleet.SetAdc b01/adc 0 OK set to 65535", "Fleet.SetPin b01/pin 4 OK released"));
+}
+
+TEST_F(FleetServiceFakeBoardsTest, MachineInputOutOfBoundsIsRefusedNamingTheFieldBeforeAnyBoardCall) {
+  struct Case {
+    uint32_t pin;
+    uint32_t value;
+    bool release;
+    std::string message;
+  };
+  for (const Case& c : {Case{256, 1, false, "pin 256 is out of range: pins are 0..255"},
+                        Case{4, 2, false, "value 2 is not a level: 0 or 1"}}) {
+    fleet::SetPinRequest drive;
+    drive.set_board("b01");
+    drive.set_pin(c.pin);
+    drive.set_value(c.value);
+    drive.set_release(c.release);
+    fleet::SetPinResponse driven;
+    const grpc::Status status = stub_->SetPin(Context(operator_).get(), drive, &driven);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.message;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+  }
+  fleet::SetAdcRequest adc;
+  adc.set_board("b01");
+  adc.set_channel(1);
+  adc.set_value_u16(65536);
+  fleet::SetAdcResponse set;
+  const grpc::Status status = stub_->SetAdc(Context(operator_).get(), adc, &set);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("value_u16 65536 is out of range: the limit is 65535"));
+  EXPECT_EQ(BoardCalls(), 0u);
+}
+
+TEST_F(FleetServiceFakeBoardsTest, TheBoardsRefusalOfAPinPassesThroughWithTheBoardNamed) {
+  const absl::Status output = absl::FailedPreconditionError(
+      "board b01: SetPin: pin 2 is an output of the program (Pin.OUT); the lab drives inputs only");
+  Board("b01").FailNext("SetPin", output);
+  fleet::SetPinRequest drive;
+  drive.set_board("b01");
+  drive.set_pin(2);
+  drive.set_value(1);
+  fleet::SetPinResponse driven;
+  const grpc::Status status = stub_->SetPin(Context(operator_).get(), drive, &driven);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status.error_message(), output.message());
+
+  fleet::GetMachineRequest get;
+  get.set_board("nope");
+  fleet::GetMachineResponse machine;
+  EXPECT_EQ(stub_->GetMachine(Context(viewer_).get(), get, &machine).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  directory_.SetState("b02", BoardState::kOffline, "connection refused");
+  get.set_board("b02");
+  EXPECT_EQ(stub_->GetMachine(Context(viewer_).get(), get, &machine).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 // A snapshot of a board at `uptime_ms` with one running thread (7) and a

@@ -106,6 +106,18 @@ class ReachableBoards : public jobs::JobBoards {
                                                       absl::Time) override {
     return absl::UnimplementedError("not in this test");
   }
+  absl::StatusOr<pb::MachineState> GetMachine(absl::string_view, absl::Time,
+                                              const jobs::StopSignal&) override {
+    return absl::UnimplementedError("not in this test");
+  }
+  absl::StatusOr<pb::PinState> SetPin(absl::string_view, const pb::SetPinRequest&, absl::Time,
+                                      const jobs::StopSignal&) override {
+    return absl::UnimplementedError("not in this test");
+  }
+  absl::StatusOr<pb::AdcState> SetAdc(absl::string_view, const pb::SetAdcRequest&, absl::Time,
+                                      const jobs::StopSignal&) override {
+    return absl::UnimplementedError("not in this test");
+  }
   std::optional<pb::HealthSnapshot> LatestSnapshot(absl::string_view) const override { return std::nullopt; }
   uint64_t WatchSnapshots(absl::string_view, SnapshotFn) override { return 1; }
   void RemoveSnapshotWatch(uint64_t) override {}

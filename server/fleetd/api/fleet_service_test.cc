@@ -833,6 +833,80 @@ TEST_F(FleetServiceTest, PushWaitsForABoardThatComesBackOnlineAndWritesIt) {
   EXPECT_FALSE(run.results(0).has_error()) << run.results(0).error().message();
 }
 
+// A button on pin 4 whose IRQ handler copies its level to the LED on pin 2.
+constexpr char kButtonLedScript[] =
+    "import machine, time\n"
+    "led = machine.Pin(2, machine.Pin.OUT)\n"
+    "led.value(0)\n"
+    "button = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_DOWN)\n"
+    "button.irq(lambda p: led.value(p.value()), machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)\n"
+    "while True:\n"
+    "    time.sleep_ms(20)\n";
+
+TEST_F(FleetServiceTest, TheLabDrivesAnInputPinTheProgramAnswersOnItsOutputAndEveryDriveIsAudited) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoBoards());
+  grpc::Status pushed;
+  Push({"b01"}, "/button.py", kButtonLedScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  Run({"b01"}, "/button.py");
+  fleet::GetMachineRequest get;
+  get.set_board("b01");
+  auto pin_of = [&](uint32_t number) -> std::optional<pb::PinState> {
+    fleet::GetMachineResponse machine;
+    if (!stub_->GetMachine(Context(viewer_).get(), get, &machine).ok()) return std::nullopt;
+    for (const pb::PinState& p : machine.machine().pins()) {
+      if (p.pin() == number) return p;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(PollUntil(5s, [&] { return pin_of(4).has_value() && pin_of(4)->irq(); }));
+
+  fleet::SetPinRequest press;
+  press.set_board("b01");
+  press.set_pin(4);
+  press.set_value(1);
+  fleet::SetPinResponse pressed;
+  EXPECT_EQ(stub_->SetPin(Context(viewer_).get(), press, &pressed).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::Status status = stub_->SetPin(Context(operator_).get(), press, &pressed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(pressed.pin().lab_driven());
+  EXPECT_TRUE(PollUntil(5s, [&] { return pin_of(2).has_value() && pin_of(2)->value() == 1; }))
+      << "the IRQ handler drove the LED";
+
+  // The program's output is not the lab's to drive; a pin past the limit
+  // never reaches the board.
+  fleet::SetPinRequest led = press;
+  led.set_pin(2);
+  status = stub_->SetPin(Context(operator_).get(), led, &pressed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("board b01"));
+  fleet::SetPinRequest far = press;
+  far.set_pin(300);
+  status = stub_->SetPin(Context(operator_).get(), far, &pressed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("pin 300 is out of range: pins are 0..255"));
+
+  fleet::SetAdcRequest adc;
+  adc.set_board("b02");
+  adc.set_channel(0);
+  adc.set_value_u16(40000);
+  fleet::SetAdcResponse set;
+  status = stub_->SetAdc(Context(operator_).get(), adc, &set);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(set.adc().value_u16(), 40000u);
+
+  std::vector<AuditRecord> drives = AuditOf("Fleet.SetPin", "b01/pin 4");
+  ASSERT_EQ(drives.size(), 2u);
+  EXPECT_EQ(drives[0].actor, "watcher");
+  EXPECT_EQ(drives[0].result_code, absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(drives[1].actor, "ci");
+  EXPECT_EQ(drives[1].result_code, absl::StatusCode::kOk);
+  EXPECT_EQ(drives[1].result_message, "driven to 1");
+  EXPECT_EQ(AuditOf("Fleet.SetPin", "b01/pin 2").at(0).result_code, absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AuditOf("Fleet.SetAdc", "b02/adc 0").size(), 1u);
+}
+
 TEST_F(FleetServiceTest, KillingAThreadOnOneBoardLeavesTheOtherBoardsThreadRunning) {
   ASSERT_NO_FATAL_FAILURE(AddTwoBoards());
   grpc::Status pushed;

@@ -60,6 +60,13 @@ fv1::Severity BoardEventSeverity(pb::EventKind kind) {
       return fv1::SEVERITY_WARNING;
     case pb::EVENT_KIND_DEADLOCK:
       return fv1::SEVERITY_ERROR;
+    // The program stopped feeding its watchdog: a hang a board in the field
+    // would reboot from, worth a look.
+    case pb::EVENT_KIND_WATCHDOG_RESET:
+      return fv1::SEVERITY_WARNING;
+    // machine.reset()/soft_reset(): the program asked for it.
+    case pb::EVENT_KIND_MACHINE_RESET:
+      return fv1::SEVERITY_INFO;
     default:
       return fv1::SEVERITY_INFO;
   }

@@ -29,7 +29,8 @@
 // What becomes a fleet Event (fleet.proto's EventKind has no kind per
 // anomaly, so each maps to the closest one):
 // - a board event: EVENT_KIND_BOARD_EVENT with board_event set; severity
-//   WARNING for THREAD_FAILED, ERROR for DEADLOCK, INFO for others, raised to
+//   WARNING for THREAD_FAILED and WATCHDOG_RESET, ERROR for DEADLOCK, INFO for
+//   others (MACHINE_RESET among them), raised to
 //   the anomaly's when the event raises one at once (STALL: WARNING,
 //   THREAD_UNKILLABLE: ERROR). That anomaly is not recorded a second time.
 // - an anomaly raised or cleared by a snapshot: stack_high → STACK_HIGH,

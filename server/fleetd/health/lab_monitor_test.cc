@@ -208,6 +208,20 @@ TEST_F(LabMonitorTest, StallAndUnkillableTakeTheAnomalysSeverity) {
   EXPECT_EQ(events[1].board_event().kind(), pb::EVENT_KIND_THREAD_UNKILLABLE);
 }
 
+TEST_F(LabMonitorTest, WatchdogResetIsAWarningAndMachineResetIsInfo) {
+  monitor_->OnEvent("b01", BoardEvent(pb::EVENT_KIND_WATCHDOG_RESET, 0, 0, "watchdog not fed for 2000 ms"));
+  monitor_->OnEvent("b01", BoardEvent(pb::EVENT_KIND_MACHINE_RESET, 0, 0, "machine.reset()"));
+
+  std::vector<fleet::Event> events = StoredEvents();
+  ASSERT_THAT(events, SizeIs(2));
+  EXPECT_EQ(events[0].kind(), fleet::EVENT_KIND_BOARD_EVENT);
+  EXPECT_EQ(events[0].board_event().kind(), pb::EVENT_KIND_WATCHDOG_RESET);
+  EXPECT_EQ(events[0].severity(), fleet::SEVERITY_WARNING);
+  EXPECT_THAT(events[0].message(), HasSubstr("board b01: watchdog not fed for 2000 ms"));
+  EXPECT_EQ(events[1].board_event().kind(), pb::EVENT_KIND_MACHINE_RESET);
+  EXPECT_EQ(events[1].severity(), fleet::SEVERITY_INFO);
+}
+
 TEST_F(LabMonitorTest, StateChangesAreStoredAndPublishedAndMessageOnlyChangesAreNot) {
   monitor_->OnStateChange("b01", Status(BoardState::kOnline));
   monitor_->OnStateChange("b01", Status(BoardState::kOffline, "health stream failed: UNAVAILABLE"));

@@ -40,6 +40,8 @@ constexpr absl::Duration kCleanupCallTimeout = absl::Seconds(10);
 // How long an attempt waits for a board fleetd has not reached yet since it
 // started (a run started with fleetd: a schedule's catch-up).
 constexpr absl::Duration kFirstConnectionWait = absl::Seconds(10);
+// How often an expect.pin asks the board again while it waits for a level.
+constexpr absl::Duration kPinPollInterval = absl::Milliseconds(50);
 
 void SetTime(google::protobuf::Timestamp* field, absl::Time time) {
   *field = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(time));
@@ -248,6 +250,12 @@ class Attempt {
       case Step::Kind::kSleep:
         outcome = Sleep(step.sleep);
         break;
+      case Step::Kind::kPin:
+        outcome = DrivePin(step.pin);
+        break;
+      case Step::Kind::kAdc:
+        outcome = SetAdc(step.adc);
+        break;
     }
     fv1::StepResult& done = *result_.mutable_steps(step_at);
     done.set_state(outcome.state);
@@ -413,6 +421,9 @@ class Attempt {
     if (!expect.no_anomalies.empty()) CheckAnomalies(expect.no_anomalies, failures);
     if (expect.min_heap_free_bytes.has_value()) CheckHeap(*expect.min_heap_free_bytes, failures);
     for (const MetricBound& bound : expect.metrics) CheckMetric(bound, failures);
+    for (const PinExpectation& pin : expect.pins) {
+      if (std::optional<Outcome> failed = CheckPin(pin, failures)) return *std::move(failed);
+    }
     if (!failures.empty()) return Failed(absl::StrJoin(failures, "; "));
     return Passed("every check passed");
   }
@@ -472,6 +483,69 @@ class Attempt {
     } else if (bound.max.has_value() && *value > *bound.max) {
       failures.push_back(absl::StrCat("metric ", bound.name, " = ", *value, ", above max ", *bound.max));
     }
+  }
+
+  // Waits up to pin.within for the pin's level, asking the board; a level
+  // that does not come is a failure, a board call that fails is the
+  // returned outcome (the board, not the program, is at fault).
+  std::optional<Outcome> CheckPin(const PinExpectation& pin, std::vector<std::string>& failures) {
+    const absl::Time until = std::min(absl::Now() + pin.within, a_.deadline);
+    while (true) {
+      absl::StatusOr<pb::MachineState> machine =
+          boards_.GetMachine(a_.board, std::min(absl::Now() + kEvidenceCallTimeout, a_.deadline), stop_);
+      if (!machine.ok()) return CallFailed(machine.status());
+      const pb::PinState* seen = nullptr;
+      for (const pb::PinState& p : machine->pins()) {
+        if (p.pin() == pin.pin) seen = &p;
+      }
+      if (seen != nullptr && seen->value() == pin.value) return std::nullopt;
+      if (absl::Now() >= until || stop_.SleepFor(std::min(kPinPollInterval, until - absl::Now()))) {
+        if (std::optional<Outcome> interrupted = Interrupted()) return interrupted;
+        const std::string waited = pin.within == absl::ZeroDuration()
+                                       ? ""
+                                       : absl::StrCat(" within ", absl::FormatDuration(pin.within));
+        failures.push_back(
+            seen == nullptr
+                ? absl::StrCat("pin ", pin.pin, ": not in use on the board (expected ", pin.value, waited,
+                               ")")
+                : absl::StrCat("pin ", pin.pin, ": level ", seen->value(), ", expected ", pin.value, waited));
+        return std::nullopt;
+      }
+    }
+  }
+
+  Outcome DrivePin(const PinStep& pin) {
+    pb::SetPinRequest request;
+    request.set_pin(pin.pin);
+    request.set_value(pin.value);
+    request.set_release(pin.release);
+    absl::StatusOr<pb::PinState> set = boards_.SetPin(a_.board, request, a_.deadline, stop_);
+    if (!set.ok()) {
+      // The board refuses a pin its profile lacks or an output pin: the
+      // job's (or the program's) fault, not the board's.
+      if (absl::IsInvalidArgument(set.status()) || absl::IsFailedPrecondition(set.status())) {
+        return Failed(std::string(set.status().message()));
+      }
+      return CallFailed(set.status());
+    }
+    if (pin.release) {
+      driven_pins_.erase(pin.pin);
+      return Passed(absl::StrCat("released pin ", pin.pin, "; it reads ", set->value()));
+    }
+    driven_pins_.insert(pin.pin);
+    return Passed(absl::StrCat("drove pin ", pin.pin, " to ", pin.value));
+  }
+
+  Outcome SetAdc(const AdcStep& adc) {
+    pb::SetAdcRequest request;
+    request.set_channel(adc.channel);
+    request.set_value_u16(adc.value);
+    absl::StatusOr<pb::AdcState> set = boards_.SetAdc(a_.board, request, a_.deadline, stop_);
+    if (!set.ok()) {
+      if (absl::IsInvalidArgument(set.status())) return Failed(std::string(set.status().message()));
+      return CallFailed(set.status());
+    }
+    return Passed(absl::StrCat("set ADC channel ", adc.channel, " to ", adc.value));
   }
 
   Outcome Kill(const KillStep& kill) {
@@ -542,10 +616,10 @@ class Attempt {
     step.set_output_cut_bytes(program.output->cut_bytes());
   }
 
-  // Kills what the attempt left running (whatever stopped it: a stopped
-  // run's signal does not cut these calls short), reads the rest of the
-  // output of programs left running, and says in the outcome what could not
-  // be cleaned up.
+  // Kills what the attempt left running and releases the pins it drove
+  // (whatever stopped it: a stopped run's signal does not cut these calls
+  // short), reads the rest of the output of programs left running, and says
+  // in the outcome what could not be cleaned up.
   void CleanUp(Outcome& outcome) {
     const StopSignal never_stopped;
     std::vector<std::string> problems;
@@ -567,6 +641,18 @@ class Attempt {
         // What it wrote until the kill belongs in its step's output; a
         // failed read only leaves that output shorter.
         (void)CatchUpOutput(program, absl::Now() + kEvidenceCallTimeout, never_stopped);
+      }
+    }
+    // A wire the run left on an input would hold it for whoever comes next.
+    for (uint32_t pin : driven_pins_) {
+      pb::SetPinRequest release;
+      release.set_pin(pin);
+      release.set_release(true);
+      absl::StatusOr<pb::PinState> released =
+          boards_.SetPin(a_.board, release, absl::Now() + kCleanupCallTimeout, never_stopped);
+      if (!released.ok()) {
+        unreachable = unreachable || absl::IsUnavailable(released.status());
+        problems.push_back(absl::StrCat("could not release pin ", pin, ": ", released.status().message()));
       }
     }
     for (const StartedProgram& program : programs_) {
@@ -616,6 +702,8 @@ class Attempt {
   std::vector<StartedProgram> programs_;
   SeenMetrics metrics_;
   std::optional<uint64_t> metrics_watch_;
+  // Pins a pin step drives and no later step released: released at the end.
+  std::set<uint32_t> driven_pins_;
 };
 
 }  // namespace

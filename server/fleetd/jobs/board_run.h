@@ -12,7 +12,7 @@
 //
 // The result's state: PASSED (every step passed), FAILED (an expect failed;
 // a run step's program failed, exited non-zero, did not end in time or did
-// not compile; a kill left unkillable threads), ERROR (the board could not
+// not compile; a kill left unkillable threads; the board refused a pin), ERROR (the board could not
 // be used: offline, connection lost, a push failed, a script missing, the
 // run's deadline passed: "timed out"), CANCELLED (`stop` was signalled: its
 // reason is the message). Steps after the first failed one are SKIPPED.
@@ -21,8 +21,12 @@
 // Every failed or ERROR step carries Evidence (output tail, failed threads
 // with tracebacks, the thread table, the anomalies of the window, the heap).
 // Before returning, every program the attempt started that still runs is
-// killed (the board's default grace), so no attempt leaves threads behind —
-// unless the board is unreachable, which the result then says.
+// killed (the board's default grace), and every pin a pin step drove and
+// no later step released is released, so no attempt leaves threads or wires
+// behind — unless the board is unreachable, which the result then says.
+// A pin or adc step the board refuses (a pin its profile lacks, an output
+// pin) FAILS; an expect.pin asks the board (GetMachine) until the level
+// comes or its `within` passes.
 #ifndef THREADFLEET_SERVER_FLEETD_JOBS_BOARD_RUN_H_
 #define THREADFLEET_SERVER_FLEETD_JOBS_BOARD_RUN_H_
 

@@ -96,9 +96,19 @@ class FakeJobBoards final : public JobBoards {
     anomalies_.push_back(std::move(a));
   }
 
+  // A program's wiring: it drives output pin `out` to the level the lab
+  // drives on input pin `in` (as a button lighting an LED would).
+  void Mirror(uint32_t in, uint32_t out) {
+    absl::MutexLock lock(&mu_);
+    mirrors_[in] = out;
+    pins_[out].set_pin(out);
+    pins_[out].set_mode(pb::PIN_MODE_OUT);
+  }
+
   // ---- What happened
 
-  // "WriteFile /app.py", "StartProgram /app.py", "KillProgram 1", ...
+  // "WriteFile /app.py", "StartProgram /app.py", "KillProgram 1",
+  // "SetPin 4 1", "SetPin 4 release", "SetAdc 0 30000", ...
   std::vector<std::string> calls() const {
     absl::MutexLock lock(&mu_);
     return calls_;
@@ -306,6 +316,50 @@ class FakeJobBoards final : public JobBoards {
     return response;
   }
 
+  absl::StatusOr<pb::MachineState> GetMachine(absl::string_view, absl::Time, const StopSignal&) override {
+    absl::MutexLock lock(&mu_);
+    if (lost_) return Lost("GetMachine");
+    pb::MachineState machine;
+    for (const auto& [number, pin] : pins_) *machine.add_pins() = pin;
+    return machine;
+  }
+
+  absl::StatusOr<pb::PinState> SetPin(absl::string_view, const pb::SetPinRequest& request, absl::Time,
+                                      const StopSignal&) override {
+    absl::MutexLock lock(&mu_);
+    if (lost_) return Lost("SetPin");
+    calls_.push_back(absl::StrCat("SetPin ", request.pin(), " ",
+                                  request.release() ? "release" : absl::StrCat(request.value())));
+    if (request.pin() >= 40) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("board b01: SetPin: pin ", request.pin(), " does not exist on esp32 (0..39)"));
+    }
+    pb::PinState& pin = pins_[request.pin()];
+    if (pin.mode() == pb::PIN_MODE_OUT) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("board b01: SetPin: pin ", request.pin(), " is an output of the program"));
+    }
+    pin.set_pin(request.pin());
+    pin.set_mode(pb::PIN_MODE_IN);
+    pin.set_lab_driven(!request.release());
+    pin.set_value(request.release() ? 0 : request.value());
+    if (auto it = mirrors_.find(request.pin()); it != mirrors_.end())
+      pins_[it->second].set_value(pin.value());
+    return pin;
+  }
+
+  absl::StatusOr<pb::AdcState> SetAdc(absl::string_view, const pb::SetAdcRequest& request, absl::Time,
+                                      const StopSignal&) override {
+    absl::MutexLock lock(&mu_);
+    if (lost_) return Lost("SetAdc");
+    calls_.push_back(absl::StrCat("SetAdc ", request.channel(), " ", request.value_u16()));
+    pb::AdcState adc;
+    adc.set_channel(request.channel());
+    adc.set_value_u16(request.value_u16());
+    adc.set_lab_set(true);
+    return adc;
+  }
+
   std::optional<pb::HealthSnapshot> LatestSnapshot(absl::string_view) const override {
     absl::MutexLock lock(&mu_);
     return snapshot_;
@@ -383,6 +437,8 @@ class FakeJobBoards final : public JobBoards {
   std::map<uint64_t, SnapshotFn> watches_ ABSL_GUARDED_BY(mu_);
   uint64_t next_watch_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, pb::PinState> pins_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, uint32_t> mirrors_ ABSL_GUARDED_BY(mu_);
 };
 
 // ---- Steps as the spec parser builds them
@@ -431,6 +487,28 @@ Step Sleep(absl::Duration d) {
   step.kind = Step::Kind::kSleep;
   step.sleep.duration = d;
   return step;
+}
+
+Step DrivePin(uint32_t pin, uint32_t value) {
+  Step step;
+  step.kind = Step::Kind::kPin;
+  step.pin.pin = pin;
+  step.pin.value = value;
+  return step;
+}
+
+Step ReleasePin(uint32_t pin) {
+  Step step;
+  step.kind = Step::Kind::kPin;
+  step.pin.pin = pin;
+  step.pin.release = true;
+  return step;
+}
+
+Step ExpectPin(uint32_t pin, uint32_t value, absl::Duration within = absl::ZeroDuration()) {
+  ExpectStep expect;
+  expect.pins.push_back({.pin = pin, .value = value, .within = within});
+  return Expect(std::move(expect));
 }
 
 pb::ExceptionInfo Boom() {
@@ -762,6 +840,72 @@ TEST_F(BoardRunTest, KillOfAProgramNoRunStepStartedIsAnError) {
 
   EXPECT_EQ(result.state(), fv1::RUN_STATE_ERROR);
   EXPECT_THAT(result.message(), HasSubstr("no program named app was started"));
+}
+
+// ---- pin, adc, expect.pin
+
+TEST_F(BoardRunTest, PinStepDrivesAnInputAndExpectPinSeesTheProgramsOutput) {
+  boards_.Mirror(/*in=*/4, /*out=*/2);
+
+  fv1::BoardResult result = Attempt({DrivePin(4, 1), ExpectPin(2, 1), DrivePin(4, 0), ExpectPin(2, 0)});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_PASSED) << result.message();
+  EXPECT_EQ(result.steps(0).kind(), "pin");
+  EXPECT_EQ(result.steps(0).message(), "drove pin 4 to 1");
+  EXPECT_EQ(result.steps(1).message(), "every check passed");
+}
+
+TEST_F(BoardRunTest, ExpectPinAtTheWrongLevelFailsNamingThePinAndBothLevels) {
+  boards_.Mirror(/*in=*/4, /*out=*/2);
+
+  fv1::BoardResult result =
+      Attempt({DrivePin(4, 1), ExpectPin(2, 0, absl::Milliseconds(120)), ExpectPin(9, 1)});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_EQ(result.message(), "steps[1] expect: pin 2: level 1, expected 0 within 120ms");
+  EXPECT_TRUE(result.steps(1).has_evidence());
+  EXPECT_EQ(result.steps(2).state(), fv1::RUN_STATE_SKIPPED);
+}
+
+TEST_F(BoardRunTest, ExpectPinOnAPinNobodyUsesSaysSo) {
+  fv1::BoardResult result = Attempt({ExpectPin(9, 1)});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_EQ(result.message(), "steps[0] expect: pin 9: not in use on the board (expected 1)");
+}
+
+TEST_F(BoardRunTest, PinsTheAttemptDroveAreReleasedAfterTheStepsButNotTwice) {
+  fv1::BoardResult result = Attempt({DrivePin(4, 1), DrivePin(5, 0), ReleasePin(5)});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_PASSED) << result.message();
+  EXPECT_EQ(result.steps(2).message(), "released pin 5; it reads 0");
+  EXPECT_THAT(boards_.calls(),
+              ElementsAre("SetPin 4 1", "SetPin 5 0", "SetPin 5 release", "SetPin 4 release"));
+}
+
+TEST_F(BoardRunTest, APinTheBoardRefusesFailsWithTheBoardsMessage) {
+  boards_.Mirror(/*in=*/4, /*out=*/2);
+
+  fv1::BoardResult output = Attempt({DrivePin(2, 1)});
+  EXPECT_EQ(output.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_EQ(output.message(), "steps[0] pin: board b01: SetPin: pin 2 is an output of the program");
+
+  fv1::BoardResult missing = Attempt({DrivePin(40, 1)});
+  EXPECT_EQ(missing.state(), fv1::RUN_STATE_FAILED);
+  EXPECT_THAT(missing.message(), HasSubstr("pin 40 does not exist on esp32"));
+}
+
+TEST_F(BoardRunTest, AdcStepSetsTheChannel) {
+  Step adc;
+  adc.kind = Step::Kind::kAdc;
+  adc.adc.channel = 0;
+  adc.adc.value = 30000;
+
+  fv1::BoardResult result = Attempt({adc});
+
+  EXPECT_EQ(result.state(), fv1::RUN_STATE_PASSED);
+  EXPECT_EQ(result.steps(0).message(), "set ADC channel 0 to 30000");
+  EXPECT_THAT(boards_.calls(), ElementsAre("SetAdc 0 30000"));
 }
 
 // ---- sleep, deadline, stop, lost board

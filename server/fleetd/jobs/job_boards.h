@@ -87,6 +87,25 @@ class JobBoards {
                                                                                   absl::Duration grace,
                                                                                   absl::Time deadline) = 0;
 
+  // The board's simulated hardware now (a round trip, not the latest
+  // snapshot: a check right after a pin step must see what the program did
+  // since).
+  virtual absl::StatusOr<threadfleet::board::v1::MachineState> GetMachine(absl::string_view board,
+                                                                          absl::Time deadline,
+                                                                          const StopSignal& stop) = 0;
+
+  // Drives or releases one of the board's pins from the lab; the pin as it
+  // is then. The board refuses a pin its profile lacks (INVALID_ARGUMENT) or
+  // one the program drives (FAILED_PRECONDITION).
+  virtual absl::StatusOr<threadfleet::board::v1::PinState> SetPin(
+      absl::string_view board, const threadfleet::board::v1::SetPinRequest& request, absl::Time deadline,
+      const StopSignal& stop) = 0;
+
+  // Sets what one of the board's ADC channels reads; the channel then.
+  virtual absl::StatusOr<threadfleet::board::v1::AdcState> SetAdc(
+      absl::string_view board, const threadfleet::board::v1::SetAdcRequest& request, absl::Time deadline,
+      const StopSignal& stop) = 0;
+
   // The board's latest health snapshot as fleetd holds it (no round trip);
   // nullopt before the first.
   virtual std::optional<threadfleet::board::v1::HealthSnapshot> LatestSnapshot(

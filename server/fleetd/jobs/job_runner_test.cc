@@ -85,6 +85,18 @@ class FakeBoards final : public JobBoards {
                                                              absl::Time) override {
     return absl::UnimplementedError("fake");
   }
+  absl::StatusOr<board::v1::MachineState> GetMachine(absl::string_view, absl::Time,
+                                                     const StopSignal&) override {
+    return absl::UnimplementedError("fake");
+  }
+  absl::StatusOr<board::v1::PinState> SetPin(absl::string_view, const board::v1::SetPinRequest&, absl::Time,
+                                             const StopSignal&) override {
+    return absl::UnimplementedError("fake");
+  }
+  absl::StatusOr<board::v1::AdcState> SetAdc(absl::string_view, const board::v1::SetAdcRequest&, absl::Time,
+                                             const StopSignal&) override {
+    return absl::UnimplementedError("fake");
+  }
   std::optional<board::v1::HealthSnapshot> LatestSnapshot(absl::string_view) const override {
     return std::nullopt;
   }

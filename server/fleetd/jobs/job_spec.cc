@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "server/common/machine_input.h"
 #include "server/common/quoted_input.h"
 #include "server/fleetd/inventory/inventory.h"
 
@@ -657,10 +658,71 @@ absl::Status ReadMetric(const SpecReader& reader, const YamlNode& node, const st
   return absl::OkStatus();
 }
 
+// The largest pin number and ADC value a spec may name (machine_input.h).
+constexpr int kMaxPin = static_cast<int>(common::kPinNumberLimit - 1);
+constexpr int kMaxAdcChannel = static_cast<int>(common::kAdcChannelLimit - 1);
+constexpr int kMaxAdcValue = static_cast<int>(common::kMaxAdcValue);
+// How long an expect.pin may wait for its level at most.
+constexpr absl::Duration kMaxPinWait = absl::Minutes(1);
+
+// A required integer key of `map` from min to max.
+absl::Status RequiredInt(const MapReader& map, absl::string_view key, int min, int max, int& out) {
+  if (!map.Has(key)) return map.Missing(key);
+  return map.Int(key, min, max, out);
+}
+
+absl::Status ReadPinExpectation(const SpecReader& reader, const YamlNode& node, const std::string& path,
+                                ExpectStep& out) {
+  MapReader pin(reader, node, path);
+  if (absl::Status s = pin.Check({"pin", "value", "within"}); !s.ok()) return s;
+  PinExpectation expected;
+  int number = 0;
+  int value = 0;
+  if (absl::Status s = RequiredInt(pin, "pin", 0, kMaxPin, number); !s.ok()) return s;
+  if (absl::Status s = RequiredInt(pin, "value", 0, 1, value); !s.ok()) return s;
+  if (absl::Status s = pin.Duration("within", kMaxPinWait, true, expected.within); !s.ok()) return s;
+  expected.pin = static_cast<uint32_t>(number);
+  expected.value = static_cast<uint32_t>(value);
+  out.pins.push_back(expected);
+  return absl::OkStatus();
+}
+
+absl::Status ReadPin(const MapReader& step, const YamlNode& node, Step& out) {
+  MapReader pin(step.reader(), node, step.Path("pin"));
+  if (absl::Status s = pin.Check({"pin", "value", "release"}); !s.ok()) return s;
+  int number = 0;
+  if (absl::Status s = RequiredInt(pin, "pin", 0, kMaxPin, number); !s.ok()) return s;
+  out.pin.pin = static_cast<uint32_t>(number);
+  if (absl::Status s = pin.Bool("release", out.pin.release); !s.ok()) return s;
+  if (out.pin.release) {
+    if (pin.Has("value")) return pin.Error("value", "give either value (0 or 1) or release: true, not both");
+    return absl::OkStatus();
+  }
+  if (!pin.Has("value")) {
+    return step.reader().Error(node, pin.Path("value"), "missing: give value (0 or 1) or release: true");
+  }
+  int value = 0;
+  if (absl::Status s = pin.Int("value", 0, 1, value); !s.ok()) return s;
+  out.pin.value = static_cast<uint32_t>(value);
+  return absl::OkStatus();
+}
+
+absl::Status ReadAdc(const MapReader& step, const YamlNode& node, Step& out) {
+  MapReader adc(step.reader(), node, step.Path("adc"));
+  if (absl::Status s = adc.Check({"channel", "value"}); !s.ok()) return s;
+  int channel = 0;
+  int value = 0;
+  if (absl::Status s = RequiredInt(adc, "channel", 0, kMaxAdcChannel, channel); !s.ok()) return s;
+  if (absl::Status s = RequiredInt(adc, "value", 0, kMaxAdcValue, value); !s.ok()) return s;
+  out.adc.channel = static_cast<uint32_t>(channel);
+  out.adc.value = static_cast<uint32_t>(value);
+  return absl::OkStatus();
+}
+
 absl::Status ReadExpect(const MapReader& step, const YamlNode& node, const StepContext& context, Step& out) {
   const SpecReader& reader = step.reader();
   const std::vector<absl::string_view> known = {
-      "output", "no_failed_threads", "no_anomalies", "max_stack_percent", "min_heap_free", "metric"};
+      "output", "no_failed_threads", "no_anomalies", "max_stack_percent", "min_heap_free", "metric", "pin"};
   MapReader expect(reader, node, step.Path("expect"));
   if (absl::Status s = expect.Check(known); !s.ok()) return s;
   if (node.items.empty()) {
@@ -732,6 +794,21 @@ absl::Status ReadExpect(const MapReader& step, const YamlNode& node, const StepC
       return s;
     }
   }
+  if (const YamlNode* pin = expect.Find("pin"); pin != nullptr) {
+    if (pin->kind == YamlNode::Kind::kSequence) {
+      if (pin->items.empty())
+        return expect.Error("pin", "must be a map {pin, value, within} or a list of them");
+      for (size_t i = 0; i < pin->items.size(); ++i) {
+        if (absl::Status s =
+                ReadPinExpectation(reader, pin->items[i], absl::StrCat(expect.Path("pin"), "[", i, "]"), e);
+            !s.ok()) {
+          return s;
+        }
+      }
+    } else if (absl::Status s = ReadPinExpectation(reader, *pin, expect.Path("pin"), e); !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -753,7 +830,8 @@ absl::Status ReadKill(const MapReader& step, const YamlNode& node, const StepCon
 
 absl::Status ReadStep(const SpecReader& reader, const YamlNode& node, size_t index, StepContext& context,
                       JobSpec& spec) {
-  static const std::vector<absl::string_view> kKinds = {"push", "run", "expect", "kill", "sleep"};
+  static const std::vector<absl::string_view> kKinds = {"push",  "run", "expect", "kill",
+                                                        "sleep", "pin", "adc"};
   const std::string path = absl::StrCat("steps[", index, "]");
   Step out;
   out.location = node.location;
@@ -785,6 +863,12 @@ absl::Status ReadStep(const SpecReader& reader, const YamlNode& node, size_t ind
   } else if (kind == "kill") {
     out.kind = Step::Kind::kKill;
     status = ReadKill(step, value, context, out);
+  } else if (kind == "pin") {
+    out.kind = Step::Kind::kPin;
+    status = ReadPin(step, value, out);
+  } else if (kind == "adc") {
+    out.kind = Step::Kind::kAdc;
+    status = ReadAdc(step, value, out);
   } else {
     out.kind = Step::Kind::kSleep;
     status = step.Duration("sleep", reader.limits().max_timeout, false, out.sleep.duration);
@@ -868,6 +952,10 @@ absl::string_view StepKindName(Step::Kind kind) {
       return "kill";
     case Step::Kind::kSleep:
       return "sleep";
+    case Step::Kind::kPin:
+      return "pin";
+    case Step::Kind::kAdc:
+      return "adc";
   }
   return "unknown";
 }

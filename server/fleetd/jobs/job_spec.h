@@ -83,6 +83,18 @@ struct MetricBound {
   std::optional<double> max;
 };
 
+// A pin a job expects at a level (checked against the board's machine,
+// GetMachine), e.g. an output the program drives in answer to an input a
+// pin step drove.
+struct PinExpectation {
+  uint32_t pin = 0;
+  uint32_t value = 0;
+  // How long the level may take to come (the program reacts to an input
+  // through its IRQ handler or its loop): the check asks the board again
+  // until then. Default 1 s; zero: once.
+  absl::Duration within = absl::Seconds(1);
+};
+
 struct ExpectStep {
   // Searched (RE2 partial match) in the output of the board's latest run
   // step; a match is required. Null when not set.
@@ -101,6 +113,7 @@ struct ExpectStep {
   // Free heap at the moment of the check, bytes ("16k" in the spec).
   std::optional<int64_t> min_heap_free_bytes;
   std::vector<MetricBound> metrics;
+  std::vector<PinExpectation> pins;
 };
 
 struct KillStep {
@@ -114,8 +127,23 @@ struct SleepStep {
   absl::Duration duration;
 };
 
+// Drives a board's input pin from the lab (Fleet SetPin), or hands it back.
+struct PinStep {
+  uint32_t pin = 0;
+  // 0 or 1; unused with release.
+  uint32_t value = 0;
+  bool release = false;
+};
+
+// Sets what a board's ADC channel reads (Fleet SetAdc).
+struct AdcStep {
+  uint32_t channel = 0;
+  // 0..65535.
+  uint32_t value = 0;
+};
+
 struct Step {
-  enum class Kind { kPush, kRun, kExpect, kKill, kSleep };
+  enum class Kind { kPush, kRun, kExpect, kKill, kSleep, kPin, kAdc };
   Kind kind = Kind::kSleep;
   SpecLocation location;
   PushStep push;
@@ -123,9 +151,11 @@ struct Step {
   ExpectStep expect;
   KillStep kill;
   SleepStep sleep;
+  PinStep pin;
+  AdcStep adc;
 };
 
-// "push", "run", "expect", "kill", "sleep".
+// "push", "run", "expect", "kill", "sleep", "pin", "adc".
 absl::string_view StepKindName(Step::Kind kind);
 
 struct NotifySpec {

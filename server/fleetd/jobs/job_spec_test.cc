@@ -187,7 +187,8 @@ TEST(JobSpecTest, UnknownKeyPointsAtItAndListsTheKnownOnes) {
 TEST(JobSpecTest, UnknownStepKindListsTheKinds) {
   EXPECT_EQ(
       Refusal(WithSteps("  - sleep: 1s\n  - exec: {cmd: ls}\n")),
-      "jobs/smoke.yaml:5:5: steps[1]: unknown step kind 'exec' (known: push, run, expect, kill, sleep)");
+      "jobs/smoke.yaml:5:5: steps[1]: unknown step kind 'exec' (known: push, run, expect, kill, sleep, pin, "
+      "adc)");
   EXPECT_THAT(Refusal(WithSteps("  - {sleep: 1s, run: {file: a.py}}\n")),
               StartsWith("jobs/smoke.yaml:4:5: steps[0]: a step is a map with one key"));
 }
@@ -409,6 +410,57 @@ TEST(JobSpecTest, StepKindNamesAreTheSpecsWords) {
   EXPECT_EQ(StepKindName(Step::Kind::kExpect), "expect");
   EXPECT_EQ(StepKindName(Step::Kind::kKill), "kill");
   EXPECT_EQ(StepKindName(Step::Kind::kSleep), "sleep");
+  EXPECT_EQ(StepKindName(Step::Kind::kPin), "pin");
+  EXPECT_EQ(StepKindName(Step::Kind::kAdc), "adc");
+}
+
+TEST(JobSpecTest, PinAndAdcStepsDriveInputsAndExpectPinChecksAnOutput) {
+  absl::StatusOr<JobSpec> spec =
+      Parse(WithSteps("  - pin: {pin: 4, value: 1}\n"
+                      "  - adc: {channel: 0, value: 65535}\n"
+                      "  - expect: {pin: {pin: 2, value: 1}}\n"
+                      "  - expect:\n"
+                      "      pin:\n"
+                      "        - {pin: 2, value: 0, within: 3s}\n"
+                      "        - {pin: 5, value: 1, within: 0s}\n"
+                      "  - pin: {pin: 4, release: true}\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->steps.size(), 5u);
+  EXPECT_EQ(spec->steps[0].kind, Step::Kind::kPin);
+  EXPECT_EQ(spec->steps[0].pin.pin, 4u);
+  EXPECT_EQ(spec->steps[0].pin.value, 1u);
+  EXPECT_FALSE(spec->steps[0].pin.release);
+  EXPECT_EQ(spec->steps[1].kind, Step::Kind::kAdc);
+  EXPECT_EQ(spec->steps[1].adc.channel, 0u);
+  EXPECT_EQ(spec->steps[1].adc.value, 65535u);
+  ASSERT_EQ(spec->steps[2].expect.pins.size(), 1u);
+  EXPECT_EQ(spec->steps[2].expect.pins[0].pin, 2u);
+  EXPECT_EQ(spec->steps[2].expect.pins[0].value, 1u);
+  EXPECT_EQ(spec->steps[2].expect.pins[0].within, absl::Seconds(1));
+  ASSERT_EQ(spec->steps[3].expect.pins.size(), 2u);
+  EXPECT_EQ(spec->steps[3].expect.pins[0].within, absl::Seconds(3));
+  EXPECT_EQ(spec->steps[3].expect.pins[1].within, absl::ZeroDuration());
+  EXPECT_TRUE(spec->steps[4].pin.release);
+}
+
+TEST(JobSpecTest, PinAndAdcInputOutOfBoundsIsRefusedAtItsPlace) {
+  EXPECT_EQ(Refusal(WithSteps("  - pin: {pin: 256, value: 1}\n")),
+            "jobs/smoke.yaml:4:16: steps[0].pin.pin: must be an integer from 0 to 255");
+  EXPECT_EQ(Refusal(WithSteps("  - pin: {pin: 4, value: 2}\n")),
+            "jobs/smoke.yaml:4:26: steps[0].pin.value: must be an integer from 0 to 1");
+  EXPECT_EQ(Refusal(WithSteps("  - pin: {pin: 4}\n")),
+            "jobs/smoke.yaml:4:10: steps[0].pin.value: missing: give value (0 or 1) or release: true");
+  EXPECT_EQ(
+      Refusal(WithSteps("  - pin: {pin: 4, value: 1, release: true}\n")),
+      "jobs/smoke.yaml:4:26: steps[0].pin.value: give either value (0 or 1) or release: true, not both");
+  EXPECT_EQ(Refusal(WithSteps("  - adc: {channel: 0, value: 65536}\n")),
+            "jobs/smoke.yaml:4:30: steps[0].adc.value: must be an integer from 0 to 65535");
+  EXPECT_EQ(Refusal(WithSteps("  - adc: {value: 1}\n")),
+            "jobs/smoke.yaml:4:10: steps[0].adc.channel: missing (required)");
+  EXPECT_EQ(Refusal(WithSteps("  - expect: {pin: {pin: 2, value: 3}}\n")),
+            "jobs/smoke.yaml:4:35: steps[0].expect.pin.value: must be an integer from 0 to 1");
+  EXPECT_EQ(Refusal(WithSteps("  - expect: {pin: [{pin: 2, value: 1, within: 2m}]}\n")),
+            "jobs/smoke.yaml:4:47: steps[0].expect.pin[0].within: must be at most 1m");
 }
 
 TEST(JobSpecTest, SpecMessageFormatsLaterChecksTheSameWay) {

@@ -216,6 +216,37 @@ absl::Status LinkedJobBoards::StreamOutput(absl::string_view board, uint32_t pro
       });
 }
 
+absl::StatusOr<pb::MachineState> LinkedJobBoards::GetMachine(absl::string_view board, absl::Time deadline,
+                                                             const StopSignal& stop) {
+  std::shared_ptr<BoardClient> client = links_.Client(board);
+  if (client == nullptr) return Unlinked(board);
+  using Result = absl::StatusOr<pb::MachineState>;
+  return CallAndWait<Result>(absl::StrCat("board ", board, ": GetMachine"), deadline, &stop,
+                             [&](auto done) { client->GetMachine({.deadline = deadline}, std::move(done)); });
+}
+
+absl::StatusOr<pb::PinState> LinkedJobBoards::SetPin(absl::string_view board,
+                                                     const pb::SetPinRequest& request, absl::Time deadline,
+                                                     const StopSignal& stop) {
+  std::shared_ptr<BoardClient> client = links_.Client(board);
+  if (client == nullptr) return Unlinked(board);
+  using Result = absl::StatusOr<pb::PinState>;
+  return CallAndWait<Result>(absl::StrCat("board ", board, ": SetPin"), deadline, &stop, [&](auto done) {
+    client->SetPin(request, {.deadline = deadline}, std::move(done));
+  });
+}
+
+absl::StatusOr<pb::AdcState> LinkedJobBoards::SetAdc(absl::string_view board,
+                                                     const pb::SetAdcRequest& request, absl::Time deadline,
+                                                     const StopSignal& stop) {
+  std::shared_ptr<BoardClient> client = links_.Client(board);
+  if (client == nullptr) return Unlinked(board);
+  using Result = absl::StatusOr<pb::AdcState>;
+  return CallAndWait<Result>(absl::StrCat("board ", board, ": SetAdc"), deadline, &stop, [&](auto done) {
+    client->SetAdc(request, {.deadline = deadline}, std::move(done));
+  });
+}
+
 absl::StatusOr<pb::ListThreadsResponse> LinkedJobBoards::ListThreads(absl::string_view board,
                                                                      absl::Time deadline) {
   std::shared_ptr<BoardClient> client = links_.Client(board);

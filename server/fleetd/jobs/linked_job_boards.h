@@ -81,6 +81,15 @@ class LinkedJobBoards final : public JobBoards {
                             absl::Time deadline, const StopSignal& stop, OutputFn on_output) override;
   absl::Status ReadOutput(absl::string_view board, uint32_t program_id, uint64_t from_offset,
                           absl::Time deadline, const StopSignal& stop, OutputFn on_output) override;
+  absl::StatusOr<threadfleet::board::v1::MachineState> GetMachine(absl::string_view board,
+                                                                  absl::Time deadline,
+                                                                  const StopSignal& stop) override;
+  absl::StatusOr<threadfleet::board::v1::PinState> SetPin(
+      absl::string_view board, const threadfleet::board::v1::SetPinRequest& request, absl::Time deadline,
+      const StopSignal& stop) override;
+  absl::StatusOr<threadfleet::board::v1::AdcState> SetAdc(
+      absl::string_view board, const threadfleet::board::v1::SetAdcRequest& request, absl::Time deadline,
+      const StopSignal& stop) override;
   absl::StatusOr<threadfleet::board::v1::ListThreadsResponse> ListThreads(absl::string_view board,
                                                                           absl::Time deadline) override;
   absl::StatusOr<threadfleet::board::v1::KillProgramResponse> KillProgram(absl::string_view board,

@@ -131,6 +131,21 @@ class BoardClient {
   // when stuck threads could not be killed.
   virtual void Reset(CallOptions options, StatusDone done) = 0;
 
+  // The board's simulated hardware: pins, ADC channels, timers, watchdog.
+  virtual void GetMachine(CallOptions options, Done<threadfleet::board::v1::MachineState> done) = 0;
+
+  // Drives (or with request.release() releases) a pin from the lab; the
+  // pin as it is then. INVALID_ARGUMENT for a pin the board's profile lacks
+  // or a value other than 0/1; FAILED_PRECONDITION for a pin the program
+  // drives as an output.
+  virtual void SetPin(const threadfleet::board::v1::SetPinRequest& request, CallOptions options,
+                      Done<threadfleet::board::v1::PinState> done) = 0;
+
+  // Sets what an ADC channel reads; the channel as it is then.
+  // INVALID_ARGUMENT for a channel the board's profile lacks.
+  virtual void SetAdc(const threadfleet::board::v1::SetAdcRequest& request, CallOptions options,
+                      Done<threadfleet::board::v1::AdcState> done) = 0;
+
   // Streams a program's output from request.from_offset(); with
   // request.follow() until the program ends (and without a deadline unless
   // options has one). `on_chunk` and then `on_done` run as `done` does

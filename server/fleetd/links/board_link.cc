@@ -632,6 +632,30 @@ void BoardLink::Reset(CallOptions options, StatusDone done) {
       [done = std::move(done)](absl::StatusOr<pb::ResetResponse> r) { done(r.status()); });
 }
 
+void BoardLink::GetMachine(CallOptions options, Done<pb::MachineState> done) {
+  Unary<pb::GetMachineResponse>("GetMachine", pb::GetMachineRequest(), options, options_.rpc_timeout,
+                                [done = std::move(done)](absl::StatusOr<pb::GetMachineResponse> r) {
+                                  if (!r.ok()) return done(r.status());
+                                  done(std::move(*r->mutable_machine()));
+                                });
+}
+
+void BoardLink::SetPin(const pb::SetPinRequest& request, CallOptions options, Done<pb::PinState> done) {
+  Unary<pb::SetPinResponse>("SetPin", request, options, options_.rpc_timeout,
+                            [done = std::move(done)](absl::StatusOr<pb::SetPinResponse> r) {
+                              if (!r.ok()) return done(r.status());
+                              done(std::move(*r->mutable_pin()));
+                            });
+}
+
+void BoardLink::SetAdc(const pb::SetAdcRequest& request, CallOptions options, Done<pb::AdcState> done) {
+  Unary<pb::SetAdcResponse>("SetAdc", request, options, options_.rpc_timeout,
+                            [done = std::move(done)](absl::StatusOr<pb::SetAdcResponse> r) {
+                              if (!r.ok()) return done(r.status());
+                              done(std::move(*r->mutable_adc()));
+                            });
+}
+
 std::shared_ptr<OutputStream> BoardLink::StreamOutput(const pb::StreamOutputRequest& request,
                                                       CallOptions options, OutputChunkFn on_chunk,
                                                       StatusDone on_done) {

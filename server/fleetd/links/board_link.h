@@ -227,6 +227,11 @@ class BoardLink : public BoardClient {
   void Exec(std::string source, CallOptions options,
             Done<threadfleet::board::v1::ExecResponse> done) override;
   void Reset(CallOptions options, StatusDone done) override;
+  void GetMachine(CallOptions options, Done<threadfleet::board::v1::MachineState> done) override;
+  void SetPin(const threadfleet::board::v1::SetPinRequest& request, CallOptions options,
+              Done<threadfleet::board::v1::PinState> done) override;
+  void SetAdc(const threadfleet::board::v1::SetAdcRequest& request, CallOptions options,
+              Done<threadfleet::board::v1::AdcState> done) override;
   std::shared_ptr<OutputStream> StreamOutput(const threadfleet::board::v1::StreamOutputRequest& request,
                                              CallOptions options, OutputChunkFn on_chunk,
                                              StatusDone on_done) override;

@@ -1,5 +1,6 @@
 // The board page /boards/<name>: who the board is and how it is, its threads
-// and programs live, open anomalies, CPU/stack/heap charts, the output
+// and programs live, open anomalies, its simulated hardware (pins, timers,
+// watchdog), CPU/stack/heap charts, the output
 // console and, for operators, the actions. The state lives in BoardModel;
 // the parts below only render it.
 import { useEffect, useMemo } from "preact/hooks";
@@ -11,6 +12,7 @@ import { AnomalyList } from "./board/anomaly-list";
 import { Charts } from "./board/charts";
 import { OutputConsole } from "./board/output-console";
 import { ActionPanel, ActionProvider, ActionResult } from "./board/actions";
+import { MachinePanel } from "./board/machine-panel";
 import "./board/board.css";
 
 export function BoardPage({ name }: { name: string }) {
@@ -45,6 +47,10 @@ export function BoardPage({ name }: { name: string }) {
           <section class="board-panel" aria-labelledby="anomalies-title">
             <h2 id="anomalies-title">Anomalies</h2>
             <AnomalyList model={model} />
+          </section>
+          <section class="board-panel" aria-labelledby="machine-title">
+            <h2 id="machine-title">Machine</h2>
+            <MachinePanel model={model} operator={operator} />
           </section>
           {operator && <ActionPanel />}
           <section class="board-panel board-console" aria-labelledby="console-title">

@@ -34,6 +34,10 @@ export function BoardHeader({ model }: { model: BoardModel }) {
           </dd>
         </div>
         <div>
+          <dt>Profile</dt>
+          <dd data-testid="board-profile">{board?.info?.profile || "—"}</dd>
+        </div>
+        <div>
           <dt>Uptime</dt>
           <dd>{snapshot ? formatDurationUs(snapshot.uptimeUs) : "—"}</dd>
         </div>
