@@ -81,7 +81,8 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
   board_limits_t limits = {0};
   const board_profile_t *profile = board_profile_current();
   int i = 0;
-  for (; i < argc && argv[i][0] == '-'; i++) {
+  // Every option takes one value.
+  for (; i < argc && argv[i][0] == '-'; i += 2) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool ok = v != NULL;
@@ -109,7 +110,6 @@ static int parse_run(int argc, char **argv, run_options_t *o) {
       fprintf(stderr, "fleetboard run: bad or missing value for %s\n", a);
       return -1;
     }
-    i++;
   }
   if (i >= argc) {
     usage(stderr);
