@@ -222,6 +222,36 @@ static mp_uint_t machine_pin_ioctl(mp_obj_t self_in, mp_uint_t request, uintptr_
 
 static const mp_pin_p_t machine_pin_pin_p = {.ioctl = machine_pin_ioctl};
 
+// extmod/virtpin.h's reads and writes, which Signal and time_pulse_us make
+// through mp_hal_pin_read/write: here in place of extmod/virtpin.c, which
+// calls the protocol slot of whatever it is given (an int crashes it, a
+// stream's protocol is no pin's). A pin is a Pin, a pin number (as ESP32's
+// time_pulse_us takes), a Signal (it is a pin too) or an instance of a
+// PinBase subclass; anything else is TypeError.
+static bool is_subclass_of(const mp_obj_type_t *type, const mp_obj_type_t *base) {
+  return mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(type), MP_OBJ_FROM_PTR(base));
+}
+
+static mp_uint_t pin_ioctl(mp_obj_t pin, mp_uint_t request, uintptr_t arg) {
+  int errcode = 0;
+  if (mp_obj_is_int(pin)) {
+    machine_pin_obj_t numbered = {{&machine_pin_type}, pin_id(pin)};
+    return machine_pin_ioctl(MP_OBJ_FROM_PTR(&numbered), request, arg, &errcode);
+  }
+  const mp_obj_type_t *type = mp_obj_get_type(pin);
+  if (type != &machine_pin_type && !is_subclass_of(type, &machine_pinbase_type) &&
+      !is_subclass_of(type, &machine_signal_type)) {
+    mp_raise_msg_varg(&mp_type_TypeError, MP_ERROR_TEXT("expecting a Pin, Signal or PinBase, not %s"),
+                      mp_obj_get_type_str(pin));
+  }
+  const mp_pin_p_t *pin_p = MP_OBJ_TYPE_GET_SLOT(type, protocol);
+  return pin_p->ioctl(pin, request, arg, &errcode);
+}
+
+int mp_virtual_pin_read(mp_obj_t pin) { return (int)pin_ioctl(pin, MP_PIN_READ, 0); }
+
+void mp_virtual_pin_write(mp_obj_t pin, int value) { pin_ioctl(pin, MP_PIN_WRITE, (uintptr_t)value); }
+
 // Signal(4, Pin.OUT, invert=True): Signal makes the Pin with these
 // arguments (MICROPY_PY_MACHINE_PIN_MAKE_NEW), as on ESP32 and RP2.
 mp_obj_t mp_pin_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {

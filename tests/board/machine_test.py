@@ -376,6 +376,17 @@ class TimePulseTest(MachineTestCase):
         )
         self.assertEqual(output, b"-2 -1\n")
 
+    def test_something_not_a_pin_is_type_error_naming_its_type(self):
+        program, output = board.run_to_end(
+            "import io, machine\n"
+            "for call in (lambda: machine.time_pulse_us(io.BytesIO(), 1), lambda: machine.Signal(io.BytesIO()).on()):\n"
+            "    try:\n"
+            "        call()\n"
+            "    except TypeError as e:\n"
+            "        print(e)\n"
+        )
+        self.assertEqual(output, b"expecting a Pin, Signal or PinBase, not BytesIO\n" * 2)
+
     def test_a_long_wait_for_a_pulse_ends_when_the_program_is_killed(self):
         started = start(
             "import machine\n"
