@@ -1,8 +1,10 @@
 // The `machine` module of a simulated board, as MicroPython's ESP32 and RP2
 // ports shape it: Pin, Timer, WDT, ADC, reset()/soft_reset(), unique_id(),
 // freq(), idle(), lightsleep()/deepsleep(), reset_cause(),
-// disable_irq()/enable_irq(). The hardware behind it is machine_state.c's,
-// which the lab also sees and drives.
+// disable_irq()/enable_irq(), time_pulse_us(), and upstream's Signal and
+// PinBase (extmod/machine_signal.c, machine_pinbase.c) on our Pin's pin
+// protocol. The hardware behind it is machine_state.c's, which the lab also
+// sees and drives.
 //
 // Not extmod/modmachine.c: its soft_reset() is sys.exit (a port's REPL then
 // soft-resets) and its disable_irq() holds MicroPython's atomic section
@@ -15,13 +17,24 @@
 #include <errno.h>
 #include <string.h>
 
+#include "extmod/virtpin.h"
 #include "firmware/machine/machine_schedule.h"
 #include "firmware/machine/machine_state.h"
 #include "firmware/runtime/board_profile.h"
 #include "firmware/runtime/mpthreadport.h"
 #include "firmware/supervisor/supervisor.h"
+#include "py/mperrno.h"
 #include "py/mphal.h"
 #include "py/runtime.h"
+
+// Upstream's, from extmod/machine_signal.c, machine_pinbase.c and
+// machine_pulse.c. Declared here, not through extmod/modmachine.h: that
+// header declares machine_pin_type and the others extern, which this file
+// defines static.
+extern const mp_obj_type_t machine_signal_type;
+extern const mp_obj_type_t machine_pinbase_type;
+extern const mp_obj_fun_builtin_var_t machine_time_pulse_us_obj;
+mp_uint_t machine_time_pulse_us(mp_hal_pin_obj_t pin, int pulse_level, mp_uint_t timeout_us);
 
 // A handler per pin and a callback per timer slot, with the object it gets
 // as argument: roots, so the GC keeps them while the hardware may fire.
@@ -185,6 +198,67 @@ static mp_obj_t machine_pin_irq(size_t n_args, const mp_obj_t *pos_args, mp_map_
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(machine_pin_irq_obj, 1, machine_pin_irq);
 
+// The pin protocol (extmod/virtpin.h): what Signal and time_pulse_us read
+// and drive a Pin through (mp_hal_pin_read/write), as any PinBase subclass.
+static mp_uint_t machine_pin_ioctl(mp_obj_t self_in, mp_uint_t request, uintptr_t arg, int *errcode) {
+  uint32_t id = ((machine_pin_obj_t *)MP_OBJ_TO_PTR(self_in))->id;
+  switch (request) {
+    case MP_PIN_READ:
+      return mach_pin_read(id);
+    case MP_PIN_WRITE:
+      mach_pin_configure(id, -1, -1, arg != 0);
+      return 0;
+    case MP_PIN_INPUT:
+      mach_pin_configure(id, MACH_PIN_IN, -1, -1);
+      return 0;
+    case MP_PIN_OUTPUT:
+      mach_pin_configure(id, MACH_PIN_OUT, -1, -1);
+      return 0;
+    default:
+      *errcode = MP_EINVAL;
+      return (mp_uint_t)-1;
+  }
+}
+
+static const mp_pin_p_t machine_pin_pin_p = {.ioctl = machine_pin_ioctl};
+
+// extmod/virtpin.h's reads and writes, which Signal and time_pulse_us make
+// through mp_hal_pin_read/write: here in place of extmod/virtpin.c, which
+// calls the protocol slot of whatever it is given (an int crashes it, a
+// stream's protocol is no pin's). A pin is a Pin, a pin number (as ESP32's
+// time_pulse_us takes), a Signal (it is a pin too) or an instance of a
+// PinBase subclass; anything else is TypeError.
+static bool is_subclass_of(const mp_obj_type_t *type, const mp_obj_type_t *base) {
+  return mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(type), MP_OBJ_FROM_PTR(base));
+}
+
+static mp_uint_t pin_ioctl(mp_obj_t pin, mp_uint_t request, uintptr_t arg) {
+  int errcode = 0;
+  if (mp_obj_is_int(pin)) {
+    machine_pin_obj_t numbered = {{&machine_pin_type}, pin_id(pin)};
+    return machine_pin_ioctl(MP_OBJ_FROM_PTR(&numbered), request, arg, &errcode);
+  }
+  const mp_obj_type_t *type = mp_obj_get_type(pin);
+  if (type != &machine_pin_type && !is_subclass_of(type, &machine_pinbase_type) &&
+      !is_subclass_of(type, &machine_signal_type)) {
+    mp_raise_msg_varg(&mp_type_TypeError, MP_ERROR_TEXT("expecting a Pin, Signal or PinBase, not %s"),
+                      mp_obj_get_type_str(pin));
+  }
+  const mp_pin_p_t *pin_p = MP_OBJ_TYPE_GET_SLOT(type, protocol);
+  return pin_p->ioctl(pin, request, arg, &errcode);
+}
+
+int mp_virtual_pin_read(mp_obj_t pin) { return (int)pin_ioctl(pin, MP_PIN_READ, 0); }
+
+void mp_virtual_pin_write(mp_obj_t pin, int value) { pin_ioctl(pin, MP_PIN_WRITE, (uintptr_t)value); }
+
+// Signal(4, Pin.OUT, invert=True): Signal makes the Pin with these
+// arguments (MICROPY_PY_MACHINE_PIN_MAKE_NEW), as on ESP32 and RP2.
+mp_obj_t mp_pin_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw, const mp_obj_t *args) {
+  (void)type;  // Signal passes none
+  return machine_pin_make_new(&machine_pin_type, n_args, n_kw, args);
+}
+
 static const mp_rom_map_elem_t machine_pin_locals_dict_table[] = {
     {MP_ROM_QSTR(MP_QSTR_init), MP_ROM_PTR(&machine_pin_init_obj)},
     {MP_ROM_QSTR(MP_QSTR_value), MP_ROM_PTR(&machine_pin_value_obj)},
@@ -204,7 +278,35 @@ static MP_DEFINE_CONST_DICT(machine_pin_locals_dict, machine_pin_locals_dict_tab
 
 static MP_DEFINE_CONST_OBJ_TYPE(machine_pin_type, MP_QSTR_Pin, MP_TYPE_FLAG_NONE, make_new,
                                 machine_pin_make_new, print, machine_pin_print, call, machine_pin_call,
-                                locals_dict, &machine_pin_locals_dict);
+                                protocol, &machine_pin_pin_p, locals_dict, &machine_pin_locals_dict);
+
+// time_pulse_us(pin, level, timeout_us=1000000), in place of upstream's
+// busy loop (a weak function in extmod/machine_pulse.c): between reads of
+// the pin the thread sleeps PULSE_POLL_US without the GIL, so other threads
+// run, handlers that are due run, and a kill ends the wait whatever the
+// timeout. The pulse is measured to about that step plus the host's wake-up
+// latency; what the lab drives (SetPin) changes at millisecond pace anyway.
+// Returns the pulse's length in us, or -2 (the pulse never began) / -1 (it
+// did not end) within timeout_us, as upstream.
+#define PULSE_POLL_US 10
+
+// Waits until the pin reads `level` (until_level) or anything else (!until_level).
+static bool pulse_wait(mp_hal_pin_obj_t pin, int level, bool until_level, mp_uint_t start,
+                       mp_uint_t timeout_us) {
+  while ((mp_hal_pin_read(pin) == level) != until_level) {
+    if ((mp_uint_t)(mp_hal_ticks_us() - start) >= timeout_us) return false;
+    mp_hal_delay_us(PULSE_POLL_US);
+  }
+  return true;
+}
+
+mp_uint_t machine_time_pulse_us(mp_hal_pin_obj_t pin, int pulse_level, mp_uint_t timeout_us) {
+  mp_uint_t start = mp_hal_ticks_us();
+  if (!pulse_wait(pin, pulse_level, true, start, timeout_us)) return (mp_uint_t)-2;
+  start = mp_hal_ticks_us();
+  if (!pulse_wait(pin, pulse_level, false, start, timeout_us)) return (mp_uint_t)-1;
+  return mp_hal_ticks_us() - start;
+}
 
 // ---- ADC -------------------------------------------------------------------------------
 
@@ -526,6 +628,9 @@ static MP_DEFINE_CONST_FUN_OBJ_1(machine_enable_irq_obj, machine_enable_irq);
 static const mp_rom_map_elem_t machine_module_globals_table[] = {
     {MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_machine)},
     {MP_ROM_QSTR(MP_QSTR_Pin), MP_ROM_PTR(&machine_pin_type)},
+    {MP_ROM_QSTR(MP_QSTR_Signal), MP_ROM_PTR(&machine_signal_type)},
+    {MP_ROM_QSTR(MP_QSTR_PinBase), MP_ROM_PTR(&machine_pinbase_type)},
+    {MP_ROM_QSTR(MP_QSTR_time_pulse_us), MP_ROM_PTR(&machine_time_pulse_us_obj)},
     {MP_ROM_QSTR(MP_QSTR_ADC), MP_ROM_PTR(&machine_adc_type)},
     {MP_ROM_QSTR(MP_QSTR_Timer), MP_ROM_PTR(&machine_timer_type)},
     {MP_ROM_QSTR(MP_QSTR_WDT), MP_ROM_PTR(&machine_wdt_type)},

@@ -123,6 +123,14 @@ unsigned int rt_random_seed(void);
 #define MICROPY_PY_SELECT_SELECT (1)
 #define MICROPY_PY_SOCKET (0)
 #define MICROPY_PY_MACHINE (0)
+// `machine` is firmware/machine/modmachine.c; of extmod's machine parts it
+// takes Signal, PinBase and time_pulse_us, which ESP32 and RP2 boards have
+// (PinBase: Python classes as pins, as the unix port offers). Signal makes
+// a Pin from Pin's own arguments through mp_pin_make_new.
+#define MICROPY_PY_MACHINE_SIGNAL (1)
+#define MICROPY_PY_MACHINE_PIN_BASE (1)
+#define MICROPY_PY_MACHINE_PULSE (1)
+#define MICROPY_PY_MACHINE_PIN_MAKE_NEW mp_pin_make_new
 #define MICROPY_PY_NETWORK (0)
 #define MICROPY_PY_DEFLATE (1)
 #define MICROPY_PY_DEFLATE_COMPRESS (1)

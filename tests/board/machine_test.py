@@ -4,16 +4,19 @@ control channel (issue #14): a Pin IRQ handler runs when the lab drives the
 pin, an unfed WDT restarts the VM with an event and WDT_RESET as the reset
 cause, machine.reset() restarts the VM while the channel answers, Timer
 callbacks run while threads hold the GIL, disable_irq() excludes other
-threads and held-back handlers, and SetPin/SetAdc refuse what a bench could
-not do.
+threads and held-back handlers, an inverted Signal drives its pin low,
+time_pulse_us measures a pulse the lab drives, and SetPin/SetAdc refuse
+what a bench could not do.
 
 Run by tests/interop/board_fixture.py against a board with the default
 (generic) profile: pins 0-63, ADC channels 0-7, hardware timers 0-3. Each
 test leaves the board with no live threads and no pin driven. The tests
-assert outcomes, never timings: every wait is a bounded poll.
+assert outcomes, never timings: every wait is a bounded poll (the one pulse
+width is checked against the lab's own clock, with a wide margin).
 """
 
 import queue
+import re
 import threading
 import time
 import unittest
@@ -314,6 +317,90 @@ class DisableIrqTest(MachineTestCase):
             timeout_s=10,
         )
         self.assertEqual(output, b"masked 0 after True\n")
+
+
+class SignalTest(MachineTestCase):
+    def test_inverted_signal_on_drives_the_pin_low_and_off_drives_it_high(self):
+        started = start(
+            "import machine, time\n"
+            "from machine import Pin, Signal\n"
+            "Signal(Pin(4, Pin.OUT), invert=True).on()\n"
+            "Signal(5, Pin.OUT, invert=True).off()\n"  # Signal makes the Pin, as on ESP32/RP2
+            "print('set')\n"
+            "time.sleep(3600)\n",
+            "signal",
+        )
+        wait_for_output(started.program_id, b"set")
+        for pin, level in ((4, 0), (5, 1)):
+            state = pin_state(pin)
+            self.assertEqual((state.mode, state.value, state.lab_driven), (pb.PIN_MODE_OUT, level, False))
+
+
+class TimePulseTest(MachineTestCase):
+    # How long the lab holds its pulse. The board polls the pin about every
+    # 10 us but its thread may wake late on a busy host, so the width is
+    # only checked to be this pulse's (half of it at least, and no more than
+    # the lab's own span of the two SetPin calls plus a second).
+    PULSE_S = 0.4
+
+    def test_time_pulse_us_measures_the_pulse_the_lab_drives(self):
+        started = start(
+            "import machine\n"
+            "p = machine.Pin(5, machine.Pin.IN, machine.Pin.PULL_DOWN)\n"
+            "print('waiting')\n"
+            "print('width', machine.time_pulse_us(p, 1, 20000000))\n",
+            "pulse",
+        )
+        wait_for_output(started.program_id, b"waiting")
+        began = time.monotonic()
+        set_pin(5, 1)
+        time.sleep(self.PULSE_S)
+        set_pin(5, 0)
+        span_us = (time.monotonic() - began) * 1e6
+        found = poll(
+            "the measured width",
+            5,
+            lambda: re.search(rb"width (-?\d+)\n", board.output(started.program_id)),
+        )
+        width_us = int(found.group(1))
+        self.assertGreaterEqual(width_us, self.PULSE_S / 2 * 1e6)
+        self.assertLess(width_us, span_us + 1e6)
+
+    def test_pulses_that_never_begin_or_never_end_give_minus_2_and_minus_1(self):
+        set_pin(4, 1)  # held high for the whole program
+        program, output = board.run_to_end(
+            "import machine\n"
+            "low = machine.Pin(5, machine.Pin.IN, machine.Pin.PULL_DOWN)\n"
+            "high = machine.Pin(4, machine.Pin.IN)\n"
+            "print(machine.time_pulse_us(low, 1, 2000), machine.time_pulse_us(high, 1, 2000))\n"
+        )
+        self.assertEqual(output, b"-2 -1\n")
+
+    def test_something_not_a_pin_is_type_error_naming_its_type(self):
+        program, output = board.run_to_end(
+            "import io, machine\n"
+            "for call in (lambda: machine.time_pulse_us(io.BytesIO(), 1), lambda: machine.Signal(io.BytesIO()).on()):\n"
+            "    try:\n"
+            "        call()\n"
+            "    except TypeError as e:\n"
+            "        print(e)\n"
+        )
+        self.assertEqual(output, b"expecting a Pin, Signal or PinBase, not BytesIO\n" * 2)
+
+    def test_a_long_wait_for_a_pulse_ends_when_the_program_is_killed(self):
+        started = start(
+            "import machine\n"
+            "p = machine.Pin(5, machine.Pin.IN, machine.Pin.PULL_DOWN)\n"
+            "print('waiting')\n"
+            "machine.time_pulse_us(p, 1, 3600000000)\n",
+            "forever",
+        )
+        wait_for_output(started.program_id, b"waiting")
+        killed = board.stub().KillProgram(
+            pb.KillProgramRequest(program_id=started.program_id), timeout=CONTROL_DEADLINE_S
+        )
+        self.assertEqual(list(killed.unkillable_thread_ids), [])
+        self.assertEqual(killed.program.state, pb.PROGRAM_STATE_KILLED)
 
 
 if __name__ == "__main__":
