@@ -271,6 +271,44 @@ class TimerTest(MachineTestCase):
         poll("pin 5's handler gone", 5, lambda: not pin_state(5).irq)
 
 
+class ProgramInputTest(MachineTestCase):
+    def test_timers_beyond_the_slots_and_bad_periods_ids_timeouts_and_freqs_raise_naming_the_limit(self):
+        poll("no timer of an earlier test running", 5, lambda: not [t for t in get_machine().timers if t.running])
+        program, output = board.run_to_end(
+            "import machine\n"
+            "def tried(f):\n"
+            "    try:\n"
+            "        f()\n"
+            "        return 'ok'\n"
+            "    except Exception as e:\n"
+            "        return '%s: %s' % (type(e).__name__, e)\n"
+            "cb = lambda t: None\n"
+            "ts = [machine.Timer(-1, period=60000, callback=cb) for _ in range(8)]\n"
+            "print(tried(lambda: machine.Timer(-1, period=60000, callback=cb)))\n"
+            "for t in ts:\n"
+            "    t.deinit()\n"
+            "print(tried(lambda: machine.Timer(-1, freq=5000, callback=cb)))\n"
+            "print(tried(lambda: machine.Timer(-1, period=0, callback=cb)))\n"
+            "print(tried(lambda: machine.Timer(99)))\n"
+            "print(tried(lambda: machine.WDT(timeout=0)))\n"
+            "print(tried(lambda: machine.freq(2000000000)))\n"
+            "print(machine.freq())\n"
+        )
+        self.assertEqual(program.state, pb.PROGRAM_STATE_FINISHED, output)
+        self.assertEqual(
+            output.decode().splitlines(),
+            [
+                "OSError: all timers are in use",
+                "ValueError: timer period under 1 ms (freq over 1 kHz)",
+                "ValueError: Timer needs a positive period or freq",
+                "ValueError: Timer(99) doesn't exist",
+                "ValueError: WDT timeout must be 1 ms or more",
+                "ValueError: freq must be 1 MHz to 1 GHz",
+                str(get_machine().freq_hz),
+            ],
+        )
+
+
 class DisableIrqTest(MachineTestCase):
     def test_disable_irq_excludes_another_thread(self):
         # MicroPython's tests/thread/disable_irq.py, shortened.
