@@ -5,15 +5,20 @@
 //                    --cert b01.pem --key b01.key --ca ca.pem
 //                    [--profile esp32|rp2|generic]
 //                    [--heap 256k] [--max-threads 16] [--max-stack 256k]
-//                    [--flash-size 1m] [control channel limits: see serve_usage]
+//                    [--flash-size 1m] [--no-boot]
+//                    [control channel limits: see serve_usage]
 //
+// At start and after every reset the board runs /boot.py, then /main.py
+// (supervisor.h, "Boot"), unless --no-boot.
 // On SIGTERM/SIGINT: stop accepting, end connections, kill every thread,
 // sync and close the flash, exit 0.
 //
 // A Reset that cannot end a thread stuck in native code restarts the board
 // as a watchdog would: the Reset call is answered (hard = true), connections
 // are closed, the flash is synced, and the process executes itself again with
-// the same arguments (same pid; uptime, thread and program ids start again).
+// the same arguments (same pid; uptime, thread and program ids start again),
+// carrying the boot state (boot-loop guard, a safe boot asked for) in
+// BOOT_MEMORY_ENV as a board's RTC memory survives its reset.
 #define _GNU_SOURCE  // close_range
 #include <errno.h>
 #include <limits.h>
@@ -35,10 +40,14 @@
 typedef struct {
   const char *name, *listen, *flash, *cert, *key, *ca;
   size_t heap_bytes, max_threads, max_stack_bytes, flash_bytes;
+  bool no_boot;  // never run /boot.py and /main.py
   char host_ip[64];
   uint16_t port;
   rpc_server_config_t channel;  // the control channel's limits
 } serve_options_t;
+
+// What a hard reset hands to the restarted board (sup_boot_memory_save).
+#define BOOT_MEMORY_ENV "FLEETBOARD_BOOT_MEMORY"
 
 static volatile int stop_requested;
 
@@ -122,7 +131,7 @@ static void serve_usage(FILE *out) {
           "                        --cert BOARD.pem --key BOARD.key --ca CA.pem\n"
           "                        [--profile esp32|rp2|generic]\n"
           "                        [--heap N[k|m]] [--max-threads N] [--max-stack N[k|m]]\n"
-          "                        [--flash-size N[k|m]]\n"
+          "                        [--flash-size N[k|m]] [--no-boot]\n"
           "                        [--max-connections N] [--handshake-timeout-ms MS]\n"
           "                        [--idle-timeout-ms MS] [--keepalive-ms MS]\n"
           "                        [--send-timeout-ms MS] [--channel-budget N[k|m]]\n"
@@ -133,6 +142,9 @@ static void serve_usage(FILE *out) {
           "identity, and the defaults of --heap, --max-threads and --max-stack.\n"
           "--max-stack caps a thread's stack (_thread.stack_size; default 256k, 64k..16m):\n"
           "the board commits at most max-threads x max-stack bytes of stack.\n"
+          "At each start and reset the board boots as a real one does: it runs /boot.py,\n"
+          "then /main.py, as programs (a boot loop stops after 5 boots in 10 s until the\n"
+          "lab resets the board); --no-boot runs neither.\n"
           "A Reset that cannot end a thread stuck in native code restarts the board: the\n"
           "process executes itself again with the same arguments (same pid; flash kept).\n"
           "\n"
@@ -153,8 +165,15 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
   *o = (serve_options_t){.flash_bytes = LFSDEV_DEFAULT_BYTES, .channel = rpc_server_default_config()};
   board_limits_t limits = {0};
   const board_profile_t *profile = board_profile_current();
-  for (int i = 0; i < argc; i += 2) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+  for (int i = 0; i < argc;) {
+    const char *a = argv[i];
+    if (strcmp(a, "--no-boot") == 0) {  // the one option without a value
+      o->no_boot = true;
+      i += 1;
+      continue;
+    }
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    i += 2;
     bool ok = v != NULL;
     if (strcmp(a, "--name") == 0)
       o->name = v;
@@ -235,6 +254,8 @@ static int parse_serve(int argc, char **argv, serve_options_t *o) {
 // instruction, with its flash as synced. On an MCU this is the watchdog
 // reset. Returns only if the restart failed.
 static void restart_board(char **process_argv) {
+  char memory[SUP_BOOT_MEMORY_MAX];
+  if (sup_boot_memory_save(memory, sizeof(memory))) setenv(BOOT_MEMORY_ENV, memory, 1);
   lfsdev_close();
   fflush(stdout);
   // Nothing but stdio survives into the new board: libslirp opens its host
@@ -267,6 +288,7 @@ int board_serve(int argc, char **argv, char **process_argv) {
   config.max_threads = o.max_threads;
   config.max_stack_bytes = o.max_stack_bytes;
   config.on_vm_start = board_mount_flash;
+  config.boot_scripts = !o.no_boot;
   int stack_marker;
   if (!sup_init(&config, &stack_marker)) {
     lfsdev_close();
@@ -294,6 +316,9 @@ int board_serve(int argc, char **argv, char **process_argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "fleetboard: serving %s on %s:%u\n", o.name, o.host_ip, o.port);
+    // Only the board this one restarted from leaves its boot memory.
+    sup_boot_memory_restore(getenv(BOOT_MEMORY_ENV));
+    unsetenv(BOOT_MEMORY_ENV);
     bool hard_reset = sup_host_serve(&stop_requested) == SUP_HOST_HARD_RESET;  // until SIGTERM
     if (hard_reset) {
       char why[160];

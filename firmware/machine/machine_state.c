@@ -202,7 +202,7 @@ static void watch_dog(int64_t now, int64_t *next_ns) {
   snprintf(pending_by, sizeof(pending_by), "watchdog not fed for %lld ms (timeout %u ms): the VM restarted",
            (long long)((now - wdt.fed_ns) / 1000000), wdt.timeout_ms);
   if (sup_resets_served()) {
-    sup_reset_begin();
+    sup_reset_begin(false);
   } else {
     // `fleetboard run` has no VM to restart for: the program ends instead.
     sup_program_kill(wdt.program_id, -1);
@@ -558,7 +558,7 @@ bool mach_request_reset(mach_reset_cause_t cause, const char *by) {
   pending_cause = cause;
   snprintf(pending_by, sizeof(pending_by), "%s", by);
   pthread_mutex_unlock(&mu);
-  sup_reset_begin();
+  sup_reset_begin(false);
   return true;
 }
 

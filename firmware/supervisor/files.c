@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "extmod/vfs.h"
@@ -380,6 +381,32 @@ int sup_file_remove_partials(size_t *removed, uint64_t *removed_bytes) {
 }
 
 // ---- Scripts ---------------------------------------------------------------------------
+
+int sup_file_load_script(const char *path, char **source, size_t *len) {
+  bool is_dir = false;
+  uint64_t size = 0;
+  int rc = sup_file_stat(path, &is_dir, &size);
+  if (rc != 0) return rc;
+  if (is_dir) return -EISDIR;
+  if (size > SUP_SCRIPT_MAX) return -EFBIG;
+  char *buf = malloc((size_t)size + 1);
+  if (!buf) return -ENOMEM;
+  size_t got = 0;
+  while (got < size) {
+    size_t n = 0;
+    rc = sup_file_read(path, got, buf + got, (size_t)size - got, &n);
+    if (rc != 0 || n == 0) break;
+    got += n;
+  }
+  if (rc != 0) {
+    free(buf);
+    return rc;
+  }
+  buf[got] = '\0';
+  *source = buf;
+  *len = got;
+  return 0;
+}
 
 typedef struct {
   const char *name, *source;

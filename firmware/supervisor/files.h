@@ -87,6 +87,16 @@ int sup_file_remove_partials(size_t *removed, uint64_t *removed_bytes);
 
 // ---- Scripts
 
+// Largest script the board loads from flash to run (StartProgram's path,
+// /boot.py, /main.py): it is copied to the heap twice, once by the loader and
+// once by the supervisor.
+#define SUP_SCRIPT_MAX (64 * 1024)
+
+// Reads a whole script into a malloc'd, NUL-terminated buffer (*source; the
+// caller frees it) of *len bytes. Returns 0, -ENOENT, -EISDIR, -EFBIG (over
+// SUP_SCRIPT_MAX), -ENOMEM or a flash error as above.
+int sup_file_load_script(const char *path, char **source, size_t *len);
+
 // Compiles a script (a file's content, or source sent inline) without running
 // it. `name` is the file name tracebacks show. Returns 0; -EINVAL with
 // "SyntaxError: ... (name, line N)" in message when it does not compile;

@@ -107,6 +107,22 @@ void sup_kill_request(sup_thread_t *t, int64_t grace_ms);
 // REQUIRES: GIL held, sched lock not held.
 void sup_heap_figures_publish(void);
 
+// Soft reset (sup_reset); *by_lab tells whether a Reset call asked for it
+// rather than a program (machine.reset(), its watchdog). REQUIRES: the VM
+// host thread.
+int sup_reset_vm(bool *by_lab);
+
+// boot.c (the VM host thread only, sched lock not held)
+// Boots the fresh VM: starts /boot.py, or /main.py when there is none; by_lab
+// clears the boot-loop guard.
+void sup_boot_begin(bool by_lab);
+// True while boot.py runs and main.py waits for it; sup_boot_advance then
+// starts main.py once boot.py has ended.
+bool sup_boot_pending(void);
+void sup_boot_advance(void);
+// Asks the next boot to be a safe one. REQUIRES: sched lock.
+void sup_boot_ask_safe(void);
+
 // program.c
 sup_program_t *sup_program_rec(uint32_t id);
 void sup_program_thread_started(uint32_t program_id, uint32_t thread_id);

@@ -307,7 +307,9 @@ int sup_deinit(void) {
   return 0;
 }
 
-int sup_reset(void) {
+int sup_reset(void) { return sup_reset_vm(NULL); }
+
+int sup_reset_vm(bool *by_lab) {
   int survivors = kill_all_and_wait();
   if (survivors > 0) {
     rt_sched_lock();
@@ -320,6 +322,7 @@ int sup_reset(void) {
   // call did (`by` empty): the event says which.
   char by[96];
   mach_reset_cause_t cause = mach_vm_stopping(by, sizeof(by));
+  if (by_lab) *by_lab = !by[0];
   vm_stop();
   sup_locks_forget();
   rt_sched_lock();

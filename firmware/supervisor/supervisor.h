@@ -86,6 +86,11 @@ typedef struct {
   // VM: mount flash and the like. May be NULL.
   void (*on_vm_start)(void *ctx);
   void *on_vm_start_ctx;
+  // Boot as a board does (`fleetboard serve`): at every VM start that
+  // sup_host_serve sees (its first, and after each reset), start /boot.py,
+  // then /main.py once boot.py has ended, each as a program named after its
+  // file (see "Boot" below).
+  bool boot_scripts;
 } sup_config_t;
 
 sup_config_t sup_default_config(void);
@@ -147,12 +152,39 @@ int sup_reset_request(int64_t timeout_ms);
 // The same without waiting: sup_reset_begin asks for a reset and returns a
 // ticket; sup_reset_finished tells whether that reset is done, with
 // sup_reset's result (> 0: the board restarts once this was told).
-uint64_t sup_reset_begin(void);
+// safe_boot: the fresh VM skips /boot.py and /main.py this once (a board's
+// safe-boot button; carried through a hard reset).
+uint64_t sup_reset_begin(bool safe_boot);
 bool sup_reset_finished(uint64_t ticket, int *result);
 // Whether a VM host thread serves resets (is in sup_host_serve): `fleetboard
 // serve` does, `fleetboard run` does not, so a program's machine.reset()
 // there ends the program instead.
 bool sup_resets_served(void);
+
+// ---- Boot ----------------------------------------------------------------------
+//
+// With sup_config_t.boot_scripts, the VM host thread (in sup_host_serve) boots
+// the board at every VM start, as MicroPython's ports do after a reset: it
+// starts /boot.py, and /main.py once boot.py has ended (or at once when there
+// is none), each as a program ("boot.py", "main.py") the lab sees and can
+// kill. It never waits for them, so resets stay served. Each boot raises
+// SUP_EVENT_BOOT saying what started or why nothing did.
+//
+// A boot loop (a main.py that resets the board at once) is cut short: a boot
+// within SUP_BOOT_LOOP_WINDOW_MS of the SUP_BOOT_LOOP_BOOTS-th boot before it
+// runs neither script, until a reset the lab asks for (sup_reset_begin).
+#define SUP_BOOT_LOOP_BOOTS 5
+#define SUP_BOOT_LOOP_WINDOW_MS 10000
+// What a hard reset (the process restarting itself) keeps of the boot state,
+// as a board's RTC memory survives its reset: the recent boot times of the
+// loop guard and a safe boot asked for. sup_boot_memory_save writes it as a
+// short text (at most SUP_BOOT_MEMORY_MAX bytes with its NUL; returns false if
+// cap is smaller); sup_boot_memory_restore takes it back before
+// sup_host_serve (NULL or malformed text: nothing restored, false).
+// REQUIRES: called on the VM host thread.
+#define SUP_BOOT_MEMORY_MAX 160
+bool sup_boot_memory_save(char *out, size_t cap);
+bool sup_boot_memory_restore(const char *text);
 
 // ---- Programs ----------------------------------------------------------------
 
@@ -250,6 +282,9 @@ typedef enum {
   // called machine.reset()/soft_reset()/deepsleep() (firmware/machine/).
   SUP_EVENT_WATCHDOG_RESET,
   SUP_EVENT_MACHINE_RESET,
+  // The board booted: /boot.py or /main.py started (program_id), or neither
+  // ran (a safe boot, a boot loop, a script that could not be loaded).
+  SUP_EVENT_BOOT,
 } sup_event_kind_t;
 
 typedef struct {

@@ -149,12 +149,19 @@ bool sup_resets_served(void) {
 
 int sup_host_serve(volatile int *stop) {
   rt_sched_lock();
-  resets_served = true;
+  resets_served = true;  // before main.py starts: its machine.reset() is served
+  rt_sched_unlock();
+  sup_boot_begin(false);
+  rt_sched_lock();
   while (!*stop) {
     if (reset_asked > reset_done) {
       uint64_t ticket = reset_asked;
       rt_sched_unlock();
-      int result = sup_reset();
+      bool by_lab = false;
+      int result = sup_reset_vm(&by_lab);
+      // The answer to a Reset call comes once the board has booted: the
+      // caller's next call sees main.py (or boot.py) running.
+      if (result == 0) sup_boot_begin(by_lab);
       rt_sched_lock();
       reset_result = result;
       reset_done = ticket;
@@ -168,14 +175,20 @@ int sup_host_serve(volatile int *stop) {
       return SUP_HOST_HARD_RESET;
     }
     rt_sched_wait_until(&sup.changed, rt_now_ns() + 100 * 1000000);
+    if (sup_boot_pending()) {
+      rt_sched_unlock();
+      sup_boot_advance();
+      rt_sched_lock();
+    }
   }
   resets_served = false;
   rt_sched_unlock();
   return 0;
 }
 
-uint64_t sup_reset_begin(void) {
+uint64_t sup_reset_begin(bool safe_boot) {
   rt_sched_lock();
+  if (safe_boot) sup_boot_ask_safe();
   uint64_t ticket = ++reset_asked;
   pthread_cond_broadcast(&sup.changed);
   rt_sched_unlock();
@@ -200,7 +213,7 @@ bool sup_reset_finished(uint64_t ticket, int *result) {
 
 int sup_reset_request(int64_t timeout_ms) {
   int64_t deadline = rt_now_ns() + timeout_ms * 1000000;
-  uint64_t ticket = sup_reset_begin();
+  uint64_t ticket = sup_reset_begin(false);
   int rc = -ETIMEDOUT;
   rt_sched_lock();
   while (!reset_collect(ticket, &rc) && rt_now_ns() < deadline) rt_sched_wait_until(&sup.changed, deadline);

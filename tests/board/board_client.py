@@ -4,6 +4,8 @@ tests/interop/board_fixture.py started, and the few waits every test needs.
     board = BoardUnderTest.from_env()       # BOARD_ADDR, BOARD_CA, CLIENT_CERT, CLIENT_KEY, BOARD_NAME
     stub = board.stub()                     # a BoardControl stub over mutual TLS
     board.reset()                           # Reset, then wait until the VM is back
+    with Events(board) as events:           # the board's events from now on
+        events.wait_for(pb.EVENT_KIND_BOOT)
 
 Runs with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf) and the
 stubs of target board_proto_python on PYTHONPATH.
@@ -168,6 +170,44 @@ class BoardUnderTest:
             stream.cancel()
             reader.join(5)
 
+    def wait_for_restart(self, uptime_before_us, timeout_s=20):
+        """Waits until the board answers again after a hard reset (its uptime began again); returns its info.
+
+        The default timeout covers the process start, TLS set-up and
+        python-grpcio's reconnect backoff (1 s, then 1.6 s, ...).
+        """
+
+        def restarted():
+            # The test's one channel, kept across the restart as any client
+            # keeps it. wait_for_ready: the call waits for the channel and so
+            # drives its reconnect; a call failing fast meanwhile sees the board
+            # only once gRPC's backup poller got the new connection through its
+            # handshake, up to ~15 s later (reconnect_test.py).
+            try:
+                info = self.stub().GetInfo(pb.GetInfoRequest(), timeout=CONTROL_DEADLINE_S, wait_for_ready=True).info
+            except grpc.RpcError:
+                return None
+            return info if info.uptime_us < uptime_before_us else None
+
+        return poll("the board back after its hard reset", timeout_s, restarted, interval_s=0.1)
+
+    def write_file(self, path, data):
+        """Writes a whole file (replacing it) through WriteFile."""
+
+        def requests():
+            yield pb.WriteFileRequest(header=pb.WriteFileHeader(path=path))
+            yield pb.WriteFileRequest(data=data)
+
+        self.stub().WriteFile(requests(), timeout=CONTROL_DEADLINE_S)
+
+    def delete_file(self, path):
+        """Deletes a file; one that is not there is fine."""
+        try:
+            self.stub().DeleteFile(pb.DeleteFileRequest(path=path), timeout=CONTROL_DEADLINE_S)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+
     def run_to_end(self, source, timeout_s=5):
         """Starts source as a program and waits until it ended; returns (ProgramInfo, output)."""
         started = self.stub().StartProgram(pb.StartProgramRequest(source=source), timeout=CONTROL_DEADLINE_S)
@@ -178,3 +218,46 @@ class BoardUnderTest:
 
         program = poll(f"program {started.program_id} ended", timeout_s, ended)
         return program, self.output(started.program_id)
+
+
+class Events:
+    """The board's events from now on, read from a WatchHealth stream in the background."""
+
+    def __init__(self, board):
+        self.board = board
+
+    def __enter__(self):
+        self.stream = self.board.stub().WatchHealth(pb.WatchHealthRequest(period_ms=100), timeout=30)
+        self.updates = queue.Queue()
+        self.reader = threading.Thread(target=self.pump, daemon=True)
+        self.reader.start()
+        first = self.updates.get(timeout=CONTROL_DEADLINE_S)  # the stream is open: later events reach it
+        assert first is not None and first.HasField("snapshot"), f"WatchHealth began with {first}"
+        return self
+
+    def pump(self):
+        try:
+            for u in self.stream:
+                self.updates.put(u)
+        except grpc.RpcError:
+            pass
+        self.updates.put(None)
+
+    def wait_for(self, kind, timeout_s=10, while_waiting=None, match=None):
+        """The first event of `kind` (that match(event) accepts, if given); calls while_waiting() between updates."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if while_waiting:
+                while_waiting()
+            try:
+                u = self.updates.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            assert u is not None, "WatchHealth ended"
+            if u.HasField("event") and u.event.kind == kind and (match is None or match(u.event)):
+                return u.event
+        raise AssertionError(f"no {pb.EventKind.Name(kind)} event within {timeout_s} s")
+
+    def __exit__(self, *exc):
+        self.stream.cancel()
+        self.reader.join(5)

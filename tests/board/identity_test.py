@@ -17,7 +17,6 @@ import tempfile
 import unittest
 from pathlib import Path
 
-import grpc
 from board_client import CONTROL_DEADLINE_S, BoardUnderTest, poll
 from threadfleet.board.v1 import board_pb2 as pb
 
@@ -25,8 +24,6 @@ ESP32_HEAP_BYTES = 110 * 1024  # firmware/runtime/board_profile.c
 ESP32_MAX_THREADS = 16
 ESP32_MAX_STACK_BYTES = 256 * 1024
 NATIVE_BUSY_US = 250 * 1000  # SUP_NATIVE_BUSY_MS
-# The board restarting after a hard reset (see vm_test.py).
-RESTART_TIMEOUT_S = 20
 
 # Machine code has no branch where the VM could raise a kill in the thread.
 NATIVE_SPIN = """\
@@ -107,14 +104,7 @@ class NativeLoopTest(unittest.TestCase):
         uptime_us = board.get_info().uptime_us
         self.assertTrue(board.stub().Reset(pb.ResetRequest(), timeout=5).hard)
 
-        def restarted():
-            try:
-                info = board.stub().GetInfo(pb.GetInfoRequest(), timeout=CONTROL_DEADLINE_S, wait_for_ready=True).info
-            except grpc.RpcError:
-                return None
-            return info if info.uptime_us < uptime_us else None
-
-        info = poll("the board back after its hard reset", RESTART_TIMEOUT_S, restarted, interval_s=0.1)
+        info = board.wait_for_restart(uptime_us)
         self.assertEqual(info.profile, "esp32", "the restarted board is still an ESP32")
         self.assertEqual(board.live_threads(), [])
 

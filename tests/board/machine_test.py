@@ -15,14 +15,12 @@ assert outcomes, never timings: every wait is a bounded poll (the one pulse
 width is checked against the lab's own clock, with a wide margin).
 """
 
-import queue
 import re
-import threading
 import time
 import unittest
 
 import grpc
-from board_client import CONTROL_DEADLINE_S, BoardUnderTest, poll
+from board_client import CONTROL_DEADLINE_S, BoardUnderTest, Events, poll
 from threadfleet.board.v1 import board_pb2 as pb
 
 board = BoardUnderTest.from_env()
@@ -52,46 +50,6 @@ def pin_state(pin):
 
 def wait_for_output(program_id, text, timeout_s=5):
     return poll(f"{text!r} in program {program_id}'s output", timeout_s, lambda: text in board.output(program_id))
-
-
-class Events:
-    """The board's events from now on, read from a WatchHealth stream in the background."""
-
-    def __enter__(self):
-        self.stream = board.stub().WatchHealth(pb.WatchHealthRequest(period_ms=100), timeout=30)
-        self.updates = queue.Queue()
-        self.reader = threading.Thread(target=self.pump, daemon=True)
-        self.reader.start()
-        first = self.updates.get(timeout=CONTROL_DEADLINE_S)  # the stream is open: later events reach it
-        assert first is not None and first.HasField("snapshot"), f"WatchHealth began with {first}"
-        return self
-
-    def pump(self):
-        try:
-            for u in self.stream:
-                self.updates.put(u)
-        except grpc.RpcError:
-            pass
-        self.updates.put(None)
-
-    def wait_for(self, kind, timeout_s=RESTART_TIMEOUT_S, while_waiting=None):
-        """The first event of `kind`; calls while_waiting() between updates."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if while_waiting:
-                while_waiting()
-            try:
-                u = self.updates.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            assert u is not None, "WatchHealth ended"
-            if u.HasField("event") and u.event.kind == kind:
-                return u.event
-        raise AssertionError(f"no {pb.EventKind.Name(kind)} event within {timeout_s} s")
-
-    def __exit__(self, *exc):
-        self.stream.cancel()
-        self.reader.join(5)
 
 
 class MachineTestCase(unittest.TestCase):
@@ -184,7 +142,7 @@ class AdcTest(MachineTestCase):
 
 class ResetTest(MachineTestCase):
     def test_unfed_watchdog_restarts_the_vm_with_an_event_and_wdt_reset_as_the_cause(self):
-        with Events() as events:
+        with Events(board) as events:
             started = start("import machine, time\nmachine.WDT(timeout=300)\nprint('armed')\ntime.sleep(3600)\n", "wdt")
             event = events.wait_for(pb.EVENT_KIND_WATCHDOG_RESET)
         self.assertIn("watchdog not fed", event.message)
@@ -210,7 +168,7 @@ class ResetTest(MachineTestCase):
         def list_threads():
             answers.append(board.stub().ListThreads(pb.ListThreadsRequest(), timeout=CONTROL_DEADLINE_S))
 
-        with Events() as events:
+        with Events(board) as events:
             started = start("import machine, time\nprint('resetting')\nmachine.reset()\nprint('not reached')\n", "r")
             event = events.wait_for(pb.EVENT_KIND_MACHINE_RESET, while_waiting=list_threads)
         self.assertIn("machine.reset()", event.message)
@@ -227,7 +185,7 @@ class ResetTest(MachineTestCase):
             ("machine.deepsleep(100)", "machine.deepsleep()", pb.RESET_CAUSE_DEEPSLEEP),
         ):
             with self.subTest(call=call):
-                with Events() as events:
+                with Events(board) as events:
                     start(f"import machine\n{call}\n", "sleeper")
                     event = events.wait_for(pb.EVENT_KIND_MACHINE_RESET)
                 self.assertIn(message, event.message)

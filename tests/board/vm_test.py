@@ -32,9 +32,6 @@ re.match("(a|aa)*c", "a" * 46)
 print("matched")
 """
 NATIVE_BUSY_US = 250 * 1000  # SUP_NATIVE_BUSY_MS
-# The board restarting after a hard reset: process start, TLS set-up, and
-# python-grpcio's reconnect backoff (1 s, then 1.6 s, ...).
-RESTART_TIMEOUT_S = 20
 
 STUBBORN_SLEEPER = """\
 import time
@@ -55,24 +52,6 @@ def start(source, name):
 class BoardTestCase(unittest.TestCase):
     def tearDown(self):
         board.reset()
-
-
-def wait_for_restart(uptime_before_us):
-    """Waits until a restarted board answers (its uptime began again); returns its info."""
-
-    def restarted():
-        # The test's one channel, kept across the restart as any client
-        # keeps it. wait_for_ready: the call waits for the channel and so
-        # drives its reconnect; a call failing fast meanwhile sees the board
-        # only once gRPC's backup poller got the new connection through its
-        # handshake, up to ~15 s later (reconnect_test.py).
-        try:
-            info = board.stub().GetInfo(pb.GetInfoRequest(), timeout=CONTROL_DEADLINE_S, wait_for_ready=True).info
-        except grpc.RpcError:
-            return None
-        return info if info.uptime_us < uptime_before_us else None
-
-    return poll("the board back after its hard reset", RESTART_TIMEOUT_S, restarted, interval_s=0.1)
 
 
 class StackLimitTest(BoardTestCase):
@@ -215,7 +194,7 @@ class NativeCodeTest(unittest.TestCase):
         # Only a hard reset ends the match.
         uptime_us = board.get_info().uptime_us
         self.assertTrue(board.stub().Reset(pb.ResetRequest(), timeout=5).hard)
-        wait_for_restart(uptime_us)
+        board.wait_for_restart(uptime_us)
 
     def thread(self, snapshot):
         return next(t for t in snapshot.threads if t.id == self.thread_id)
@@ -278,7 +257,7 @@ class HardResetTest(unittest.TestCase):
 
         asked = time.monotonic()
         self.assertTrue(board.stub().Reset(pb.ResetRequest(), timeout=5).hard)
-        info = wait_for_restart(uptime_us)
+        info = board.wait_for_restart(uptime_us)
         print(f"hard reset: Reset to the board answering again {time.monotonic() - asked:.2f} s", flush=True)
 
         self.assertEqual(info.name, board.name)

@@ -15,7 +15,8 @@ _Static_assert((int)SUP_EVENT_THREAD_STARTED == threadfleet_board_v1_EventKind_E
                    (int)SUP_EVENT_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_RESET &&
                    (int)SUP_EVENT_WATCHDOG_RESET ==
                        threadfleet_board_v1_EventKind_EVENT_KIND_WATCHDOG_RESET &&
-                   (int)SUP_EVENT_MACHINE_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_MACHINE_RESET,
+                   (int)SUP_EVENT_MACHINE_RESET == threadfleet_board_v1_EventKind_EVENT_KIND_MACHINE_RESET &&
+                   (int)SUP_EVENT_BOOT == threadfleet_board_v1_EventKind_EVENT_KIND_BOOT,
                "event kinds");
 
 // Copies text into a fixed field, cut to fit (the field's limit is board.options').
@@ -85,7 +86,7 @@ void board_pb_event(const sup_event_t *in, BOARD_PB(Event) * out) {
   out->kind = (BOARD_PB(EventKind))in->kind;
   bool names_thread = in->kind != SUP_EVENT_DEADLOCK && in->kind != SUP_EVENT_PROGRAM_ENDED &&
                       in->kind != SUP_EVENT_RESET && in->kind != SUP_EVENT_WATCHDOG_RESET &&
-                      in->kind != SUP_EVENT_MACHINE_RESET;
+                      in->kind != SUP_EVENT_MACHINE_RESET && in->kind != SUP_EVENT_BOOT;
   out->thread_id = names_thread ? in->thread_id : 0;
   out->program_id = in->program_id;
   COPY_TEXT(out->message, in->message);

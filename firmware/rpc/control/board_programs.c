@@ -11,9 +11,6 @@
 #include "firmware/rpc/control/board_internal.h"
 #include "firmware/rpc/control/board_literal.h"
 
-// Largest script StartProgram loads from flash (it is copied to the heap
-// twice: once here, once by the supervisor).
-#define BOARD_SCRIPT_MAX (64 * 1024)
 // How long StartThread waits for the module import to tell NOT_FOUND.
 #define START_THREAD_IMPORT_WAIT_MS 2000
 // Exec's deadline when the call has none.
@@ -31,34 +28,6 @@
 #define KILL_FAST_POLL_MS 20
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-// Reads a script from flash into a malloc'd buffer. Returns 0, -ENOENT,
-// -EISDIR, -EFBIG (over BOARD_SCRIPT_MAX), -ENOMEM or a flash error.
-static int script_load(const char *path, char **source, size_t *len) {
-  bool is_dir = false;
-  uint64_t size = 0;
-  int rc = sup_file_stat(path, &is_dir, &size);
-  if (rc != 0) return rc;
-  if (is_dir) return -EISDIR;
-  if (size > BOARD_SCRIPT_MAX) return -EFBIG;
-  char *buf = malloc((size_t)size + 1);
-  if (!buf) return -ENOMEM;
-  size_t got = 0;
-  while (got < size) {
-    size_t n = 0;
-    rc = sup_file_read(path, got, buf + got, (size_t)size - got, &n);
-    if (rc != 0 || n == 0) break;
-    got += n;
-  }
-  if (rc != 0) {
-    free(buf);
-    return rc;
-  }
-  buf[got] = '\0';
-  *source = buf;
-  *len = got;
-  return 0;
-}
 
 static const char *base_name(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -117,14 +86,14 @@ static void start_program(rpc_call_t *call, board_scratch_t *s) {
       board_finish(call, RPC_STATUS_INVALID_ARGUMENT, "%s", why);
       return;
     }
-    int rc = script_load(path, &loaded, &len);
+    int rc = sup_file_load_script(path, &loaded, &len);
     if (rc == -ENOENT || rc == -EISDIR) {
       board_finish(call, RPC_STATUS_NOT_FOUND, "script %s not found", path);
       return;
     }
     if (rc == -EFBIG) {
       board_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "script %s is larger than the board's %d-byte limit",
-                   path, BOARD_SCRIPT_MAX);
+                   path, SUP_SCRIPT_MAX);
       return;
     }
     if (rc != 0) {

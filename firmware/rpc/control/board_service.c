@@ -169,7 +169,7 @@ static void get_info(rpc_call_t *call, const uint8_t *msg, size_t len) {
 static void reset(rpc_call_t *call, const uint8_t *msg, size_t len) {
   BOARD_PB(ResetRequest) req;
   if (!board_decode(call, msg, len, BOARD_PB(ResetRequest_fields), &req)) return;
-  rpc_call_set_user(call, (void *)(uintptr_t)sup_reset_begin());
+  rpc_call_set_user(call, (void *)(uintptr_t)sup_reset_begin(req.safe_boot));
   rpc_call_poll_in(call, 5);
 }
 
