@@ -12,7 +12,7 @@ endif()
 option(THREADFLEET_FUZZ "Build libFuzzer fuzzers (needs clang)" OFF)
 # How long each fuzzer's ctest run lasts: short in CI (tests/run), longer on
 # demand, e.g. -DTHREADFLEET_FUZZ_SECONDS=3600.
-set(THREADFLEET_FUZZ_SECONDS 30 CACHE STRING "Seconds each fuzzer runs under ctest")
+set(THREADFLEET_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzzer runs under ctest")
 math(EXPR THREADFLEET_FUZZ_TIMEOUT "${THREADFLEET_FUZZ_SECONDS} + 120")
 if(THREADFLEET_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
