@@ -1044,7 +1044,8 @@ TEST_F(FleetServiceTest, AResetEndsTheBoardsProgramsShownRightAfterAndLeavesTheO
   ASSERT_EQ(on_b02.results_size(), 1);
   const uint32_t program = on_b01.results(0).program_id();
   const uint32_t other = on_b02.results(0).main_thread_id();
-  ASSERT_TRUE(PollUntil(5s, [&] { return ThreadsOf(AllThreads("b01"), program).size() == 2; }));
+  ASSERT_TRUE(PollUntil(
+      5s, [&] { return ThreadsOf(AllThreads("b01"), program).size() == 2 && LiveThread("b02", other); }));
 
   fleet::ResetBoardRequest reset;
   reset.set_board("b01");
