@@ -10,7 +10,7 @@
 //   program_commands.cc  push, run
 //   file_commands.cc     ls, rm
 //   thread_commands.cc   threads, kill, start
-//   machine_commands.cc  machine, pin, adc
+//   machine_commands.cc  machine, pin, adc, reset
 //   monitor_commands.cc  logs, health, events
 //   admin_commands.cc    token create|ls|revoke, audit, whoami
 //   job_commands.cc      job apply|ls|run|runs|show|logs|cancel|rm|junit|report

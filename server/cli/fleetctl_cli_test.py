@@ -84,6 +84,12 @@ class FleetctlCliTest(unittest.TestCase):
         self.assertUsageError(self.fleetctl("adc", "b01", "ch0"), "CHANNEL 'ch0' is not a number")
         self.assertUsageError(self.fleetctl("machine"), "BOARD is required")
 
+    def test_reset_is_listed_and_its_words_are_checked_before_any_call(self):
+        self.assertIn("reset", self.fleetctl("--help").stdout)
+        self.assertIn("--safe", self.fleetctl("reset", "--help").stdout)
+        self.assertUsageError(self.fleetctl("reset"), "BOARD is required")
+        self.assertUsageError(self.fleetctl("reset", "b01", "b02"), "b02")
+
     def test_follow_needs_exactly_one_board(self):
         script = self.write("app.py", "print('hi')\n")
         self.assertUsageError(self.fleetctl("run", "-l", "lab=a", script, "--follow"),

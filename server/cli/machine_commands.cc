@@ -1,6 +1,6 @@
-// fleetctl machine, pin and adc: a board's simulated hardware, read and
-// driven from the lab as wires on a bench would (BoardControl GetMachine,
-// SetPin, SetAdc through fleetd).
+// fleetctl machine, pin, adc and reset: a board's simulated hardware, read
+// and driven from the lab as wires on a bench would (BoardControl GetMachine,
+// SetPin, SetAdc through fleetd), and its reset button (Fleet.ResetBoard).
 
 #include <memory>
 #include <optional>
@@ -115,6 +115,27 @@ int SetAdc(Session& session, const fleet::v1::SetAdcRequest& request) {
   return kExitOk;
 }
 
+// What a reset did, in one line: the user pushed a new main.py or driver
+// and wants to know whether it runs now.
+std::string ResetText(const std::string& board, bool safe_boot, bool hard) {
+  if (hard) return absl::StrCat(board, ": hard reset (threads stuck in native code; the board restarted)");
+  return absl::StrCat(board, safe_boot ? ": reset (safe boot: /boot.py and /main.py skipped)"
+                                       : ": reset (fresh VM; /boot.py and /main.py run again)");
+}
+
+int ResetBoard(Session& session, const fleet::v1::ResetBoardRequest& request) {
+  fleet::v1::ResetBoardResponse response;
+  auto context = session.client().NewContext();
+  grpc::Status status = session.client().stub().ResetBoard(context.get(), request, &response);
+  if (!status.ok()) return session.Fail(status);
+  if (session.json()) {
+    session.PrintJson(response, JsonLayout::kPretty);
+  } else {
+    session.out() << ResetText(request.board(), request.safe_boot(), response.hard()) << std::endl;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddMachineCommands(CLI::App& app, Action& action) {
@@ -190,6 +211,21 @@ void AddMachineCommands(CLI::App& app, Action& action) {
       request.set_channel(static_cast<uint32_t>(channel));
       request.set_value_u16(static_cast<uint32_t>(value));
       action = [request](Session& session) { return SetAdc(session, request); };
+    });
+  }
+  {
+    auto request = std::make_shared<fleet::v1::ResetBoardRequest>();
+    auto safe = std::make_shared<bool>(false);
+    CLI::App* reset = app.add_subcommand(
+        "reset",
+        "Reset a board as its reset button would: every program ends, the VM restarts, files stay, "
+        "/boot.py and /main.py run again");
+    reset->add_option("BOARD", *request->mutable_board(), "Board name")->required();
+    reset->add_flag("--safe", *safe,
+                    "Safe boot: skip /boot.py and /main.py this once (a board whose main.py hogs it)");
+    reset->callback([&action, request, safe] {
+      request->set_safe_boot(*safe);
+      action = [request = *request](Session& session) { return ResetBoard(session, request); };
     });
   }
 }

@@ -8,7 +8,9 @@ LED back with `fleetctl pin b01 2`; `fleetctl machine` shows both; an ADC
 channel is set and read; a viewer may read but not drive a pin, every drive
 is audited as "b01/pin 4"; bad input exits 2 before any call; a job drives
 the button and expects the LED; a starved watchdog resets the VM and
-`fleetctl events` shows it as a warning.
+`fleetctl events` shows it as a warning; `fleetctl reset` ends the board's
+programs (KILLED at once in `fleetctl threads`), the board answers right
+after with reset cause SOFT, and each reset is audited (viewers refused).
 """
 
 import subprocess
@@ -164,6 +166,48 @@ class Jobs(unittest.TestCase):
                          ["push", "run", "sleep", "expect", "pin", "expect", "pin", "expect"])
         driven = [p["pin"] for p in LAB.ctl("machine", "b02").get("pins", []) if p.get("lab_driven")]
         self.assertNotIn(4, driven, "the run released the pin it drove")
+
+
+class Reset(unittest.TestCase):
+
+    def program(self, board, program_id):
+        """The program's record as `fleetctl threads -a` shows it now."""
+        programs = LAB.threads("-b", board, all_=True)[board].get("programs", [])
+        return next((p for p in programs if p["id"] == program_id), None)
+
+    def test_fleetctl_reset_ends_the_boards_programs_and_the_board_answers_at_once(self):
+        program_id = LAB.run_program(["-b", "b01"], SCRIPTS / "sleeper.py", "60")["b01"]
+        wait_for("sleeper.py ticking on b01", lambda: "tick" in LAB.text("logs", "b01", str(program_id)), 15,
+                 interval=0.3)
+
+        self.assertEqual(LAB.text("reset", "b01"), "b01: reset (fresh VM; /boot.py and /main.py run again)\n")
+
+        # No wait: fleetd shows what the reset did before the board's next snapshot.
+        self.assertEqual(self.program("b01", program_id)["state"], "PROGRAM_STATE_KILLED")
+        live = LAB.threads("-b", "b01")["b01"].get("threads", [])
+        self.assertEqual([t for t in live if t.get("program_id") == program_id], [], "no thread of it is alive")
+        self.assertEqual(LAB.ctl("machine", "b01").get("reset_cause"), "RESET_CAUSE_SOFT")
+        entries = [(e.get("action"), e.get("target"), e.get("code", 0), e.get("message")) for e in LAB.audit()]
+        self.assertIn(("Fleet.ResetBoard", "b01", 0, "fresh VM"), entries)
+
+    def test_a_safe_reset_says_the_boot_scripts_were_skipped_and_json_says_soft(self):
+        self.assertEqual(LAB.text("reset", "b02", "--safe"),
+                         "b02: reset (safe boot: /boot.py and /main.py skipped)\n")
+        self.assertEqual(LAB.ctl("reset", "b02"), {"hard": False})
+        targets = [(e.get("action"), e.get("target")) for e in LAB.audit() if e.get("code", 0) == 0]
+        self.assertIn(("Fleet.ResetBoard", "b02 (safe boot)"), targets)
+        self.assertEqual(LAB.run_ctl("threads", "-b", "b02").returncode, 0, "the board answers after it")
+
+    def test_a_viewer_may_not_reset_and_an_unknown_board_is_not_found(self):
+        secret = LAB.ctl("token", "create", "reset-viewer", "--role", "viewer")["secret"]
+        proc = LAB.run_ctl("reset", "b02", token=secret, output=None)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("PERMISSION_DENIED", proc.stderr)
+        self.assertEqual(proc.stdout, "")
+        proc = LAB.run_ctl("reset", "b99", output=None)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertTrue(proc.stderr.startswith("fleetctl: error: NOT_FOUND: "), proc.stderr)
+        self.assertIn("b99", proc.stderr)
 
 
 class Watchdog(unittest.TestCase):

@@ -1,8 +1,9 @@
 /// <reference types="node" />
 // The board page, driven as an operator does: run a program through "Run
 // program" and watch its threads and output live; kill one thread while its
-// sibling goes on; a failing thread's traceback; a deadlock anomaly. Each
-// test uses a board of its own and kills what it started at the end.
+// sibling goes on; a failing thread's traceback; a deadlock anomaly; Reset
+// (and Safe reset) ending the board's programs. Each test uses one board
+// and kills what it started at the end.
 import type { Page } from "@playwright/test";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -89,6 +90,28 @@ test("a failing thread shows its traceback, and a deadlock shows as an anomaly",
       );
     }
     await screenshot(page, testInfo, "board-anomalies-1366x768");
+  } finally {
+    killPrograms(lab, "b03");
+  }
+});
+
+test("Reset ends every program of the board and says whether the boot scripts run again", async ({ page, lab }) => {
+  try {
+    await signIn(page, lab.tokens.operator, "/boards/b03");
+    await runProgram(page, join(PROGRAMS, "two_workers.py"));
+    const a = await threadRow(page, "worker-a");
+    const b = await threadRow(page, "worker-b");
+
+    await page.getByRole("button", { name: "Reset", exact: true }).click();
+    await expect(page.getByRole("dialog")).toContainText("Reset b03 (every program ends");
+    await confirm(page);
+    await expect(page.getByTestId("action-result")).toHaveText("b03: reset (fresh VM; /boot.py and /main.py run again)");
+    await expect(a.row).toHaveAttribute("data-state", "killed");
+    await expect(b.row).toHaveAttribute("data-state", "killed");
+
+    await page.getByRole("button", { name: "Safe reset", exact: true }).click();
+    await confirm(page);
+    await expect(page.getByTestId("action-result")).toHaveText("b03: reset (safe boot: /boot.py and /main.py skipped)");
   } finally {
     killPrograms(lab, "b03");
   }

@@ -32,7 +32,7 @@ test("a viewer sees the threads but no kill button or action, and a forged kill 
     await expect(viewer.getByTestId("whoami")).toHaveText("e2e-viewer (viewer)");
     await expect(viewer.locator(`tr[data-thread-id="${threadId}"]`)).toHaveAttribute("data-state", /^(running|sleeping)$/);
     await expect(viewer.getByRole("button", { name: /^Kill (thread|program)/ })).toHaveCount(0);
-    for (const action of ["Run program", "Push file", "Start function", "Run", "Push", "Start"]) {
+    for (const action of ["Run program", "Push file", "Start function", "Run", "Push", "Start", "Reset", "Safe reset"]) {
       await expect(viewer.getByRole("button", { name: action, exact: true })).toHaveCount(0);
     }
     await expect(viewer.getByLabel("Program file")).toHaveCount(0);

@@ -170,6 +170,29 @@ void ApplyKilledProgram(FleetServiceState* state, std::shared_ptr<BoardClient> b
                          }));
 }
 
+// Shows a soft reset to readers now, not at the board's next snapshot: the
+// records of every thread and program the board lists (ended ones
+// included: those the reset killed); then `done`, on the pool. A failed
+// listing only delays them until that snapshot.
+void ApplyReset(FleetServiceState* state, const std::shared_ptr<BoardClient>& board, const std::string& name,
+                absl::Time deadline, std::function<void()> done) {
+  pb::ListThreadsRequest request;
+  request.set_include_finished(true);
+  board->ListThreads(
+      request, {.deadline = deadline},
+      state->OnPool<absl::StatusOr<pb::ListThreadsResponse>>(
+          [state, name, done = std::move(done)](absl::StatusOr<pb::ListThreadsResponse> listed) {
+            if (!listed.ok()) {
+              std::fprintf(stderr, "fleetd: board=%s threads not refreshed after reset: %s\n", name.c_str(),
+                           listed.status().ToString().c_str());
+            } else {
+              for (const pb::ThreadInfo& t : listed->threads()) state->deps.health->UpdateThread(name, t);
+              for (const pb::ProgramInfo& p : listed->programs()) state->deps.health->UpdateProgram(name, p);
+            }
+            done();
+          }));
+}
+
 // RunProgram's name, path and args against what a board takes.
 absl::Status CheckRunProgram(const fleet::RunProgramRequest& request, const std::string& name) {
   if (absl::Status s = CheckBoardPath("path", request.path(), "StartProgramRequest.path"); !s.ok()) return s;
@@ -637,6 +660,38 @@ grpc::ServerUnaryReactor* FleetService::SetAdc(grpc::CallbackServerContext* cont
                                              call->Finish(absl::OkStatus());
                                            }));
                     });
+}
+
+grpc::ServerUnaryReactor* FleetService::ResetBoard(grpc::CallbackServerContext* context,
+                                                   const fleet::ResetBoardRequest* request,
+                                                   fleet::ResetBoardResponse* response) {
+  FleetServiceState* state = state_.get();
+  const absl::Time deadline = internal::DeadlineOf(*context);
+  const std::string target =
+      request->safe_boot() ? absl::StrCat(request->board(), " (safe boot)") : request->board();
+  return ServeAsync(
+      state, context, *request, internal::kResetBoard, target,
+      [state, request, response, deadline](std::shared_ptr<UnaryCall> call) {
+        absl::StatusOr<std::shared_ptr<BoardClient>> board = state->Reachable(request->board());
+        if (!board.ok()) return call->Finish(board.status());
+        pb::ResetRequest reset;
+        reset.set_safe_boot(request->safe_boot());
+        (*board)->Reset(
+            reset, {.deadline = deadline},
+            state->OnPool<absl::StatusOr<pb::ResetResponse>>([state, call, request, response, board = *board,
+                                                              deadline](absl::StatusOr<pb::ResetResponse> r) {
+              if (!r.ok()) return call->Finish(r.status());
+              response->set_hard(r->hard());
+              if (r->hard()) {
+                // The board restarts: nothing to list until its link is back.
+                call->set_audit_message("hard reset: threads stuck in native code; the board restarted");
+                return call->Finish(absl::OkStatus());
+              }
+              call->set_audit_message("fresh VM");
+              ApplyReset(state, board, request->board(), deadline,
+                         [call] { call->Finish(absl::OkStatus()); });
+            }));
+      });
 }
 
 // ---- Output

@@ -57,6 +57,13 @@
 // 0 or 1 unless release, ADC value at most 65535), the board's own refusals
 // (a pin its profile lacks, an output pin) pass through with the board named.
 //
+// ResetBoard (operator) is audited with the target "BOARD", or "BOARD (safe
+// boot)" with safe_boot, and "fresh VM" or "hard reset: ..." as its outcome.
+// After a soft reset fleetd lists the board's threads and programs (ended
+// ones included) into the HealthAggregator, so a ListThreads right after it
+// shows the programs the reset killed; after a hard one the board restarts
+// and its link reconnects (the board is OFFLINE for a moment).
+//
 // GetHealthHistory answers from the HealthHistory (deps.history): a board
 // the inventory does not know is NOT_FOUND, a negative window_ms
 // INVALID_ARGUMENT. WatchHealth's min_period_ms holds each board's
@@ -203,6 +210,9 @@ class FleetService final : public threadfleet::fleet::v1::Fleet::CallbackService
   grpc::ServerUnaryReactor* SetAdc(grpc::CallbackServerContext* context,
                                    const threadfleet::fleet::v1::SetAdcRequest* request,
                                    threadfleet::fleet::v1::SetAdcResponse* response) override;
+  grpc::ServerUnaryReactor* ResetBoard(grpc::CallbackServerContext* context,
+                                       const threadfleet::fleet::v1::ResetBoardRequest* request,
+                                       threadfleet::fleet::v1::ResetBoardResponse* response) override;
   grpc::ServerWriteReactor<threadfleet::fleet::v1::StreamOutputResponse>* StreamOutput(
       grpc::CallbackServerContext* context,
       const threadfleet::fleet::v1::StreamOutputRequest* request) override;

@@ -91,6 +91,11 @@ class FakeBoard : public BoardClient {
     absl::MutexLock lock(&mu_);
     return calls_;
   }
+  // Resets answer `hard` (threads stuck in native code) from now on.
+  void SetResetHard(bool hard) {
+    absl::MutexLock lock(&mu_);
+    reset_hard_ = hard;
+  }
   void PutFile(const std::string& path, const std::string& content) {
     absl::MutexLock lock(&mu_);
     files_[path] = content;
@@ -195,8 +200,13 @@ class FakeBoard : public BoardClient {
   void Exec(std::string source, CallOptions options, Done<pb::ExecResponse> done) override {
     Answer("Exec", options, source, std::move(done), [] { return pb::ExecResponse(); });
   }
-  void Reset(CallOptions options, StatusDone done) override {
-    Answer("Reset", options, "", Unwrap(std::move(done)), [] { return Empty(); });
+  void Reset(const pb::ResetRequest& request, CallOptions options, Done<pb::ResetResponse> done) override {
+    Answer("Reset", options, request.safe_boot() ? "safe boot" : "", std::move(done), [this] {
+      pb::ResetResponse response;
+      absl::MutexLock lock(&mu_);
+      response.set_hard(reset_hard_);
+      return response;
+    });
   }
   void GetMachine(CallOptions options, Done<pb::MachineState> done) override {
     Answer("GetMachine", options, "", std::move(done), [this] {
@@ -276,6 +286,7 @@ class FakeBoard : public BoardClient {
   std::map<std::string, std::string> files_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint32_t, pb::PinState> pins_ ABSL_GUARDED_BY(mu_);
+  bool reset_hard_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // The boards the service sees: each one's state and its FakeBoard.
@@ -779,6 +790,66 @@ TEST_F(FleetServiceFakeBoardsTest, OperatorsDrivePinsAndViewersReadTheMachineEac
   EXPECT_THAT(rows,
               ElementsAre("Fleet.SetPin b01/pin 4 PERMISSION_DENIED", "Fleet.SetPin b01/pin 4 OK driven to 1",
                           "Fleet.SetAdc b01/adc 0 OK set to 65535", "Fleet.SetPin b01/pin 4 OK released"));
+}
+
+TEST_F(FleetServiceFakeBoardsTest, OperatorsResetBoardsWithTheCallersDeadlineEachResetAudited) {
+  fleet::ResetBoardRequest reset;
+  reset.set_board("b01");
+  fleet::ResetBoardResponse answer;
+  EXPECT_EQ(stub_->ResetBoard(Context(viewer_).get(), reset, &answer).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Board("b01").calls().empty()) << "a viewer's reset reaches no board";
+
+  const absl::Time before = absl::Now();
+  grpc::Status status = stub_->ResetBoard(Context(operator_, 5000ms).get(), reset, &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(answer.hard());
+  reset.set_safe_boot(true);
+  status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  Board("b01").SetResetHard(true);
+  reset.set_safe_boot(false);
+  status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(answer.hard());
+
+  std::vector<FakeBoard::Call> resets;
+  for (const FakeBoard::Call& c : Board("b01").calls()) {
+    if (c.method == "Reset") resets.push_back(c);
+  }
+  ASSERT_EQ(resets.size(), 3u);
+  EXPECT_GT(resets[0].options.deadline, before);
+  EXPECT_LE(resets[0].options.deadline, absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(resets[0].detail, "");
+  EXPECT_EQ(resets[1].detail, "safe boot");
+  absl::StatusOr<std::vector<AuditRecord>> audit = temp_.store().ListAudit(AuditQuery{.limit = 10});
+  ASSERT_TRUE(audit.ok());
+  std::vector<std::string> rows;  // oldest first
+  for (const AuditRecord& r : std::vector<AuditRecord>(audit->rbegin(), audit->rend())) {
+    rows.push_back(absl::StrCat(r.action, " ", r.target, " ", absl::StatusCodeToString(r.result_code), " ",
+                                r.result_message));
+  }
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_THAT(rows[0], HasSubstr("Fleet.ResetBoard b01 PERMISSION_DENIED"));
+  EXPECT_EQ(rows[1], "Fleet.ResetBoard b01 OK fresh VM");
+  EXPECT_EQ(rows[2], "Fleet.ResetBoard b01 (safe boot) OK fresh VM");
+  EXPECT_EQ(rows[3], "Fleet.ResetBoard b01 OK hard reset: threads stuck in native code; the board restarted");
+}
+
+TEST_F(FleetServiceFakeBoardsTest, ResettingAnUnknownBoardIsNotFoundAndAnOfflineOneUnavailable) {
+  fleet::ResetBoardRequest reset;
+  reset.set_board("b99");
+  fleet::ResetBoardResponse answer;
+  grpc::Status status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("b99"));
+
+  directory_.SetState("b02", BoardState::kOffline, "connection failed: UNAVAILABLE: refused");
+  reset.set_board("b02");
+  status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("board b02 is offline: connection failed"));
+  EXPECT_EQ(BoardCalls(), 0u);
 }
 
 TEST_F(FleetServiceFakeBoardsTest, MachineInputOutOfBoundsIsRefusedNamingTheFieldBeforeAnyBoardCall) {

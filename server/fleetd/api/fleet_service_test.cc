@@ -1033,6 +1033,59 @@ TEST_F(FleetServiceTest, KilledThreadAndKilledProgramShowInListThreadsRightAfter
   EXPECT_TRUE(push_audited);
 }
 
+TEST_F(FleetServiceTest, AResetEndsTheBoardsProgramsShownRightAfterAndLeavesTheOtherBoardRunning) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoBoards());
+  grpc::Status pushed;
+  Push({"b01", "b02"}, "/loops.py", kTwoLoopsScript, &pushed);
+  ASSERT_TRUE(pushed.ok()) << pushed.error_message();
+  const fleet::RunProgramResponse on_b01 = Run({"b01"}, "/loops.py");
+  const fleet::RunProgramResponse on_b02 = Run({"b02"}, "/loops.py");
+  ASSERT_EQ(on_b01.results_size(), 1);
+  ASSERT_EQ(on_b02.results_size(), 1);
+  const uint32_t program = on_b01.results(0).program_id();
+  const uint32_t other = on_b02.results(0).main_thread_id();
+  ASSERT_TRUE(PollUntil(
+      5s, [&] { return ThreadsOf(AllThreads("b01"), program).size() == 2 && LiveThread("b02", other); }));
+
+  fleet::ResetBoardRequest reset;
+  reset.set_board("b01");
+  fleet::ResetBoardResponse answer;
+  grpc::Status status = stub_->ResetBoard(Context(viewer_).get(), reset, &answer);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(answer.hard());
+
+  // No wait for the next snapshot: the program and both its threads ended.
+  const fleet::BoardThreads b01 = AllThreads("b01");
+  const std::map<uint32_t, pb::ThreadInfo> threads = ThreadsOf(b01, program);
+  ASSERT_EQ(threads.size(), 2u);
+  for (const auto& [id, t] : threads) EXPECT_EQ(t.state(), pb::THREAD_STATE_KILLED) << "thread " << id;
+  bool program_listed = false;
+  for (const pb::ProgramInfo& p : b01.programs()) {
+    if (p.id() != program) continue;
+    program_listed = true;
+    EXPECT_EQ(p.state(), pb::PROGRAM_STATE_KILLED);
+  }
+  EXPECT_TRUE(program_listed);
+  EXPECT_TRUE(LiveThread("b02", other)) << "another board's program goes on";
+
+  // The fresh VM takes programs at once, and a safe boot is told apart in
+  // the audit log.
+  const fleet::RunProgramResponse again = Run({"b01"}, "/loops.py");
+  ASSERT_EQ(again.results_size(), 1);
+  EXPECT_FALSE(again.results(0).has_error()) << again.results(0).error().message();
+  reset.set_safe_boot(true);
+  status = stub_->ResetBoard(Context(operator_).get(), reset, &answer);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::vector<AuditRecord> resets = AuditOf("Fleet.ResetBoard", "b01");
+  ASSERT_EQ(resets.size(), 2u);
+  EXPECT_EQ(resets[0].result_code, absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(resets[1].result_code, absl::StatusCode::kOk);
+  EXPECT_EQ(resets[1].result_message, "fresh VM");
+  EXPECT_EQ(AuditOf("Fleet.ResetBoard", "b01 (safe boot)").size(), 1u);
+}
+
 TEST_F(FleetServiceTest, DeadlockShowsAsAnErrorEventInListEventsAndWatchEvents) {
   ASSERT_NO_FATAL_FAILURE(AddTwoBoards());
 

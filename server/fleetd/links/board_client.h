@@ -127,9 +127,16 @@ class BoardClient {
   virtual void Exec(std::string source, CallOptions options,
                     Done<threadfleet::board::v1::ExecResponse> done) = 0;
 
-  // Soft-resets the VM; done once the fresh VM runs. FAILED_PRECONDITION
-  // when stuck threads could not be killed.
-  virtual void Reset(CallOptions options, StatusDone done) = 0;
+  // Resets the board as its reset button would: every thread ends (with the
+  // board's own kill grace), the VM restarts with a fresh heap, files stay,
+  // and the board boots /boot.py then /main.py again unless
+  // request.safe_boot(). done once the fresh VM runs, so the next call lands
+  // on it; with `hard` when threads stuck in native code made the board
+  // restart instead (its connection then drops and the link reconnects).
+  // Without a caller's deadline the link allows for the board's longest
+  // kill waits (board_link.cc), not only LinkOptions::rpc_timeout.
+  virtual void Reset(const threadfleet::board::v1::ResetRequest& request, CallOptions options,
+                     Done<threadfleet::board::v1::ResetResponse> done) = 0;
 
   // The board's simulated hardware: pins, ADC channels, timers, watchdog.
   virtual void GetMachine(CallOptions options, Done<threadfleet::board::v1::MachineState> done) = 0;

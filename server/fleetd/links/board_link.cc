@@ -23,6 +23,13 @@ using CallKind = BoardConnections::CallKind;
 // (board.options: WriteFileRequest.data max_size).
 constexpr size_t kWriteChunkBytes = 4096;
 
+// How long a Reset may keep the board busy before the fresh VM runs: it ends
+// every thread waiting up to three of its kill graces and half a second
+// (firmware/supervisor/supervisor.c: kill_all_and_wait), and a board's grace
+// is at most 10 s (SUP_KILL_GRACE_MAX_MS). A call without a deadline of its
+// own gets this on top of LinkOptions::rpc_timeout.
+constexpr absl::Duration kResetKillWait = absl::Milliseconds(3 * 10000 + 500);
+
 std::chrono::steady_clock::duration ToSteady(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(absl::ToChronoNanoseconds(d));
 }
@@ -626,10 +633,8 @@ void BoardLink::Exec(std::string source, CallOptions options, Done<pb::ExecRespo
   Unary<pb::ExecResponse>("Exec", request, options, options_.rpc_timeout, std::move(done));
 }
 
-void BoardLink::Reset(CallOptions options, StatusDone done) {
-  Unary<pb::ResetResponse>(
-      "Reset", pb::ResetRequest(), options, options_.rpc_timeout,
-      [done = std::move(done)](absl::StatusOr<pb::ResetResponse> r) { done(r.status()); });
+void BoardLink::Reset(const pb::ResetRequest& request, CallOptions options, Done<pb::ResetResponse> done) {
+  Unary<pb::ResetResponse>("Reset", request, options, options_.rpc_timeout + kResetKillWait, std::move(done));
 }
 
 void BoardLink::GetMachine(CallOptions options, Done<pb::MachineState> done) {

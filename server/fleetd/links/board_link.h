@@ -226,7 +226,8 @@ class BoardLink : public BoardClient {
                    Done<threadfleet::board::v1::ListThreadsResponse> done) override;
   void Exec(std::string source, CallOptions options,
             Done<threadfleet::board::v1::ExecResponse> done) override;
-  void Reset(CallOptions options, StatusDone done) override;
+  void Reset(const threadfleet::board::v1::ResetRequest& request, CallOptions options,
+             Done<threadfleet::board::v1::ResetResponse> done) override;
   void GetMachine(CallOptions options, Done<threadfleet::board::v1::MachineState> done) override;
   void SetPin(const threadfleet::board::v1::SetPinRequest& request, CallOptions options,
               Done<threadfleet::board::v1::PinState> done) override;

@@ -66,6 +66,7 @@ inline constexpr RpcSpec kListThreads{"Fleet.ListThreads", fleet::ROLE_VIEWER, f
 inline constexpr RpcSpec kGetMachine{"Fleet.GetMachine", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kSetPin{"Fleet.SetPin", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kSetAdc{"Fleet.SetAdc", fleet::ROLE_OPERATOR, true};
+inline constexpr RpcSpec kResetBoard{"Fleet.ResetBoard", fleet::ROLE_OPERATOR, true};
 inline constexpr RpcSpec kStreamOutput{"Fleet.StreamOutput", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kGetHealth{"Fleet.GetHealth", fleet::ROLE_VIEWER, false};
 inline constexpr RpcSpec kWatchHealth{"Fleet.WatchHealth", fleet::ROLE_VIEWER, false};

@@ -13,6 +13,7 @@ import { PushStage, type PushFileResponse } from "../../gen/threadfleet/fleet/v1
 import { ThreadState } from "../../gen/threadfleet/board/v1/board_pb";
 import { boardPathFor, checkBoardPath, parseModuleFunc } from "./inputs";
 import { formatBytes } from "./format";
+import { resetQuestion, resetResultLine } from "./machine";
 
 export interface Action {
   // The dialog's question, e.g. "Kill thread 7 (worker) on b01?".
@@ -289,6 +290,15 @@ export function ActionPanel() {
     });
   };
 
+  const reset = (safeBoot: boolean) =>
+    request({
+      question: resetQuestion(board, safeBoot),
+      run: async () => {
+        const { hard } = await fleet.resetBoard({ board, safeBoot });
+        return [resetResultLine(board, safeBoot, hard)];
+      },
+    });
+
   return (
     <section class="board-panel board-actions" aria-labelledby="actions-title">
       <h2 id="actions-title">Actions</h2>
@@ -327,6 +337,15 @@ export function ActionPanel() {
         </label>
         <button type="submit">Start</button>
       </form>
+      <div class="reset-board">
+        <h3>Reset board</h3>
+        <button type="button" class="danger" onClick={() => reset(false)}>
+          Reset
+        </button>
+        <button type="button" class="danger" onClick={() => reset(true)}>
+          Safe reset
+        </button>
+      </div>
     </section>
   );
 }

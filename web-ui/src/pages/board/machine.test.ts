@@ -9,7 +9,17 @@ import {
   TimerMode,
   WatchdogStateSchema,
 } from "../../gen/threadfleet/board/v1/board_pb";
-import { pinResultLine, pinRows, resetCauseText, timerRows, toggleLevel, toggleQuestion, watchdogText } from "./machine";
+import {
+  pinResultLine,
+  pinRows,
+  resetCauseText,
+  resetQuestion,
+  resetResultLine,
+  timerRows,
+  toggleLevel,
+  toggleQuestion,
+  watchdogText,
+} from "./machine";
 
 const machine = create(MachineStateSchema, {
   pins: [
@@ -78,5 +88,18 @@ describe("timers, watchdog and reset cause", () => {
     expect(resetCauseText(ResetCause.WATCHDOG)).toBe("watchdog");
     expect(resetCauseText(ResetCause.POWER_ON)).toBe("power on");
     expect(resetCauseText(undefined)).toBe("—");
+  });
+});
+
+describe("reset", () => {
+  it("asks whether the boot scripts run again or are skipped, as the question ends the busy line", () => {
+    expect(resetQuestion("b01", false)).toBe("Reset b01 (every program ends; the fresh VM runs /boot.py and /main.py again)?");
+    expect(resetQuestion("b01", true)).toBe("Reset b01 in safe boot (every program ends; /boot.py and /main.py skipped this once)?");
+  });
+
+  it("reports a reset in fleetctl reset's words, a hard one whatever was asked", () => {
+    expect(resetResultLine("b01", false, false)).toBe("b01: reset (fresh VM; /boot.py and /main.py run again)");
+    expect(resetResultLine("b01", true, false)).toBe("b01: reset (safe boot: /boot.py and /main.py skipped)");
+    expect(resetResultLine("b01", true, true)).toBe("b01: hard reset (threads stuck in native code; the board restarted)");
   });
 });

@@ -100,6 +100,22 @@ export function toggleQuestion(board: string, row: PinRow): string {
   return `Drive pin ${row.pin} of ${board} to ${toggleLevel(row)} from the lab?`;
 }
 
+// What the Reset buttons ask before Fleet.ResetBoard, in the words of
+// `fleetctl reset`: a reset ends every program, so the question says so.
+export function resetQuestion(board: string, safeBoot: boolean): string {
+  return safeBoot
+    ? `Reset ${board} in safe boot (every program ends; /boot.py and /main.py skipped this once)?`
+    : `Reset ${board} (every program ends; the fresh VM runs /boot.py and /main.py again)?`;
+}
+
+// The result line of a ResetBoard, as `fleetctl reset` prints it.
+export function resetResultLine(board: string, safeBoot: boolean, hard: boolean): string {
+  if (hard) return `${board}: hard reset (threads stuck in native code; the board restarted)`;
+  return safeBoot
+    ? `${board}: reset (safe boot: /boot.py and /main.py skipped)`
+    : `${board}: reset (fresh VM; /boot.py and /main.py run again)`;
+}
+
 // The result line of a SetPin, as the action result shows it.
 export function pinResultLine(pin: PinState | undefined, requested: number | "release"): string {
   if (!pin) return "fleetd answered without the pin's state.";
