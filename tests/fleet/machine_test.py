@@ -10,10 +10,12 @@ is audited as "b01/pin 4"; bad input exits 2 before any call; a job drives
 the button and expects the LED; a starved watchdog resets the VM and
 `fleetctl events` shows it as a warning; `fleetctl reset` ends the board's
 programs (KILLED at once in `fleetctl threads`), the board answers right
-after with reset cause SOFT, and each reset is audited (viewers refused).
+after with reset cause SOFT, and each reset is audited (viewers refused); a
+main.py pushed to the board runs at each `fleetctl reset` and again after
+its own machine.reset(), while `fleetctl threads` answers.
 """
 
-import subprocess
+import pathlib
 import tempfile
 import unittest
 
@@ -229,6 +231,71 @@ class Watchdog(unittest.TestCase):
         self.assertEqual(machine.get("reset_cause"), "RESET_CAUSE_WATCHDOG")
         self.assertGreaterEqual(machine.get("watchdog", {}).get("resets", 0), 1)
         self.assertEqual(LAB.run_ctl("threads", "-b", "b01").returncode, 0, "the control channel stayed up")
+
+
+# Counts its boots in a file (files survive resets), says why the board last
+# started, and resets the board itself until its third boot.
+RESETTING_MAIN = """\
+import machine, time
+try:
+    n = int(open('/count').read())
+except OSError:
+    n = 0
+n += 1
+open('/count', 'w').write(str(n))
+cause = {machine.SOFT_RESET: 'soft', machine.HARD_RESET: 'hard'}.get(machine.reset_cause(), 'other')
+print('boot', n, cause)
+if n < 3:
+    time.sleep_ms(300)
+    machine.reset()
+while True:
+    time.sleep_ms(100)
+"""
+
+
+class BootScripts(unittest.TestCase):
+
+    def tearDown(self):
+        LAB.run_ctl("reset", "b02", "--safe")
+        for path in ("/main.py", "/count"):
+            LAB.run_ctl("rm", "b02", path)
+        LAB.run_ctl("reset", "b02")
+
+    def test_main_py_restarts_after_its_machine_reset_while_fleetctl_threads_answers(self):
+        main = pathlib.Path(TMP.name) / "main.py"
+        main.write_text(RESETTING_MAIN)
+        LAB.text("push", str(main), "-b", "b02", "--path", "/main.py", "--force")
+        self.assertIn("b02: reset", LAB.text("reset", "b02"))
+
+        answers = []
+
+        def third_boot_running():
+            listed = LAB.threads("-b", "b02")["b02"]  # fails the test if fleetctl threads does not answer
+            answers.append(listed)
+            running = [p for p in listed.get("programs", [])
+                       if p.get("name") == "main.py" and p.get("state") == "PROGRAM_STATE_RUNNING"]
+            if running and "boot 3" in LAB.text("logs", "b02", str(running[0]["id"])):
+                return running[0]
+            return None
+
+        main_program = wait_for("main.py's third boot running on b02", third_boot_running, 30, interval=0.2)
+        self.assertEqual(LAB.text("logs", "b02", str(main_program["id"])), "boot 3 hard\n")
+        self.assertGreater(len(answers), 2, "fleetctl threads answered all along")
+        kinds = [(e.get("board_event") or {}).get("kind") for e in LAB.events("-b", "b02")]
+        self.assertGreaterEqual(kinds.count("EVENT_KIND_MACHINE_RESET"), 2, "main.py reset the board twice")
+        self.assertGreaterEqual(kinds.count("EVENT_KIND_BOOT"), 3, "each boot started main.py")
+        self.assertEqual(LAB.ctl("machine", "b02").get("reset_cause"), "RESET_CAUSE_HARD")
+
+    def test_a_safe_reset_skips_main_py_once(self):
+        main = pathlib.Path(TMP.name) / "main.py"
+        main.write_text("import time\nwhile True:\n    time.sleep_ms(100)\n")
+        LAB.text("push", str(main), "-b", "b02", "--path", "/main.py", "--force")
+        self.assertIn("safe boot", LAB.text("reset", "b02", "--safe"))
+        running = lambda: [p for p in LAB.threads("-b", "b02")["b02"].get("programs", [])  # noqa: E731
+                           if p.get("state") == "PROGRAM_STATE_RUNNING"]
+        self.assertEqual(running(), [], "a safe boot runs no script")
+        LAB.text("reset", "b02")
+        self.assertEqual([p.get("name") for p in running()], ["main.py"], "the next reset boots main.py")
 
 
 if __name__ == "__main__":
