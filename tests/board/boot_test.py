@@ -12,6 +12,7 @@ running. Waits are bounded polls; nothing asserts a timing.
 """
 
 import os
+import pathlib
 import unittest
 
 import grpc
@@ -23,23 +24,10 @@ BOOT_OFF = os.environ.get("BOOT_OFF") == "1"
 SCRIPTS = ("/boot.py", "/main.py", "/count", "/booted")
 BOOT_LOOP_BOOTS = 5  # SUP_BOOT_LOOP_BOOTS
 
-# Counts its boots in a file (files survive resets), says why the board
-# last started, and resets the board itself until its third boot.
-RESETTING_MAIN = b"""\
-import machine, time
-try:
-    n = int(open('/count').read())
-except OSError:
-    n = 0
-n += 1
-open('/count', 'w').write(str(n))
-cause = {machine.SOFT_RESET: 'soft', machine.HARD_RESET: 'hard'}.get(machine.reset_cause(), 'other')
-print('boot', n, cause)
-if n < 3:
-    machine.reset()
-while True:
-    time.sleep_ms(50)
-"""
+# Counts its boots on the flash and resets the board itself until its third
+# boot (shared with the fleet test of the same).
+FLEET_SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "fleet" / "scripts"
+BOOT_COUNTER = (FLEET_SCRIPTS / "boot_counter.py").read_bytes()
 
 # Backtracks far longer than any test runs inside one native call: it holds
 # the VM, so DeleteFile cannot reach the flash and only a hard reset ends it.
@@ -81,7 +69,7 @@ class BootTest(unittest.TestCase):
 
     def test_machine_reset_in_main_py_runs_it_again_while_listthreads_answers(self):
         board.delete_file("/count")
-        board.write_file("/main.py", RESETTING_MAIN)
+        board.write_file("/main.py", BOOT_COUNTER)
         answers = []
 
         def list_threads():

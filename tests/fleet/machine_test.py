@@ -233,24 +233,6 @@ class Watchdog(unittest.TestCase):
         self.assertEqual(LAB.run_ctl("threads", "-b", "b01").returncode, 0, "the control channel stayed up")
 
 
-# Counts its boots in a file (files survive resets), says why the board last
-# started, and resets the board itself until its third boot.
-RESETTING_MAIN = """\
-import machine, time
-try:
-    n = int(open('/count').read())
-except OSError:
-    n = 0
-n += 1
-open('/count', 'w').write(str(n))
-cause = {machine.SOFT_RESET: 'soft', machine.HARD_RESET: 'hard'}.get(machine.reset_cause(), 'other')
-print('boot', n, cause)
-if n < 3:
-    time.sleep_ms(300)
-    machine.reset()
-while True:
-    time.sleep_ms(100)
-"""
 
 
 class BootScripts(unittest.TestCase):
@@ -262,9 +244,7 @@ class BootScripts(unittest.TestCase):
         LAB.run_ctl("reset", "b02")
 
     def test_main_py_restarts_after_its_machine_reset_while_fleetctl_threads_answers(self):
-        main = pathlib.Path(TMP.name) / "main.py"
-        main.write_text(RESETTING_MAIN)
-        LAB.text("push", str(main), "-b", "b02", "--path", "/main.py", "--force")
+        LAB.text("push", str(SCRIPTS / "boot_counter.py"), "-b", "b02", "--path", "/main.py", "--force")
         self.assertIn("b02: reset", LAB.text("reset", "b02"))
 
         answers = []
