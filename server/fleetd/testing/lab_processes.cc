@@ -118,7 +118,15 @@ void BoardProcess::Kill9() {
   reader_.join();
 }
 
-void BoardProcess::Signal(int sig) { ASSERT_EQ(kill(pid_, sig), 0) << name_; }
+void BoardProcess::Signal(int sig) {
+  ASSERT_EQ(kill(pid_, sig), 0) << name_;
+  if (sig != SIGSTOP) return;
+  // kill() returns before every thread of the board has stopped: on a loaded
+  // host it answered a call sent right after. Frozen means stopped.
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, WUNTRACED), pid_) << name_;
+  ASSERT_TRUE(WIFSTOPPED(status)) << name_ << ": status " << status;
+}
 
 int BoardProcess::Stop() {
   if (pid_ <= 0) return -1;

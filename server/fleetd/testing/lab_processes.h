@@ -63,7 +63,8 @@ class BoardProcess {
   void Start();
   // kill -9: no chance to close anything cleanly. Idempotent.
   void Kill9();
-  // Sends `sig` (e.g. SIGSTOP / SIGCONT to freeze and resume the board).
+  // Sends `sig` (e.g. SIGSTOP / SIGCONT to freeze and resume the board);
+  // returns after a SIGSTOP once the board has stopped.
   void Signal(int sig);
   // SIGTERM and wait; returns the exit status (128 + signal if killed).
   int Stop();
