@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
@@ -397,6 +398,12 @@ TEST_F(FleetServiceJobsTest, RunJobWithWaitAnswersDeadlineExceededWhileTheRunGoe
 TEST_F(FleetServiceJobsTest, GetRunGivesOutputOnlyForOneBoard) {
   ASSERT_NO_FATAL_FAILURE(ApplySmoke());
   const uint64_t id = StartSmoke();
+  // The run names its boards once it has reserved them, a moment after it started.
+  ASSERT_TRUE(PollUntil(10s, [&] {
+    std::optional<fleet::Run> run = GetRun(id);
+    return run.has_value() &&
+           absl::c_any_of(run->results(), [](const fleet::BoardResult& r) { return r.board() == "b01"; });
+  }));
   fleet::GetRunRequest request;
   request.set_id(id);
   request.set_with_output(true);
