@@ -139,8 +139,9 @@ bool sup_boot_memory_restore(const char *text) {
   const char *p = text + used;
   while (*p && count < SUP_BOOT_LOOP_BOOTS) {
     char *end = NULL;
+    errno = 0;
     long long t = strtoll(p, &end, 10);
-    if (end == p || (*end != ',' && *end != '\0')) return false;
+    if (end == p || errno == ERANGE || t < 0 || (*end != ',' && *end != '\0')) return false;
     times[count++] = (int64_t)t;
     p = *end == ',' ? end + 1 : end;
   }

@@ -1695,4 +1695,31 @@ time.sleep(3600)
   EXPECT_EQ(health.threads_by_state[SUP_THREAD_FAILED], 1u);
 }
 
+// The boot state a hard reset hands to the restarted board comes back from
+// the environment as text: what a board saved comes back whole, and text it
+// did not write (garbage, a bad flag, more boots than the guard keeps, an
+// overlong value) is refused without changing what the board had.
+TEST_F(BoardTest, BootMemoryRoundTripsAndRefusesTextItDidNotWrite) {
+  ASSERT_TRUE(sup_boot_memory_restore("safe=1 boots=100,200,300"));
+  char saved[SUP_BOOT_MEMORY_MAX];
+  ASSERT_TRUE(sup_boot_memory_save(saved, sizeof(saved)));
+  EXPECT_STREQ(saved, "safe=1 boots=100,200,300");
+  char small[SUP_BOOT_MEMORY_MAX - 1];
+  EXPECT_FALSE(sup_boot_memory_save(small, sizeof(small)));
+
+  const std::string too_many = "safe=0 boots=1,2,3,4,5,6";
+  const std::string overlong = "safe=0 boots=" + std::string(100000, '9');
+  for (const char *bad : {"", "garbage", "safe=2 boots=", "safe=1 boots=12x", "safe=1 boots=1,,2",
+                          too_many.c_str(), overlong.c_str()}) {
+    EXPECT_FALSE(sup_boot_memory_restore(bad)) << bad;
+  }
+  EXPECT_FALSE(sup_boot_memory_restore(nullptr));
+  ASSERT_TRUE(sup_boot_memory_save(saved, sizeof(saved)));
+  EXPECT_STREQ(saved, "safe=1 boots=100,200,300") << "a refused text changes nothing";
+
+  ASSERT_TRUE(sup_boot_memory_restore("safe=0 boots="));
+  ASSERT_TRUE(sup_boot_memory_save(saved, sizeof(saved)));
+  EXPECT_STREQ(saved, "safe=0 boots=");
+}
+
 }  // namespace
