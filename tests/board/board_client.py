@@ -22,6 +22,8 @@ from threadfleet.board.v1 import board_pb2_grpc
 
 # Deadline of a control call that must answer even while programs misbehave.
 CONTROL_DEADLINE_S = 2
+# The largest WriteFileRequest.data a board takes (board.options).
+WRITE_CHUNK_BYTES = 4096
 LIVE = (pb.THREAD_STATE_RUNNING, pb.THREAD_STATE_SLEEPING, pb.THREAD_STATE_WAITING_LOCK)
 
 
@@ -196,7 +198,8 @@ class BoardUnderTest:
 
         def requests():
             yield pb.WriteFileRequest(header=pb.WriteFileHeader(path=path))
-            yield pb.WriteFileRequest(data=data)
+            for at in range(0, len(data), WRITE_CHUNK_BYTES):
+                yield pb.WriteFileRequest(data=data[at:at + WRITE_CHUNK_BYTES])
 
         self.stub().WriteFile(requests(), timeout=CONTROL_DEADLINE_S)
 

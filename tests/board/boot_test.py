@@ -23,6 +23,7 @@ board = BoardUnderTest.from_env()
 BOOT_OFF = os.environ.get("BOOT_OFF") == "1"
 SCRIPTS = ("/boot.py", "/main.py", "/count", "/booted")
 BOOT_LOOP_BOOTS = 5  # SUP_BOOT_LOOP_BOOTS
+SCRIPT_MAX = 64 * 1024  # SUP_SCRIPT_MAX
 
 # Counts its boots on the flash and resets the board itself until its third
 # boot (shared with the fleet test of the same).
@@ -139,6 +140,14 @@ class BootTest(unittest.TestCase):
         board.delete_file("/main.py")
         reset()
         self.assertEqual(programs(), [])
+
+    def test_a_main_py_over_the_script_limit_is_not_run_and_the_board_says_why(self):
+        board.write_file("/main.py", b"print('too big')\n" + b"#" * SCRIPT_MAX)
+        with Events(board) as events:
+            reset()
+            refused = events.wait_for(pb.EVENT_KIND_BOOT)
+        self.assertEqual(refused.message, "boot: /main.py not run: larger than the board's script limit")
+        self.assertIsNone(running("main.py"))
 
     def test_a_safe_boot_skips_the_scripts_once(self):
         board.write_file("/main.py", b"import time\nwhile True:\n    time.sleep_ms(50)\n")
